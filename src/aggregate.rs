@@ -1,0 +1,217 @@
+//! Aggregate stage: the one store every protocol pushes into (SPEC §4).
+//!
+//! A push is applied all or nothing: the shards of every family it touches
+//! are locked (in index order, so pushes never deadlock), the whole push is
+//! validated against what is stored (type conflicts, duplicate series,
+//! `--max-series`), and only then merged. Families are spread over shards by
+//! name, so pushes to different families run in parallel; a scrape locks all
+//! shards, so it never sees half a push.
+
+mod merge;
+mod store;
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use foldhash::fast::FixedState;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::error::Rejection;
+use crate::model::{Push, labels};
+pub use store::{StoredFamily, StoredSeries};
+
+/// How gauges pushed to the same series combine (`--gauge-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GaugeMode {
+    /// Add them up, as the Go prom-aggregation-gateway does.
+    #[default]
+    Sum,
+    /// Keep the last pushed value.
+    Last,
+    /// Keep the largest value.
+    Max,
+    /// Keep the smallest value.
+    Min,
+}
+
+/// Limits and rules of an [`Aggregator`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--gauge-mode`.
+    pub gauge_mode: GaugeMode,
+    /// `--max-series`.
+    pub max_series: usize,
+}
+
+/// What applying a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Series touched.
+    pub series: usize,
+    /// Series created.
+    pub created: usize,
+}
+
+const SHARDS: usize = 32;
+
+/// The aggregate: every stored family, sharded by name.
+pub struct Aggregator {
+    shards: Box<[Mutex<store::Shard>]>,
+    settings: Settings,
+    series: AtomicUsize,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("settings", &self.settings)
+            .field("series", &self.series_count())
+            .finish()
+    }
+}
+
+impl Aggregator {
+    /// An empty aggregate.
+    pub fn new(settings: Settings) -> Aggregator {
+        Aggregator {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            settings,
+            series: AtomicUsize::new(0),
+        }
+    }
+
+    /// The settings this aggregate was made with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn shard_of(name: &str) -> usize {
+        (FixedState::default().hash_one(name) as usize) % SHARDS
+    }
+
+    /// Validates the whole push against the stored state, then merges it;
+    /// on any error nothing is changed.
+    pub fn apply(&self, push: Push) -> Result<Applied, Rejection> {
+        let shard_ids: Vec<usize> = push
+            .families
+            .iter()
+            .map(|f| Self::shard_of(&f.name))
+            .collect();
+        let mut order = shard_ids.clone();
+        order.sort_unstable();
+        order.dedup();
+        let mut guards: Vec<MutexGuard<'_, store::Shard>> =
+            order.iter().map(|&i| self.shards[i].lock()).collect();
+        let slot = |shard: usize| order.binary_search(&shard).unwrap_or(0);
+
+        // Validate everything before changing anything.
+        let mut names: HashSet<&str, FixedState> = HashSet::default();
+        let mut keys: HashSet<&[u8], FixedState> = HashSet::default();
+        let mut new_series = 0usize;
+        for (family, &shard) in push.families.iter().zip(&shard_ids) {
+            if !names.insert(&family.name) {
+                return Err(Rejection::invalid(format!(
+                    "metric {}: family given twice in one push",
+                    family.name
+                )));
+            }
+            let stored = guards[slot(shard)].families.get(&family.name);
+            if let Some(stored) = stored
+                && stored.kind != family.kind
+            {
+                return Err(Rejection::TypeConflict {
+                    family: family.name.clone(),
+                    pushed: family.kind.as_str(),
+                    stored: stored.kind.as_str(),
+                });
+            }
+            keys.clear();
+            for s in &family.series {
+                if !keys.insert(&s.key) {
+                    return Err(Rejection::invalid(format!(
+                        "metric {}: series {} given twice in one push",
+                        family.name,
+                        store::describe_key(&s.key)
+                    )));
+                }
+                if !stored.is_some_and(|f| f.contains(&s.key)) {
+                    new_series += 1;
+                }
+            }
+        }
+        let stored = self.series.load(Ordering::Relaxed);
+        if new_series > 0 && stored + new_series > self.settings.max_series {
+            return Err(Rejection::TooManySeries {
+                new: new_series,
+                stored,
+                limit: self.settings.max_series,
+            });
+        }
+        drop(keys);
+        drop(names);
+
+        let mut touched = 0;
+        for (family, shard) in push.families.into_iter().zip(shard_ids) {
+            touched += family.series.len();
+            guards[slot(shard)].merge(family, &self.settings);
+        }
+        self.series.fetch_add(new_series, Ordering::Relaxed);
+        Ok(Applied {
+            series: touched,
+            created: new_series,
+        })
+    }
+
+    fn lock_all(&self) -> Vec<MutexGuard<'_, store::Shard>> {
+        self.shards.iter().map(|s| s.lock()).collect()
+    }
+
+    /// Drops every series whose labels include all of `matchers`; returns how
+    /// many were dropped.
+    pub fn delete(&self, matchers: &[(String, String)]) -> usize {
+        let mut guards = self.lock_all();
+        let dropped: usize = guards
+            .iter_mut()
+            .map(|g| g.retain_series(|key| !labels::contains_all(key, matchers)))
+            .sum();
+        self.series.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Drops everything; returns how many series were dropped.
+    pub fn wipe(&self) -> usize {
+        let mut guards = self.lock_all();
+        let dropped: usize = guards.iter_mut().map(|g| g.retain_series(|_| false)).sum();
+        self.series.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Series stored now.
+    pub fn series_count(&self) -> usize {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    /// Families stored now.
+    pub fn family_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().families.len()).sum()
+    }
+
+    /// Calls `f` with every family, sorted by name, each with its series
+    /// sorted by labels, while pushes wait: the view is consistent.
+    pub fn read<R>(&self, f: impl FnOnce(&[(&str, &StoredFamily)]) -> R) -> R {
+        let mut guards = self.lock_all();
+        for g in guards.iter_mut() {
+            g.sort_series();
+        }
+        let mut families: Vec<(&str, &StoredFamily)> = guards
+            .iter()
+            .flat_map(|g| g.families.iter().map(|(n, f)| (n.as_str(), f)))
+            .collect();
+        families.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        f(&families)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! How a pushed value combines with a stored one (SPEC §4).
+
+use super::GaugeMode;
+use super::store::StoredSeries;
+use crate::model::{Bucket, Histogram, Kind, Value};
+
+/// The combining rule of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// Counters, untyped, histograms, summaries, gauges in `sum` mode.
+    Add,
+    /// Gauges in `last` mode.
+    Last,
+    /// Gauges in `max` mode.
+    Max,
+    /// Gauges in `min` mode, and creation timestamps.
+    Min,
+}
+
+impl Rule {
+    pub(crate) fn of(kind: Kind, created_timestamps: bool, gauge_mode: GaugeMode) -> Rule {
+        if created_timestamps {
+            return Rule::Min;
+        }
+        match (kind, gauge_mode) {
+            (Kind::Gauge, GaugeMode::Last) => Rule::Last,
+            (Kind::Gauge, GaugeMode::Max) => Rule::Max,
+            (Kind::Gauge, GaugeMode::Min) => Rule::Min,
+            _ => Rule::Add,
+        }
+    }
+}
+
+/// Merges a pushed value into a stored series of the same kind.
+pub(crate) fn merge(rule: Rule, stored: &mut StoredSeries, pushed: Value, created: Option<f64>) {
+    stored.created = match (stored.created, created) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    match (&mut stored.value, pushed) {
+        (Value::Scalar(a), Value::Scalar(b)) => {
+            *a = match rule {
+                Rule::Add => *a + b,
+                Rule::Last => b,
+                Rule::Max => a.max(b),
+                Rule::Min => a.min(b),
+            }
+        }
+        (Value::Histogram(a), Value::Histogram(b)) => merge_histogram(a, &b),
+        (Value::Summary { count, sum }, Value::Summary { count: c, sum: s }) => {
+            *count += c;
+            *sum += s;
+        }
+        // Validation keeps kinds apart; a mismatch cannot reach here.
+        _ => {}
+    }
+}
+
+/// Adds histogram `b` into `a`. Buckets become the union of both bounds; at
+/// each bound the count is, per side, its cumulative count at its largest own
+/// bound not above it (0 if none), so the result stays cumulative and every
+/// observation is counted in a bucket sure to hold it.
+pub(crate) fn merge_histogram(a: &mut Histogram, b: &Histogram) {
+    a.count += b.count;
+    a.sum += b.sum;
+    let same_bounds = a.buckets.len() == b.buckets.len()
+        && a.buckets.iter().zip(&b.buckets).all(|(x, y)| x.le == y.le);
+    if same_bounds {
+        for (x, y) in a.buckets.iter_mut().zip(&b.buckets) {
+            x.count += y.count;
+        }
+        return;
+    }
+    a.buckets = union(&a.buckets, &b.buckets);
+}
+
+fn union(a: &[Bucket], b: &[Bucket]) -> Vec<Bucket> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    let (mut ca, mut cb) = (0.0, 0.0);
+    while i < a.len() || j < b.len() {
+        let le = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.le.min(y.le),
+            (Some(x), None) => x.le,
+            (None, Some(y)) => y.le,
+            (None, None) => break,
+        };
+        if let Some(x) = a.get(i).filter(|x| x.le == le) {
+            ca = x.count;
+            i += 1;
+        }
+        if let Some(y) = b.get(j).filter(|y| y.le == le) {
+            cb = y.count;
+            j += 1;
+        }
+        out.push(Bucket { le, count: ca + cb });
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! What the aggregate holds: per shard, families by name; per family, series
+//! by key in an `IndexMap`, so lookups hash and scrapes iterate in key order
+//! after a sort that only runs when series were added since the last one.
+
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
+use indexmap::IndexMap;
+
+use super::Settings;
+use super::merge;
+use crate::model::{Family, Kind, SeriesKey, Value};
+
+/// One shard of the aggregate.
+#[derive(Default)]
+pub(crate) struct Shard {
+    pub(crate) families: HashMap<String, StoredFamily, FixedState>,
+}
+
+/// A stored family.
+#[derive(Debug)]
+pub struct StoredFamily {
+    /// The family's type, fixed by its first push.
+    pub kind: Kind,
+    /// The first non-empty `# HELP` text pushed.
+    pub help: String,
+    /// Holds `<name>_created` timestamps: earliest value kept.
+    pub created_timestamps: bool,
+    series: IndexMap<SeriesKey, StoredSeries, FixedState>,
+    sorted: bool,
+}
+
+/// A stored series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSeries {
+    /// The aggregated value.
+    pub value: Value,
+    /// The earliest creation timestamp pushed, if any.
+    pub created: Option<f64>,
+}
+
+impl StoredFamily {
+    /// Whether a series with this key is stored.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.series.contains_key(key)
+    }
+
+    /// The series, sorted by labels when read through
+    /// [`crate::aggregate::Aggregator::read`].
+    pub fn series(&self) -> impl ExactSizeIterator<Item = (&[u8], &StoredSeries)> {
+        self.series.iter().map(|(k, s)| (&**k, s))
+    }
+}
+
+impl Shard {
+    /// Merges a validated family into this shard.
+    pub(crate) fn merge(&mut self, family: Family, settings: &Settings) {
+        let stored = self
+            .families
+            .entry(family.name)
+            .or_insert_with(|| StoredFamily {
+                kind: family.kind,
+                help: String::new(),
+                created_timestamps: false,
+                series: IndexMap::default(),
+                sorted: true,
+            });
+        if stored.help.is_empty() && !family.help.is_empty() {
+            stored.help = family.help;
+        }
+        stored.created_timestamps |= family.created_timestamps;
+        let rule = merge::Rule::of(stored.kind, stored.created_timestamps, settings.gauge_mode);
+        stored.series.reserve(family.series.len());
+        for s in family.series {
+            match stored.series.get_mut(&*s.key) {
+                Some(existing) => merge::merge(rule, existing, s.value, s.created),
+                None => {
+                    if stored.sorted
+                        && let Some((last, _)) = stored.series.last()
+                    {
+                        stored.sorted = **last < *s.key;
+                    }
+                    stored.series.insert(
+                        s.key,
+                        StoredSeries {
+                            value: s.value,
+                            created: s.created,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Keeps the series `keep` says yes to, dropping emptied families;
+    /// returns how many series were dropped.
+    pub(crate) fn retain_series(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut dropped = 0;
+        self.families.retain(|_, f| {
+            let before = f.series.len();
+            // `retain` keeps the relative order, so a sorted family stays sorted.
+            f.series.retain(|k, _| keep(k));
+            dropped += before - f.series.len();
+            !f.series.is_empty()
+        });
+        dropped
+    }
+
+    pub(crate) fn sort_series(&mut self) {
+        for f in self.families.values_mut() {
+            if !f.sorted {
+                f.series.sort_unstable_keys();
+                f.sorted = true;
+            }
+        }
+    }
+}
+
+/// A key as `{a="1",b="2"}` for error messages.
+pub(crate) fn describe_key(key: &[u8]) -> String {
+    let mut out = Vec::new();
+    crate::encode::text::write_labels(&mut out, key, None);
+    if out.is_empty() {
+        return "{}".into();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,110 @@
+//! Decode stage: request body and push path in, [`Push`] out (SPEC §2).
+//!
+//! Picks the decoder by `Content-Type`, undoes `Content-Encoding` with the
+//! body limit applied to the decompressed size, and holds the value checks
+//! every decoder shares, so HTTP and gRPC refuse the same input the same way.
+
+pub mod path;
+pub mod text;
+
+use std::io::Read;
+
+use crate::error::Rejection;
+use crate::model::{Kind, LabelRules, Push};
+
+/// What decoding a push needs besides its bytes.
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    /// Path labels and `--drop-label`.
+    pub labels: &'a LabelRules,
+    /// Whether a NaN gauge value is accepted: not when gauges are summed, as
+    /// one NaN would poison the sum for good.
+    pub gauge_nan_ok: bool,
+}
+
+/// The body formats a push may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text 0.0.4 / 1.0.0 (also the fallback, as curl sends
+    /// `application/x-www-form-urlencoded` and the Pushgateway accepts it).
+    Text,
+    /// OpenMetrics text.
+    OpenMetrics,
+    /// Length-delimited `io.prometheus.client.MetricFamily` messages.
+    Protobuf,
+}
+
+impl Format {
+    /// The push format named by a `Content-Type` header value (or none).
+    pub fn from_content_type(ct: Option<&str>) -> Format {
+        let Some(ct) = ct else { return Format::Text };
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            Format::OpenMetrics
+        } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+            Format::Protobuf
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// Undoes a `Content-Encoding` (none, `identity`, `gzip`), refusing output
+/// larger than `limit` bytes without reading past it.
+pub fn decompress(
+    encoding: Option<&str>,
+    body: bytes::Bytes,
+    limit: usize,
+) -> Result<bytes::Bytes, Rejection> {
+    let encoding = encoding.map(str::trim).unwrap_or("");
+    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        return Ok(body);
+    }
+    if !encoding.eq_ignore_ascii_case("gzip") && !encoding.eq_ignore_ascii_case("x-gzip") {
+        return Err(Rejection::UnsupportedEncoding(encoding.to_string()));
+    }
+    let mut out = Vec::with_capacity((body.len() * 4).min(limit.saturating_add(1)));
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Rejection::invalid(format!("gzip body could not be decoded: {e}")))?;
+    if out.len() > limit {
+        return Err(Rejection::BodyTooLarge { limit });
+    }
+    Ok(out.into())
+}
+
+/// Decodes a (decompressed) body in the given format.
+pub fn decode(body: &[u8], format: Format, opts: &Options<'_>) -> Result<Push, Rejection> {
+    match format {
+        Format::Text => text::parse(body, text::Dialect::Prometheus, opts),
+        Format::OpenMetrics => text::parse(body, text::Dialect::OpenMetrics, opts),
+        Format::Protobuf => Err(Rejection::invalid(
+            "protobuf pushes are not supported by this build; push the text format",
+        )),
+    }
+}
+
+/// Checks a counter, gauge or untyped value (SPEC §4); returns the reason.
+pub(crate) fn check_scalar(kind: Kind, v: f64, opts: &Options<'_>) -> Result<(), String> {
+    match kind {
+        Kind::Counter if v.is_nan() => Err("counter value is NaN".into()),
+        Kind::Counter if v < 0.0 => Err(format!("counter value {v} is negative")),
+        Kind::Untyped if v.is_nan() => Err("untyped value is NaN (it would poison the sum)".into()),
+        Kind::Gauge if v.is_nan() && !opts.gauge_nan_ok => {
+            Err("gauge value is NaN (it would poison the sum; see --gauge-mode)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks a summary's `_count` and `_sum`; returns the reason.
+pub(crate) fn check_summary(count: f64, sum: f64) -> Result<(), String> {
+    if !crate::model::is_count(count) {
+        return Err(format!("_count is {count}, not a count"));
+    }
+    if sum.is_nan() {
+        return Err("_sum is NaN".into());
+    }
+    Ok(())
+}

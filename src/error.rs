@@ -1,0 +1,105 @@
+//! [`Rejection`]: why a request was refused, as one line a sender can act on.
+//!
+//! Every stage (decode, aggregate, transport) returns this one type, and only
+//! here is it mapped to an HTTP status (and, for gRPC, to a status code), so
+//! both protocols say the same thing for the same mistake.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A refused request. `Display` is the one-line reason sent to the client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// A problem at one line of a text body; `line` counts from 1.
+    #[error("line {line}: {reason}")]
+    Line {
+        /// Line of the body.
+        line: usize,
+        /// What is wrong there, naming the metric where known.
+        reason: String,
+    },
+    /// The push is well-formed but its content is invalid (bad names or
+    /// values, decreasing buckets, duplicate series, bad path labels...).
+    #[error("{0}")]
+    Invalid(String),
+    /// A family was pushed with another type than the stored one.
+    #[error("metric {family}: pushed as {pushed} but stored as {stored}")]
+    TypeConflict {
+        /// Family name.
+        family: String,
+        /// Type in this push.
+        pushed: &'static str,
+        /// Type in the aggregate.
+        stored: &'static str,
+    },
+    /// The body (after decompression) is larger than `--max-body-bytes`.
+    #[error("body larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Applying the push would store more than `--max-series` series.
+    #[error("push would add {new} series to {stored}, over the limit of {limit} series")]
+    TooManySeries {
+        /// Series the push would create.
+        new: usize,
+        /// Series stored now.
+        stored: usize,
+        /// `--max-series`.
+        limit: usize,
+    },
+    /// A `Content-Encoding` we do not decode.
+    #[error("unsupported Content-Encoding {0:?}")]
+    UnsupportedEncoding(String),
+    /// No or wrong credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+}
+
+impl Rejection {
+    /// The HTTP status this rejection answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Line { .. } | Rejection::Invalid(_) | Rejection::TypeConflict { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::TooManySeries { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// A short, fixed name for the self-metrics' `reason` label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Line { .. } => "parse",
+            Rejection::Invalid(_) => "invalid",
+            Rejection::TypeConflict { .. } => "type_conflict",
+            Rejection::BodyTooLarge { .. } => "body_too_large",
+            Rejection::TooManySeries { .. } => "too_many_series",
+            Rejection::UnsupportedEncoding(_) => "unsupported_encoding",
+            Rejection::Unauthenticated => "unauthenticated",
+        }
+    }
+
+    /// Shorthand for [`Rejection::Invalid`].
+    pub fn invalid(reason: impl Into<String>) -> Rejection {
+        Rejection::Invalid(reason.into())
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let mut body = self.to_string();
+        body.push('\n');
+        let mut res = (self.status(), body).into_response();
+        if matches!(self, Rejection::Unauthenticated) {
+            res.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"prom-aggregation-gateway\""),
+            );
+        }
+        res
+    }
+}

@@ -1,0 +1,227 @@
+//! The decoded push: what every decoder (text, OpenMetrics, protobuf; HTTP or
+//! gRPC) produces and what the aggregator applies and stores (SPEC §4).
+//!
+//! Series are identified by a [`SeriesKey`]: the family's sorted label pairs,
+//! after path labels and `--drop-label`, encoded once into a byte string (see
+//! [`labels`]). Decoders build it directly, so a pushed series costs one
+//! allocation for its identity and the aggregator hashes and compares bytes.
+
+pub mod labels;
+
+pub use labels::{LabelRules, SeriesKey};
+
+/// The metric type of a family, as the text format's `# TYPE` line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Monotonic counter: values are added.
+    Counter,
+    /// Gauge: merged by `--gauge-mode`.
+    Gauge,
+    /// Classic histogram: `_count`, `_sum` and buckets are added.
+    Histogram,
+    /// Summary: `_count` and `_sum` are added, quantiles dropped.
+    Summary,
+    /// Untyped (OpenMetrics `unknown`): values are added.
+    Untyped,
+}
+
+impl Kind {
+    /// The name the Prometheus text format uses in `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
+            Kind::Untyped => "untyped",
+        }
+    }
+}
+
+/// One decoded push: families in the order they were given, each family name
+/// at most once.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Push {
+    /// The pushed families.
+    pub families: Vec<Family>,
+}
+
+impl Push {
+    /// Number of series in the push.
+    pub fn series_count(&self) -> usize {
+        self.families.iter().map(|f| f.series.len()).sum()
+    }
+
+    /// Number of samples the push carried (a histogram bucket counts as one).
+    pub fn sample_count(&self) -> usize {
+        self.families
+            .iter()
+            .flat_map(|f| f.series.iter())
+            .map(|s| s.value.sample_count())
+            .sum()
+    }
+}
+
+/// One metric family of a push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// The family name as Prometheus stores its series (`foo_total` for a
+    /// counter, `foo` for a histogram whose series are `foo_bucket`...).
+    pub name: String,
+    /// The `# HELP` text, unescaped; empty when none was given.
+    pub help: String,
+    /// The metric type.
+    pub kind: Kind,
+    /// This family holds `<name>_created` timestamps that a client library
+    /// emitted beside a counter, histogram or summary in text 0.0.4: they keep
+    /// the earliest value and are never summed (SPEC §4).
+    pub created_timestamps: bool,
+    /// The family's series; each key at most once.
+    pub series: Vec<Series>,
+}
+
+/// One series of a pushed family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series' identity within its family.
+    pub key: SeriesKey,
+    /// The pushed value.
+    pub value: Value,
+    /// The creation timestamp (seconds) a client library sent with it, if any.
+    pub created: Option<f64>,
+}
+
+/// A series' value; which variant is fixed by the family's [`Kind`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Counter, gauge or untyped value.
+    Scalar(f64),
+    /// Classic histogram.
+    Histogram(Histogram),
+    /// Summary without its quantiles.
+    Summary {
+        /// `_count`.
+        count: f64,
+        /// `_sum`.
+        sum: f64,
+    },
+}
+
+impl Value {
+    /// Samples this value stands for in the text format.
+    pub fn sample_count(&self) -> usize {
+        match self {
+            Value::Scalar(_) => 1,
+            Value::Histogram(h) => h.buckets.len() + 2,
+            Value::Summary { .. } => 2,
+        }
+    }
+}
+
+/// A classic histogram: cumulative buckets sorted by upper bound, the last one
+/// always `+Inf` with a count equal to `count`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Histogram {
+    /// `_count`.
+    pub count: f64,
+    /// `_sum`.
+    pub sum: f64,
+    /// Cumulative buckets, strictly increasing `le`, ending with `+Inf`.
+    pub buckets: Vec<Bucket>,
+}
+
+/// Whether `v` can be a count of observations: not negative, not NaN.
+pub fn is_count(v: f64) -> bool {
+    v >= 0.0
+}
+
+/// One cumulative histogram bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// Inclusive upper bound (`le`).
+    pub le: f64,
+    /// Observations `<= le`.
+    pub count: f64,
+}
+
+impl Histogram {
+    /// Builds a histogram from buckets in any order, checking what the text
+    /// format cannot: no bound twice, counts never decreasing with `le`,
+    /// `+Inf` present (added from `count` when missing) and equal to `count`.
+    /// On error returns the reason, without the metric name.
+    pub fn from_parts(
+        mut buckets: Vec<Bucket>,
+        count: Option<f64>,
+        sum: Option<f64>,
+    ) -> Result<Histogram, String> {
+        for b in &buckets {
+            if b.le.is_nan() {
+                return Err("bucket bound le is NaN".into());
+            }
+            if !is_count(b.count) {
+                return Err(format!(
+                    "bucket le=\"{}\" has count {}, not a count",
+                    crate::encode::float::go(b.le),
+                    b.count
+                ));
+            }
+        }
+        buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
+        for w in buckets.windows(2) {
+            if w[0].le == w[1].le {
+                return Err(format!(
+                    "bucket le=\"{}\" given twice",
+                    crate::encode::float::go(w[0].le)
+                ));
+            }
+            if w[1].count < w[0].count {
+                return Err(format!(
+                    "buckets decrease: le=\"{}\" has {} but le=\"{}\" has {}",
+                    crate::encode::float::go(w[0].le),
+                    w[0].count,
+                    crate::encode::float::go(w[1].le),
+                    w[1].count
+                ));
+            }
+        }
+        let inf = buckets
+            .last()
+            .filter(|b| b.le == f64::INFINITY)
+            .map(|b| b.count);
+        let count = match (inf, count) {
+            (Some(i), Some(c)) if i != c => {
+                return Err(format!("+Inf bucket has {i} but _count is {c}"));
+            }
+            (Some(i), _) => i,
+            (None, Some(c)) => {
+                if let Some(last) = buckets.last()
+                    && last.count > c
+                {
+                    return Err(format!(
+                        "bucket le=\"{}\" has {} but _count is only {c}",
+                        crate::encode::float::go(last.le),
+                        last.count
+                    ));
+                }
+                buckets.push(Bucket {
+                    le: f64::INFINITY,
+                    count: c,
+                });
+                c
+            }
+            (None, None) => return Err("needs a +Inf bucket or a _count".into()),
+        };
+        if !is_count(count) {
+            return Err(format!("_count is {count}, not a count"));
+        }
+        let sum = sum.unwrap_or(0.0);
+        if sum.is_nan() {
+            return Err("_sum is NaN".into());
+        }
+        Ok(Histogram {
+            count,
+            sum,
+            buckets,
+        })
+    }
+}

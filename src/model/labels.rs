@@ -1,0 +1,195 @@
+//! Series identity: label names, path labels, `--drop-label`, and the
+//! [`SeriesKey`] byte encoding every decoder writes and every encoder reads.
+//!
+//! A key is the sorted label pairs as `name 0x00 value 0x00 ...`, with a NUL
+//! inside a value written as `0x00 0x01` (a label name never starts with 0x01).
+//! Byte order of keys is then the order of their sorted label pairs (but for
+//! values holding NUL), so the store sorts series by sorting keys, and an
+//! empty label set is the empty key. Labels with an empty value are left out,
+//! as Prometheus treats `{a=""}` as no label `a`.
+
+use std::borrow::Cow;
+
+/// A series' identity within its family (see the module docs).
+pub type SeriesKey = Box<[u8]>;
+
+/// Whether `name` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+}
+
+/// The label rules of one push: labels from the push path (or the gRPC
+/// request's `labels`) that replace body labels of the same name, and the
+/// names `--drop-label` removes.
+#[derive(Debug, Clone, Default)]
+pub struct LabelRules {
+    /// Sorted by name, names unique and valid.
+    fixed: Vec<(String, String)>,
+    /// Sorted.
+    drop: Vec<String>,
+}
+
+impl LabelRules {
+    /// Rules for a push with these path labels (validated: names valid and
+    /// given once) and these dropped names. On error returns the reason.
+    pub fn new(mut fixed: Vec<(String, String)>, drop: &[String]) -> Result<LabelRules, String> {
+        for (name, _) in &fixed {
+            if !is_label_name(name) {
+                return Err(format!("invalid label name {name:?}"));
+            }
+        }
+        fixed.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = fixed.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!("label {} given twice", w[0].0));
+        }
+        let mut drop = drop.to_vec();
+        drop.sort();
+        fixed.retain(|(n, _)| drop.binary_search(n).is_err());
+        Ok(LabelRules { fixed, drop })
+    }
+
+    /// Writes the key of a series with these body labels into `out` (cleared
+    /// first). Sorts `labels` in place. On error (a name invalid or given
+    /// twice) returns the reason, without the metric name.
+    pub fn write_key<N: AsRef<str>, V: AsRef<str>>(
+        &self,
+        labels: &mut [(N, V)],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        out.clear();
+        labels.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        for (i, (name, _)) in labels.iter().enumerate() {
+            let name = name.as_ref();
+            if !is_label_name(name) {
+                return Err(format!("invalid label name {name:?}"));
+            }
+            if i > 0 && labels[i - 1].0.as_ref() == name {
+                return Err(format!("label {name} given twice"));
+            }
+        }
+        // Merge the two sorted lists; a fixed label wins over a body label.
+        let mut fixed = self.fixed.iter().peekable();
+        for (name, value) in labels.iter() {
+            let name = name.as_ref();
+            while let Some((fname, fvalue)) = fixed.next_if(|(f, _)| f.as_str() <= name) {
+                push_pair(out, fname, fvalue);
+            }
+            if self.fixed.iter().any(|(f, _)| f == name) || self.is_dropped(name) {
+                continue;
+            }
+            push_pair(out, name, value.as_ref());
+        }
+        for (fname, fvalue) in fixed {
+            push_pair(out, fname, fvalue);
+        }
+        Ok(())
+    }
+
+    fn is_dropped(&self, name: &str) -> bool {
+        !self.drop.is_empty() && self.drop.iter().any(|d| d == name)
+    }
+}
+
+fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    let v = value.as_bytes();
+    if memchr::memchr(0, v).is_none() {
+        out.extend_from_slice(v);
+    } else {
+        for &c in v {
+            out.push(c);
+            if c == 0 {
+                out.push(1);
+            }
+        }
+    }
+    out.push(0);
+}
+
+/// The label pairs of a key, in order: `(name, value)` as bytes.
+pub fn pairs(key: &[u8]) -> Pairs<'_> {
+    Pairs { rest: key }
+}
+
+/// Iterator over a key's label pairs; see [`pairs`].
+#[derive(Debug, Clone)]
+pub struct Pairs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], Cow<'a, [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let n = memchr::memchr(0, self.rest)?;
+        let name = &self.rest[..n];
+        let vstart = n + 1;
+        let mut end = vstart;
+        let mut escaped = false;
+        loop {
+            match memchr::memchr(0, &self.rest[end..]) {
+                Some(i) => {
+                    end += i;
+                    if self.rest.get(end + 1) == Some(&1) {
+                        escaped = true;
+                        end += 2;
+                    } else {
+                        break;
+                    }
+                }
+                None => {
+                    end = self.rest.len();
+                    break;
+                }
+            }
+        }
+        let raw = &self.rest[vstart..end];
+        self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
+        let value = if escaped {
+            let mut v = Vec::with_capacity(raw.len());
+            let mut i = 0;
+            while i < raw.len() {
+                v.push(raw[i]);
+                i += if raw[i] == 0 { 2 } else { 1 };
+            }
+            Cow::Owned(v)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        Some((name, value))
+    }
+}
+
+/// Whether the key's labels include every pair of `matchers` (names sorted
+/// or not); used by `DELETE /metrics/<labels>`.
+pub fn contains_all(key: &[u8], matchers: &[(String, String)]) -> bool {
+    matchers.iter().all(|(mname, mvalue)| {
+        let found = pairs(key).find(|(n, _)| *n == mname.as_bytes());
+        match found {
+            Some((_, v)) => *v == *mvalue.as_bytes(),
+            None => mvalue.is_empty(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

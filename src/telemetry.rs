@@ -1,0 +1,159 @@
+//! The gateway's own metrics (`GET /-/metrics`): pushes and rejections by
+//! protocol and reason, samples ingested, what is stored, push and scrape
+//! durations. Kept with prometheus/client_rust, apart from the aggregate, so
+//! the gateway's health never mixes with what senders pushed.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::aggregate::Aggregator;
+use crate::error::Rejection;
+
+/// The protocol a push came over.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP (text, OpenMetrics or protobuf body).
+    Http,
+    /// gRPC.
+    Grpc,
+}
+
+impl Protocol {
+    /// The `protocol` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl EncodeLabelValue for Protocol {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    protocol: Protocol,
+    reason: &'static str,
+}
+
+fn duration_histogram() -> Histogram {
+    // 50 µs .. about 13 s.
+    Histogram::new(exponential_buckets(0.00005, 4.0, 10))
+}
+
+/// The self-metrics and their registry.
+pub struct Telemetry {
+    registry: Registry,
+    pushes: Family<ProtocolLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    samples: Family<ProtocolLabels, Counter>,
+    push_duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
+    scrape_duration: Histogram,
+    series: Gauge,
+    families: Gauge,
+    max_series: Gauge,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telemetry")
+    }
+}
+
+impl Telemetry {
+    /// Registers every self-metric.
+    pub fn new(max_series: usize) -> Telemetry {
+        let mut registry = Registry::with_prefix("pag");
+        let t = Telemetry {
+            registry: Registry::default(),
+            pushes: Family::default(),
+            rejections: Family::default(),
+            samples: Family::default(),
+            push_duration: Family::new_with_constructor(duration_histogram),
+            scrape_duration: duration_histogram(),
+            series: Gauge::default(),
+            families: Gauge::default(),
+            max_series: Gauge::default(),
+        };
+        registry.register("pushes", "Pushes applied", t.pushes.clone());
+        registry.register(
+            "push_rejections",
+            "Pushes refused, by reason",
+            t.rejections.clone(),
+        );
+        registry.register("samples_ingested", "Samples applied", t.samples.clone());
+        registry.register(
+            "push_duration_seconds",
+            "Time to decode, validate and apply a push",
+            t.push_duration.clone(),
+        );
+        registry.register(
+            "scrape_duration_seconds",
+            "Time to render a scrape of the aggregate",
+            t.scrape_duration.clone(),
+        );
+        registry.register("series", "Series stored", t.series.clone());
+        registry.register("families", "Metric families stored", t.families.clone());
+        registry.register("max_series", "The --max-series limit", t.max_series.clone());
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        t.max_series.set(max_series as i64);
+        Telemetry { registry, ..t }
+    }
+
+    /// Records one push's outcome.
+    pub fn push(&self, protocol: Protocol, result: &Result<usize, Rejection>, elapsed: Duration) {
+        let labels = ProtocolLabels { protocol };
+        match result {
+            Ok(samples) => {
+                self.pushes.get_or_create(&labels).inc();
+                self.samples.get_or_create(&labels).inc_by(*samples as u64);
+            }
+            Err(r) => {
+                self.rejections
+                    .get_or_create(&RejectionLabels {
+                        protocol,
+                        reason: r.reason(),
+                    })
+                    .inc();
+            }
+        }
+        self.push_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one scrape's rendering time.
+    pub fn scrape(&self, elapsed: Duration) {
+        self.scrape_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Renders the self-metrics (OpenMetrics text).
+    pub fn render(&self, aggregator: &Aggregator) -> String {
+        self.series.set(aggregator.series_count() as i64);
+        self.families.set(aggregator.family_count() as i64);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
