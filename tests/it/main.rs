@@ -1,0 +1,10 @@
+//! Integration tests: a real gateway on an ephemeral loopback port, driven
+//! over real sockets. One binary, one module per area.
+
+mod api;
+mod bad_input;
+mod concurrency;
+mod conformance;
+mod python;
+mod scrape_formats;
+mod support;

@@ -1,0 +1,169 @@
+//! Scrape content negotiation: the protobuf and OpenMetrics scrapes say the
+//! same as the text scrape, checked with decoders independent of ours.
+
+use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prost::Message;
+
+use crate::support::{Gateway, assert_text_eq};
+
+const PROTO_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+const BODY: &str = "# HELP c A \\\\ counter\n# TYPE c counter\nc{path=\"/a,b}\",q=\"say \\\"hi\\\"\"} 3\nc{path=\"/x\"} 1.5\n# TYPE g gauge\ng -2\n# TYPE h histogram\nh_bucket{k=\"v\",le=\"0.5\"} 1\nh_bucket{k=\"v\",le=\"+Inf\"} 3\nh_sum{k=\"v\"} 4.25\nh_count{k=\"v\"} 3\n# TYPE s summary\ns{quantile=\"0.9\"} 1\ns_sum 2\ns_count 1\nu 1e6\n";
+
+fn go_float(v: f64) -> String {
+    prom_aggregation_gateway::encode::float::go(v)
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"")
+}
+
+fn labels(pairs: &[pb::LabelPair], le: Option<f64>) -> String {
+    let mut parts: Vec<String> = pairs
+        .iter()
+        .map(|l| format!("{}=\"{}\"", l.name(), esc(l.value())))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{}\"", go_float(le)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+/// Text 0.0.4 from decoded protobuf families, written here independently.
+fn proto_to_text(families: &[pb::MetricFamily]) -> String {
+    let mut out = String::new();
+    for f in families {
+        if let Some(h) = &f.help {
+            out.push_str(&format!(
+                "# HELP {} {}\n",
+                f.name(),
+                h.replace('\\', "\\\\").replace('\n', "\\n")
+            ));
+        }
+        let kind = match f.r#type() {
+            pb::MetricType::Counter => "counter",
+            pb::MetricType::Gauge => "gauge",
+            pb::MetricType::Histogram => "histogram",
+            pb::MetricType::Summary => "summary",
+            _ => "untyped",
+        };
+        out.push_str(&format!("# TYPE {} {kind}\n", f.name()));
+        for m in &f.metric {
+            let l = labels(&m.label, None);
+            if let Some(c) = &m.counter {
+                out.push_str(&format!("{}{l} {}\n", f.name(), go_float(c.value())));
+            } else if let Some(g) = &m.gauge {
+                out.push_str(&format!("{}{l} {}\n", f.name(), go_float(g.value())));
+            } else if let Some(u) = &m.untyped {
+                out.push_str(&format!("{}{l} {}\n", f.name(), go_float(u.value())));
+            } else if let Some(h) = &m.histogram {
+                for b in &h.bucket {
+                    out.push_str(&format!(
+                        "{}_bucket{} {}\n",
+                        f.name(),
+                        labels(&m.label, Some(b.upper_bound())),
+                        b.cumulative_count()
+                    ));
+                }
+                out.push_str(&format!(
+                    "{}_sum{l} {}\n",
+                    f.name(),
+                    go_float(h.sample_sum())
+                ));
+                out.push_str(&format!("{}_count{l} {}\n", f.name(), h.sample_count()));
+            } else if let Some(s) = &m.summary {
+                assert!(s.quantile.is_empty(), "quantiles must be dropped");
+                out.push_str(&format!(
+                    "{}_sum{l} {}\n",
+                    f.name(),
+                    go_float(s.sample_sum())
+                ));
+                out.push_str(&format!("{}_count{l} {}\n", f.name(), s.sample_count()));
+            }
+        }
+    }
+    out
+}
+
+fn decode_delimited(mut buf: &[u8]) -> Vec<pb::MetricFamily> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(
+            pb::MetricFamily::decode_length_delimited(&mut buf).expect("valid delimited protobuf"),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn protobuf_scrape_equals_text_scrape() {
+    let gw = Gateway::start().await;
+    gw.push_ok("/metrics/job/j", BODY).await;
+    gw.push_ok("/metrics/job/j", BODY).await;
+    let text = gw.scrape().await;
+    let r = gw
+        .request("GET", "/metrics", &[("accept", PROTO_ACCEPT)], "")
+        .await;
+    assert_eq!(
+        r.headers["content-type"],
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+    );
+    let families = decode_delimited(&r.body);
+    assert_eq!(families.len(), 5);
+    assert_text_eq(&proto_to_text(&families), &text, "protobuf vs text");
+    // And the text scrape itself, as an independent parser reads it.
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let c = parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == "c" && s.labels.get("path") == Some("/x"))
+        .unwrap();
+    assert!(matches!(c.value, prometheus_parse::Value::Counter(v) if v == 3.0));
+}
+
+#[tokio::test]
+async fn openmetrics_scrape() {
+    let gw = Gateway::start().await;
+    gw.push_ok("/metrics", "# TYPE requests_total counter\nrequests_total{a=\"1\"} 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n").await;
+    gw.request(
+        "POST",
+        "/metrics",
+        &[("content-type", "application/openmetrics-text; version=1.0.0")],
+        "# TYPE requests counter\nrequests_total{a=\"1\"} 1\nrequests_created{a=\"1\"} 1700000000\n# EOF\n",
+    )
+    .await;
+    let r = gw
+        .request(
+            "GET",
+            "/metrics",
+            &[(
+                "accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            )],
+            "",
+        )
+        .await;
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert_text_eq(
+        &r.text(),
+        "# TYPE h histogram\nh_bucket{le=\"1.0\"} 1.0\nh_bucket{le=\"+Inf\"} 2.0\nh_count 2.0\nh_sum 3.0\n# TYPE requests counter\nrequests_total{a=\"1\"} 3.0\nrequests_created{a=\"1\"} 1.7e+09\n# EOF\n",
+        "openmetrics",
+    );
+    // The text scrape has no _created inside the counter family.
+    assert_text_eq(
+        &gw.scrape().await,
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n# TYPE requests_total counter\nrequests_total{a=\"1\"} 3\n",
+        "text",
+    );
+}

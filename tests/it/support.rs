@@ -1,0 +1,143 @@
+//! A gateway under test and a small HTTP client for it.
+
+use std::time::{Duration, Instant};
+
+use prom_aggregation_gateway::Config;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running gateway on `127.0.0.1:<ephemeral>`; stopped when dropped.
+pub struct Gateway {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// A response's status and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Gateway {
+    pub async fn start() -> Gateway {
+        Gateway::start_with(Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> Gateway {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(prom_aggregation_gateway::serve(
+            config,
+            listener,
+            None,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let gw = Gateway {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+        };
+        gw.wait_healthy().await;
+        gw
+    }
+
+    /// Polls `/-/healthy` with a deadline (never a fixed sleep).
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/-/healthy", self.base))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gateway did not become healthy");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let r = req.send().await.expect("request failed");
+        Reply {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    pub async fn push(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, &[], body.to_string()).await
+    }
+
+    /// Pushes and asserts success, printing the reason otherwise.
+    pub async fn push_ok(&self, path: &str, body: &str) {
+        let r = self.push(path, body).await;
+        assert_eq!(r.status, 200, "push to {path} failed: {}\n{body}", r.text());
+    }
+
+    /// The text-format scrape.
+    pub async fn scrape(&self) -> String {
+        let r = self.request("GET", "/metrics", &[], "").await;
+        assert_eq!(r.status, 200);
+        r.text()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts equality, printing both sides in full on a mismatch.
+#[track_caller]
+pub fn assert_text_eq(actual: &str, expected: &str, what: &str) {
+    if actual != expected {
+        panic!("{what}: mismatch\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n---");
+    }
+}
+
+/// The shared conformance folder, `../shared/conformance` beside the repo.
+pub fn conformance_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    assert!(
+        dir.is_dir(),
+        "conformance cases not found at {}",
+        dir.display()
+    );
+    dir
+}
