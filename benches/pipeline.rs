@@ -1,1 +1,113 @@
-fn main() {}
+//! Micro-benchmarks of the push and scrape hot paths on 100k series:
+//! text parse (bytes/s), validate+apply (samples/s, 1 and 2 threads), and
+//! rendering text, OpenMetrics and protobuf (bytes/s).
+//!
+//! Run: `cargo bench --bench pipeline` (HTML reports in target/criterion).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
+use prom_aggregation_gateway::decode::{Options, text};
+use prom_aggregation_gateway::encode::{self, Format};
+use prom_aggregation_gateway::model::{LabelRules, Push};
+
+const SERIES: usize = 100_000;
+
+/// `n` counter series in `families` families, three labels each, as a
+/// client library writes them (about 130 bytes a line).
+fn body(n: usize, families: usize, prefix: &str) -> String {
+    let mut out = String::with_capacity(n * 140);
+    let per = n / families;
+    for f in 0..families {
+        out.push_str(&format!("# HELP {prefix}requests_{f}_total Requests handled.\n# TYPE {prefix}requests_{f}_total counter\n"));
+        for i in 0..per {
+            out.push_str(&format!(
+                "{prefix}requests_{f}_total{{method=\"GET\",path=\"/api/v1/items/{i}\",status=\"200\",instance=\"host-{}\"}} {}\n",
+                i % 17,
+                i as f64 + 0.5
+            ));
+        }
+    }
+    out
+}
+
+fn parse(body: &str) -> Push {
+    let rules = LabelRules::default();
+    let opts = Options {
+        labels: &rules,
+        gauge_nan_ok: false,
+    };
+    text::parse(body.as_bytes(), text::Dialect::Prometheus, &opts).expect("valid body")
+}
+
+fn aggregator() -> Aggregator {
+    Aggregator::new(Settings {
+        gauge_mode: GaugeMode::Sum,
+        max_series: 10_000_000,
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let text_body = body(SERIES, 10, "");
+    let push = parse(&text_body);
+    let samples = push.sample_count() as u64;
+
+    let mut g = c.benchmark_group("push");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Bytes(text_body.len() as u64));
+    g.bench_function("parse_text_100k", |b| {
+        b.iter(|| black_box(parse(&text_body)))
+    });
+    g.throughput(Throughput::Elements(samples));
+    let agg = aggregator();
+    agg.apply(push.clone()).unwrap();
+    g.bench_function("apply_100k_existing", |b| {
+        b.iter_batched(
+            || push.clone(),
+            |p| agg.apply(p).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("parse_and_apply_100k", |b| {
+        b.iter(|| agg.apply(parse(&text_body)).unwrap())
+    });
+    // Two senders at once, each to its own families (different shards).
+    let halves = [body(SERIES / 2, 5, "a_"), body(SERIES / 2, 5, "b_")];
+    let agg2 = aggregator();
+    for h in &halves {
+        agg2.apply(parse(h)).unwrap();
+    }
+    g.bench_function("parse_and_apply_100k_2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::thread::scope(|s| {
+                    for h in &halves {
+                        let agg2 = &agg2;
+                        s.spawn(move || agg2.apply(parse(h)).unwrap());
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("scrape");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    for (name, format) in [
+        ("render_text_100k", Format::Text),
+        ("render_openmetrics_100k", Format::OpenMetrics),
+        ("render_protobuf_100k", Format::Protobuf),
+    ] {
+        let len = encode::render(&agg, format).len() as u64;
+        g.throughput(Throughput::Bytes(len));
+        g.bench_function(name, |b| b.iter(|| black_box(encode::render(&agg, format))));
+    }
+    g.finish();
+}
+
+criterion_group!(pipeline, benches);
+criterion_main!(pipeline);

@@ -39,7 +39,13 @@ pub fn write_go(out: &mut Vec<u8>, v: f64) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let digits: Vec<u8> = sci[..e_at].iter().copied().filter(|c| *c != b'.').collect();
+    let mut digit_buf = [0u8; 24];
+    let mut n = 0;
+    for &c in sci[..e_at].iter().filter(|c| **c != b'.') {
+        digit_buf[n] = c;
+        n += 1;
+    }
+    let digits = &digit_buf[..n];
     if neg {
         out.push(b'-');
     }
@@ -59,11 +65,11 @@ pub fn write_go(out: &mut Vec<u8>, v: f64) {
     } else if exp < 0 {
         out.extend_from_slice(b"0.");
         out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
     } else {
         let int_len = exp as usize + 1;
         if digits.len() <= int_len {
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
             out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
         } else {
             out.extend_from_slice(&digits[..int_len]);
