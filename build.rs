@@ -1,16 +1,24 @@
 //! Compiles `proto/` with the pure-Rust `protox` compiler, so neither a build
 //! machine nor CI needs a system `protoc` (as prometheus/client_rust's build.rs
-//! keeps code generation inside cargo).
+//! keeps code generation inside cargo). Also writes the descriptor set that
+//! gRPC server reflection serves.
+
+use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/io/prometheus/client/metrics.proto"];
+    let protos = [
+        "proto/io/prometheus/client/metrics.proto",
+        "proto/aggregation_gateway/v1/gateway.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
     let descriptors = protox::compile(protos, ["proto"])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("descriptors.bin"), descriptors.encode_to_vec())?;
     tonic_prost_build::configure()
-        .build_client(false)
-        .build_server(false)
+        .build_client(true)
+        .build_server(true)
         .include_file("pb.rs")
         .compile_fds(descriptors)?;
     Ok(())

@@ -106,6 +106,7 @@ impl Aggregator {
         let slot = |shard: usize| order.binary_search(&shard).unwrap_or(0);
 
         // Validate everything before changing anything.
+        let span = tracing::info_span!("validate", series = push.series_count()).entered();
         let mut names: HashSet<&str, FixedState> = HashSet::default();
         let mut keys: HashSet<&[u8], FixedState> = HashSet::default();
         let mut new_series = 0usize;
@@ -135,8 +136,21 @@ impl Aggregator {
                         store::describe_key(&s.key)
                     )));
                 }
-                if !stored.is_some_and(|f| f.contains(&s.key)) {
-                    new_series += 1;
+                match stored.and_then(|f| f.get(&s.key)) {
+                    None => new_series += 1,
+                    Some(existing) => {
+                        if std::mem::discriminant(&existing.value)
+                            != std::mem::discriminant(&s.value)
+                        {
+                            return Err(Rejection::invalid(format!(
+                                "metric {}: series {} pushed as a {} histogram but stored as a {} one",
+                                family.name,
+                                store::describe_key(&s.key),
+                                histogram_flavour(&s.value),
+                                histogram_flavour(&existing.value),
+                            )));
+                        }
+                    }
                 }
             }
         }
@@ -150,6 +164,8 @@ impl Aggregator {
         }
         drop(keys);
         drop(names);
+        drop(span);
+        let _span = tracing::info_span!("apply", new_series).entered();
 
         let mut touched = 0;
         for (family, shard) in push.families.into_iter().zip(shard_ids) {
@@ -210,6 +226,13 @@ impl Aggregator {
             .collect();
         families.sort_unstable_by(|a, b| a.0.cmp(b.0));
         f(&families)
+    }
+}
+
+fn histogram_flavour(v: &crate::model::Value) -> &'static str {
+    match v {
+        crate::model::Value::Native(_) => "native",
+        _ => "classic",
     }
 }
 

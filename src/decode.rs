@@ -5,6 +5,7 @@
 //! every decoder shares, so HTTP and gRPC refuse the same input the same way.
 
 pub mod path;
+pub mod protobuf;
 pub mod text;
 
 use std::io::Read;
@@ -49,29 +50,53 @@ impl Format {
     }
 }
 
-/// Undoes a `Content-Encoding` (none, `identity`, `gzip`), refusing output
-/// larger than `limit` bytes without reading past it.
+/// Undoes a `Content-Encoding` (none, `identity`, `gzip`, `zstd`, `snappy`),
+/// refusing output larger than `limit` bytes without inflating past it, so a
+/// small compressed bomb costs at most `limit` bytes of memory.
 pub fn decompress(
     encoding: Option<&str>,
     body: bytes::Bytes,
     limit: usize,
 ) -> Result<bytes::Bytes, Rejection> {
-    let encoding = encoding.map(str::trim).unwrap_or("");
-    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
-        return Ok(body);
-    }
-    if !encoding.eq_ignore_ascii_case("gzip") && !encoding.eq_ignore_ascii_case("x-gzip") {
-        return Err(Rejection::UnsupportedEncoding(encoding.to_string()));
-    }
+    let encoding = encoding.map(str::trim).unwrap_or("").to_ascii_lowercase();
+    let reader: Box<dyn Read + '_> = match encoding.as_str() {
+        "" | "identity" => return Ok(body),
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        "zstd" => Box::new(
+            zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|e| Rejection::invalid(format!("zstd body could not be decoded: {e}")))?,
+        ),
+        // Snappy's framing format (what `snappy` streams use); a bare block,
+        // as Prometheus remote-write sends it, is accepted too.
+        "snappy" | "x-snappy-framed" => {
+            if !body.starts_with(b"\xff\x06\x00\x00sNaPpY") {
+                return snappy_block(&body, limit);
+            }
+            Box::new(snap::read::FrameDecoder::new(&body[..]))
+        }
+        _ => return Err(Rejection::UnsupportedEncoding(encoding)),
+    };
     let mut out = Vec::with_capacity((body.len() * 4).min(limit.saturating_add(1)));
-    flate2::read::MultiGzDecoder::new(&body[..])
+    reader
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| Rejection::invalid(format!("gzip body could not be decoded: {e}")))?;
+        .map_err(|e| Rejection::invalid(format!("{encoding} body could not be decoded: {e}")))?;
     if out.len() > limit {
         return Err(Rejection::BodyTooLarge { limit });
     }
     Ok(out.into())
+}
+
+fn snappy_block(body: &[u8], limit: usize) -> Result<bytes::Bytes, Rejection> {
+    let len = snap::raw::decompress_len(body)
+        .map_err(|e| Rejection::invalid(format!("snappy body could not be decoded: {e}")))?;
+    if len > limit {
+        return Err(Rejection::BodyTooLarge { limit });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map(Into::into)
+        .map_err(|e| Rejection::invalid(format!("snappy body could not be decoded: {e}")))
 }
 
 /// Decodes a (decompressed) body in the given format.
@@ -79,9 +104,7 @@ pub fn decode(body: &[u8], format: Format, opts: &Options<'_>) -> Result<Push, R
     match format {
         Format::Text => text::parse(body, text::Dialect::Prometheus, opts),
         Format::OpenMetrics => text::parse(body, text::Dialect::OpenMetrics, opts),
-        Format::Protobuf => Err(Rejection::invalid(
-            "protobuf pushes are not supported by this build; push the text format",
-        )),
+        Format::Protobuf => protobuf::delimited(body, opts),
     }
 }
 

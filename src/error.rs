@@ -54,6 +54,15 @@ pub enum Rejection {
     /// No or wrong credentials.
     #[error("authentication required")]
     Unauthenticated,
+    /// Too many requests in flight: shed rather than queued.
+    #[error("gateway overloaded, retry later")]
+    Overloaded,
+    /// The request took longer than `--request-timeout`.
+    #[error("request timed out")]
+    Timeout,
+    /// A bug: a handler panicked. Nothing of the request was applied.
+    #[error("internal error")]
+    Internal,
 }
 
 impl Rejection {
@@ -67,6 +76,43 @@ impl Rejection {
             Rejection::TooManySeries { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status code this rejection answers with; beside
+    /// [`Rejection::status`] so the two mappings stay in step.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Rejection::Line { .. }
+            | Rejection::Invalid(_)
+            | Rejection::TypeConflict { .. }
+            | Rejection::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
+            Rejection::BodyTooLarge { .. } | Rejection::TooManySeries { .. } => {
+                tonic::Code::ResourceExhausted
+            }
+            Rejection::Unauthenticated => tonic::Code::Unauthenticated,
+            Rejection::Overloaded => tonic::Code::Unavailable,
+            Rejection::Timeout => tonic::Code::DeadlineExceeded,
+            Rejection::Internal => tonic::Code::Internal,
+        }
+    }
+
+    /// The answer to a request: a gRPC status (HTTP 200 with `grpc-status`)
+    /// for gRPC calls, since a bare HTTP error reaches a tonic client as
+    /// `UNKNOWN`; else the HTTP status with the reason as plain text.
+    pub fn respond(self, grpc: bool) -> Response {
+        if grpc {
+            let mut res = tonic::Status::from(self).into_http::<axum::body::Body>();
+            res.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/grpc"),
+            );
+            res
+        } else {
+            self.into_response()
         }
     }
 
@@ -80,6 +126,9 @@ impl Rejection {
             Rejection::TooManySeries { .. } => "too_many_series",
             Rejection::UnsupportedEncoding(_) => "unsupported_encoding",
             Rejection::Unauthenticated => "unauthenticated",
+            Rejection::Overloaded => "overloaded",
+            Rejection::Timeout => "timeout",
+            Rejection::Internal => "internal",
         }
     }
 
@@ -102,4 +151,17 @@ impl IntoResponse for Rejection {
         }
         res
     }
+}
+
+impl From<Rejection> for tonic::Status {
+    fn from(r: Rejection) -> tonic::Status {
+        tonic::Status::new(r.grpc_code(), r.to_string())
+    }
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc...`).
+pub fn is_grpc<B>(req: &axum::http::Request<B>) -> bool {
+    req.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }

@@ -1,10 +1,11 @@
 //! prom-aggregation-gateway: a push gateway for Prometheus that adds up what
 //! many senders push (SPEC: `shared/SPEC.md`).
 //!
-//! A push flows `transport` (HTTP) -> `decode` (text, OpenMetrics) ->
-//! [`model::Push`] -> `aggregate` (validate all, then apply) and a scrape
-//! flows `aggregate` -> `encode` (text, OpenMetrics, protobuf). [`serve`] runs
-//! it all; `main.rs` only parses flags and sets up logging.
+//! A push flows `transport` (HTTP or gRPC) -> `middleware` (one tower stack
+//! for both) -> `decode` (text, OpenMetrics, protobuf) -> [`model::Push`] ->
+//! `aggregate` (validate all, then apply), through [`Gateway::ingest`]; a
+//! scrape flows `aggregate` -> `encode` (text, OpenMetrics, protobuf).
+//! [`serve`] runs it all; `main.rs` only parses flags and sets up logging.
 
 #![warn(missing_docs)]
 
@@ -13,8 +14,11 @@ pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod ingest;
+pub mod middleware;
 pub mod model;
 pub mod telemetry;
+pub mod trace;
 pub mod transport;
 
 /// Code generated from `proto/` by `build.rs`.
@@ -26,8 +30,6 @@ pub mod pb {
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::net::TcpListener;
 
 pub use config::Config;
 
@@ -89,9 +91,8 @@ impl Gateway {
 /// `shutdown` completes. Tests call this with ephemeral loopback listeners.
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
-    lifecycle: Option<TcpListener>,
+    listeners: transport::Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    transport::serve(Gateway::new(config), listener, lifecycle, shutdown).await
+    transport::serve(Gateway::new(config), listeners, shutdown).await
 }

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use prom_aggregation_gateway::config::{Args, Config, LogFormat};
+use prom_aggregation_gateway::config::{Args, Config};
+use prom_aggregation_gateway::transport::Listeners;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,33 +16,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
-    let listener = match TcpListener::bind(config.listen).await {
+    let _trace = match prom_aggregation_gateway::trace::init(config.log_format) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("prom-aggregation-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listeners = match bind(&config).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!("cannot listen on {}: {e}", config.listen);
+            tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let lifecycle = match config.lifecycle_listen {
-        Some(addr) => match TcpListener::bind(addr).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::error!("cannot listen on {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    tracing::info!(listen = %config.listen, lifecycle = ?config.lifecycle_listen, "serving");
-    match prom_aggregation_gateway::serve(config, listener, lifecycle, shutdown_signal()).await {
+    tracing::info!(
+        listen = %config.listen,
+        grpc = ?config.grpc_listen,
+        lifecycle = ?config.lifecycle_listen,
+        "serving"
+    );
+    match prom_aggregation_gateway::serve(config, listeners, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -54,19 +48,35 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn bind(config: &Config) -> Result<Listeners, String> {
+    async fn one(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    }
+    Ok(Listeners {
+        main: one(config.listen).await?,
+        grpc: match config.grpc_listen {
+            Some(a) => Some(one(a).await?),
+            None => None,
+        },
+        lifecycle: match config.lifecycle_listen {
+            Some(a) => Some(one(a).await?),
+            None => None,
+        },
+    })
+}
+
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = ctrl_c.await;
+            return;
+        };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

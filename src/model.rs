@@ -7,8 +7,10 @@
 //! allocation for its identity and the aggregator hashes and compares bytes.
 
 pub mod labels;
+pub mod native;
 
 pub use labels::{LabelRules, SeriesKey};
+pub use native::NativeHistogram;
 
 /// The metric type of a family, as the text format's `# TYPE` line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +100,8 @@ pub enum Value {
     Scalar(f64),
     /// Classic histogram.
     Histogram(Histogram),
+    /// Native (exponential) histogram; pushed as protobuf only.
+    Native(NativeHistogram),
     /// Summary without its quantiles.
     Summary {
         /// `_count`.
@@ -113,6 +117,7 @@ impl Value {
         match self {
             Value::Scalar(_) => 1,
             Value::Histogram(h) => h.buckets.len() + 2,
+            Value::Native(h) => h.positive.len() + h.negative.len() + 3,
             Value::Summary { .. } => 2,
         }
     }

@@ -47,6 +47,19 @@ struct ProtocolLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    protocol: Protocol,
+    handler: &'static str,
+    code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerLabels {
+    protocol: Protocol,
+    handler: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
     protocol: Protocol,
     reason: &'static str,
@@ -65,6 +78,8 @@ pub struct Telemetry {
     samples: Family<ProtocolLabels, Counter>,
     push_duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     scrape_duration: Histogram,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<HandlerLabels, Histogram, fn() -> Histogram>,
     series: Gauge,
     families: Gauge,
     max_series: Gauge,
@@ -87,6 +102,8 @@ impl Telemetry {
             samples: Family::default(),
             push_duration: Family::new_with_constructor(duration_histogram),
             scrape_duration: duration_histogram(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
             series: Gauge::default(),
             families: Gauge::default(),
             max_series: Gauge::default(),
@@ -108,6 +125,16 @@ impl Telemetry {
             "Time to render a scrape of the aggregate",
             t.scrape_duration.clone(),
         );
+        registry.register(
+            "requests",
+            "Requests by protocol, handler and HTTP status",
+            t.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Request time, through every layer",
+            t.request_duration.clone(),
+        );
         registry.register("series", "Series stored", t.series.clone());
         registry.register("families", "Metric families stored", t.families.clone());
         registry.register("max_series", "The --max-series limit", t.max_series.clone());
@@ -121,12 +148,12 @@ impl Telemetry {
     }
 
     /// Records one push's outcome.
-    pub fn push(&self, protocol: Protocol, result: &Result<usize, Rejection>, elapsed: Duration) {
+    pub fn push(&self, protocol: Protocol, result: Result<usize, &Rejection>, elapsed: Duration) {
         let labels = ProtocolLabels { protocol };
         match result {
             Ok(samples) => {
                 self.pushes.get_or_create(&labels).inc();
-                self.samples.get_or_create(&labels).inc_by(*samples as u64);
+                self.samples.get_or_create(&labels).inc_by(samples as u64);
             }
             Err(r) => {
                 self.rejections
@@ -139,6 +166,20 @@ impl Telemetry {
         }
         self.push_duration
             .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one request as the middleware saw it.
+    pub fn request(&self, protocol: Protocol, handler: &'static str, code: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                protocol,
+                handler,
+                code,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&HandlerLabels { protocol, handler })
             .observe(elapsed.as_secs_f64());
     }
 

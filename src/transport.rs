@@ -1,83 +1,74 @@
-//! Transport stage: sockets in, routes and the middleware every route shares.
-//!
-//! `http` holds the axum routes; this module puts the layers around them once
-//! and serves the listeners.
+//! Transport stage: sockets in. `http` holds the axum routes and `grpc` the
+//! tonic services; [`serve`] merges them into one router (gRPC is told apart
+//! by its paths and `content-type: application/grpc`), puts the one
+//! middleware stack around it, and serves it on `--listen` (and
+//! `--grpc-listen`), with the lifecycle routes on `--lifecycle-listen`.
 
+pub mod grpc;
 pub mod http;
 
 use std::future::Future;
-use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method};
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
-use crate::Gateway;
+use crate::{Gateway, middleware};
 
-/// The layers around every route, outermost first: a span per request (so a
-/// panic or a CORS answer is traced too), panics turned into a 500 rather than
-/// a dropped connection, and CORS, which answers preflights before routing.
-fn layered(router: Router, cors: &str) -> Router {
-    let origin = if cors == "*" {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            cors.split(',')
-                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
-        )
-    };
-    let cors = CorsLayer::new()
-        .allow_origin(origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(AllowHeaders::any())
-        .max_age(Duration::from_secs(600));
-    router
-        .layer(cors)
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+/// The listeners to serve on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `--listen`: HTTP/1.1, h2c and gRPC.
+    pub main: TcpListener,
+    /// `--grpc-listen`: the same stack again, for deployments that want a
+    /// separate gRPC port.
+    pub grpc: Option<TcpListener>,
+    /// `--lifecycle-listen`: health and self-metrics.
+    pub lifecycle: Option<TcpListener>,
 }
 
-/// Serves the gateway on `listener` (and the health/self-metrics routes on
-/// `lifecycle`, when given) until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// The full application: HTTP routes and gRPC services in the one stack.
+pub async fn app(gateway: &Gateway) -> Router {
+    let routes = http::router(gateway.clone())
+        .merge(grpc::router(gateway.clone()).await)
+        // tonic's routes carry a catch-all fallback answering gRPC
+        // UNIMPLEMENTED with HTTP 200; unknown HTTP paths must get a 404.
+        .fallback(http::not_found);
+    middleware::stack(routes, gateway)
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     gateway: Gateway,
-    listener: TcpListener,
-    lifecycle: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let cors = gateway.config().cors.clone();
-    let main = layered(http::router(gateway.clone()), &cors);
+    let app = app(&gateway).await;
     let (tx, rx) = tokio::sync::watch::channel(());
     tokio::spawn(async move {
         shutdown.await;
         drop(tx);
     });
-    let wait = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    let side = lifecycle.map(|l| {
-        let app = layered(http::lifecycle_router(gateway.clone()), &cors);
-        tokio::spawn(
-            axum::serve(l, app)
-                .with_graceful_shutdown(wait(rx.clone()))
-                .into_future(),
-        )
-    });
-    axum::serve(listener, main)
-        .with_graceful_shutdown(wait(rx))
+    let mut side = Vec::new();
+    if let Some(l) = listeners.grpc {
+        let serve = axum::serve(l, app.clone()).with_graceful_shutdown(stopped(rx.clone()));
+        side.push(tokio::spawn(serve.into_future()));
+    }
+    if let Some(l) = listeners.lifecycle {
+        let routes = middleware::lifecycle(
+            http::lifecycle_router(gateway.clone()),
+            &gateway.config().cors,
+        );
+        let serve = axum::serve(l, routes).with_graceful_shutdown(stopped(rx.clone()));
+        side.push(tokio::spawn(serve.into_future()));
+    }
+    axum::serve(listeners.main, app)
+        .with_graceful_shutdown(stopped(rx))
         .await?;
-    if let Some(side) = side {
-        side.await.map_err(std::io::Error::other)??;
+    for s in side {
+        s.await.map_err(std::io::Error::other)??;
     }
     Ok(())
 }

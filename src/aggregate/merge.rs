@@ -47,6 +47,7 @@ pub(crate) fn merge(rule: Rule, stored: &mut StoredSeries, pushed: Value, create
             }
         }
         (Value::Histogram(a), Value::Histogram(b)) => merge_histogram(a, &b),
+        (Value::Native(a), Value::Native(b)) => a.add(&b),
         (Value::Summary { count, sum }, Value::Summary { count: c, sum: s }) => {
             *count += c;
             *sum += s;

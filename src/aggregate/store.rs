@@ -40,9 +40,9 @@ pub struct StoredSeries {
 }
 
 impl StoredFamily {
-    /// Whether a series with this key is stored.
-    pub fn contains(&self, key: &[u8]) -> bool {
-        self.series.contains_key(key)
+    /// The stored series with this key.
+    pub fn get(&self, key: &[u8]) -> Option<&StoredSeries> {
+        self.series.get(key)
     }
 
     /// The series, sorted by labels when read through

@@ -52,6 +52,11 @@ pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
                     sample(out, base, b"_count", key, None, h.count);
                     sample(out, base, b"_sum", key, None, h.sum);
                 }
+                Value::Native(h) => {
+                    sample(out, base, b"_bucket", key, Some(b"+Inf"), h.count);
+                    sample(out, base, b"_count", key, None, h.count);
+                    sample(out, base, b"_sum", key, None, h.sum);
+                }
                 Value::Summary { count, sum } => {
                     sample(out, base, b"_count", key, None, *count);
                     sample(out, base, b"_sum", key, None, *sum);

@@ -71,6 +71,7 @@ pub fn to_proto(name: &str, f: &StoredFamily) -> pb::MetricFamily {
                         ..Default::default()
                     })
                 }
+                (Value::Native(h), _) => m.histogram = Some(native_to_proto(h, created)),
                 (Value::Summary { count, sum }, _) => {
                     let (c, _) = split_count(*count);
                     m.summary = Some(pb::Summary {
@@ -91,6 +92,80 @@ pub fn to_proto(name: &str, f: &StoredFamily) -> pb::MetricFamily {
         metric,
         unit: None,
     }
+}
+
+/// A native histogram: integer histograms as spans and deltas, others with
+/// absolute float counts, as client_golang writes them.
+fn native_to_proto(
+    h: &crate::model::NativeHistogram,
+    created: Option<prost_types::Timestamp>,
+) -> pb::Histogram {
+    let integral = |c: f64| c.fract() == 0.0 && (0.0..9e15).contains(&c);
+    let all_integral = integral(h.count)
+        && integral(h.zero_count)
+        && h.positive
+            .iter()
+            .chain(&h.negative)
+            .all(|&(_, c)| integral(c));
+    let (positive_span, pos) = spans(&h.positive);
+    let (negative_span, neg) = spans(&h.negative);
+    let mut out = pb::Histogram {
+        schema: Some(h.schema),
+        zero_threshold: Some(h.zero_threshold),
+        sample_sum: Some(h.sum),
+        positive_span,
+        negative_span,
+        created_timestamp: created,
+        ..Default::default()
+    };
+    if all_integral {
+        out.sample_count = Some(h.count as u64);
+        out.zero_count = Some(h.zero_count as u64);
+        out.positive_delta = deltas(&pos);
+        out.negative_delta = deltas(&neg);
+    } else {
+        out.sample_count_float = Some(h.count);
+        out.zero_count_float = Some(h.zero_count);
+        out.positive_count = pos;
+        out.negative_count = neg;
+    }
+    if out.positive_span.is_empty() && out.negative_span.is_empty() {
+        // Marks the histogram as native even with no buckets, as client_golang does.
+        out.positive_span.push(pb::BucketSpan {
+            offset: Some(0),
+            length: Some(0),
+        });
+    }
+    out
+}
+
+fn spans(buckets: &[(i32, f64)]) -> (Vec<pb::BucketSpan>, Vec<f64>) {
+    let mut spans: Vec<pb::BucketSpan> = Vec::new();
+    let mut next = 0i32;
+    for (n, &(i, _)) in buckets.iter().enumerate() {
+        match spans.last_mut() {
+            Some(s) if n > 0 && i == next => s.length = Some(s.length.unwrap_or(0) + 1),
+            _ => spans.push(pb::BucketSpan {
+                offset: Some(if n == 0 { i } else { i - next }),
+                length: Some(1),
+            }),
+        }
+        next = i + 1;
+    }
+    (spans, buckets.iter().map(|&(_, c)| c).collect())
+}
+
+fn deltas(counts: &[f64]) -> Vec<i64> {
+    let mut prev = 0i64;
+    counts
+        .iter()
+        .map(|&c| {
+            let c = c as i64;
+            let d = c - prev;
+            prev = c;
+            d
+        })
+        .collect()
 }
 
 /// Integer counts go in the integer fields; others in the `_float` ones.

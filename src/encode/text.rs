@@ -35,6 +35,13 @@ pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
                     sample(out, name, b"_sum", key, None, h.sum);
                     sample(out, name, b"_count", key, None, h.count);
                 }
+                // The text format has no native buckets: a classic-compatible
+                // view, as client_golang writes native-only histograms.
+                Value::Native(h) => {
+                    sample(out, name, b"_bucket", key, Some(b"+Inf"), h.count);
+                    sample(out, name, b"_sum", key, None, h.sum);
+                    sample(out, name, b"_count", key, None, h.count);
+                }
                 Value::Summary { count, sum } => {
                     sample(out, name, b"_sum", key, None, *sum);
                     sample(out, name, b"_count", key, None, *count);

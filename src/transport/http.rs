@@ -18,7 +18,7 @@ use crate::Gateway;
 use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
-use crate::model::LabelRules;
+use crate::ingest::{Ingested, run_sized};
 use crate::telemetry::Protocol;
 
 /// Bodies above this are decoded off the async workers.
@@ -26,7 +26,8 @@ const BLOCKING_BODY: usize = 256 << 10;
 /// Aggregates above this many series are rendered off the async workers.
 const BLOCKING_SCRAPE: usize = 10_000;
 
-/// The gateway's routes on `--listen`.
+/// The gateway's HTTP routes on `--listen` (no fallback: `transport::app`
+/// sets it after merging the gRPC routes).
 pub fn router(gw: Gateway) -> Router {
     // Scrapes are compressed when asked (Prometheus asks for gzip); the
     // fastest level, as a 100k-series scrape at level 6 took ~240 ms.
@@ -48,7 +49,6 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/status", get(status))
         .route("/-/metrics", get(self_metrics).layer(compress()))
         .merge(health_routes())
-        .fallback(not_found)
         .with_state(gw)
 }
 
@@ -70,7 +70,8 @@ fn health_routes() -> Router<Gateway> {
         .route("/ready", get(ready))
 }
 
-async fn not_found(uri: Uri) -> Response {
+/// The answer for unknown paths.
+pub async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         format!("no route for {}\n", uri.path()),
@@ -105,8 +106,11 @@ async fn read_body(
 async fn push(State(gw): State<Gateway>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let result = push_inner(&gw, &uri, &headers, body).await;
-    gw.telemetry()
-        .push(Protocol::Http, &result, started.elapsed());
+    gw.telemetry().push(
+        Protocol::Http,
+        result.as_ref().map(|i| i.samples),
+        started.elapsed(),
+    );
     match result {
         Ok(_) => StatusCode::OK.into_response(),
         Err(r) => r.into_response(),
@@ -118,39 +122,20 @@ async fn push_inner(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<usize, Rejection> {
-    let config = gw.config();
-    let path_labels = path::parse(uri.path().strip_prefix("/metrics").unwrap_or(""))?;
-    let rules = LabelRules::new(path_labels, &config.drop_labels).map_err(Rejection::Invalid)?;
-    let limit = config.max_body_bytes;
+) -> Result<Ingested, Rejection> {
+    let limit = gw.config().max_body_bytes;
+    let labels = path::parse(uri.path().strip_prefix("/metrics").unwrap_or(""))?;
     let raw = read_body(headers, body, limit).await?;
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
     let format = decode::Format::from_content_type(header_str(headers, header::CONTENT_TYPE));
     let gw = gw.clone();
-    let work = move || {
-        let body = decode::decompress(encoding.as_deref(), raw, limit)?;
-        let opts = decode::Options {
-            labels: &rules,
-            gauge_nan_ok: gw.aggregator().settings().gauge_mode != crate::aggregate::GaugeMode::Sum,
-        };
-        let push = decode::decode(&body, format, &opts)?;
-        let samples = push.sample_count();
-        gw.aggregator().apply(push)?;
-        Ok(samples)
-    };
-    if raw_len_hint(headers) > BLOCKING_BODY {
-        tokio::task::spawn_blocking(work)
-            .await
-            .unwrap_or_else(|e| Err(Rejection::invalid(format!("push failed: {e}"))))
-    } else {
-        work()
-    }
-}
-
-fn raw_len_hint(headers: &HeaderMap) -> usize {
-    header_str(headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
+    run_sized(raw.len() > BLOCKING_BODY, move || {
+        gw.ingest(labels, |opts| {
+            let body = decode::decompress(encoding.as_deref(), raw, limit)?;
+            decode::decode(&body, format, opts)
+        })
+    })
+    .await
 }
 
 /// `DELETE /metrics/<labels>`: drop every series holding all the pairs.

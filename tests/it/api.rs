@@ -168,10 +168,14 @@ async fn lifecycle_listener_serves_health_and_self_metrics() {
     let side = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let side_addr = side.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listeners = prom_aggregation_gateway::transport::Listeners {
+        main,
+        grpc: None,
+        lifecycle: Some(side),
+    };
     let server = tokio::spawn(prom_aggregation_gateway::serve(
         prom_aggregation_gateway::Config::default(),
-        main,
-        Some(side),
+        listeners,
         async {
             let _ = rx.await;
         },

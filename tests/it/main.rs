@@ -2,9 +2,12 @@
 //! over real sockets. One binary, one module per area.
 
 mod api;
+mod auth;
 mod bad_input;
 mod concurrency;
 mod conformance;
+mod grpc;
+mod limits;
 mod python;
 mod scrape_formats;
 mod support;

@@ -32,8 +32,16 @@ pushadd_to_gateway(gw, job="batch", registry=reg, grouping_key=key)
 print(time.time())
 "#;
 
-fn python() -> String {
-    std::env::var("PAG_PYTHON").unwrap_or_else(|_| "python3".into())
+/// `$PAG_PYTHON`, else the test command's `.venv`, else `python3`.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("PAG_PYTHON") {
+        return p;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    if std::path::Path::new(venv).exists() {
+        return venv.into();
+    }
+    "python3".into()
 }
 
 fn run(gw: &Gateway, step: &str) -> String {

@@ -3,6 +3,10 @@
 use std::time::{Duration, Instant};
 
 use prom_aggregation_gateway::Config;
+use prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient;
+
+/// The generated gRPC client over a tonic channel.
+pub type GrpcClient = AggregationGatewayClient<tonic::transport::Channel>;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -37,14 +41,14 @@ impl Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(prom_aggregation_gateway::serve(
-            config,
-            listener,
-            None,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let listeners = prom_aggregation_gateway::transport::Listeners {
+            main: listener,
+            grpc: None,
+            lifecycle: None,
+        };
+        tokio::spawn(prom_aggregation_gateway::serve(config, listeners, async {
+            let _ = rx.await;
+        }));
         let gw = Gateway {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -95,6 +99,16 @@ impl Gateway {
             headers: r.headers().clone(),
             body: r.bytes().await.unwrap().to_vec(),
         }
+    }
+
+    /// A gRPC client of the push service on the same port.
+    pub async fn grpc(&self) -> GrpcClient {
+        let channel = tonic::transport::Endpoint::from_shared(self.base.clone())
+            .unwrap()
+            .connect()
+            .await
+            .expect("gRPC connect");
+        AggregationGatewayClient::new(channel)
     }
 
     pub async fn push(&self, path: &str, body: &str) -> Reply {

@@ -1,0 +1,101 @@
+//! One tower stack, written once and put around every protocol: the HTTP
+//! routes and the gRPC services share it (SPEC §3). Layers are listed in the
+//! order a request meets them; each says why it sits where it does.
+//!
+//! Every refusal a layer makes is a [`crate::error::Rejection`], answered as a gRPC status
+//! for gRPC calls (a bare HTTP error reaches a tonic client as `UNKNOWN`).
+
+mod admission;
+mod auth;
+mod metrics;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::{HeaderValue, Method};
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+
+use crate::Gateway;
+
+pub use auth::Auth;
+
+/// Wraps `routes` (HTTP routes with the gRPC services merged in) in the
+/// stack. The result is one service, so limits such as the in-flight cap
+/// hold across all routes, not per route.
+pub fn stack(routes: Router, gw: &Gateway) -> Router {
+    let config = gw.config();
+    let svc = ServiceBuilder::new()
+        // A request id first, so the span and every log line carry it.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // A span per request, continuing the caller's W3C trace (HTTP header
+        // or gRPC metadata alike); outside everything else so refusals below
+        // are traced too.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::trace::request_span)
+                .on_response(crate::trace::on_response),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Request metrics see every answer, the refusals below included.
+        .layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            metrics::record,
+        ))
+        // A panic becomes a 500 / INTERNAL instead of a dropped connection.
+        .layer(axum::middleware::from_fn(admission::catch_panic))
+        // CORS before auth: browsers send preflights without credentials.
+        .layer(cors(&config.cors))
+        // Overload and slowness: shed at once past the in-flight cap rather
+        // than queue, and bound each request's time.
+        .layer(HandleErrorLayer::new(admission::error))
+        .load_shed()
+        .concurrency_limit(config.max_in_flight)
+        .timeout(config.request_timeout)
+        // Credentials before any body is read.
+        .layer(ValidateRequestHeaderLayer::custom(Auth::new(
+            &config.auth_users,
+        )))
+        // A declared body size over the limit is refused before reading it;
+        // undeclared sizes are capped while reading (HTTP) or decoding (gRPC).
+        .layer(ValidateRequestHeaderLayer::custom(admission::DeclaredSize(
+            config.max_body_bytes,
+        )))
+        .service(routes);
+    Router::new().fallback_service(svc)
+}
+
+fn cors(allowed: &str) -> CorsLayer {
+    let origin = if allowed == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            allowed
+                .split(',')
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::any())
+        .max_age(Duration::from_secs(600))
+}
+
+/// The smaller stack of the lifecycle port: spans, panics, CORS.
+pub fn lifecycle(routes: Router, cors_allowed: &str) -> Router {
+    routes
+        .layer(cors(cors_allowed))
+        .layer(axum::middleware::from_fn(admission::catch_panic))
+        .layer(TraceLayer::new_for_http().make_span_with(crate::trace::request_span))
+}

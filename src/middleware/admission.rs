@@ -1,0 +1,74 @@
+//! Refusals of the stack itself: overload, timeout, a declared body over the
+//! limit, and panics, each answered in the caller's protocol.
+
+use std::panic::AssertUnwindSafe;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use futures_util::FutureExt;
+use tower::BoxError;
+use tower_http::validate_request::ValidateRequest;
+
+use crate::error::{Rejection, is_grpc};
+
+fn grpc_headers(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Maps the errors of tower's load-shed, concurrency-limit and timeout
+/// layers to rejections.
+pub async fn error(headers: HeaderMap, err: BoxError) -> Response {
+    let rejection = if err.is::<tower::timeout::error::Elapsed>() {
+        Rejection::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        Rejection::Overloaded
+    } else {
+        tracing::error!("request failed: {err}");
+        Rejection::Internal
+    };
+    rejection.respond(grpc_headers(&headers))
+}
+
+/// Turns a panic below into a 500 (INTERNAL for gRPC). Our own layer rather
+/// than tower-http's `CatchPanicLayer`, whose handler cannot see the request
+/// and so cannot answer a gRPC call in gRPC.
+pub async fn catch_panic(req: Request, next: Next) -> Response {
+    let grpc = is_grpc(&req);
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(res) => res,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!("handler panicked: {what}");
+            Rejection::Internal.respond(grpc)
+        }
+    }
+}
+
+/// Refuses a request whose `Content-Length` is over the body limit.
+#[derive(Debug, Clone, Copy)]
+pub struct DeclaredSize(pub usize);
+
+impl<B> ValidateRequest<B> for DeclaredSize {
+    type ResponseBody = Body;
+
+    fn validate(&mut self, req: &mut axum::http::Request<B>) -> Result<(), Response> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.0 as u64) {
+            return Err(Rejection::BodyTooLarge { limit: self.0 }.respond(is_grpc(req)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Request metrics: every request by protocol, handler and status, and its
+//! time through the whole stack.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::Gateway;
+use crate::error::is_grpc;
+use crate::telemetry::Protocol;
+
+/// Records the request once the answer is ready.
+pub async fn record(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (protocol, handler) = classify(&req);
+    let res = next.run(req).await;
+    gw.telemetry()
+        .request(protocol, handler, res.status().as_u16(), started.elapsed());
+    res
+}
+
+/// A fixed, small set of handler names (never the raw path: label values
+/// must not grow with what clients send).
+fn classify(req: &Request) -> (Protocol, &'static str) {
+    let path = req.uri().path();
+    if is_grpc(req) {
+        let handler = match path.rsplit('/').next() {
+            Some("Push") => "Push",
+            Some("PushStream") => "PushStream",
+            Some("Check") | Some("Watch") => "health",
+            _ if path.contains("Reflection") => "reflection",
+            _ => "other",
+        };
+        return (Protocol::Grpc, handler);
+    }
+    let m = req.method();
+    let handler = if path == "/metrics" || path.starts_with("/metrics/") {
+        match *m {
+            Method::GET => "scrape",
+            Method::DELETE => "delete",
+            Method::OPTIONS => "preflight",
+            _ => "push",
+        }
+    } else if path.starts_with("/api/v1/admin") {
+        "admin"
+    } else if path == "/api/v1/status" {
+        "status"
+    } else if path == "/-/metrics" {
+        "self_metrics"
+    } else if path.ends_with("healthy") || path.ends_with("ready") {
+        "health"
+    } else {
+        "other"
+    };
+    (Protocol::Http, handler)
+}
