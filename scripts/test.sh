@@ -3,6 +3,8 @@
 # installs what the tests need (Python and prometheus_client in a venv), then
 # format and lint checks, unit, property and integration tests.
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
+# Python tools: prometheus_client (pushes from Python), grpcio (the Python gRPC
+# client in clients/python), pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +26,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 export PAG_PYTHON="$PWD/.venv/bin/python"
-"$PAG_PYTHON" -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "installed")'
+"$PAG_PYTHON" -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(prometheus.client|grpcio|protobuf|pytest) '
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "Python client tests (clients/python, against the built binary)"
+cargo build --locked --bin prom-aggregation-gateway
+PAG_BINARY="$PWD/target/debug/prom-aggregation-gateway" "$PAG_PYTHON" -m pytest -q clients/python/tests
 
 log "cargo test"
-cargo test --all-targets --locked
+cargo test --workspace --all-targets --locked

@@ -8,6 +8,7 @@ mod concurrency;
 mod conformance;
 mod grpc;
 mod limits;
+mod otlp;
 mod python;
 mod scrape_formats;
 mod support;

@@ -1,0 +1,180 @@
+//! Tracing end to end: the real binary, started with the standard
+//! OpenTelemetry variables, exports its spans over OTLP to a real OTLP trace
+//! receiver (a tonic server of the collector's TraceService) run by the test;
+//! a client's W3C `traceparent` (HTTP header, gRPC metadata) is the parent.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use tokio::sync::mpsc;
+use tonic::metadata::MetadataValue;
+
+use crate::grpc::{counter, request};
+
+struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let _ = self.0.send(req.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_receiver_with_the_callers_parent() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver_addr = receiver.local_addr().unwrap();
+    let routes =
+        tonic::service::Routes::new(TraceServiceServer::new(Receiver(tx))).into_axum_router();
+    tokio::spawn(axum::serve(receiver, routes).into_future());
+
+    let port = free_port();
+    let _gw = Killed(
+        Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://{receiver_addr}"),
+            )
+            .env("OTEL_SERVICE_NAME", "pag-under-test")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the gateway binary"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/-/healthy")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let http_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let http_parent = "00f067aa0ba902b7";
+    let r = http
+        .post(format!("{base}/metrics/job/t"))
+        .header("traceparent", format!("00-{http_trace}-{http_parent}-01"))
+        .body("# TYPE c counter\nc 1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let grpc_trace = "0af7651916cd43dd8448eb211c80319c";
+    let grpc_parent = "b7ad6b7169203331";
+    let channel = tonic::transport::Endpoint::from_shared(base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient::new(channel);
+    let mut req = tonic::Request::new(request(vec![counter("g_total", &[], 1.0)], &[]));
+    req.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(format!("00-{grpc_trace}-{grpc_parent}-01")).unwrap(),
+    );
+    client.push(req).await.unwrap();
+
+    // Collect spans until both requests' trees are seen (with a deadline).
+    let mut spans: Vec<Span> = Vec::new();
+    let mut service_names = Vec::new();
+    let complete = |spans: &[Span]| {
+        [http_trace, grpc_trace].iter().all(|t| {
+            let names: Vec<&str> = spans
+                .iter()
+                .filter(|s| hex(&s.trace_id) == *t)
+                .map(|s| s.name.as_str())
+                .collect();
+            ["decode", "validate", "apply"]
+                .iter()
+                .all(|n| names.contains(n))
+                && names.len() >= 4
+        })
+    };
+    while !complete(&spans) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let batch = tokio::time::timeout(left, rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "spans never arrived; got {:?}",
+                    spans
+                        .iter()
+                        .map(|s| (&s.name, hex(&s.trace_id)))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .unwrap();
+        for rs in batch.resource_spans {
+            if let Some(res) = &rs.resource {
+                for kv in &res.attributes {
+                    if kv.key == "service.name" {
+                        service_names.push(format!("{:?}", kv.value));
+                    }
+                }
+            }
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    assert!(
+        service_names.iter().any(|s| s.contains("pag-under-test")),
+        "{service_names:?}"
+    );
+    for (trace, parent) in [(http_trace, http_parent), (grpc_trace, grpc_parent)] {
+        let root = spans
+            .iter()
+            .find(|s| hex(&s.trace_id) == trace && hex(&s.parent_span_id) == parent)
+            .unwrap_or_else(|| panic!("no span of trace {trace} with parent {parent}"));
+        // decode, validate and apply hang below the request span.
+        for name in ["decode", "validate", "apply"] {
+            let child = spans
+                .iter()
+                .find(|s| hex(&s.trace_id) == trace && s.name == name)
+                .unwrap();
+            assert_ne!(
+                child.parent_span_id,
+                Vec::<u8>::new(),
+                "{name} has no parent"
+            );
+        }
+        assert_eq!(root.kind, 2, "request span is SERVER kind: {root:?}");
+    }
+}
