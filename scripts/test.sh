@@ -34,9 +34,21 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
 log "Python client tests (clients/python, against the built binary)"
 cargo build --locked --bin prom-aggregation-gateway
-PAG_BINARY="$PWD/target/debug/prom-aggregation-gateway" "$PAG_PYTHON" -m pytest -q clients/python/tests
+PAG_BINARY="$PWD/target/debug/prom-aggregation-gateway" "$PAG_PYTHON" -m pytest -q clients/python/tests \
+  | tee "$log_dir/pytest.log"
 
 log "cargo test"
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked 2>&1 | tee "$log_dir/cargo.log"
+
+# One closing line over every runner: cargo prints a result line per test
+# binary (many with 0 tests), pytest its own.
+passed=$(awk '/^test result:/ {p += $4} END {print p + 0}' "$log_dir/cargo.log")
+failed=$(awk '/^test result:/ {f += $6} END {print f + 0}' "$log_dir/cargo.log")
+py_passed=$(grep -oE '[0-9]+ passed' "$log_dir/pytest.log" | awk '{s += $1} END {print s + 0}')
+echo
+echo "total: $((passed + py_passed)) passed, $failed failed"

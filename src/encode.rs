@@ -75,6 +75,12 @@ impl Format {
 
 /// Renders the whole aggregate in `format`.
 pub fn render(aggregator: &Aggregator, format: Format) -> Vec<u8> {
+    let _span = tracing::info_span!(
+        "encode",
+        format = ?format,
+        series = aggregator.series_count()
+    )
+    .entered();
     aggregator.read(|families| render_families(families, format))
 }
 

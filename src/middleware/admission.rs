@@ -72,3 +72,38 @@ impl<B> ValidateRequest<B> for DeclaredSize {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn panics_become_500_or_internal() {
+        let app = Router::new()
+            .route("/", get(boom))
+            .layer(axum::middleware::from_fn(super::catch_panic));
+        let res = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get("/")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+        let req = axum::http::Request::get("/")
+            .header("content-type", "application/grpc")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["grpc-status"], "13");
+    }
+}

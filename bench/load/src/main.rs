@@ -1,0 +1,294 @@
+//! `pag-load`: drives a gateway (ours or a peer) over loopback and reports
+//! requests/s, samples/s and latency percentiles.
+//!
+//! ```text
+//! cargo run --release -p pag-load -- push --protocol text --series 10 --concurrency 64 --seconds 10
+//! cargo run --release -p pag-load -- push --protocol grpc --series 10000 --concurrency 8
+//! cargo run --release -p pag-load -- scrape --preload 100000 --times 20 --accept protobuf
+//! ```
+//!
+//! Every push carries the same `series` counter series (10 labels' worth of
+//! text per line, as client libraries write them), so after the first push
+//! the gateway updates existing series: the steady state of many senders.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
+use prom_aggregation_gateway_client::{Client, MetricFamily};
+use prost::Message;
+
+#[derive(Parser)]
+#[command(about = "Load generator for prom-aggregation-gateway")]
+struct Args {
+    /// Base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    target: String,
+    /// Push path (for peers that want a job, e.g. /metrics/job/load).
+    #[arg(long, default_value = "/metrics/job/load", global = true)]
+    path: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Concurrent pushes for a fixed time.
+    Push {
+        #[arg(long, value_enum, default_value_t = Protocol::Text)]
+        protocol: Protocol,
+        /// Series per push.
+        #[arg(long, default_value_t = 10)]
+        series: usize,
+        /// Concurrent senders (connections).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Metric name prefix (distinct runs can use distinct series).
+        #[arg(long, default_value = "load")]
+        prefix: String,
+    },
+    /// Timed sequential scrapes, after an optional preload of series.
+    Scrape {
+        /// Series to push first (in pushes of 10k).
+        #[arg(long, default_value_t = 0)]
+        preload: usize,
+        #[arg(long, default_value_t = 20)]
+        times: usize,
+        #[arg(long, value_enum, default_value_t = Accept::Text)]
+        accept: Accept,
+        /// Ask for gzip.
+        #[arg(long)]
+        gzip: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Protocol {
+    Text,
+    Protobuf,
+    Grpc,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Accept {
+    Text,
+    Openmetrics,
+    Protobuf,
+}
+
+const PROTO_CT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// `n` counter series of family `{prefix}_requests_total`, starting at `offset`.
+fn text_body(prefix: &str, n: usize, offset: usize) -> String {
+    let mut out = format!(
+        "# HELP {prefix}_requests_total Requests.\n# TYPE {prefix}_requests_total counter\n"
+    );
+    for i in offset..offset + n {
+        out.push_str(&format!(
+            "{prefix}_requests_total{{method=\"GET\",path=\"/api/v1/items/{i}\",status=\"200\",instance=\"host-{}\"}} 1\n",
+            i % 17
+        ));
+    }
+    out
+}
+
+fn families(prefix: &str, n: usize) -> Vec<MetricFamily> {
+    let label = |k: &str, v: String| pb::LabelPair {
+        name: Some(k.into()),
+        value: Some(v),
+    };
+    vec![pb::MetricFamily {
+        name: Some(format!("{prefix}_requests_total")),
+        help: Some("Requests.".into()),
+        r#type: Some(pb::MetricType::Counter as i32),
+        metric: (0..n)
+            .map(|i| pb::Metric {
+                label: vec![
+                    label("method", "GET".into()),
+                    label("path", format!("/api/v1/items/{i}")),
+                    label("status", "200".into()),
+                    label("instance", format!("host-{}", i % 17)),
+                ],
+                counter: Some(pb::Counter {
+                    value: Some(1.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        unit: None,
+    }]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn push(
+    args: &Args,
+    protocol: Protocol,
+    series: usize,
+    concurrency: usize,
+    seconds: u64,
+    prefix: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let url = format!("{}{}", args.target, args.path);
+    let text = text_body(prefix, series, 0);
+    let fams = families(prefix, series);
+    let mut proto = Vec::new();
+    for f in &fams {
+        f.encode_length_delimited(&mut proto)?;
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, text, proto, fams) = (
+            http.clone(),
+            url.clone(),
+            text.clone(),
+            proto.clone(),
+            fams.clone(),
+        );
+        let mut grpc = if protocol == Protocol::Grpc {
+            Some(Client::connect(args.target.clone()).await?)
+        } else {
+            None
+        };
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0usize);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let ok = match (protocol, grpc.as_mut()) {
+                    (Protocol::Grpc, Some(c)) => {
+                        c.push(fams.clone(), [("job", "load")]).await.is_ok()
+                    }
+                    (Protocol::Protobuf, _) => http
+                        .post(&url)
+                        .header("content-type", PROTO_CT)
+                        .body(proto.clone())
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
+                    _ => http
+                        .post(&url)
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(text.clone())
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
+                };
+                if ok {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let started = Instant::now();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort();
+    let rps = lat.len() as f64 / elapsed;
+    println!(
+        "push protocol={protocol:?} series={series} concurrency={concurrency} requests={} errors={errors} req/s={rps:.0} samples/s={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3}",
+        lat.len(),
+        rps * series as f64,
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.9)),
+        ms(percentile(&lat, 0.99)),
+    );
+    Ok(())
+}
+
+async fn scrape(
+    args: &Args,
+    preload: usize,
+    times: usize,
+    accept: Accept,
+    gzip: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let http = reqwest::Client::new();
+    let url = format!("{}{}", args.target, args.path);
+    let mut offset = 0;
+    while offset < preload {
+        let n = (preload - offset).min(10_000);
+        let r = http
+            .post(&url)
+            .body(text_body("preload", n, offset))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            return Err(format!("preload push failed: {} {}", r.status(), r.text().await?).into());
+        }
+        offset += n;
+    }
+    let accept_header = match accept {
+        Accept::Text => "text/plain;version=0.0.4",
+        Accept::Openmetrics => "application/openmetrics-text;version=1.0.0",
+        Accept::Protobuf => {
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+        }
+    };
+    let mut lat = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..times {
+        let mut req = http
+            .get(format!("{}/metrics", args.target))
+            .header("accept", accept_header);
+        if gzip {
+            req = req.header("accept-encoding", "gzip");
+        }
+        let t = Instant::now();
+        let body = req.send().await?.bytes().await?;
+        lat.push(t.elapsed());
+        bytes = body.len();
+    }
+    lat.sort();
+    println!(
+        "scrape preload={preload} accept={accept:?} gzip={gzip} bytes={bytes} times={times} p50_ms={:.2} min_ms={:.2} max_ms={:.2}",
+        ms(percentile(&lat, 0.5)),
+        ms(lat[0]),
+        ms(lat[lat.len() - 1]),
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    match &args.cmd {
+        Cmd::Push {
+            protocol,
+            series,
+            concurrency,
+            seconds,
+            prefix,
+        } => push(&args, *protocol, *series, *concurrency, *seconds, prefix).await,
+        Cmd::Scrape {
+            preload,
+            times,
+            accept,
+            gzip,
+        } => scrape(&args, *preload, *times, *accept, *gzip).await,
+    }
+}
