@@ -352,11 +352,7 @@ async fn concurrent_grpc_and_http_pushes_are_exact() {
 #[tokio::test]
 async fn health_service_answers() {
     let gw = Gateway::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(gw.base.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = crate::support::channel(&gw.base).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let r = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -390,12 +386,7 @@ async fn separate_grpc_port_serves_the_same_aggregate() {
             let _ = rx.await;
         },
     ));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient::new(channel);
+    let mut client = crate::support::grpc_client(&format!("http://{grpc_addr}")).await;
     client
         .push(request(vec![counter("sep_total", &[], 4.0)], &[]))
         .await
@@ -418,11 +409,7 @@ async fn reflection_lists_the_services() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     let gw = Gateway::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(gw.base.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = crate::support::channel(&gw.base).await;
     let mut client = ServerReflectionClient::new(channel);
     let req = ServerReflectionRequest {
         host: String::new(),

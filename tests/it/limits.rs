@@ -67,12 +67,7 @@ async fn slow_requests_time_out_in_each_protocol() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.ends_with("request timed out\n"), "{reply}");
     // gRPC: a stream that never ends.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient::new(channel);
+    let mut client = crate::support::grpc_client(&format!("http://{addr}")).await;
     let stream = tokio_stream::iter(vec![request(vec![counter("t_total", &[], 1.0)], &[])])
         .chain(tokio_stream::pending());
     let err = client.push_stream(stream).await.unwrap_err();

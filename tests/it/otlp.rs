@@ -98,12 +98,7 @@ async fn spans_reach_an_otlp_receiver_with_the_callers_parent() {
 
     let grpc_trace = "0af7651916cd43dd8448eb211c80319c";
     let grpc_parent = "b7ad6b7169203331";
-    let channel = tonic::transport::Endpoint::from_shared(base.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient::new(channel);
+    let mut client = crate::support::grpc_client(&base).await;
     let mut req = tonic::Request::new(request(vec![counter("g_total", &[], 1.0)], &[]));
     req.metadata_mut().insert(
         "traceparent",

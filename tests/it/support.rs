@@ -103,12 +103,7 @@ impl Gateway {
 
     /// A gRPC client of the push service on the same port.
     pub async fn grpc(&self) -> GrpcClient {
-        let channel = tonic::transport::Endpoint::from_shared(self.base.clone())
-            .unwrap()
-            .connect()
-            .await
-            .expect("gRPC connect");
-        AggregationGatewayClient::new(channel)
+        grpc_client(&self.base).await
     }
 
     pub async fn push(&self, path: &str, body: &str) -> Reply {
@@ -154,4 +149,18 @@ pub fn conformance_dir() -> std::path::PathBuf {
         dir.display()
     );
     dir
+}
+
+/// A connected gRPC channel to `base` (`http://host:port`).
+pub async fn channel(base: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(base.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connect")
+}
+
+/// A push-service client for `base`.
+pub async fn grpc_client(base: &str) -> GrpcClient {
+    AggregationGatewayClient::new(channel(base).await)
 }
