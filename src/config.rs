@@ -3,6 +3,7 @@
 //! flag names are accepted as aliases so its scripts and Helm values work.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -79,6 +80,64 @@ pub struct Args {
     #[arg(long, env = "PAG_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// `user=password` pairs for admin calls (wipe, DELETE). When set, push
+    /// credentials no longer open them.
+    #[arg(long, env = "PAG_ADMIN_USERS", value_delimiter = ',')]
+    pub admin_users: Vec<String>,
+
+    /// Most labels on one series.
+    #[arg(long, env = "PAG_MAX_LABELS", default_value_t = 64)]
+    pub max_labels: usize,
+
+    /// Longest label name or metric name, in bytes.
+    #[arg(long, env = "PAG_MAX_NAME_LENGTH", default_value_t = 256)]
+    pub max_name_length: usize,
+
+    /// Longest label value, in bytes.
+    #[arg(long, env = "PAG_MAX_LABEL_VALUE_LENGTH", default_value_t = 4096)]
+    pub max_label_value_length: usize,
+
+    /// Most series in one push (one gRPC message).
+    #[arg(long, env = "PAG_MAX_SERIES_PER_PUSH", default_value_t = 200_000)]
+    pub max_series_per_push: usize,
+
+    /// Drop series not pushed to for this long (e.g. 10m); off when unset.
+    #[arg(long, env = "PAG_SERIES_TTL", value_parser = parse_duration)]
+    pub series_ttl: Option<Duration>,
+
+    /// Snapshot file of the aggregate: restored at start, written every
+    /// --persistence-interval and at shutdown.
+    #[arg(long, env = "PAG_PERSISTENCE_FILE")]
+    pub persistence_file: Option<PathBuf>,
+
+    /// How often the snapshot is written.
+    #[arg(long, env = "PAG_PERSISTENCE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub persistence_interval: Duration,
+
+    /// Start empty when the snapshot file is corrupt (default: refuse to start).
+    #[arg(long, env = "PAG_PERSISTENCE_DISCARD_CORRUPT")]
+    pub persistence_discard_corrupt: bool,
+
+    /// PEM certificate chain: serve TLS (HTTP/1.1, HTTP/2 and gRPC) on every listener.
+    #[arg(long, env = "PAG_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "PAG_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: require client certificates signed by it (mTLS).
+    #[arg(long, env = "PAG_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Longest a client may take to send request headers (slowloris guard).
+    #[arg(long, env = "PAG_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, env = "PAG_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Log format.
     #[arg(long, env = "PAG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -103,6 +162,36 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The PEM files TLS is served from (re-read on SIGHUP or change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// CA bundle for client certificates (mTLS), if required.
+    pub client_ca: Option<PathBuf>,
+}
+
+fn parse_users(flag: &str, pairs: &[String]) -> Result<Vec<(String, Secret)>, String> {
+    let mut users = Vec::new();
+    for pair in pairs.iter().filter(|p| !p.is_empty()) {
+        let (user, pass) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{flag}: {:?} is not user=password", redact(pair)))?;
+        if user.is_empty() || pass.is_empty() || user.contains(':') {
+            return Err(format!("{flag}: {:?} is not user=password", redact(pair)));
+        }
+        let secret = if ["$2a$", "$2b$", "$2y$"].iter().any(|p| pass.starts_with(p)) {
+            Secret::Bcrypt(pass.to_string())
+        } else {
+            Secret::Plain(pass.to_string())
+        };
+        users.push((user.to_string(), secret));
+    }
+    Ok(users)
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -118,6 +207,24 @@ pub struct Config {
     pub max_in_flight: usize,
     /// `--request-timeout`.
     pub request_timeout: Duration,
+    /// `--admin-users`, parsed.
+    pub admin_users: Vec<(String, Secret)>,
+    /// Per-series and per-push limits.
+    pub limits: crate::model::Limits,
+    /// `--series-ttl`.
+    pub series_ttl: Option<Duration>,
+    /// `--persistence-file`.
+    pub persistence_file: Option<PathBuf>,
+    /// `--persistence-interval`.
+    pub persistence_interval: Duration,
+    /// `--persistence-discard-corrupt`.
+    pub persistence_discard_corrupt: bool,
+    /// TLS files, when TLS is on.
+    pub tls: Option<TlsFiles>,
+    /// `--header-read-timeout`.
+    pub header_read_timeout: Duration,
+    /// `--shutdown-timeout`.
+    pub shutdown_timeout: Duration,
     /// `--cors`.
     pub cors: String,
     /// `--max-body-bytes`.
@@ -148,23 +255,10 @@ impl TryFrom<Args> for Config {
                 return Err(format!("--drop-label: invalid label name {l:?}"));
             }
         }
-        let mut auth_users = Vec::new();
-        for pair in a.auth_users.iter().filter(|p| !p.is_empty()) {
-            let (user, pass) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("--auth-users: {:?} is not user=password", redact(pair)))?;
-            if user.is_empty() || pass.is_empty() || user.contains(':') {
-                return Err(format!(
-                    "--auth-users: {:?} is not user=password",
-                    redact(pair)
-                ));
-            }
-            let secret = if ["$2a$", "$2b$", "$2y$"].iter().any(|p| pass.starts_with(p)) {
-                Secret::Bcrypt(pass.to_string())
-            } else {
-                Secret::Plain(pass.to_string())
-            };
-            auth_users.push((user.to_string(), secret));
+        let auth_users = parse_users("--auth-users", &a.auth_users)?;
+        let admin_users = parse_users("--admin-users", &a.admin_users)?;
+        if a.persistence_interval.is_zero() {
+            return Err("--persistence-interval must be above 0".into());
         }
         if a.max_in_flight == 0 {
             return Err("--max-in-flight must be above 0".into());
@@ -189,6 +283,27 @@ impl TryFrom<Args> for Config {
                 .transpose()
                 .map_err(|e| format!("--grpc-listen: {e}"))?,
             auth_users,
+            admin_users,
+            limits: crate::model::Limits {
+                max_labels: a.max_labels,
+                max_name_length: a.max_name_length,
+                max_label_value_length: a.max_label_value_length,
+                max_series_per_push: a.max_series_per_push,
+            },
+            series_ttl: a.series_ttl.filter(|d| !d.is_zero()),
+            persistence_file: a.persistence_file,
+            persistence_interval: a.persistence_interval,
+            persistence_discard_corrupt: a.persistence_discard_corrupt,
+            tls: match (a.tls_cert, a.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: a.tls_client_ca,
+                }),
+                _ => None,
+            },
+            header_read_timeout: a.header_read_timeout,
+            shutdown_timeout: a.shutdown_timeout,
             max_in_flight: a.max_in_flight,
             request_timeout: a.request_timeout,
             cors: a.cors,

@@ -38,6 +38,14 @@ pub enum Rejection {
         /// The limit.
         limit: usize,
     },
+    /// The push holds more series than `--max-series-per-push`.
+    #[error("push holds {count} series, over the limit of {limit} per push")]
+    PushTooLarge {
+        /// Series in the push.
+        count: usize,
+        /// `--max-series-per-push`.
+        limit: usize,
+    },
     /// Applying the push would store more than `--max-series` series.
     #[error("push would add {new} series to {stored}, over the limit of {limit} series")]
     TooManySeries {
@@ -72,7 +80,9 @@ impl Rejection {
             Rejection::Line { .. } | Rejection::Invalid(_) | Rejection::TypeConflict { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyTooLarge { .. } | Rejection::PushTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Rejection::TooManySeries { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -90,9 +100,9 @@ impl Rejection {
             | Rejection::Invalid(_)
             | Rejection::TypeConflict { .. }
             | Rejection::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
-            Rejection::BodyTooLarge { .. } | Rejection::TooManySeries { .. } => {
-                tonic::Code::ResourceExhausted
-            }
+            Rejection::BodyTooLarge { .. }
+            | Rejection::PushTooLarge { .. }
+            | Rejection::TooManySeries { .. } => tonic::Code::ResourceExhausted,
             Rejection::Unauthenticated => tonic::Code::Unauthenticated,
             Rejection::Overloaded => tonic::Code::Unavailable,
             Rejection::Timeout => tonic::Code::DeadlineExceeded,
@@ -123,6 +133,7 @@ impl Rejection {
             Rejection::Invalid(_) => "invalid",
             Rejection::TypeConflict { .. } => "type_conflict",
             Rejection::BodyTooLarge { .. } => "body_too_large",
+            Rejection::PushTooLarge { .. } => "push_too_large",
             Rejection::TooManySeries { .. } => "too_many_series",
             Rejection::UnsupportedEncoding(_) => "unsupported_encoding",
             Rejection::Unauthenticated => "unauthenticated",

@@ -27,15 +27,35 @@ impl Gateway {
         path_labels: Vec<(String, String)>,
         decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
     ) -> Result<Ingested, Rejection> {
-        let rules =
-            LabelRules::new(path_labels, &self.config().drop_labels).map_err(Rejection::Invalid)?;
+        let config = self.config();
+        let rules = LabelRules::new(path_labels, &config.drop_labels, config.limits)
+            .map_err(Rejection::Invalid)?;
         let opts = Options {
             labels: &rules,
             gauge_nan_ok: self.aggregator().settings().gauge_mode != GaugeMode::Sum,
         };
         let span = info_span!("decode", series = tracing::field::Empty);
         let push = span.in_scope(|| decode(&opts))?;
-        span.record("series", push.series_count());
+        let series = push.series_count();
+        span.record("series", series);
+        if series > config.limits.max_series_per_push {
+            return Err(Rejection::PushTooLarge {
+                count: series,
+                limit: config.limits.max_series_per_push,
+            });
+        }
+        if let Some(f) = push
+            .families
+            .iter()
+            .find(|f| f.name.len() > config.limits.max_name_length)
+        {
+            return Err(Rejection::invalid(format!(
+                "metric name {}... is {} bytes, over the limit of {}",
+                &f.name[..32.min(f.name.len())],
+                f.name.len(),
+                config.limits.max_name_length
+            )));
+        }
         let samples = push.sample_count();
         let applied = self.aggregator().apply(push)?;
         Ok(Ingested {

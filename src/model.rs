@@ -40,6 +40,31 @@ impl Kind {
     }
 }
 
+/// Limits on what one push may hold (SPEC §1 and issue flags): a push over
+/// any of them is refused whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `--max-labels`: labels on one series.
+    pub max_labels: usize,
+    /// `--max-name-length`: bytes in a metric or label name.
+    pub max_name_length: usize,
+    /// `--max-label-value-length`: bytes in a label value.
+    pub max_label_value_length: usize,
+    /// `--max-series-per-push`: series in one push.
+    pub max_series_per_push: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_labels: 64,
+            max_name_length: 256,
+            max_label_value_length: 4096,
+            max_series_per_push: 200_000,
+        }
+    }
+}
+
 /// One decoded push: families in the order they were given, each family name
 /// at most once.
 #[derive(Debug, Default, Clone, PartialEq)]

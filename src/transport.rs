@@ -2,10 +2,13 @@
 //! tonic services; [`serve`] merges them into one router (gRPC is told apart
 //! by its paths and `content-type: application/grpc`), puts the one
 //! middleware stack around it, and serves it on `--listen` (and
-//! `--grpc-listen`), with the lifecycle routes on `--lifecycle-listen`.
+//! `--grpc-listen`), with the lifecycle routes on `--lifecycle-listen`, each
+//! through `server.rs`'s accept loop (TLS, header timeout, drain).
 
 pub mod grpc;
 pub mod http;
+mod server;
+pub mod tls;
 
 use std::future::Future;
 
@@ -36,39 +39,42 @@ pub async fn app(gateway: &Gateway) -> Router {
     middleware::stack(routes, gateway)
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Serves until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish (up to `--shutdown-timeout`).
 pub async fn serve(
     gateway: Gateway,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(&gateway).await;
+    let config = gateway.config();
+    let tls = match &config.tls {
+        Some(files) => Some(tls::Tls::load(files).map_err(std::io::Error::other)?),
+        None => None,
+    };
     let (tx, rx) = tokio::sync::watch::channel(());
     tokio::spawn(async move {
         shutdown.await;
         drop(tx);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
-        let _ = rx.changed().await;
+    if let Some(tls) = &tls {
+        tls.clone().watch(rx.clone());
+    }
+    let opts = server::ConnOptions {
+        header_read_timeout: config.header_read_timeout,
+        drain_timeout: config.shutdown_timeout,
+        tls,
     };
-    let mut side = Vec::new();
+    let app = app(&gateway).await;
+    let mut tasks = vec![tokio::spawn(server::run(listeners.main, app.clone(), opts.clone(), rx.clone()))];
     if let Some(l) = listeners.grpc {
-        let serve = axum::serve(l, app.clone()).with_graceful_shutdown(stopped(rx.clone()));
-        side.push(tokio::spawn(serve.into_future()));
+        tasks.push(tokio::spawn(server::run(l, app, opts.clone(), rx.clone())));
     }
     if let Some(l) = listeners.lifecycle {
-        let routes = middleware::lifecycle(
-            http::lifecycle_router(gateway.clone()),
-            &gateway.config().cors,
-        );
-        let serve = axum::serve(l, routes).with_graceful_shutdown(stopped(rx.clone()));
-        side.push(tokio::spawn(serve.into_future()));
+        let routes = middleware::lifecycle(http::lifecycle_router(gateway.clone()), &config.cors);
+        tasks.push(tokio::spawn(server::run(l, routes, opts, rx)));
     }
-    axum::serve(listeners.main, app)
-        .with_graceful_shutdown(stopped(rx))
-        .await?;
-    for s in side {
-        s.await.map_err(std::io::Error::other)??;
+    for t in tasks {
+        t.await.map_err(std::io::Error::other)?;
     }
     Ok(())
 }

@@ -42,16 +42,22 @@ pub struct LabelRules {
     fixed: Vec<(String, String)>,
     /// Sorted.
     drop: Vec<String>,
+    limits: super::Limits,
 }
 
 impl LabelRules {
     /// Rules for a push with these path labels (validated: names valid and
     /// given once) and these dropped names. On error returns the reason.
-    pub fn new(mut fixed: Vec<(String, String)>, drop: &[String]) -> Result<LabelRules, String> {
-        for (name, _) in &fixed {
+    pub fn new(
+        mut fixed: Vec<(String, String)>,
+        drop: &[String],
+        limits: super::Limits,
+    ) -> Result<LabelRules, String> {
+        for (name, value) in &fixed {
             if !is_label_name(name) {
                 return Err(format!("invalid label name {name:?}"));
             }
+            check_lengths(name, value, &limits)?;
         }
         fixed.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(w) = fixed.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -60,7 +66,11 @@ impl LabelRules {
         let mut drop = drop.to_vec();
         drop.sort();
         fixed.retain(|(n, _)| drop.binary_search(n).is_err());
-        Ok(LabelRules { fixed, drop })
+        Ok(LabelRules {
+            fixed,
+            drop,
+            limits,
+        })
     }
 
     /// Writes the key of a series with these body labels into `out` (cleared
@@ -73,11 +83,19 @@ impl LabelRules {
     ) -> Result<(), String> {
         out.clear();
         labels.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        for (i, (name, _)) in labels.iter().enumerate() {
+        if labels.len() > self.limits.max_labels {
+            return Err(format!(
+                "series has {} labels, over the limit of {}",
+                labels.len(),
+                self.limits.max_labels
+            ));
+        }
+        for (i, (name, value)) in labels.iter().enumerate() {
             let name = name.as_ref();
             if !is_label_name(name) {
-                return Err(format!("invalid label name {name:?}"));
+                return Err(format!("invalid label name {:?}", truncate(name)));
             }
+            check_lengths(name, value.as_ref(), &self.limits)?;
             if i > 0 && labels[i - 1].0.as_ref() == name {
                 return Err(format!("label {name} given twice"));
             }
@@ -103,6 +121,34 @@ impl LabelRules {
     fn is_dropped(&self, name: &str) -> bool {
         !self.drop.is_empty() && self.drop.iter().any(|d| d == name)
     }
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn check_lengths(name: &str, value: &str, limits: &super::Limits) -> Result<(), String> {
+    if name.len() > limits.max_name_length {
+        return Err(format!(
+            "label name {}... is {} bytes, over the limit of {}",
+            truncate(name),
+            name.len(),
+            limits.max_name_length
+        ));
+    }
+    if value.len() > limits.max_label_value_length {
+        return Err(format!(
+            "label {} has a {}-byte value, over the limit of {}",
+            truncate(name),
+            value.len(),
+            limits.max_label_value_length
+        ));
+    }
+    Ok(())
 }
 
 fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) {

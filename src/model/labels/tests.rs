@@ -19,7 +19,7 @@ fn decoded(k: &[u8]) -> Vec<(String, String)> {
 
 #[test]
 fn keys_sort_labels_and_apply_path_labels() {
-    let rules = LabelRules::new(vec![("job".into(), "j".into())], &["instance".into()]).unwrap();
+    let rules = LabelRules::new(vec![("job".into(), "j".into())], &["instance".into()], Default::default()).unwrap();
     let k = key(
         &rules,
         &[("z", "1"), ("job", "body"), ("instance", "x"), ("a", "2")],
@@ -75,7 +75,8 @@ fn bad_labels_are_refused() {
     assert!(
         LabelRules::new(
             vec![("a".into(), "1".into()), ("a".into(), "2".into())],
-            &[]
+            &[],
+            Default::default()
         )
         .is_err()
     );
@@ -88,4 +89,20 @@ fn contains_all_matches_pairs() {
     assert!(contains_all(&k, &[("job".into(), "a".into())]));
     assert!(!contains_all(&k, &[("job".into(), "b".into())]));
     assert!(!contains_all(&k, &[("y".into(), "1".into())]));
+}
+
+#[test]
+fn limits_are_enforced() {
+    let limits = crate::model::Limits {
+        max_labels: 2,
+        max_name_length: 4,
+        max_label_value_length: 3,
+        max_series_per_push: 10,
+    };
+    let rules = LabelRules::new(vec![], &[], limits).unwrap();
+    assert!(key(&rules, &[("a", "1"), ("b", "2")]).is_ok());
+    assert!(key(&rules, &[("a", "1"), ("b", "2"), ("c", "3")]).unwrap_err().contains("3 labels"));
+    assert!(key(&rules, &[("abcde", "1")]).unwrap_err().contains("over the limit of 4"));
+    assert!(key(&rules, &[("a", "1234")]).unwrap_err().contains("4-byte value"));
+    assert!(LabelRules::new(vec![("job".into(), "long".into())], &[], limits).is_err());
 }
