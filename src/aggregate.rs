@@ -12,7 +12,8 @@ mod store;
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
@@ -60,6 +61,11 @@ pub struct Aggregator {
     shards: Box<[Mutex<store::Shard>]>,
     settings: Settings,
     series: AtomicUsize,
+    /// Bumped by every change, so a snapshot writer can skip an unchanged
+    /// aggregate.
+    generation: AtomicU64,
+    /// The clock of `StoredSeries::touched`.
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -78,6 +84,8 @@ impl Aggregator {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             settings,
             series: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -167,12 +175,14 @@ impl Aggregator {
         drop(span);
         let _span = tracing::info_span!("apply", new_series).entered();
 
+        let now = self.now();
         let mut touched = 0;
         for (family, shard) in push.families.into_iter().zip(shard_ids) {
             touched += family.series.len();
-            guards[slot(shard)].merge(family, &self.settings);
+            guards[slot(shard)].merge(family, &self.settings, now);
         }
         self.series.fetch_add(new_series, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(Applied {
             series: touched,
             created: new_series,
@@ -189,17 +199,65 @@ impl Aggregator {
         let mut guards = self.lock_all();
         let dropped: usize = guards
             .iter_mut()
-            .map(|g| g.retain_series(|key| !labels::contains_all(key, matchers)))
+            .map(|g| g.retain_series(|key, _| !labels::contains_all(key, matchers)))
             .sum();
-        self.series.fetch_sub(dropped, Ordering::Relaxed);
+        self.dropped(dropped);
         dropped
+    }
+
+    fn dropped(&self, n: usize) {
+        self.series.fetch_sub(n, Ordering::Relaxed);
+        if n > 0 {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn now(&self) -> u32 {
+        self.epoch.elapsed().as_secs().min(u64::from(u32::MAX)) as u32
+    }
+
+    /// Drops series not pushed to for `ttl`; returns how many. Takes one
+    /// shard lock at a time, so pushes to other shards go on meanwhile.
+    pub fn expire(&self, ttl: Duration) -> usize {
+        let Some(cutoff) = self
+            .now()
+            .checked_sub(ttl.as_secs().min(u64::from(u32::MAX)) as u32)
+        else {
+            return 0;
+        };
+        let dropped = self
+            .shards
+            .iter()
+            .map(|s| s.lock().retain_series(|_, series| series.touched > cutoff))
+            .sum();
+        self.dropped(dropped);
+        dropped
+    }
+
+    /// A counter that changes whenever the aggregate does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// A consistent copy of every family, sorted by name, taken under all
+    /// locks (a memory copy: encoding happens after the locks are released).
+    pub fn snapshot(&self) -> Vec<(String, StoredFamily)> {
+        self.read(|families| {
+            families
+                .iter()
+                .map(|(n, f)| (n.to_string(), (*f).clone()))
+                .collect()
+        })
     }
 
     /// Drops everything; returns how many series were dropped.
     pub fn wipe(&self) -> usize {
         let mut guards = self.lock_all();
-        let dropped: usize = guards.iter_mut().map(|g| g.retain_series(|_| false)).sum();
-        self.series.fetch_sub(dropped, Ordering::Relaxed);
+        let dropped: usize = guards
+            .iter_mut()
+            .map(|g| g.retain_series(|_, _| false))
+            .sum();
+        self.dropped(dropped);
         dropped
     }
 

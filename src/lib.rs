@@ -17,6 +17,7 @@ pub mod error;
 pub mod ingest;
 pub mod middleware;
 pub mod model;
+pub mod persist;
 pub mod telemetry;
 pub mod trace;
 pub mod transport;
@@ -46,6 +47,8 @@ struct Inner {
     aggregator: aggregate::Aggregator,
     telemetry: telemetry::Telemetry,
     started: Instant,
+    /// Aggregate generation of the last snapshot written.
+    saved: std::sync::atomic::AtomicU64,
 }
 
 impl Gateway {
@@ -62,6 +65,7 @@ impl Gateway {
                 aggregator,
                 telemetry,
                 started: Instant::now(),
+                saved: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -85,14 +89,73 @@ impl Gateway {
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()
     }
+
+    /// Whether the aggregate changed since the last snapshot was written.
+    pub fn unsaved_changes(&self) -> bool {
+        self.aggregator().generation()
+            != self.inner.saved.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn saved_generation(&self, generation: u64) {
+        self.inner
+            .saved
+            .store(generation, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Serves a new gateway with `config` on the given listeners until
-/// `shutdown` completes. Tests call this with ephemeral loopback listeners.
+/// `shutdown` completes: restores the snapshot first, runs expiry and the
+/// snapshot writer beside the listeners, and at shutdown lets in-flight
+/// requests finish before writing the last snapshot. Tests call this with
+/// ephemeral loopback listeners.
 pub async fn serve(
     config: Config,
     listeners: transport::Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    transport::serve(Gateway::new(config), listeners, shutdown).await
+    let gateway = Gateway::new(config);
+    let restored = persist::restore(&gateway).map_err(std::io::Error::other)?;
+    if restored > 0 {
+        tracing::info!(series = restored, "snapshot restored");
+        gateway.saved_generation(gateway.aggregator().generation());
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let mut background = Vec::new();
+    if let Some(ttl) = gateway.config().series_ttl {
+        background.push(spawn_expiry(gateway.clone(), ttl, stopped.clone()));
+    }
+    if gateway.config().persistence_file.is_some() {
+        background.push(persist::spawn_writer(gateway.clone(), stopped));
+    }
+    let served = transport::serve(gateway.clone(), listeners, shutdown).await;
+    drop(stop);
+    for task in background {
+        let _ = task.await;
+    }
+    // In-flight pushes have finished: the last snapshot holds them all.
+    if gateway.config().persistence_file.is_some() {
+        persist::save(&gateway).await;
+    }
+    served
+}
+
+/// Drops series older than `ttl`, sweeping a few times per `ttl` (at most
+/// once a second) rather than on every scrape.
+fn spawn_expiry(
+    gateway: Gateway,
+    ttl: Duration,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval((ttl / 4).max(Duration::from_secs(1)));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {
+                    let dropped = gateway.aggregator().expire(ttl);
+                    gateway.telemetry().expired(dropped);
+                }
+            }
+        }
+    })
 }

@@ -42,7 +42,8 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!("server failed: {e}");
+            tracing::error!("{e}");
+            eprintln!("prom-aggregation-gateway: {e}");
             ExitCode::FAILURE
         }
     }

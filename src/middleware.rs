@@ -59,6 +59,7 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         // Credentials before any body is read.
         .layer(ValidateRequestHeaderLayer::custom(Auth::new(
             &config.auth_users,
+            &config.admin_users,
         )))
         // A declared body size over the limit is refused before reading it;
         // undeclared sizes are capped while reading (HTTP) or decoding (gRPC).

@@ -60,6 +60,11 @@ struct HandlerLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
     protocol: Protocol,
     reason: &'static str,
@@ -82,6 +87,10 @@ pub struct Telemetry {
     request_duration: Family<HandlerLabels, Histogram, fn() -> Histogram>,
     series: Gauge,
     families: Gauge,
+    expired: Counter,
+    snapshots: Family<ResultLabels, Counter>,
+    snapshot_bytes: Gauge,
+    snapshot_duration: Histogram,
     max_series: Gauge,
 }
 
@@ -106,6 +115,10 @@ impl Telemetry {
             request_duration: Family::new_with_constructor(duration_histogram),
             series: Gauge::default(),
             families: Gauge::default(),
+            expired: Counter::default(),
+            snapshots: Family::default(),
+            snapshot_bytes: Gauge::default(),
+            snapshot_duration: duration_histogram(),
             max_series: Gauge::default(),
         };
         registry.register("pushes", "Pushes applied", t.pushes.clone());
@@ -138,6 +151,26 @@ impl Telemetry {
         registry.register("series", "Series stored", t.series.clone());
         registry.register("families", "Metric families stored", t.families.clone());
         registry.register("max_series", "The --max-series limit", t.max_series.clone());
+        registry.register(
+            "series_expired",
+            "Series dropped by --series-ttl",
+            t.expired.clone(),
+        );
+        registry.register(
+            "snapshot_writes",
+            "Snapshot writes by result",
+            t.snapshots.clone(),
+        );
+        registry.register(
+            "snapshot_size_bytes",
+            "Size of the last snapshot written",
+            t.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "snapshot_duration_seconds",
+            "Time to copy, encode and write a snapshot",
+            t.snapshot_duration.clone(),
+        );
         registry.register(
             "build",
             "Build information",
@@ -181,6 +214,23 @@ impl Telemetry {
         self.request_duration
             .get_or_create(&HandlerLabels { protocol, handler })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records series dropped by expiry.
+    pub fn expired(&self, n: usize) {
+        self.expired.inc_by(n as u64);
+    }
+
+    /// Records a snapshot write: its size, or a failure.
+    pub fn snapshot(&self, result: Result<usize, ()>, elapsed: Duration) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.snapshots
+            .get_or_create(&ResultLabels { result: outcome })
+            .inc();
+        if let Ok(len) = result {
+            self.snapshot_bytes.set(len as i64);
+        }
+        self.snapshot_duration.observe(elapsed.as_secs_f64());
     }
 
     /// Records one scrape's rendering time.

@@ -65,7 +65,12 @@ pub async fn serve(
         tls,
     };
     let app = app(&gateway).await;
-    let mut tasks = vec![tokio::spawn(server::run(listeners.main, app.clone(), opts.clone(), rx.clone()))];
+    let mut tasks = vec![tokio::spawn(server::run(
+        listeners.main,
+        app.clone(),
+        opts.clone(),
+        rx.clone(),
+    ))];
     if let Some(l) = listeners.grpc {
         tasks.push(tokio::spawn(server::run(l, app, opts.clone(), rx.clone())));
     }

@@ -18,7 +18,7 @@ pub(crate) struct Shard {
 }
 
 /// A stored family.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredFamily {
     /// The family's type, fixed by its first push.
     pub kind: Kind,
@@ -37,6 +37,9 @@ pub struct StoredSeries {
     pub value: Value,
     /// The earliest creation timestamp pushed, if any.
     pub created: Option<f64>,
+    /// When it was last pushed to, in seconds of the aggregate's clock
+    /// (for `--series-ttl`).
+    pub touched: u32,
 }
 
 impl StoredFamily {
@@ -54,7 +57,7 @@ impl StoredFamily {
 
 impl Shard {
     /// Merges a validated family into this shard.
-    pub(crate) fn merge(&mut self, family: Family, settings: &Settings) {
+    pub(crate) fn merge(&mut self, family: Family, settings: &Settings, now: u32) {
         let stored = self
             .families
             .entry(family.name)
@@ -73,7 +76,10 @@ impl Shard {
         stored.series.reserve(family.series.len());
         for s in family.series {
             match stored.series.get_mut(&*s.key) {
-                Some(existing) => merge::merge(rule, existing, s.value, s.created),
+                Some(existing) => {
+                    merge::merge(rule, existing, s.value, s.created);
+                    existing.touched = now;
+                }
                 None => {
                     if stored.sorted
                         && let Some((last, _)) = stored.series.last()
@@ -85,6 +91,7 @@ impl Shard {
                         StoredSeries {
                             value: s.value,
                             created: s.created,
+                            touched: now,
                         },
                     );
                 }
@@ -94,12 +101,15 @@ impl Shard {
 
     /// Keeps the series `keep` says yes to, dropping emptied families;
     /// returns how many series were dropped.
-    pub(crate) fn retain_series(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+    pub(crate) fn retain_series(
+        &mut self,
+        mut keep: impl FnMut(&[u8], &StoredSeries) -> bool,
+    ) -> usize {
         let mut dropped = 0;
         self.families.retain(|_, f| {
             let before = f.series.len();
             // `retain` keeps the relative order, so a sorted family stays sorted.
-            f.series.retain(|k, _| keep(k));
+            f.series.retain(|k, s| keep(k, s));
             dropped += before - f.series.len();
             !f.series.is_empty()
         });

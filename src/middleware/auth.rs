@@ -1,7 +1,8 @@
-//! Basic auth for what changes the aggregate: pushes, deletes and admin
-//! calls over HTTP, and the push service over gRPC (its `authorization`
-//! metadata is the same header). Scrapes, health, status, gRPC health and
-//! reflection stay open.
+//! Basic auth for what changes the aggregate: pushes over HTTP and gRPC
+//! (its `authorization` metadata is the same header) need `--auth-users`;
+//! deletes and admin calls need `--admin-users` when given, else
+//! `--auth-users`. Scrapes, health, status, gRPC health and reflection stay
+//! open. Credentials are never logged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,42 +26,66 @@ const CACHE: usize = 1024;
 /// The credential check; cheap to clone, shared by all requests.
 #[derive(Clone)]
 pub struct Auth {
-    users: Arc<[(String, Secret)]>,
+    push: Arc<[(String, Secret)]>,
+    admin: Arc<[(String, Secret)]>,
     verified: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("users", &self.users.len())
+            .field("push_users", &self.push.len())
+            .field("admin_users", &self.admin.len())
             .finish()
     }
 }
 
+/// What a request does, as far as credentials go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Push,
+    Admin,
+}
+
 impl Auth {
-    /// Checks against these users; with none, every request passes.
-    pub fn new(users: &[(String, Secret)]) -> Auth {
+    /// Checks pushes against `push` users and deletes/admin calls against
+    /// `admin` users (or `push` users when `admin` is empty); with no users
+    /// at all, every request passes.
+    pub fn new(push: &[(String, Secret)], admin: &[(String, Secret)]) -> Auth {
         Auth {
-            users: users.into(),
+            push: push.into(),
+            admin: admin.into(),
             verified: Arc::default(),
         }
     }
 
-    /// Whether this request needs credentials.
-    fn guards<B>(req: &Request<B>) -> bool {
+    fn scope<B>(req: &Request<B>) -> Option<Scope> {
         let path = req.uri().path();
         if is_grpc(req) {
-            return path.starts_with("/aggregation_gateway.v1.AggregationGateway/");
+            return path
+                .starts_with("/aggregation_gateway.v1.AggregationGateway/")
+                .then_some(Scope::Push);
         }
         let metrics = path == "/metrics" || path.starts_with("/metrics/");
-        (metrics && matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE))
-            || path.starts_with("/api/v1/admin")
+        match *req.method() {
+            _ if path.starts_with("/api/v1/admin") => Some(Scope::Admin),
+            Method::DELETE if metrics => Some(Scope::Admin),
+            Method::POST | Method::PUT if metrics => Some(Scope::Push),
+            _ => None,
+        }
     }
 
-    /// Whether `user:password` is a configured pair.
-    pub fn check(&self, user: &str, password: &str) -> bool {
+    fn users(&self, scope: Scope) -> &[(String, Secret)] {
+        match scope {
+            Scope::Admin if !self.admin.is_empty() => &self.admin,
+            _ => &self.push,
+        }
+    }
+
+    /// Whether `user:password` is one of `users`.
+    fn check(&self, users: &[(String, Secret)], user: &str, password: &str) -> bool {
         let mut ok = false;
-        for (u, secret) in self.users.iter() {
+        for (u, secret) in users.iter() {
             // Every user is compared, so timing does not tell which exist.
             let user_ok = bool::from(u.as_bytes().ct_eq(user.as_bytes()));
             let pass_ok = match secret {
@@ -108,11 +133,15 @@ impl<B> ValidateRequest<B> for Auth {
     type ResponseBody = Body;
 
     fn validate(&mut self, req: &mut Request<B>) -> Result<(), Response> {
-        if self.users.is_empty() || !Self::guards(req) {
+        let Some(scope) = Self::scope(req) else {
+            return Ok(());
+        };
+        let users = self.users(scope);
+        if users.is_empty() {
             return Ok(());
         }
         match basic_credentials(req) {
-            Some((u, p)) if self.check(&u, &p) => Ok(()),
+            Some((u, p)) if self.check(users, &u, &p) => Ok(()),
             _ => Err(Rejection::Unauthenticated.respond(is_grpc(req))),
         }
     }
@@ -125,16 +154,18 @@ mod tests {
     #[test]
     fn plain_and_bcrypt_users() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let auth = Auth::new(&[
+        let users = [
             ("alice".into(), Secret::Plain("pw".into())),
             ("bob".into(), Secret::Bcrypt(hash)),
-        ]);
-        assert!(auth.check("alice", "pw"));
-        assert!(!auth.check("alice", "pw2"));
-        assert!(!auth.check("alice", "s3cret"));
-        assert!(auth.check("bob", "s3cret"));
-        assert!(auth.check("bob", "s3cret"), "cached");
-        assert!(!auth.check("bob", "pw"));
-        assert!(!auth.check("carol", "pw"));
+        ];
+        let auth = Auth::new(&users, &[]);
+        let check = |u, p| auth.check(&users, u, p);
+        assert!(check("alice", "pw"));
+        assert!(!check("alice", "pw2"));
+        assert!(!check("alice", "s3cret"));
+        assert!(check("bob", "s3cret"));
+        assert!(check("bob", "s3cret"), "cached");
+        assert!(!check("bob", "pw"));
+        assert!(!check("carol", "pw"));
     }
 }

@@ -28,7 +28,12 @@ pub struct ConnOptions {
 
 /// Serves `app` on `listener` until `stop` fires, then stops accepting and
 /// waits up to the drain timeout for open requests and streams to finish.
-pub async fn run(listener: TcpListener, app: Router, opts: ConnOptions, mut stop: watch::Receiver<()>) {
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    opts: ConnOptions,
+    mut stop: watch::Receiver<()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -70,7 +75,8 @@ pub async fn run(listener: TcpListener, app: Router, opts: ConnOptions, mut stop
                 tokio::spawn(async move {
                     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             let _ = watcher.watch(conn.into_owned()).await;
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),

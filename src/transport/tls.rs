@@ -52,7 +52,8 @@ fn rustls_pemfile_certs(
 
 fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     use rustls::pki_types::pem::PemObject;
-    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: no usable private key: {e}", path.display()))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| format!("{}: no usable private key: {e}", path.display()))
 }
 
 fn build(files: &TlsFiles) -> Result<ServerConfig, String> {
@@ -63,9 +64,7 @@ fn build(files: &TlsFiles) -> Result<ServerConfig, String> {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in certs(ca)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+                roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()
@@ -82,11 +81,15 @@ fn build(files: &TlsFiles) -> Result<ServerConfig, String> {
 }
 
 fn stamps(files: &TlsFiles) -> Vec<Option<SystemTime>> {
-    [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
+    [
+        Some(&files.cert),
+        Some(&files.key),
+        files.client_ca.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
 }
 
 impl std::fmt::Debug for Tls {
@@ -127,7 +130,8 @@ impl Tls {
     pub fn watch(self: Arc<Tls>, mut stop: tokio::sync::watch::Receiver<()>) {
         tokio::spawn(async move {
             #[cfg(unix)]
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut tick = tokio::time::interval(WATCH_EVERY);
             loop {
                 #[cfg(unix)]
@@ -155,7 +159,9 @@ impl Tls {
                         // Keep serving with the old files; do not retry
                         // until they change again.
                         *self.stamps.lock() = stamps(&self.files);
-                        tracing::error!("TLS reload failed ({why}), keeping the previous certificates: {e}")
+                        tracing::error!(
+                            "TLS reload failed ({why}), keeping the previous certificates: {e}"
+                        )
                     }
                 }
             }

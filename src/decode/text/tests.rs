@@ -220,7 +220,12 @@ fn errors_name_line_and_metric() {
 
 #[test]
 fn path_labels_replace_body_labels() {
-    let rules = LabelRules::new(vec![("job".into(), "p".into())], &["drop".into()], Default::default()).unwrap();
+    let rules = LabelRules::new(
+        vec![("job".into(), "p".into())],
+        &["drop".into()],
+        Default::default(),
+    )
+    .unwrap();
     let push = parse(
         b"a{job=\"body\",drop=\"x\",k=\"v\"} 1\n",
         Dialect::Prometheus,

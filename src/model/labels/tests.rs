@@ -19,7 +19,12 @@ fn decoded(k: &[u8]) -> Vec<(String, String)> {
 
 #[test]
 fn keys_sort_labels_and_apply_path_labels() {
-    let rules = LabelRules::new(vec![("job".into(), "j".into())], &["instance".into()], Default::default()).unwrap();
+    let rules = LabelRules::new(
+        vec![("job".into(), "j".into())],
+        &["instance".into()],
+        Default::default(),
+    )
+    .unwrap();
     let k = key(
         &rules,
         &[("z", "1"), ("job", "body"), ("instance", "x"), ("a", "2")],
@@ -101,8 +106,20 @@ fn limits_are_enforced() {
     };
     let rules = LabelRules::new(vec![], &[], limits).unwrap();
     assert!(key(&rules, &[("a", "1"), ("b", "2")]).is_ok());
-    assert!(key(&rules, &[("a", "1"), ("b", "2"), ("c", "3")]).unwrap_err().contains("3 labels"));
-    assert!(key(&rules, &[("abcde", "1")]).unwrap_err().contains("over the limit of 4"));
-    assert!(key(&rules, &[("a", "1234")]).unwrap_err().contains("4-byte value"));
+    assert!(
+        key(&rules, &[("a", "1"), ("b", "2"), ("c", "3")])
+            .unwrap_err()
+            .contains("3 labels")
+    );
+    assert!(
+        key(&rules, &[("abcde", "1")])
+            .unwrap_err()
+            .contains("over the limit of 4")
+    );
+    assert!(
+        key(&rules, &[("a", "1234")])
+            .unwrap_err()
+            .contains("4-byte value")
+    );
     assert!(LabelRules::new(vec![("job".into(), "long".into())], &[], limits).is_err());
 }
