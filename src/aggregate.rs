@@ -228,7 +228,7 @@ impl Aggregator {
         let dropped = self
             .shards
             .iter()
-            .map(|s| s.lock().retain_series(|_, series| series.touched > cutoff))
+            .map(|s| s.lock().retain_series(|_, series| series.touched >= cutoff))
             .sum();
         self.dropped(dropped);
         dropped

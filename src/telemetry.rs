@@ -84,6 +84,7 @@ pub struct Telemetry {
     push_duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     scrape_duration: Histogram,
     requests: Family<RequestLabels, Counter>,
+    in_flight: Family<HandlerLabels, Gauge>,
     request_duration: Family<HandlerLabels, Histogram, fn() -> Histogram>,
     series: Gauge,
     families: Gauge,
@@ -112,6 +113,7 @@ impl Telemetry {
             push_duration: Family::new_with_constructor(duration_histogram),
             scrape_duration: duration_histogram(),
             requests: Family::default(),
+            in_flight: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             series: Gauge::default(),
             families: Gauge::default(),
@@ -142,6 +144,11 @@ impl Telemetry {
             "requests",
             "Requests by protocol, handler and HTTP status",
             t.requests.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being handled now",
+            t.in_flight.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -200,6 +207,13 @@ impl Telemetry {
         self.push_duration
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request in (`+1`) or out (`-1`) of flight.
+    pub fn in_flight(&self, protocol: Protocol, handler: &'static str, delta: i64) {
+        self.in_flight
+            .get_or_create(&HandlerLabels { protocol, handler })
+            .inc_by(delta);
     }
 
     /// Records one request as the middleware saw it.

@@ -16,9 +16,12 @@ use crate::telemetry::Protocol;
 pub async fn record(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let (protocol, handler) = classify(&req);
+    let telemetry = gw.telemetry();
+    telemetry.in_flight(protocol, handler, 1);
+    // Counted out even when the client goes away and the future is dropped.
+    let _out = scopeguard(|| telemetry.in_flight(protocol, handler, -1));
     let res = next.run(req).await;
-    gw.telemetry()
-        .request(protocol, handler, res.status().as_u16(), started.elapsed());
+    telemetry.request(protocol, handler, res.status().as_u16(), started.elapsed());
     res
 }
 
@@ -56,4 +59,16 @@ fn classify(req: &Request) -> (Protocol, &'static str) {
         "other"
     };
     (Protocol::Http, handler)
+}
+
+struct Guard<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+fn scopeguard<F: FnMut()>(f: F) -> Guard<F> {
+    Guard(f)
 }

@@ -73,3 +73,102 @@ async fn slow_requests_time_out_in_each_protocol() {
     let err = client.push_stream(stream).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
 }
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let config = Config {
+        header_read_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let gw = Gateway::start_with(config).await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    // The server closes (or answers 408) instead of waiting forever.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "connection with unfinished headers was held open");
+    let reply = String::from_utf8_lossy(&buf);
+    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+#[tokio::test]
+async fn series_expire_after_the_ttl() {
+    let config = Config {
+        series_ttl: Some(Duration::from_secs(2)),
+        ..Config::default()
+    };
+    let gw = Gateway::start_with(config).await;
+    gw.push_ok("/metrics", "# TYPE once counter\nonce 1\n").await;
+    // Keep one series fresh while the other ages out (polling, with a deadline).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        gw.push_ok("/metrics", "# TYPE kept counter\nkept 1\n").await;
+        let text = gw.scrape().await;
+        if !text.contains("once ") {
+            assert!(text.contains("kept "), "the fresh series expired too:\n{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "series never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = gw.request("GET", "/-/metrics", &[], "").await.text();
+    assert!(m.contains("pag_series_expired_total 1"), "{m}");
+}
+
+#[tokio::test]
+async fn per_series_and_per_push_limits() {
+    let config = Config {
+        limits: prom_aggregation_gateway::model::Limits {
+            max_labels: 3,
+            max_name_length: 20,
+            max_label_value_length: 10,
+            max_series_per_push: 5,
+        },
+        ..Config::default()
+    };
+    let gw = Gateway::start_with(config).await;
+    gw.push_ok("/metrics", "ok 1\n").await;
+    let before = gw.scrape().await;
+    let many: String = (0..6).map(|i| format!("s{{i=\"{i}\"}} 1\n")).collect();
+    let cases = [
+        ("/metrics", "x{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n".to_string(), 400, "4 labels, over the limit of 3"),
+        ("/metrics", "x{a=\"12345678901\"} 1\n".to_string(), 400, "11-byte value"),
+        ("/metrics", "x{abcdefghijklmnopqrstu=\"1\"} 1\n".to_string(), 400, "over the limit of 20"),
+        ("/metrics", "abcdefghijklmnopqrstuvwxyz 1\n".to_string(), 400, "metric name"),
+        ("/metrics/job/12345678901", "x 1\n".to_string(), 400, "11-byte value"),
+        ("/metrics", many, 413, "push holds 6 series, over the limit of 5"),
+    ];
+    for (path, body, status, reason) in cases {
+        let r = gw.push(path, &body).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        assert!(r.text().contains(reason), "{body}: {}", r.text());
+        assert_eq!(gw.scrape().await, before);
+    }
+}
+
+#[tokio::test]
+async fn admin_credentials_are_separate_from_push_credentials() {
+    use base64::Engine;
+    use prom_aggregation_gateway::config::Secret;
+    let basic = |u: &str, p: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+    };
+    let config = Config {
+        auth_users: vec![("pusher".into(), Secret::Plain("p".into()))],
+        admin_users: vec![("admin".into(), Secret::Plain("a".into()))],
+        ..Config::default()
+    };
+    let gw = Gateway::start_with(config).await;
+    let (pusher, admin) = (basic("pusher", "p"), basic("admin", "a"));
+    assert_eq!(gw.request("POST", "/metrics", &[("authorization", &pusher)], "c 1\n").await.status, 200);
+    assert_eq!(gw.request("POST", "/metrics", &[("authorization", &admin)], "c 1\n").await.status, 401);
+    for (method, path) in [("PUT", "/api/v1/admin/wipe"), ("DELETE", "/metrics/job/x")] {
+        assert_eq!(gw.request(method, path, &[("authorization", &pusher)], "").await.status, 401, "{path}");
+        assert_eq!(gw.request(method, path, &[("authorization", &admin)], "").await.status, 200, "{path}");
+    }
+}

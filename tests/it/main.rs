@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod conformance;
+mod durability;
 mod grpc;
 mod limits;
 mod otlp;

@@ -164,3 +164,123 @@ pub async fn channel(base: &str) -> tonic::transport::Channel {
 pub async fn grpc_client(base: &str) -> GrpcClient {
     AggregationGatewayClient::new(channel(base).await)
 }
+
+/// The gateway binary as a child process on a free loopback port, for what
+/// needs a real process: signals, kill -9, restarts, start-up failures.
+pub struct Process {
+    pub child: std::process::Child,
+    pub base: String,
+    pub port: u16,
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Process {
+    /// Starts the binary with `args` on `port` and waits until it is healthy.
+    pub async fn start_on(port: u16, args: &[&str]) -> Process {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the gateway binary");
+        let mut p = Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{}/-/healthy", p.base)).send().await
+                && r.status() == 200
+            {
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("gateway exited at start ({status}): {}", p.stderr());
+            }
+            assert!(Instant::now() < deadline, "gateway did not become healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn start(args: &[&str]) -> Process {
+        Process::start_on(free_port(), args).await
+    }
+
+    /// What the process wrote to stderr (after it exited).
+    pub fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, `HUP`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (with a deadline); its exit status.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "gateway did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A value from the gateway's own metrics (`name{labels}` as printed).
+    pub async fn self_metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("{}/-/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of a sample line `series value` in a text scrape.
+pub fn sample_value(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

@@ -1,0 +1,198 @@
+//! Snapshots, graceful shutdown and crashes, with the real binary.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Process, assert_text_eq, sample_value};
+
+fn snapshot_path(name: &str) -> (tempdir::Dir, String) {
+    let dir = tempdir::Dir::new(name);
+    let path = dir.path.join("aggregate.snap").to_string_lossy().into_owned();
+    (dir, path)
+}
+
+/// A throwaway folder under the target dir, removed on drop.
+pub mod tempdir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+
+    impl Dir {
+        pub fn new(name: &str) -> Dir {
+            let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("{name}-{}-{}", std::process::id(), super::nanos()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+const BODY: &str = "# TYPE c counter\nc{k=\"v\"} 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n# TYPE g gauge\ng -1.5\n";
+
+async fn push(base: &str, body: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/metrics/job/d"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_writes_a_snapshot_that_the_next_start_restores() {
+    let (_dir, snap) = snapshot_path("sigterm");
+    let mut gw = Process::start(&["--persistence-file", &snap, "--persistence-interval", "1h"]).await;
+    push(&gw.base, BODY).await;
+    push(&gw.base, BODY).await;
+    let before = gw.scrape().await;
+    gw.signal("TERM");
+    assert!(gw.wait().await.success(), "exit status after SIGTERM");
+    let gw = Process::start(&["--persistence-file", &snap]).await;
+    assert_text_eq(&gw.scrape().await, &before, "restored aggregate");
+    push(&gw.base, BODY).await;
+    assert!(gw.scrape().await.contains("c{job=\"d\",k=\"v\"} 6\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_snapshot_stops_start_up_unless_told_to_discard_it() {
+    let (_dir, snap) = snapshot_path("corrupt");
+    let mut gw = Process::start(&["--persistence-file", &snap]).await;
+    push(&gw.base, BODY).await;
+    gw.signal("TERM");
+    assert!(gw.wait().await.success());
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&snap, &bytes).unwrap();
+    for damaged in [bytes.clone(), bytes[..bytes.len() / 2].to_vec()] {
+        std::fs::write(&snap, &damaged).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
+            .args(["--listen", "127.0.0.1:0", "--persistence-file", &snap])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "started with a damaged snapshot");
+        assert!(err.contains(&snap), "error does not name the file: {err}");
+        assert!(err.contains("checksum") || err.contains("truncated"), "{err}");
+    }
+    let gw = Process::start(&["--persistence-file", &snap, "--persistence-discard-corrupt"]).await;
+    assert_eq!(gw.scrape().await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_push_finish_and_keeps_it() {
+    let (_dir, snap) = snapshot_path("drain");
+    let mut gw = Process::start(&["--persistence-file", &snap]).await;
+    let body = "# TYPE slow counter\nslow 7\n";
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    let head = format!(
+        "POST /metrics/job/d HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body.as_bytes()[..5]).await.unwrap();
+    // Wait (polling, with a deadline) until the request is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .self_metric("pag_requests_in_flight{protocol=\"http\",handler=\"push\"}")
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "push never in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.signal("TERM");
+    // New connections are refused once the listener closes ...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ... but the open push completes and is answered.
+    s.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let mut reply = vec![0u8; 256];
+    let n = s.read(&mut reply).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(gw.wait().await.success());
+    let gw = Process::start(&["--persistence-file", &snap]).await;
+    assert_eq!(sample_value(&gw.scrape().await, "slow{job=\"d\"}"), Some(7.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_load_loses_at_most_one_interval_and_never_corrupts() {
+    let (_dir, snap) = snapshot_path("kill9");
+    let args = ["--persistence-file", snap.as_str(), "--persistence-interval", "100ms"];
+    let gw = Process::start(&args).await;
+    let writes = "pag_snapshot_writes_total{result=\"ok\"}";
+    // Senders push `inc 1` until told to stop; each acknowledged push is counted.
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let (acked, stop, base) = (acked.clone(), stop.clone(), gw.base.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = client
+                    .post(format!("{base}/metrics"))
+                    .body("# TYPE inc counter\ninc 1\n")
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    // A lower bound the snapshot must hold: pushes acknowledged before a
+    // snapshot that started after them. Seeing the write counter at w and
+    // later at w + 2 proves one whole write began after the first look.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lower = 0;
+    for _ in 0..3 {
+        let seen_acked = acked.load(std::sync::atomic::Ordering::SeqCst);
+        let w = gw.self_metric(writes).await;
+        while gw.self_metric(writes).await < w + 2.0 {
+            assert!(Instant::now() < deadline, "snapshots are not being written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        lower = seen_acked;
+    }
+    assert!(lower > 0, "no push acknowledged");
+    gw.signal("KILL");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    let upper = acked.load(std::sync::atomic::Ordering::SeqCst);
+    drop(gw);
+    let gw = Process::start(&args).await;
+    let restored = sample_value(&gw.scrape().await, "inc").unwrap_or(0.0) as u64;
+    assert!(
+        restored >= lower && restored <= upper,
+        "restored {restored}, acknowledged {upper}, snapshot-proven {lower}"
+    );
+}
