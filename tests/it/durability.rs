@@ -6,9 +6,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{Process, assert_text_eq, sample_value};
 
-fn snapshot_path(name: &str) -> (tempdir::Dir, String) {
+pub(crate) fn snapshot_path(name: &str) -> (tempdir::Dir, String) {
     let dir = tempdir::Dir::new(name);
-    let path = dir.path.join("aggregate.snap").to_string_lossy().into_owned();
+    let path = dir
+        .path
+        .join("aggregate.snap")
+        .to_string_lossy()
+        .into_owned();
     (dir, path)
 }
 
@@ -20,8 +24,11 @@ pub mod tempdir {
 
     impl Dir {
         pub fn new(name: &str) -> Dir {
-            let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("{name}-{}-{}", std::process::id(), super::nanos()));
+            let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                "{name}-{}-{}",
+                std::process::id(),
+                super::nanos()
+            ));
             std::fs::create_dir_all(&path).unwrap();
             Dir { path }
         }
@@ -56,7 +63,8 @@ async fn push(base: &str, body: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_writes_a_snapshot_that_the_next_start_restores() {
     let (_dir, snap) = snapshot_path("sigterm");
-    let mut gw = Process::start(&["--persistence-file", &snap, "--persistence-interval", "1h"]).await;
+    let mut gw =
+        Process::start(&["--persistence-file", &snap, "--persistence-interval", "1h"]).await;
     push(&gw.base, BODY).await;
     push(&gw.base, BODY).await;
     let before = gw.scrape().await;
@@ -92,7 +100,10 @@ async fn a_corrupt_snapshot_stops_start_up_unless_told_to_discard_it() {
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(!status.success(), "started with a damaged snapshot");
         assert!(err.contains(&snap), "error does not name the file: {err}");
-        assert!(err.contains("checksum") || err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("checksum") || err.contains("truncated"),
+            "{err}"
+        );
     }
     let gw = Process::start(&["--persistence-file", &snap, "--persistence-discard-corrupt"]).await;
     assert_eq!(gw.scrape().await, "");
@@ -103,7 +114,9 @@ async fn sigterm_lets_an_in_flight_push_finish_and_keeps_it() {
     let (_dir, snap) = snapshot_path("drain");
     let mut gw = Process::start(&["--persistence-file", &snap]).await;
     let body = "# TYPE slow counter\nslow 7\n";
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
     let head = format!(
         "POST /metrics/job/d HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
         body.len()
@@ -123,7 +136,10 @@ async fn sigterm_lets_an_in_flight_push_finish_and_keeps_it() {
     gw.signal("TERM");
     // New connections are refused once the listener closes ...
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.is_ok() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .is_ok()
+    {
         assert!(Instant::now() < deadline, "still accepting after SIGTERM");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -135,13 +151,21 @@ async fn sigterm_lets_an_in_flight_push_finish_and_keeps_it() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(gw.wait().await.success());
     let gw = Process::start(&["--persistence-file", &snap]).await;
-    assert_eq!(sample_value(&gw.scrape().await, "slow{job=\"d\"}"), Some(7.0));
+    assert_eq!(
+        sample_value(&gw.scrape().await, "slow{job=\"d\"}"),
+        Some(7.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_load_loses_at_most_one_interval_and_never_corrupts() {
     let (_dir, snap) = snapshot_path("kill9");
-    let args = ["--persistence-file", snap.as_str(), "--persistence-interval", "100ms"];
+    let args = [
+        "--persistence-file",
+        snap.as_str(),
+        "--persistence-interval",
+        "100ms",
+    ];
     let gw = Process::start(&args).await;
     let writes = "pag_snapshot_writes_total{result=\"ok\"}";
     // Senders push `inc 1` until told to stop; each acknowledged push is counted.

@@ -83,7 +83,9 @@ async fn slow_headers_are_cut_off() {
     let gw = Gateway::start_with(config).await;
     let addr = gw.base.trim_start_matches("http://").to_string();
     let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(b"POST /metrics HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
     // The server closes (or answers 408) instead of waiting forever.
     let mut buf = Vec::new();
     let read = tokio::time::timeout(
@@ -91,9 +93,15 @@ async fn slow_headers_are_cut_off() {
         tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf),
     )
     .await;
-    assert!(read.is_ok(), "connection with unfinished headers was held open");
+    assert!(
+        read.is_ok(),
+        "connection with unfinished headers was held open"
+    );
     let reply = String::from_utf8_lossy(&buf);
-    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -103,14 +111,19 @@ async fn series_expire_after_the_ttl() {
         ..Config::default()
     };
     let gw = Gateway::start_with(config).await;
-    gw.push_ok("/metrics", "# TYPE once counter\nonce 1\n").await;
+    gw.push_ok("/metrics", "# TYPE once counter\nonce 1\n")
+        .await;
     // Keep one series fresh while the other ages out (polling, with a deadline).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        gw.push_ok("/metrics", "# TYPE kept counter\nkept 1\n").await;
+        gw.push_ok("/metrics", "# TYPE kept counter\nkept 1\n")
+            .await;
         let text = gw.scrape().await;
         if !text.contains("once ") {
-            assert!(text.contains("kept "), "the fresh series expired too:\n{text}");
+            assert!(
+                text.contains("kept "),
+                "the fresh series expired too:\n{text}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "series never expired");
@@ -136,12 +149,42 @@ async fn per_series_and_per_push_limits() {
     let before = gw.scrape().await;
     let many: String = (0..6).map(|i| format!("s{{i=\"{i}\"}} 1\n")).collect();
     let cases = [
-        ("/metrics", "x{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n".to_string(), 400, "4 labels, over the limit of 3"),
-        ("/metrics", "x{a=\"12345678901\"} 1\n".to_string(), 400, "11-byte value"),
-        ("/metrics", "x{abcdefghijklmnopqrstu=\"1\"} 1\n".to_string(), 400, "over the limit of 20"),
-        ("/metrics", "abcdefghijklmnopqrstuvwxyz 1\n".to_string(), 400, "metric name"),
-        ("/metrics/job/12345678901", "x 1\n".to_string(), 400, "11-byte value"),
-        ("/metrics", many, 413, "push holds 6 series, over the limit of 5"),
+        (
+            "/metrics",
+            "x{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n".to_string(),
+            400,
+            "4 labels, over the limit of 3",
+        ),
+        (
+            "/metrics",
+            "x{a=\"12345678901\"} 1\n".to_string(),
+            400,
+            "11-byte value",
+        ),
+        (
+            "/metrics",
+            "x{abcdefghijklmnopqrstu=\"1\"} 1\n".to_string(),
+            400,
+            "over the limit of 20",
+        ),
+        (
+            "/metrics",
+            "abcdefghijklmnopqrstuvwxyz 1\n".to_string(),
+            400,
+            "metric name",
+        ),
+        (
+            "/metrics/job/12345678901",
+            "x 1\n".to_string(),
+            400,
+            "11-byte value",
+        ),
+        (
+            "/metrics",
+            many,
+            413,
+            "push holds 6 series, over the limit of 5",
+        ),
     ];
     for (path, body, status, reason) in cases {
         let r = gw.push(path, &body).await;
@@ -156,7 +199,10 @@ async fn admin_credentials_are_separate_from_push_credentials() {
     use base64::Engine;
     use prom_aggregation_gateway::config::Secret;
     let basic = |u: &str, p: &str| {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
     };
     let config = Config {
         auth_users: vec![("pusher".into(), Secret::Plain("p".into()))],
@@ -165,10 +211,32 @@ async fn admin_credentials_are_separate_from_push_credentials() {
     };
     let gw = Gateway::start_with(config).await;
     let (pusher, admin) = (basic("pusher", "p"), basic("admin", "a"));
-    assert_eq!(gw.request("POST", "/metrics", &[("authorization", &pusher)], "c 1\n").await.status, 200);
-    assert_eq!(gw.request("POST", "/metrics", &[("authorization", &admin)], "c 1\n").await.status, 401);
+    assert_eq!(
+        gw.request("POST", "/metrics", &[("authorization", &pusher)], "c 1\n")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        gw.request("POST", "/metrics", &[("authorization", &admin)], "c 1\n")
+            .await
+            .status,
+        401
+    );
     for (method, path) in [("PUT", "/api/v1/admin/wipe"), ("DELETE", "/metrics/job/x")] {
-        assert_eq!(gw.request(method, path, &[("authorization", &pusher)], "").await.status, 401, "{path}");
-        assert_eq!(gw.request(method, path, &[("authorization", &admin)], "").await.status, 200, "{path}");
+        assert_eq!(
+            gw.request(method, path, &[("authorization", &pusher)], "")
+                .await
+                .status,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            gw.request(method, path, &[("authorization", &admin)], "")
+                .await
+                .status,
+            200,
+            "{path}"
+        );
     }
 }

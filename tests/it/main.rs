@@ -13,3 +13,4 @@ mod otlp;
 mod python;
 mod scrape_formats;
 mod support;
+mod tls;
