@@ -12,5 +12,6 @@ mod limits;
 mod otlp;
 mod python;
 mod scrape_formats;
+mod soak;
 mod support;
 mod tls;
