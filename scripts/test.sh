@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with a Rust toolchain:
 # installs what the tests need (Python and prometheus_client in a venv), then
-# format and lint checks, unit, property and integration tests.
+# format and lint checks, unit, property and integration tests, then a short
+# fuzz run of each parser (PAG_FUZZ_SECONDS, default 60).
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
 # Python tools: prometheus_client (pushes from Python), grpcio (the Python gRPC
 # client in clients/python), pytest.
@@ -44,6 +45,9 @@ PAG_BINARY="$PWD/target/debug/prom-aggregation-gateway" "$PAG_PYTHON" -m pytest 
 
 log "cargo test"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log_dir/cargo.log"
+
+log "fuzzing (${PAG_FUZZ_SECONDS:-60}s per target)"
+scripts/fuzz.sh
 
 # One closing line over every runner: cargo prints a result line per test
 # binary (many with 0 tests), pytest its own.

@@ -1,0 +1,23 @@
+//! Delimited protobuf bodies (and so gRPC batches), then apply and render:
+//! nothing may panic, whatever the bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
+use prom_aggregation_gateway::decode::{Options, protobuf};
+use prom_aggregation_gateway::encode::{self, Format};
+use prom_aggregation_gateway::model::LabelRules;
+
+fuzz_target!(|data: &[u8]| {
+    let rules = LabelRules::default();
+    let opts = Options { labels: &rules, gauge_nan_ok: true };
+    if let Ok(push) = protobuf::delimited(data, &opts) {
+        let agg = Aggregator::new(Settings { gauge_mode: GaugeMode::Last, max_series: 1_000_000 });
+        if agg.apply(push.clone()).is_ok() {
+            let _ = agg.apply(push);
+            for f in [Format::Text, Format::OpenMetrics, Format::Protobuf] {
+                let _ = encode::render(&agg, f);
+            }
+        }
+    }
+});

@@ -1,0 +1,25 @@
+//! The text parser (both dialects) and, for what it accepts, the aggregator
+//! and every encoder: nothing may panic, and an accepted push must render.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
+use prom_aggregation_gateway::decode::{Options, text};
+use prom_aggregation_gateway::encode::{self, Format};
+use prom_aggregation_gateway::model::LabelRules;
+
+fuzz_target!(|data: &[u8]| {
+    let rules = LabelRules::default();
+    let opts = Options { labels: &rules, gauge_nan_ok: false };
+    for dialect in [text::Dialect::Prometheus, text::Dialect::OpenMetrics] {
+        if let Ok(push) = text::parse(data, dialect, &opts) {
+            let agg = Aggregator::new(Settings { gauge_mode: GaugeMode::Sum, max_series: 1_000_000 });
+            if agg.apply(push.clone()).is_ok() {
+                let _ = agg.apply(push);
+                for f in [Format::Text, Format::OpenMetrics, Format::Protobuf] {
+                    let _ = encode::render(&agg, f);
+                }
+            }
+        }
+    }
+});

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fuzzes the text parser, the protobuf decoder and the path-label parser with
+# cargo-fuzz (libFuzzer) for PAG_FUZZ_SECONDS each (default 60), starting from
+# the corpus in fuzz/corpus. Fails if any target finds a crash (the input is
+# left in fuzz/artifacts/<target>/). Runs on the stable toolchain without a
+# sanitizer (-s none); set RUSTC_BOOTSTRAP=1 and drop -s none for ASan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${PAG_FUZZ_SECONDS:-60}
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
+cd fuzz
+for target in text_parser protobuf_decoder path_labels; do
+  echo "== fuzz $target for ${seconds}s"
+  # A scratch copy of the corpus keeps the committed one small.
+  work=$(mktemp -d)
+  cp -r "corpus/$target/." "$work/"
+  log="$work.log"
+  status=0
+  cargo fuzz run -s none "$target" "$work" "corpus/$target" -- \
+    -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
+  grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$log" || true
+  rm -rf "$work"
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz $target failed (exit $status):" >&2
+    tail -40 "$log" >&2
+    ls "artifacts/$target" 2>/dev/null >&2 || true
+    exit 1
+  fi
+  rm -f "$log"
+done
