@@ -106,6 +106,12 @@ fn benches(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(len));
         g.bench_function(name, |b| b.iter(|| black_box(encode::render(&agg, format))));
     }
+    // What a snapshot holds the locks for (a copy), and the whole write
+    // path's encode outside the locks.
+    g.throughput(Throughput::Elements(agg.series_count() as u64));
+    g.bench_function("snapshot_copy_100k", |b| {
+        b.iter(|| black_box(agg.snapshot()))
+    });
     g.finish();
 }
 

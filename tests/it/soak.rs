@@ -55,7 +55,11 @@ async fn sixty_four_senders_with_scrapes_deletes_and_snapshots_lose_nothing() {
         tokio::spawn(async move {
             let mut deletes = 0;
             while !done.load(Ordering::Relaxed) {
-                gw.push_ok("/metrics/job/victim", "# TYPE soak_total counter\nsoak_total 1\n").await;
+                gw.push_ok(
+                    "/metrics/job/victim",
+                    "# TYPE soak_total counter\nsoak_total 1\n",
+                )
+                .await;
                 let r = gw.request("DELETE", "/metrics/job/victim", &[], "").await;
                 assert_eq!(r.status, 200);
                 deletes += 1;
@@ -94,13 +98,29 @@ async fn sixty_four_senders_with_scrapes_deletes_and_snapshots_lose_nothing() {
     done.store(true, Ordering::Relaxed);
     let scrapes = scraper.await.unwrap();
     let deletes = churn.await.unwrap();
-    assert!(scrapes > 0 && deletes > 0, "faults did not run: {scrapes} scrapes, {deletes} deletes");
+    assert!(
+        scrapes > 0 && deletes > 0,
+        "faults did not run: {scrapes} scrapes, {deletes} deletes"
+    );
     let n = (SENDERS * pushes) as f64;
     let text = gw.scrape().await;
-    assert_eq!(sample_value(&text, "soak_total{job=\"load\"}"), Some(n), "{text}");
-    assert_eq!(sample_value(&text, "soak_seconds_count{job=\"load\"}"), Some(2.0 * n));
-    assert_eq!(sample_value(&text, "soak_seconds_bucket{job=\"load\",le=\"0.5\"}"), Some(n));
-    assert_eq!(sample_value(&text, "soak_seconds_sum{job=\"load\"}"), Some(1.5 * n));
+    assert_eq!(
+        sample_value(&text, "soak_total{job=\"load\"}"),
+        Some(n),
+        "{text}"
+    );
+    assert_eq!(
+        sample_value(&text, "soak_seconds_count{job=\"load\"}"),
+        Some(2.0 * n)
+    );
+    assert_eq!(
+        sample_value(&text, "soak_seconds_bucket{job=\"load\",le=\"0.5\"}"),
+        Some(n)
+    );
+    assert_eq!(
+        sample_value(&text, "soak_seconds_sum{job=\"load\"}"),
+        Some(1.5 * n)
+    );
     let m = gw.request("GET", "/-/metrics", &[], "").await.text();
     let writes = sample_value(&m, "pag_snapshot_writes_total{result=\"ok\"}").unwrap_or(0.0);
     assert!(writes >= 1.0, "no snapshot written during the load:\n{m}");
