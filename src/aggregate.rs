@@ -274,7 +274,13 @@ impl Aggregator {
     /// Calls `f` with every family, sorted by name, each with its series
     /// sorted by labels, while pushes wait: the view is consistent.
     pub fn read<R>(&self, f: impl FnOnce(&[(&str, &StoredFamily)]) -> R) -> R {
+        self.read_at(|families, _| f(families))
+    }
+
+    /// [`Aggregator::read`], also passing the generation the view is at.
+    pub fn read_at<R>(&self, f: impl FnOnce(&[(&str, &StoredFamily)], u64) -> R) -> R {
         let mut guards = self.lock_all();
+        let generation = self.generation();
         for g in guards.iter_mut() {
             g.sort_series();
         }
@@ -283,7 +289,7 @@ impl Aggregator {
             .flat_map(|g| g.families.iter().map(|(n, f)| (n.as_str(), f)))
             .collect();
         families.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        f(&families)
+        f(&families, generation)
     }
 }
 

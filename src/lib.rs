@@ -49,6 +49,7 @@ struct Inner {
     started: Instant,
     /// Aggregate generation of the last snapshot written.
     saved: std::sync::atomic::AtomicU64,
+    scrape_cache: encode::Cache,
 }
 
 impl Gateway {
@@ -66,6 +67,7 @@ impl Gateway {
                 telemetry,
                 started: Instant::now(),
                 saved: std::sync::atomic::AtomicU64::new(0),
+                scrape_cache: encode::Cache::default(),
             }),
         }
     }
@@ -78,6 +80,11 @@ impl Gateway {
     /// The aggregate.
     pub fn aggregator(&self) -> &aggregate::Aggregator {
         &self.inner.aggregator
+    }
+
+    /// Renderings of the aggregate kept until it changes.
+    pub fn scrape_cache(&self) -> &encode::Cache {
+        &self.inner.scrape_cache
     }
 
     /// The self-metrics.

@@ -125,8 +125,9 @@ pub enum Value {
     Scalar(f64),
     /// Classic histogram.
     Histogram(Histogram),
-    /// Native (exponential) histogram; pushed as protobuf only.
-    Native(NativeHistogram),
+    /// Native (exponential) histogram; pushed as protobuf only. Boxed: it is
+    /// rare and large, and every stored series pays for the enum's size.
+    Native(Box<NativeHistogram>),
     /// Summary without its quantiles.
     Summary {
         /// `_count`.

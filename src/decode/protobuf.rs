@@ -125,7 +125,7 @@ fn metric_value(
                 h.sample_count() as f64
             };
             if h.bucket.is_empty() && is_native(h) {
-                return Ok((Value::Native(native(h, count)?), created));
+                return Ok((Value::Native(Box::new(native(h, count)?)), created));
             }
             // A histogram with classic buckets is taken as classic, even if
             // it carries native buckets too.

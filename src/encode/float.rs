@@ -21,31 +21,46 @@ pub fn write_go(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(buf.as_bytes_mut());
         return;
     }
-    // Rust's `{:e}` gives the shortest round-tripping digits, as Go's -1
-    // precision does: `d[.ddd]e[-]x`.
-    let mut sci = [0u8; 40];
-    let len = {
-        let mut cur = std::io::Cursor::new(&mut sci[..]);
-        let _ = write!(cur, "{v:e}");
-        cur.position() as usize
-    };
-    let sci = &sci[..len];
-    let (neg, sci) = match sci.split_first() {
+    // Shortest round-tripping digits, as Go's -1 precision, from ryu (about
+    // 4x faster than `{:e}` here: it dominated rendering non-integer values).
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v).as_bytes();
+    let (neg, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
-        _ => (false, sci),
+        _ => (false, text),
     };
-    let e_at = sci.iter().position(|&c| c == b'e').unwrap_or(sci.len());
-    let exp: i32 = std::str::from_utf8(&sci[e_at + 1..])
+    let e_at = text
+        .iter()
+        .position(|&c| c == b'e' || c == b'E')
+        .unwrap_or(text.len());
+    let e: i32 = std::str::from_utf8(&text[(e_at + 1).min(text.len())..])
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut digit_buf = [0u8; 24];
+    let mantissa = &text[..e_at];
+    let point = mantissa
+        .iter()
+        .position(|&c| c == b'.')
+        .unwrap_or(mantissa.len());
+    let mut digit_buf = [0u8; 32];
     let mut n = 0;
-    for &c in sci[..e_at].iter().filter(|c| **c != b'.') {
-        digit_buf[n] = c;
-        n += 1;
+    for &c in mantissa.iter().filter(|c| **c != b'.') {
+        if n < digit_buf.len() {
+            digit_buf[n] = c;
+            n += 1;
+        }
     }
-    let digits = &digit_buf[..n];
+    let leading = digit_buf[..n].iter().take_while(|&&c| c == b'0').count();
+    let mut end = n;
+    while end > leading && digit_buf[end - 1] == b'0' {
+        end -= 1;
+    }
+    let digits = &digit_buf[leading..end];
+    if digits.is_empty() {
+        out.extend_from_slice(if neg { b"-0" } else { b"0" });
+        return;
+    }
+    let exp = point as i32 + e - leading as i32 - 1;
     if neg {
         out.push(b'-');
     }
@@ -161,6 +176,19 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(go(v), want, "{v:e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn round_trips(v in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+            let text = go(v);
+            proptest::prop_assert_eq!(text.parse::<f64>().unwrap(), v, "{}", text);
+            let exp = text.split_once('e').map(|(_, e)| e);
+            if let Some(e) = exp {
+                // Go writes the exponent with a sign and at least two digits.
+                proptest::prop_assert!(e.starts_with(['+', '-']) && e.len() >= 3, "{}", text);
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -29,18 +29,12 @@ const BLOCKING_SCRAPE: usize = 10_000;
 /// The gateway's HTTP routes on `--listen` (no fallback: `transport::app`
 /// sets it after merging the gRPC routes).
 pub fn router(gw: Gateway) -> Router {
-    // Scrapes are compressed when asked (Prometheus asks for gzip); the
-    // fastest level, as a 100k-series scrape at level 6 took ~240 ms.
+    // The scrape compresses (and caches) itself; the self-metrics use the
+    // layer, at the fastest level.
     let compress = || CompressionLayer::new().quality(CompressionLevel::Fastest);
     Router::new()
-        .route(
-            "/metrics",
-            get(scrape).post(push).put(push).layer(compress()),
-        )
-        .route(
-            "/metrics/",
-            get(scrape).post(push).put(push).layer(compress()),
-        )
+        .route("/metrics", get(scrape).post(push).put(push))
+        .route("/metrics/", get(scrape).post(push).put(push))
         .route(
             "/metrics/{*labels}",
             axum::routing::post(push).put(push).delete(delete),
@@ -154,23 +148,45 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
     (StatusCode::OK, format!("deleted {dropped} series\n")).into_response()
 }
 
-/// `GET /metrics`: the aggregate, in the format `Accept` asks for.
+/// `GET /metrics`: the aggregate, in the format `Accept` asks for, gzipped
+/// when `Accept-Encoding` allows, from the scrape cache when unchanged.
 async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let started = Instant::now();
     let format = encode::Format::negotiate(header_str(&headers, header::ACCEPT));
-    let render = {
-        let gw = gw.clone();
-        move || encode::render(gw.aggregator(), format)
-    };
-    let body = if gw.aggregator().series_count() > BLOCKING_SCRAPE {
-        tokio::task::spawn_blocking(render)
-            .await
-            .unwrap_or_default()
-    } else {
-        render()
-    };
+    let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
+    let large = gw.aggregator().series_count() > BLOCKING_SCRAPE;
+    let gw2 = gw.clone();
+    let body = run_sized(large, move || {
+        Ok(gw2.scrape_cache().render(gw2.aggregator(), format, gzip))
+    })
+    .await
+    .unwrap_or_default();
     gw.telemetry().scrape(started.elapsed());
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    let mut res = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, accept-encoding"),
+    );
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    res
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with q above 0).
+fn accepts_gzip(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let q = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+        })
+    })
 }
 
 async fn wipe(State(gw): State<Gateway>) -> Response {
