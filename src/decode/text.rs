@@ -539,9 +539,14 @@ impl<'a> Parser<'a, '_> {
         }
         if i < b.len() {
             // OpenMetrics exemplar: ` # {labels} value [timestamp]`; dropped,
-            // as exemplars of different senders cannot be merged.
-            let rest = line[i + 1..].trim_start_matches([' ', '\t']);
-            if b[i] != b'#' || !rest.starts_with('{') || !rest.contains('}') {
+            // as exemplars of different senders cannot be merged. `#` is
+            // checked first: slicing after any other (maybe multi-byte)
+            // character could split it (found by fuzzing).
+            let exemplar = b[i] == b'#' && {
+                let rest = line[i + 1..].trim_start_matches([' ', '\t']);
+                rest.starts_with('{') && rest.contains('}')
+            };
+            if !exemplar {
                 return Err(format!(
                     "metric {name}: unexpected text after the value: {}",
                     snippet(&line[i..])

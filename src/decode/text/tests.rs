@@ -316,3 +316,16 @@ fn agrees_with_prometheus_parse_on_plain_input() {
     }
     assert_eq!(scalar_samples, 3);
 }
+
+/// Issue 4's fuzz run: a multi-byte character after the timestamp panicked
+/// (a slice inside the character). Now it is a clear error.
+#[test]
+fn regression_issue_4_multibyte_text_after_timestamp() {
+    let body = "JEckuver 2\t\t0\t\t\t\t\t\t\u{3b6}";
+    let err = parse_err(body, Dialect::Prometheus);
+    assert!(err.contains("unexpected text after the value"), "{err}");
+    let err = parse_err("x 1 \u{3b6}", Dialect::OpenMetrics);
+    assert!(err.contains("invalid timestamp"), "{err}");
+    let err = parse_err("x 1 2 \u{3b6}\u{3b6}", Dialect::OpenMetrics);
+    assert!(err.contains("unexpected text after the value"), "{err}");
+}
