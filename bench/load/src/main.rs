@@ -14,8 +14,8 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use prom_aggregation_gateway_client::MetricFamily;
 use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
-use prom_aggregation_gateway_client::{Client, MetricFamily};
 use prost::Message;
 
 #[derive(Parser)]
@@ -61,6 +61,10 @@ enum Cmd {
         /// Ask for gzip.
         #[arg(long)]
         gzip: bool,
+        /// Push one small change before each scrape, so a gateway that
+        /// caches its rendering must render again (an honest scrape time).
+        #[arg(long)]
+        touch: bool,
     },
 }
 
@@ -123,6 +127,70 @@ fn families(prefix: &str, n: usize) -> Vec<MetricFamily> {
     }]
 }
 
+/// Sends a pre-encoded `PushRequest` as is, so the load tool spends no CPU
+/// re-encoding a 10k-series batch per call on the machine it shares with
+/// the gateway (the HTTP bodies are pre-encoded too), and decodes the
+/// `PushResponse`.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct ResponseDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = prom_aggregation_gateway_client::PushResponse;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, tonic::Status> {
+        Message::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = prom_aggregation_gateway_client::PushResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+async fn grpc_push_raw(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    request: bytes::Bytes,
+) -> Result<(), tonic::Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/aggregation_gateway.v1.AggregationGateway/Push",
+    );
+    grpc.unary(tonic::Request::new(request), path, RawCodec)
+        .await
+        .map(|_| ())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -149,21 +217,31 @@ async fn push(
     for f in &fams {
         f.encode_length_delimited(&mut proto)?;
     }
+    let grpc_request = bytes::Bytes::from(
+        prom_aggregation_gateway_client::PushRequest {
+            metric_families: fams.clone(),
+            labels: [("job".to_string(), "load".to_string())].into(),
+        }
+        .encode_to_vec(),
+    );
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, url, text, proto, fams) = (
+        let (http, url, text, proto, request) = (
             http.clone(),
             url.clone(),
             text.clone(),
             proto.clone(),
-            fams.clone(),
+            grpc_request.clone(),
         );
         let mut grpc = if protocol == Protocol::Grpc {
-            Some(Client::connect(args.target.clone()).await?)
+            let channel = tonic::transport::Endpoint::from_shared(args.target.clone())?
+                .connect()
+                .await?;
+            Some(tonic::client::Grpc::new(channel))
         } else {
             None
         };
@@ -172,9 +250,7 @@ async fn push(
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let ok = match (protocol, grpc.as_mut()) {
-                    (Protocol::Grpc, Some(c)) => {
-                        c.push(fams.clone(), [("job", "load")]).await.is_ok()
-                    }
+                    (Protocol::Grpc, Some(c)) => grpc_push_raw(c, request.clone()).await.is_ok(),
                     (Protocol::Protobuf, _) => http
                         .post(&url)
                         .header("content-type", PROTO_CT)
@@ -226,6 +302,7 @@ async fn scrape(
     times: usize,
     accept: Accept,
     gzip: bool,
+    touch: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::new();
     let url = format!("{}{}", args.target, args.path);
@@ -252,6 +329,12 @@ async fn scrape(
     let mut lat = Vec::new();
     let mut bytes = 0;
     for _ in 0..times {
+        if touch {
+            http.post(format!("{url}/chunk/touch"))
+                .body(text_body("touch", 1, 0))
+                .send()
+                .await?;
+        }
         let mut req = http
             .get(format!("{}/metrics", args.target))
             .header("accept", accept_header);
@@ -265,7 +348,7 @@ async fn scrape(
     }
     lat.sort();
     println!(
-        "scrape preload={preload} accept={accept:?} gzip={gzip} bytes={bytes} times={times} p50_ms={:.2} min_ms={:.2} max_ms={:.2}",
+        "scrape preload={preload} accept={accept:?} gzip={gzip} touch={touch} bytes={bytes} times={times} p50_ms={:.2} min_ms={:.2} max_ms={:.2}",
         ms(percentile(&lat, 0.5)),
         ms(lat[0]),
         ms(lat[lat.len() - 1]),
@@ -289,6 +372,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             times,
             accept,
             gzip,
-        } => scrape(&args, *preload, *times, *accept, *gzip).await,
+            touch,
+        } => scrape(&args, *preload, *times, *accept, *gzip, *touch).await,
     }
 }
