@@ -4,7 +4,7 @@
 use super::float::write_go;
 use super::write_escaped;
 use crate::aggregate::StoredFamily;
-use crate::model::{Value, labels};
+use crate::model::Value;
 
 /// Appends the families in text format 0.0.4.
 pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
@@ -67,19 +67,54 @@ pub(crate) fn write_labels(out: &mut Vec<u8>, key: &[u8], le: Option<&[u8]>) {
         return;
     }
     out.push(b'{');
-    let mut first = true;
-    for (n, v) in labels::pairs(key) {
-        if !first {
+    // One pass over the key, copying runs of plain bytes: the labels are
+    // most of a scrape's bytes, and walking them with `labels::pairs` then
+    // escaping scanned every value twice.
+    let mut i = 0;
+    while i < key.len() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
-        out.extend_from_slice(n);
+        let name_end = memchr::memchr(0, &key[i..]).map_or(key.len(), |n| i + n);
+        out.extend_from_slice(&key[i..name_end]);
         out.extend_from_slice(b"=\"");
-        write_escaped(out, &v, true);
+        i = name_end + 1;
+        while i < key.len() {
+            let run = key[i..]
+                .iter()
+                .position(|&c| matches!(c, 0 | b'\\' | b'"' | b'\n'))
+                .unwrap_or(key.len() - i);
+            out.extend_from_slice(&key[i..i + run]);
+            i += run;
+            match key.get(i) {
+                None => break,
+                // A NUL in a value is stored as 0x00 0x01; a lone 0x00 ends it.
+                Some(0) if key.get(i + 1) == Some(&1) => {
+                    out.push(0);
+                    i += 2;
+                }
+                Some(0) => {
+                    i += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    out.extend_from_slice(b"\\\\");
+                    i += 1;
+                }
+                Some(b'"') => {
+                    out.extend_from_slice(b"\\\"");
+                    i += 1;
+                }
+                Some(_) => {
+                    out.extend_from_slice(b"\\n");
+                    i += 1;
+                }
+            }
+        }
         out.push(b'"');
     }
     if let Some(le) = le {
-        if !first {
+        if !key.is_empty() {
             out.push(b',');
         }
         out.extend_from_slice(b"le=\"");
@@ -87,4 +122,46 @@ pub(crate) fn write_labels(out: &mut Vec<u8>, key: &[u8], le: Option<&[u8]>) {
         out.push(b'"');
     }
     out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_labels;
+    use crate::encode::write_escaped;
+    use crate::model::labels::{LabelRules, pairs};
+
+    /// The straightforward rendering: pairs, then escapes.
+    fn reference(key: &[u8], le: Option<&[u8]>) -> Vec<u8> {
+        let mut parts: Vec<Vec<u8>> = pairs(key)
+            .map(|(n, v)| {
+                let mut p = n.to_vec();
+                p.extend_from_slice(b"=\"");
+                write_escaped(&mut p, &v, true);
+                p.push(b'"');
+                p
+            })
+            .collect();
+        if let Some(le) = le {
+            parts.push([b"le=\"".as_slice(), le, b"\""].concat());
+        }
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        [b"{".as_slice(), &parts.join(&b","[..]), b"}"].concat()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_rendering_matches_the_reference(
+            labels in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,6}", "(\\PC|[\\x00\\\\\"\\n]){0,12}", 0..5),
+            le in proptest::option::of("[0-9.]{1,4}"),
+        ) {
+            let mut l: Vec<(String, String)> = labels.into_iter().collect();
+            let mut key = Vec::new();
+            LabelRules::default().write_key(&mut l, &mut key).unwrap();
+            let mut fast = Vec::new();
+            write_labels(&mut fast, &key, le.as_deref().map(str::as_bytes));
+            proptest::prop_assert_eq!(fast, reference(&key, le.as_deref().map(str::as_bytes)));
+        }
+    }
 }
