@@ -1,7 +1,14 @@
 //! Decoder for Prometheus' protobuf data model, `io.prometheus.client`
 //! `MetricFamily`: length-delimited messages in an HTTP body (as client_golang
-//! pushes them) and the batches of the gRPC service. Both end in
-//! [`families`], so the two protocols refuse the same input the same way.
+//! pushes them), the batches of the gRPC service and the snapshot file. All
+//! end in [`family`], so every protocol refuses the same input the same way.
+//!
+//! Families, metrics and labels are walked on the wire ([`wire`]), names and
+//! label values borrowed from the request: prost's owned decoding cost two
+//! allocations per label and ran at about 1.4 M samples/s here. The small
+//! numeric value messages (counter, histogram...) are still decoded by prost.
+
+pub mod wire;
 
 use prost::Message;
 
@@ -10,71 +17,144 @@ use crate::error::Rejection;
 use crate::model::labels::is_metric_name;
 use crate::model::{Bucket, Family, Histogram, Kind, NativeHistogram, Push, Series, Value};
 use crate::pb::io::prometheus::client as pb;
+use wire::{Reader, Wire};
 
 /// Decodes a body of length-delimited `MetricFamily` messages.
-pub fn delimited(mut body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
-    let mut messages = Vec::new();
-    while !body.is_empty() {
-        let n = messages.len() + 1;
-        let mf = pb::MetricFamily::decode_length_delimited(&mut body).map_err(|e| {
+pub fn delimited(body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
+    let mut reader = Reader::new(body);
+    let mut scratch = Scratch::default();
+    let mut families = Vec::new();
+    let mut n = 0;
+    while !reader.is_empty() {
+        n += 1;
+        let message = reader.delimited().map_err(|e| {
             Rejection::invalid(format!(
                 "protobuf message {n}: not a delimited MetricFamily: {e}"
             ))
         })?;
-        messages.push(mf);
+        if let Some(f) = family(message, opts, &mut scratch, n)? {
+            families.push(f);
+        }
     }
-    families(messages, opts)
+    Ok(Push { families })
 }
 
-/// Converts decoded `MetricFamily` messages into a push.
-pub fn families(messages: Vec<pb::MetricFamily>, opts: &Options<'_>) -> Result<Push, Rejection> {
-    let mut key = Vec::new();
+/// Buffers reused across a push's families.
+#[derive(Default)]
+pub struct Scratch {
+    key: Vec<u8>,
+}
+
+/// Decodes one `MetricFamily` message (`n` counts messages from 1, for
+/// errors); `None` when it has no metrics.
+pub fn family(
+    bytes: &[u8],
+    opts: &Options<'_>,
+    scratch: &mut Scratch,
+    n: usize,
+) -> Result<Option<Family>, Rejection> {
+    let malformed = |e: &str| {
+        Rejection::invalid(format!(
+            "protobuf message {n}: not a delimited MetricFamily: {e}"
+        ))
+    };
+    let (mut name, mut help, mut kind_number) = ("", "", 0u64);
+    let mut metrics: Vec<&[u8]> = Vec::new();
+    let mut r = Reader::new(bytes);
+    while let Some((field, w)) = r.field().map_err(malformed)? {
+        match (field, w) {
+            (1, w) => name = wire::string(w).map_err(malformed)?,
+            (2, w) => help = wire::string(w).map_err(malformed)?,
+            (3, Wire::Varint(v)) => kind_number = v,
+            (4, Wire::Bytes(m)) => metrics.push(m),
+            _ => {}
+        }
+    }
+    if !is_metric_name(name) {
+        return Err(Rejection::invalid(format!("invalid metric name {name:?}")));
+    }
+    let fail = |reason: String| Rejection::invalid(format!("metric {name}: {reason}"));
+    let kind = match pb::MetricType::try_from(kind_number as i32) {
+        Ok(pb::MetricType::Counter) => Kind::Counter,
+        Ok(pb::MetricType::Gauge) => Kind::Gauge,
+        Ok(pb::MetricType::Summary) => Kind::Summary,
+        Ok(pb::MetricType::Untyped) => Kind::Untyped,
+        Ok(pb::MetricType::Histogram) => Kind::Histogram,
+        Ok(pb::MetricType::GaugeHistogram) => {
+            return Err(fail(
+                "type GAUGE_HISTOGRAM is not supported (push it as a histogram)".into(),
+            ));
+        }
+        Err(_) => return Err(fail(format!("unknown metric type {kind_number}"))),
+    };
+    let mut series = Vec::with_capacity(metrics.len());
     let mut labels: Vec<(&str, &str)> = Vec::new();
-    let mut out = Vec::with_capacity(messages.len());
-    for mf in &messages {
-        let name = mf.name();
-        if !is_metric_name(name) {
-            return Err(Rejection::invalid(format!("invalid metric name {name:?}")));
-        }
-        let fail = |reason: String| Rejection::invalid(format!("metric {name}: {reason}"));
-        let kind = match mf.r#type() {
-            pb::MetricType::Counter => Kind::Counter,
-            pb::MetricType::Gauge => Kind::Gauge,
-            pb::MetricType::Summary => Kind::Summary,
-            pb::MetricType::Untyped => Kind::Untyped,
-            pb::MetricType::Histogram => Kind::Histogram,
-            pb::MetricType::GaugeHistogram => {
-                return Err(fail(
-                    "type GAUGE_HISTOGRAM is not supported (push it as a histogram)".into(),
-                ));
-            }
-        };
-        let mut series = Vec::with_capacity(mf.metric.len());
-        for m in &mf.metric {
-            labels.clear();
-            labels.extend(m.label.iter().map(|l| (l.name(), l.value())));
-            opts.labels
-                .write_key(&mut labels, &mut key)
-                .map_err(&fail)?;
-            let (value, created) = metric_value(kind, m, opts).map_err(&fail)?;
-            series.push(Series {
-                key: key.as_slice().into(),
-                value,
-                created,
-            });
-        }
-        if series.is_empty() {
-            continue;
-        }
-        out.push(Family {
-            name: name.to_string(),
-            help: mf.help().to_string(),
-            kind,
-            created_timestamps: false,
-            series,
+    for m in metrics {
+        labels.clear();
+        let value = metric(m, &mut labels).map_err(|e| fail(format!("malformed metric: {e}")))?;
+        opts.labels
+            .write_key(&mut labels, &mut scratch.key)
+            .map_err(&fail)?;
+        let (value, created) = metric_value(kind, &value, opts).map_err(&fail)?;
+        series.push(Series {
+            key: scratch.key.as_slice().into(),
+            value,
+            created,
         });
     }
-    Ok(Push { families: out })
+    if series.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Family {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind,
+        created_timestamps: false,
+        series,
+    }))
+}
+
+/// Walks a `Metric` message: labels borrowed into `labels`, the value
+/// messages decoded by prost into a label-less `pb::Metric`.
+fn metric<'a>(bytes: &'a [u8], labels: &mut Vec<(&'a str, &'a str)>) -> Result<pb::Metric, String> {
+    let mut out = pb::Metric::default();
+    let mut r = Reader::new(bytes);
+    let decode_err = |e: prost::DecodeError| e.to_string();
+    while let Some((field, w)) = r.field()? {
+        let Wire::Bytes(b) = w else { continue };
+        match field {
+            1 => {
+                let (mut ln, mut lv) = ("", "");
+                let mut lr = Reader::new(b);
+                while let Some((f, w)) = lr.field()? {
+                    match f {
+                        1 => ln = wire::string(w)?,
+                        2 => lv = wire::string(w)?,
+                        _ => {}
+                    }
+                }
+                labels.push((ln, lv));
+            }
+            2 => out.gauge = Some(pb::Gauge::decode(b).map_err(decode_err)?),
+            3 => out.counter = Some(pb::Counter::decode(b).map_err(decode_err)?),
+            4 => out.summary = Some(pb::Summary::decode(b).map_err(decode_err)?),
+            5 => out.untyped = Some(pb::Untyped::decode(b).map_err(decode_err)?),
+            7 => out.histogram = Some(pb::Histogram::decode(b).map_err(decode_err)?),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Converts decoded `MetricFamily` messages into a push (for callers that
+/// hold prost messages, such as tests and tools).
+pub fn families(messages: Vec<pb::MetricFamily>, opts: &Options<'_>) -> Result<Push, Rejection> {
+    let mut body = Vec::new();
+    for m in &messages {
+        // Writing into a Vec cannot fail.
+        let _ = m.encode_length_delimited(&mut body);
+    }
+    delimited(&body, opts)
 }
 
 fn seconds(ts: &Option<prost_types::Timestamp>) -> Option<f64> {

@@ -1,42 +1,96 @@
 //! gRPC (SPEC §3): the `aggregation_gateway.v1.AggregationGateway` service,
 //! `grpc.health.v1` and server reflection, as tonic routes that
 //! `transport::serve` merges into the HTTP router. The service only hands
-//! each batch to [`Gateway::ingest`], as the HTTP push handler does.
+//! each batch's bytes to [`Gateway::ingest`] with the same protobuf decoder
+//! as the HTTP push handler.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::{Buf, Bytes};
+use prost::Message;
+use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings, EncodeBuf};
+use tonic::codegen::BoxFuture;
+use tonic::server::{ClientStreamingService, NamedService, UnaryService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Gateway;
-use crate::decode::protobuf;
+use crate::decode::protobuf::{self, wire};
 use crate::error::Rejection;
 use crate::ingest::{Ingested, run_sized};
-use crate::pb::aggregation_gateway::v1::aggregation_gateway_server::{
-    AggregationGateway, AggregationGatewayServer,
-};
-use crate::pb::aggregation_gateway::v1::{PushRequest, PushResponse};
+use crate::model::Push;
+use crate::pb::aggregation_gateway::v1::PushResponse;
 use crate::telemetry::Protocol;
 
 /// The descriptor set of `proto/`, for server reflection.
 pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
-/// Batches with more metrics than this are applied off the async workers.
-const BLOCKING_METRICS: usize = 2_000;
+const SERVICE: &str = "aggregation_gateway.v1.AggregationGateway";
+const PUSH: &str = "/aggregation_gateway.v1.AggregationGateway/Push";
+const PUSH_STREAM: &str = "/aggregation_gateway.v1.AggregationGateway/PushStream";
 
-/// The push service: a handle on the shared gateway, nothing else.
+/// Requests larger than this are applied off the async workers.
+const BLOCKING_BYTES: usize = 256 << 10;
+
+/// The push service, written out rather than generated: tonic's generated
+/// server decodes `PushRequest` into prost's owned types (two allocations
+/// per label), so this one takes each message's bytes and hands them to the
+/// borrowing decoder the HTTP protobuf path uses. The wire contract is the
+/// generated one (`proto/aggregation_gateway/v1/gateway.proto`).
 #[derive(Debug, Clone)]
 pub struct PushService {
     gateway: Gateway,
 }
 
+/// Splits a `PushRequest` into its labels and its `MetricFamily` messages,
+/// then decodes the families.
+fn decode_request(bytes: &[u8], opts: &crate::decode::Options<'_>) -> Result<Push, Rejection> {
+    let mut r = wire::Reader::new(bytes);
+    let mut scratch = protobuf::Scratch::default();
+    let mut families = Vec::new();
+    let mut n = 0;
+    let malformed = |e: &str| Rejection::invalid(format!("malformed PushRequest: {e}"));
+    while let Some((field, w)) = r.field().map_err(malformed)? {
+        if let (1, wire::Wire::Bytes(b)) = (field, w) {
+            n += 1;
+            if let Some(f) = protobuf::family(b, opts, &mut scratch, n)? {
+                families.push(f);
+            }
+        }
+    }
+    Ok(Push { families })
+}
+
+/// The request's `labels` map (field 2), read before the families need it.
+fn request_labels(bytes: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
+    let malformed = |e: &str| Rejection::invalid(format!("malformed PushRequest: {e}"));
+    let mut labels = Vec::new();
+    let mut r = wire::Reader::new(bytes);
+    while let Some((field, w)) = r.field().map_err(malformed)? {
+        if let (2, wire::Wire::Bytes(entry)) = (field, w) {
+            let (mut k, mut v) = ("", "");
+            let mut e = wire::Reader::new(entry);
+            while let Some((f, w)) = e.field().map_err(malformed)? {
+                match f {
+                    1 => k = wire::string(w).map_err(malformed)?,
+                    2 => v = wire::string(w).map_err(malformed)?,
+                    _ => {}
+                }
+            }
+            labels.push((k.to_string(), v.to_string()));
+        }
+    }
+    Ok(labels)
+}
+
 impl PushService {
-    async fn apply(&self, req: PushRequest) -> Result<Ingested, Rejection> {
+    async fn apply(&self, req: Bytes) -> Result<Ingested, Rejection> {
         let started = Instant::now();
-        let metrics: usize = req.metric_families.iter().map(|f| f.metric.len()).sum();
         let gw = self.gateway.clone();
-        let result = run_sized(metrics > BLOCKING_METRICS, move || {
-            let labels = req.labels.into_iter().collect();
-            gw.ingest(labels, |opts| protobuf::families(req.metric_families, opts))
+        let result = run_sized(req.len() > BLOCKING_BYTES, move || {
+            let labels = request_labels(&req)?;
+            gw.ingest(labels, |opts| decode_request(&req, opts))
         })
         .await;
         self.gateway.telemetry().push(
@@ -48,25 +102,125 @@ impl PushService {
     }
 }
 
-#[tonic::async_trait]
-impl AggregationGateway for PushService {
-    async fn push(&self, req: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
-        let done = self.apply(req.into_inner()).await?;
-        Ok(Response::new(PushResponse {
-            series: done.series as u64,
-        }))
+impl UnaryService<Bytes> for PushService {
+    type Response = PushResponse;
+    type Future = BoxFuture<Response<PushResponse>, Status>;
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let done = this.apply(req.into_inner()).await?;
+            Ok(Response::new(PushResponse {
+                series: done.series as u64,
+            }))
+        })
+    }
+}
+
+impl ClientStreamingService<Bytes> for PushService {
+    type Response = PushResponse;
+    type Future = BoxFuture<Response<PushResponse>, Status>;
+
+    fn call(&mut self, req: Request<Streaming<Bytes>>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut stream = req.into_inner();
+            let mut series = 0u64;
+            while let Some(msg) = stream.message().await? {
+                series += this.apply(msg).await?.series as u64;
+            }
+            Ok(Response::new(PushResponse { series }))
+        })
+    }
+}
+
+/// Decodes each message as its bytes; encodes `PushResponse` with prost.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug)]
+struct RawDecoder;
+
+#[derive(Debug)]
+struct ResponseEncoder;
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl tonic::codec::Encoder for ResponseEncoder {
+    type Item = PushResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: PushResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = PushResponse;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> ResponseEncoder {
+        ResponseEncoder
     }
 
-    async fn push_stream(
-        &self,
-        req: Request<Streaming<PushRequest>>,
-    ) -> Result<Response<PushResponse>, Status> {
-        let mut stream = req.into_inner();
-        let mut series = 0u64;
-        while let Some(msg) = stream.message().await? {
-            series += self.apply(msg).await?.series as u64;
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+/// The tower service tonic routes calls of `AggregationGateway` to.
+#[derive(Debug, Clone)]
+pub struct PushServer {
+    service: PushService,
+    max_message_bytes: usize,
+}
+
+impl NamedService for PushServer {
+    const NAME: &'static str = SERVICE;
+}
+
+impl PushServer {
+    fn grpc(&self) -> tonic::server::Grpc<RawCodec> {
+        let mut accept = EnabledCompressionEncodings::default();
+        accept.enable(CompressionEncoding::Gzip);
+        accept.enable(CompressionEncoding::Zstd);
+        tonic::server::Grpc::new(RawCodec)
+            .apply_compression_config(accept, EnabledCompressionEncodings::default())
+            .apply_max_message_size_config(Some(self.max_message_bytes), None)
+    }
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for PushServer
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = axum::http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let mut grpc = self.grpc();
+        let service = self.service.clone();
+        match req.uri().path() {
+            PUSH => Box::pin(async move { Ok(grpc.unary(service, req).await) }),
+            PUSH_STREAM => Box::pin(async move { Ok(grpc.client_streaming(service, req).await) }),
+            _ => Box::pin(async move { Ok(Status::unimplemented("no such method").into_http()) }),
         }
-        Ok(Response::new(PushResponse { series }))
     }
 }
 
@@ -103,15 +257,12 @@ async fn message_size_status(
 }
 
 async fn routes(gateway: Gateway) -> tonic::service::Routes {
-    let limit = gateway.config().max_body_bytes;
-    let push = AggregationGatewayServer::new(PushService { gateway })
-        .max_decoding_message_size(limit)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
+    let push = PushServer {
+        max_message_bytes: gateway.config().max_body_bytes,
+        service: PushService { gateway },
+    };
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<AggregationGatewayServer<PushService>>()
-        .await;
+    reporter.set_serving::<PushServer>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTORS)
         .build_v1()

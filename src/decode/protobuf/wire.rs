@@ -1,0 +1,132 @@
+//! A minimal protobuf wire reader over borrowed bytes: varints, fixed64,
+//! length-delimited slices. Used where decoding into prost's owned types
+//! cost an allocation per string (two per label): metric and label names are
+//! borrowed from the request instead, as the text parser does.
+
+/// A field's payload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Wire<'a> {
+    /// Wire type 0.
+    Varint(u64),
+    /// Wire type 1.
+    Fixed64(u64),
+    /// Wire type 2.
+    Bytes(&'a [u8]),
+    /// Wire type 5.
+    Fixed32(u32),
+}
+
+/// Reads fields from one message's bytes.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `buf`.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Whether everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// Reads a varint (at most 10 bytes).
+    pub fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = *self.buf.get(self.pos).ok_or("truncated varint")?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes")
+    }
+
+    /// Reads `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        let end = self.pos.checked_add(n).ok_or("length overflows")?;
+        let s = self.buf.get(self.pos..end).ok_or("length past the end")?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// Reads a varint length, then that many bytes.
+    pub fn delimited(&mut self) -> Result<&'a [u8], &'static str> {
+        let n = self.varint()?;
+        self.bytes(usize::try_from(n).map_err(|_| "length overflows")?)
+    }
+
+    /// The next field, or `None` at the end.
+    pub fn field(&mut self) -> Result<Option<(u32, Wire<'a>)>, &'static str> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let number = u32::try_from(key >> 3).map_err(|_| "field number too large")?;
+        if number == 0 {
+            return Err("field number 0");
+        }
+        let wire = match key & 7 {
+            0 => Wire::Varint(self.varint()?),
+            1 => Wire::Fixed64(u64::from_le_bytes(
+                self.bytes(8)?.try_into().map_err(|_| "truncated fixed64")?,
+            )),
+            2 => Wire::Bytes(self.delimited()?),
+            5 => Wire::Fixed32(u32::from_le_bytes(
+                self.bytes(4)?.try_into().map_err(|_| "truncated fixed32")?,
+            )),
+            _ => return Err("unsupported wire type (groups are not used here)"),
+        };
+        Ok(Some((number, wire)))
+    }
+}
+
+/// A UTF-8 string field.
+pub fn string(w: Wire<'_>) -> Result<&str, &'static str> {
+    match w {
+        Wire::Bytes(b) => std::str::from_utf8(b).map_err(|_| "string is not UTF-8"),
+        _ => Err("string field with a non-length wire type"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fields_and_refuses_damage() {
+        // field 1 varint 150, field 2 "hi", field 3 fixed64 1.5
+        let mut buf = vec![0x08, 0x96, 0x01, 0x12, 2, b'h', b'i', 0x19];
+        buf.extend_from_slice(&1.5f64.to_le_bytes());
+        let mut r = Reader::new(&buf);
+        assert_eq!(r.field().unwrap(), Some((1, Wire::Varint(150))));
+        assert_eq!(string(r.field().unwrap().unwrap().1).unwrap(), "hi");
+        assert_eq!(
+            r.field().unwrap(),
+            Some((3, Wire::Fixed64(1.5f64.to_bits())))
+        );
+        assert_eq!(r.field().unwrap(), None);
+        assert!(Reader::new(&[0x12, 5, b'a']).field().is_err());
+        assert!(
+            Reader::new(&[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ])
+            .field()
+            .is_err()
+        );
+        assert!(Reader::new(&[0x0b]).field().is_err());
+        assert!(
+            Reader::new(&[
+                0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ])
+            .field()
+            .is_err()
+        );
+    }
+}
