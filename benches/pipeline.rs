@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
-use prom_aggregation_gateway::decode::{Options, text};
+use prom_aggregation_gateway::decode::{Options, protobuf, text};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::{LabelRules, Push};
 
@@ -73,6 +73,16 @@ fn benches(c: &mut Criterion) {
     g.bench_function("parse_and_apply_100k", |b| {
         b.iter(|| agg.apply(parse(&text_body)).unwrap())
     });
+    // The same series as delimited protobuf (as client_golang and our gRPC
+    // clients send them): the borrowing decoder.
+    let proto_body = encode::render(&agg, Format::Protobuf);
+    let decode_proto = || {
+        let rules = LabelRules::default();
+        let opts = Options { labels: &rules, gauge_nan_ok: false };
+        protobuf::delimited(&proto_body, &opts).expect("valid protobuf")
+    };
+    g.bench_function("decode_protobuf_100k", |b| b.iter(|| black_box(decode_proto())));
+    g.bench_function("decode_protobuf_and_apply_100k", |b| b.iter(|| agg.apply(decode_proto()).unwrap()));
     // Two senders at once, each to its own families (different shards).
     let halves = [body(SERIES / 2, 5, "a_"), body(SERIES / 2, 5, "b_")];
     let agg2 = aggregator();
