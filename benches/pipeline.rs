@@ -78,11 +78,18 @@ fn benches(c: &mut Criterion) {
     let proto_body = encode::render(&agg, Format::Protobuf);
     let decode_proto = || {
         let rules = LabelRules::default();
-        let opts = Options { labels: &rules, gauge_nan_ok: false };
+        let opts = Options {
+            labels: &rules,
+            gauge_nan_ok: false,
+        };
         protobuf::delimited(&proto_body, &opts).expect("valid protobuf")
     };
-    g.bench_function("decode_protobuf_100k", |b| b.iter(|| black_box(decode_proto())));
-    g.bench_function("decode_protobuf_and_apply_100k", |b| b.iter(|| agg.apply(decode_proto()).unwrap()));
+    g.bench_function("decode_protobuf_100k", |b| {
+        b.iter(|| black_box(decode_proto()))
+    });
+    g.bench_function("decode_protobuf_and_apply_100k", |b| {
+        b.iter(|| agg.apply(decode_proto()).unwrap())
+    });
     // Two senders at once, each to its own families (different shards).
     let halves = [body(SERIES / 2, 5, "a_"), body(SERIES / 2, 5, "b_")];
     let agg2 = aggregator();

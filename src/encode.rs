@@ -100,6 +100,9 @@ impl Cache {
     /// The aggregate in `format`, gzipped when asked, from the cache when
     /// nothing changed since it was rendered.
     pub fn render(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> bytes::Bytes {
+        // Plain text is not kept whole: the families keep their own text,
+        // and joining them costs a copy.
+        let keep = gzip || format != Format::Text;
         let slot = Self::slot(format, gzip);
         let now = aggregator.generation();
         if let Some((generation, body)) = &self.slots.lock()[slot]
@@ -112,7 +115,9 @@ impl Cache {
             .read_at(|families, generation| (generation, render_families(families, format)));
         let body = if gzip { gzip_fast(&plain) } else { plain };
         let body = bytes::Bytes::from(body);
-        self.slots.lock()[slot] = Some((generation, body.clone()));
+        if keep {
+            self.slots.lock()[slot] = Some((generation, body.clone()));
+        }
         body
     }
 }

@@ -28,6 +28,10 @@ pub struct StoredFamily {
     pub created_timestamps: bool,
     series: IndexMap<SeriesKey, StoredSeries, FixedState>,
     sorted: bool,
+    /// The family rendered as text 0.0.4, kept until the family changes: a
+    /// scrape copies the text of every family nobody pushed to since the
+    /// last scrape instead of rendering it again.
+    text: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// A stored series.
@@ -46,6 +50,12 @@ impl StoredFamily {
     /// The stored series with this key.
     pub fn get(&self, key: &[u8]) -> Option<&StoredSeries> {
         self.series.get(key)
+    }
+
+    /// The family's text rendering, made by `render` the first time it is
+    /// asked for after a change.
+    pub fn cached_text(&self, render: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
+        self.text.get_or_init(render)
     }
 
     /// The series, sorted by labels when read through
@@ -67,7 +77,9 @@ impl Shard {
                 created_timestamps: false,
                 series: IndexMap::default(),
                 sorted: true,
+                text: std::sync::OnceLock::new(),
             });
+        stored.text = std::sync::OnceLock::new();
         if stored.help.is_empty() && !family.help.is_empty() {
             stored.help = family.help;
         }
@@ -110,7 +122,10 @@ impl Shard {
             let before = f.series.len();
             // `retain` keeps the relative order, so a sorted family stays sorted.
             f.series.retain(|k, s| keep(k, s));
-            dropped += before - f.series.len();
+            if f.series.len() != before {
+                dropped += before - f.series.len();
+                f.text = std::sync::OnceLock::new();
+            }
             !f.series.is_empty()
         });
         dropped

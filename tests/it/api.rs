@@ -109,6 +109,12 @@ async fn delete_wipe_and_routes() {
     let gw = Gateway::start().await;
     gw.push_ok("/metrics/job/a", "c 1\n").await;
     gw.push_ok("/metrics/job/b/instance/i", "c 2\n").await;
+    // Scraped first, so the family's cached rendering must be dropped too.
+    assert!(
+        gw.scrape()
+            .await
+            .contains("c{instance=\"i\",job=\"b\"} 2\n")
+    );
     let r = gw.request("DELETE", "/metrics/job/b", &[], "").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "deleted 1 series\n");

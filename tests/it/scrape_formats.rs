@@ -167,3 +167,37 @@ async fn openmetrics_scrape() {
         "text",
     );
 }
+
+#[tokio::test]
+async fn unchanged_families_are_served_from_cache_and_changes_show() {
+    let gw = Gateway::start().await;
+    gw.push_ok("/metrics", "# TYPE a counter\na 1\n# TYPE b counter\nb 1\n")
+        .await;
+    let first = gw.scrape().await;
+    assert_eq!(first, gw.scrape().await);
+    gw.push_ok("/metrics", "# TYPE b counter\nb 1\n").await;
+    assert_text_eq(
+        &gw.scrape().await,
+        "# TYPE a counter\na 1\n# TYPE b counter\nb 2\n",
+        "b changed",
+    );
+    gw.push_ok("/metrics", "# TYPE a counter\na 5\n").await;
+    assert_text_eq(
+        &gw.scrape().await,
+        "# TYPE a counter\na 6\n# TYPE b counter\nb 2\n",
+        "a changed",
+    );
+    // Each format and encoding sees the change too.
+    for accept in ["application/openmetrics-text;version=1.0.0", PROTO_ACCEPT] {
+        let before = gw
+            .request("GET", "/metrics", &[("accept", accept)], "")
+            .await
+            .body;
+        gw.push_ok("/metrics", "# TYPE a counter\na 1\n").await;
+        let after = gw
+            .request("GET", "/metrics", &[("accept", accept)], "")
+            .await
+            .body;
+        assert_ne!(before, after, "{accept}");
+    }
+}
