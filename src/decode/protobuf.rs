@@ -91,11 +91,12 @@ pub fn family(
     let mut labels: Vec<(&str, &str)> = Vec::new();
     for m in metrics {
         labels.clear();
-        let value = metric(m, &mut labels).map_err(|e| fail(format!("malformed metric: {e}")))?;
+        let value =
+            metric(m, kind, &mut labels).map_err(|e| fail(format!("malformed metric: {e}")))?;
         opts.labels
             .write_key(&mut labels, &mut scratch.key)
             .map_err(&fail)?;
-        let (value, created) = metric_value(kind, &value, opts).map_err(&fail)?;
+        let (value, created) = metric_value(kind, value, opts).map_err(&fail)?;
         series.push(Series {
             key: scratch.key.as_slice().into(),
             value,
@@ -114,36 +115,59 @@ pub fn family(
     }))
 }
 
-/// Walks a `Metric` message: labels borrowed into `labels`, the value
-/// messages decoded by prost into a label-less `pb::Metric`.
-fn metric<'a>(bytes: &'a [u8], labels: &mut Vec<(&'a str, &'a str)>) -> Result<pb::Metric, String> {
-    let mut out = pb::Metric::default();
+/// The value message of a metric, the one its family's type names.
+enum Sub {
+    Counter(pb::Counter),
+    Gauge(pb::Gauge),
+    Untyped(pb::Untyped),
+    Summary(pb::Summary),
+    Histogram(Box<pb::Histogram>),
+}
+
+/// Walks a `Metric` message: labels borrowed into `labels`, and only the
+/// value message the family's type names decoded (by prost: they hold no
+/// strings), as Prometheus reads the field of the family's type.
+fn metric<'a>(
+    bytes: &'a [u8],
+    kind: Kind,
+    labels: &mut Vec<(&'a str, &'a str)>,
+) -> Result<Option<Sub>, String> {
+    let wanted = match kind {
+        Kind::Gauge => 2,
+        Kind::Counter => 3,
+        Kind::Summary => 4,
+        Kind::Untyped => 5,
+        Kind::Histogram => 7,
+    };
+    let mut value = None;
     let mut r = Reader::new(bytes);
     let decode_err = |e: prost::DecodeError| e.to_string();
     while let Some((field, w)) = r.field()? {
         let Wire::Bytes(b) = w else { continue };
-        match field {
-            1 => {
-                let (mut ln, mut lv) = ("", "");
-                let mut lr = Reader::new(b);
-                while let Some((f, w)) = lr.field()? {
-                    match f {
-                        1 => ln = wire::string(w)?,
-                        2 => lv = wire::string(w)?,
-                        _ => {}
-                    }
+        if field == 1 {
+            let (mut ln, mut lv) = ("", "");
+            let mut lr = Reader::new(b);
+            while let Some((f, w)) = lr.field()? {
+                match f {
+                    1 => ln = wire::string(w)?,
+                    2 => lv = wire::string(w)?,
+                    _ => {}
                 }
-                labels.push((ln, lv));
             }
-            2 => out.gauge = Some(pb::Gauge::decode(b).map_err(decode_err)?),
-            3 => out.counter = Some(pb::Counter::decode(b).map_err(decode_err)?),
-            4 => out.summary = Some(pb::Summary::decode(b).map_err(decode_err)?),
-            5 => out.untyped = Some(pb::Untyped::decode(b).map_err(decode_err)?),
-            7 => out.histogram = Some(pb::Histogram::decode(b).map_err(decode_err)?),
-            _ => {}
+            labels.push((ln, lv));
+        } else if field == wanted {
+            value = Some(match kind {
+                Kind::Gauge => Sub::Gauge(pb::Gauge::decode(b).map_err(decode_err)?),
+                Kind::Counter => Sub::Counter(pb::Counter::decode(b).map_err(decode_err)?),
+                Kind::Summary => Sub::Summary(pb::Summary::decode(b).map_err(decode_err)?),
+                Kind::Untyped => Sub::Untyped(pb::Untyped::decode(b).map_err(decode_err)?),
+                Kind::Histogram => {
+                    Sub::Histogram(Box::new(pb::Histogram::decode(b).map_err(decode_err)?))
+                }
+            });
         }
     }
-    Ok(out)
+    Ok(value)
 }
 
 /// Converts decoded `MetricFamily` messages into a push (for callers that
@@ -164,7 +188,7 @@ fn seconds(ts: &Option<prost_types::Timestamp>) -> Option<f64> {
 
 fn metric_value(
     kind: Kind,
-    m: &pb::Metric,
+    sub: Option<Sub>,
     opts: &Options<'_>,
 ) -> Result<(Value, Option<f64>), String> {
     let missing = || {
@@ -174,38 +198,33 @@ fn metric_value(
             kind.as_str()
         )
     };
-    match kind {
-        Kind::Counter => {
-            let c = m.counter.as_ref().ok_or_else(missing)?;
+    match sub.ok_or_else(missing)? {
+        Sub::Counter(c) => {
             check_scalar(kind, c.value(), opts)?;
             Ok((Value::Scalar(c.value()), seconds(&c.created_timestamp)))
         }
-        Kind::Gauge => {
-            let g = m.gauge.as_ref().ok_or_else(missing)?;
+        Sub::Gauge(g) => {
             check_scalar(kind, g.value(), opts)?;
             Ok((Value::Scalar(g.value()), None))
         }
-        Kind::Untyped => {
-            let u = m.untyped.as_ref().ok_or_else(missing)?;
+        Sub::Untyped(u) => {
             check_scalar(kind, u.value(), opts)?;
             Ok((Value::Scalar(u.value()), None))
         }
-        Kind::Summary => {
-            let s = m.summary.as_ref().ok_or_else(missing)?;
+        Sub::Summary(s) => {
             let (count, sum) = (s.sample_count() as f64, s.sample_sum());
             check_summary(count, sum)?;
             Ok((Value::Summary { count, sum }, seconds(&s.created_timestamp)))
         }
-        Kind::Histogram => {
-            let h = m.histogram.as_ref().ok_or_else(missing)?;
+        Sub::Histogram(h) => {
             let created = seconds(&h.created_timestamp);
             let count = if h.sample_count_float() > 0.0 {
                 h.sample_count_float()
             } else {
                 h.sample_count() as f64
             };
-            if h.bucket.is_empty() && is_native(h) {
-                return Ok((Value::Native(Box::new(native(h, count)?)), created));
+            if h.bucket.is_empty() && is_native(&h) {
+                return Ok((Value::Native(Box::new(native(&h, count)?)), created));
             }
             // A histogram with classic buckets is taken as classic, even if
             // it carries native buckets too.
