@@ -117,7 +117,7 @@ fn benches(c: &mut Criterion) {
     // One series in each of the ten families: applied before every
     // measured render (outside the timing), it drops every family's cached
     // text, so the figures are of real rendering.
-    let touch = parse(&(0..10).map(|f| format!("requests_{f}_total{{method=\"GET\",path=\"/api/v1/items/0\",status=\"200\",instance=\"host-0\"}} 1\n")).collect::<String>());
+    let touch = parse(&(0..10).map(|f| format!("# TYPE requests_{f}_total counter\nrequests_{f}_total{{method=\"GET\",path=\"/api/v1/items/0\",status=\"200\",instance=\"host-0\"}} 1\n")).collect::<String>());
     for (name, format) in [
         ("render_text_100k", Format::Text),
         ("render_openmetrics_100k", Format::OpenMetrics),
