@@ -22,6 +22,8 @@ apt_install() {
 log "test dependencies"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
 command -v python3 >/dev/null || apt_install python3 python3-venv
+# kill(1): the tests signal the gateway binary (SIGTERM, SIGKILL).
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || apt_install procps
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; python3 -m venv .venv; }
 fi
