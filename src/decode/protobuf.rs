@@ -117,11 +117,42 @@ pub fn family(
 
 /// The value message of a metric, the one its family's type names.
 enum Sub {
-    Counter(pb::Counter),
-    Gauge(pb::Gauge),
-    Untyped(pb::Untyped),
+    /// Counter, gauge or untyped: read straight off the wire.
+    Scalar {
+        value: f64,
+        created: Option<f64>,
+    },
     Summary(pb::Summary),
     Histogram(Box<pb::Histogram>),
+}
+
+/// Reads a `Counter`, `Gauge` or `Untyped` message: `value` is field 1
+/// (double) in all three; a counter's `created_timestamp` is field 3. The
+/// exemplar (counter field 2) is skipped. Read by hand rather than by prost:
+/// it is the one message every counter sample carries.
+fn scalar(bytes: &[u8]) -> Result<Sub, &'static str> {
+    let (mut value, mut created) = (0.0, None);
+    let mut r = Reader::new(bytes);
+    while let Some((field, w)) = r.field()? {
+        match (field, w) {
+            (1, Wire::Fixed64(bits)) => value = f64::from_bits(bits),
+            (3, Wire::Bytes(ts)) => {
+                let (mut secs, mut nanos) = (0i64, 0i32);
+                let mut t = Reader::new(ts);
+                while let Some((f, w)) = t.field()? {
+                    match (f, w) {
+                        (1, Wire::Varint(v)) => secs = v as i64,
+                        (2, Wire::Varint(v)) => nanos = v as i32,
+                        _ => {}
+                    }
+                }
+                created = Some(secs as f64 + f64::from(nanos) / 1e9);
+            }
+            (1, _) => return Err("value is not a double"),
+            _ => {}
+        }
+    }
+    Ok(Sub::Scalar { value, created })
 }
 
 /// Walks a `Metric` message: labels borrowed into `labels`, and only the
@@ -157,10 +188,8 @@ fn metric<'a>(
             labels.push((ln, lv));
         } else if field == wanted {
             value = Some(match kind {
-                Kind::Gauge => Sub::Gauge(pb::Gauge::decode(b).map_err(decode_err)?),
-                Kind::Counter => Sub::Counter(pb::Counter::decode(b).map_err(decode_err)?),
+                Kind::Gauge | Kind::Counter | Kind::Untyped => scalar(b)?,
                 Kind::Summary => Sub::Summary(pb::Summary::decode(b).map_err(decode_err)?),
-                Kind::Untyped => Sub::Untyped(pb::Untyped::decode(b).map_err(decode_err)?),
                 Kind::Histogram => {
                     Sub::Histogram(Box::new(pb::Histogram::decode(b).map_err(decode_err)?))
                 }
@@ -199,17 +228,10 @@ fn metric_value(
         )
     };
     match sub.ok_or_else(missing)? {
-        Sub::Counter(c) => {
-            check_scalar(kind, c.value(), opts)?;
-            Ok((Value::Scalar(c.value()), seconds(&c.created_timestamp)))
-        }
-        Sub::Gauge(g) => {
-            check_scalar(kind, g.value(), opts)?;
-            Ok((Value::Scalar(g.value()), None))
-        }
-        Sub::Untyped(u) => {
-            check_scalar(kind, u.value(), opts)?;
-            Ok((Value::Scalar(u.value()), None))
+        Sub::Scalar { value, created } => {
+            check_scalar(kind, value, opts)?;
+            let created = if kind == Kind::Counter { created } else { None };
+            Ok((Value::Scalar(value), created))
         }
         Sub::Summary(s) => {
             let (count, sum) = (s.sample_count() as f64, s.sample_sum());
@@ -326,4 +348,49 @@ fn buckets(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LabelRules;
+
+    #[test]
+    fn counter_values_and_created_timestamps_read_off_the_wire() {
+        let mf = pb::MetricFamily {
+            name: Some("c_total".into()),
+            help: Some("help".into()),
+            r#type: Some(pb::MetricType::Counter as i32),
+            metric: vec![pb::Metric {
+                label: vec![pb::LabelPair {
+                    name: Some("a".into()),
+                    value: Some("ü".into()),
+                }],
+                counter: Some(pb::Counter {
+                    value: Some(2.5),
+                    exemplar: Some(pb::Exemplar {
+                        label: vec![],
+                        value: Some(1.0),
+                        timestamp: None,
+                    }),
+                    created_timestamp: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_000,
+                        nanos: 500_000_000,
+                    }),
+                }),
+                ..Default::default()
+            }],
+            unit: None,
+        };
+        let rules = LabelRules::default();
+        let opts = Options {
+            labels: &rules,
+            gauge_nan_ok: false,
+        };
+        let push = families(vec![mf], &opts).unwrap();
+        let s = &push.families[0].series[0];
+        assert_eq!(s.value, Value::Scalar(2.5));
+        assert_eq!(s.created, Some(1_700_000_000.5));
+        assert_eq!(push.families[0].help, "help");
+    }
 }
