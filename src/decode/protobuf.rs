@@ -199,17 +199,6 @@ fn metric<'a>(
     Ok(value)
 }
 
-/// Converts decoded `MetricFamily` messages into a push (for callers that
-/// hold prost messages, such as tests and tools).
-pub fn families(messages: Vec<pb::MetricFamily>, opts: &Options<'_>) -> Result<Push, Rejection> {
-    let mut body = Vec::new();
-    for m in &messages {
-        // Writing into a Vec cannot fail.
-        let _ = m.encode_length_delimited(&mut body);
-    }
-    delimited(&body, opts)
-}
-
 fn seconds(ts: &Option<prost_types::Timestamp>) -> Option<f64> {
     ts.as_ref()
         .map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
@@ -387,7 +376,7 @@ mod tests {
             labels: &rules,
             gauge_nan_ok: false,
         };
-        let push = families(vec![mf], &opts).unwrap();
+        let push = delimited(&mf.encode_length_delimited_to_vec(), &opts).unwrap();
         let s = &push.families[0].series[0];
         assert_eq!(s.value, Value::Scalar(2.5));
         assert_eq!(s.created, Some(1_700_000_000.5));
