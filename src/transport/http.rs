@@ -145,7 +145,9 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
         Err(r) => return r.into_response(),
     };
     let dropped = gw.aggregator().delete(&labels);
-    (StatusCode::OK, format!("deleted {dropped} series\n")).into_response()
+    // 202 as the Pushgateway answers: client_golang's `Pusher::Delete`
+    // treats anything else as a failure.
+    (StatusCode::ACCEPTED, format!("deleted {dropped} series\n")).into_response()
 }
 
 /// `GET /metrics`: the aggregate, in the format `Accept` asks for, gzipped
@@ -189,9 +191,10 @@ fn accepts_gzip(accept: Option<&str>) -> bool {
     })
 }
 
+/// 202, as the Pushgateway answers its wipe.
 async fn wipe(State(gw): State<Gateway>) -> Response {
     let dropped = gw.aggregator().wipe();
-    (StatusCode::OK, format!("wiped {dropped} series\n")).into_response()
+    (StatusCode::ACCEPTED, format!("wiped {dropped} series\n")).into_response()
 }
 
 async fn healthy() -> Response {

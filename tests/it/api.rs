@@ -116,7 +116,7 @@ async fn delete_wipe_and_routes() {
             .contains("c{instance=\"i\",job=\"b\"} 2\n")
     );
     let r = gw.request("DELETE", "/metrics/job/b", &[], "").await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 202);
     assert_eq!(r.text(), "deleted 1 series\n");
     assert_text_eq(
         &gw.scrape().await,
@@ -126,7 +126,7 @@ async fn delete_wipe_and_routes() {
     let r = gw.request("DELETE", "/metrics/", &[], "").await;
     assert!(r.status == 400 || r.status == 405, "{}", r.status);
     let r = gw.request("PUT", "/api/v1/admin/wipe", &[], "").await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 202);
     assert_eq!(gw.scrape().await, "");
     assert_eq!(gw.request("GET", "/nope", &[], "").await.status, 404);
     assert_eq!(

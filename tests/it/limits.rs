@@ -235,7 +235,7 @@ async fn admin_credentials_are_separate_from_push_credentials() {
             gw.request(method, path, &[("authorization", &admin)], "")
                 .await
                 .status,
-            200,
+            202,
             "{path}"
         );
     }

@@ -61,7 +61,7 @@ async fn sixty_four_senders_with_scrapes_deletes_and_snapshots_lose_nothing() {
                 )
                 .await;
                 let r = gw.request("DELETE", "/metrics/job/victim", &[], "").await;
-                assert_eq!(r.status, 200);
+                assert_eq!(r.status, 202);
                 deletes += 1;
             }
             deletes
