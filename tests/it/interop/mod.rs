@@ -14,7 +14,8 @@ mod prometheus;
 mod python;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 /// `tests/interop/<rel>`.
 pub fn interop_dir(rel: &str) -> PathBuf {
@@ -23,21 +24,41 @@ pub fn interop_dir(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Runs a client program to completion off the async runtime's worker and
-/// returns its stdout; fails the test with its stderr if it fails or cannot
-/// start.
+/// Runs a client program to completion and returns its stdout; fails the
+/// test with its stderr if it fails or cannot start.
 pub fn run_client(what: &str, cmd: &mut Command) -> String {
-    let out = tokio::task::block_in_place(|| cmd.output()).unwrap_or_else(|e| {
-        panic!("{what}: cannot start {:?}: {e} (scripts/test.sh installs it)", cmd.get_program())
-    });
+    String::from_utf8_lossy(&pipe(what, cmd, b"")).into_owned()
+}
+
+/// Runs `cmd` with `input` on its stdin and returns its stdout; fails the
+/// test with its stderr if it fails or cannot start.
+pub fn pipe(what: &str, cmd: &mut Command, input: &[u8]) -> Vec<u8> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{what}: cannot start {:?}: {e} (scripts/test.sh installs it)",
+                cmd.get_program()
+            )
+        });
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from another thread: a child that answers before reading all
+    // of its input must not deadlock the test.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    writer.join().unwrap().unwrap();
     assert!(
         out.status.success(),
-        "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        "{what} failed ({}):\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out.stdout
 }
 
 /// `node`, with the test command's `tests/interop/node/node_modules` in
