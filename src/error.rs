@@ -62,6 +62,9 @@ pub enum Rejection {
     /// No or wrong credentials.
     #[error("authentication required")]
     Unauthenticated,
+    /// A browser request from an origin `--cors` does not list.
+    #[error("origin {0:?} is not allowed by --cors")]
+    OriginNotAllowed(String),
     /// Too many requests in flight: shed rather than queued.
     #[error("gateway overloaded, retry later")]
     Overloaded,
@@ -86,6 +89,7 @@ impl Rejection {
             Rejection::TooManySeries { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Rejection::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,6 +108,7 @@ impl Rejection {
             | Rejection::PushTooLarge { .. }
             | Rejection::TooManySeries { .. } => tonic::Code::ResourceExhausted,
             Rejection::Unauthenticated => tonic::Code::Unauthenticated,
+            Rejection::OriginNotAllowed(_) => tonic::Code::PermissionDenied,
             Rejection::Overloaded => tonic::Code::Unavailable,
             Rejection::Timeout => tonic::Code::DeadlineExceeded,
             Rejection::Internal => tonic::Code::Internal,
@@ -137,6 +142,7 @@ impl Rejection {
             Rejection::TooManySeries { .. } => "too_many_series",
             Rejection::UnsupportedEncoding(_) => "unsupported_encoding",
             Rejection::Unauthenticated => "unauthenticated",
+            Rejection::OriginNotAllowed(_) => "origin_not_allowed",
             Rejection::Overloaded => "overloaded",
             Rejection::Timeout => "timeout",
             Rejection::Internal => "internal",

@@ -7,15 +7,12 @@
 
 mod admission;
 mod auth;
+mod cors;
 mod metrics;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::http::{HeaderValue, Method};
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
@@ -49,7 +46,12 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         // A panic becomes a 500 / INTERNAL instead of a dropped connection.
         .layer(axum::middleware::from_fn(admission::catch_panic))
         // CORS before auth: browsers send preflights without credentials.
-        .layer(cors(&config.cors))
+        // Then browser requests from origins --cors does not list are
+        // refused outright (CORS alone would let a simple POST through).
+        .layer(cors::layer(&config.cors))
+        .layer(ValidateRequestHeaderLayer::custom(cors::OriginCheck::new(
+            &config.cors,
+        )))
         // Overload and slowness: shed at once past the in-flight cap rather
         // than queue, and bound each request's time.
         .layer(HandleErrorLayer::new(admission::error))
@@ -70,33 +72,10 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
     Router::new().fallback_service(svc)
 }
 
-fn cors(allowed: &str) -> CorsLayer {
-    let origin = if allowed == "*" {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            allowed
-                .split(',')
-                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
-        )
-    };
-    CorsLayer::new()
-        .allow_origin(origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(AllowHeaders::any())
-        .max_age(Duration::from_secs(600))
-}
-
 /// The smaller stack of the lifecycle port: spans, panics, CORS.
 pub fn lifecycle(routes: Router, cors_allowed: &str) -> Router {
     routes
-        .layer(cors(cors_allowed))
+        .layer(cors::layer(cors_allowed))
         .layer(axum::middleware::from_fn(admission::catch_panic))
         .layer(TraceLayer::new_for_http().make_span_with(crate::trace::request_span))
 }

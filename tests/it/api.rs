@@ -67,10 +67,24 @@ async fn cors_origin_can_be_restricted() {
             "POST",
             "/metrics",
             &[("origin", "https://evil.example")],
-            "c 1\n",
+            "c 2\n",
         )
         .await;
     assert!(r.headers.get("access-control-allow-origin").is_none());
+    // Refused, not only hidden from the page: a simple POST needs no
+    // preflight, so CORS headers alone would let it be applied.
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.text(),
+        "origin \"https://evil.example\" is not allowed by --cors\n"
+    );
+    // Clients that are not browsers send no Origin and pass.
+    gw.push_ok("/metrics", "c 4\n").await;
+    assert_text_eq(
+        &gw.scrape().await,
+        "# TYPE c untyped\nc 5\n",
+        "after refusal",
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,8 @@ use crate::support::{Gateway, assert_text_eq};
 /// curl with `args`, `stdin` as its input (`--data-binary @-`).
 fn curl(args: &[&str], stdin: &[u8]) -> String {
     let mut cmd = Command::new("curl");
-    cmd.args(["--silent", "--show-error", "--fail-with-body"]).args(args);
+    cmd.args(["--silent", "--show-error", "--fail-with-body"])
+        .args(args);
     String::from_utf8(pipe("curl (apt install curl)", &mut cmd, stdin)).unwrap()
 }
 

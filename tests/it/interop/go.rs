@@ -40,7 +40,10 @@ fn pagpush() -> PathBuf {
 async fn client_golang_push_add_delete() {
     let gw = Gateway::start().await;
     let bin = pagpush();
-    run_client("client_golang push", Command::new(&bin).args([&gw.base, "push"]));
+    run_client(
+        "client_golang push",
+        Command::new(&bin).args([&gw.base, "push"]),
+    );
     // Push then Add of the same collectors: every value twice. `/var/tmp`
     // arrived as `path@base64/L3Zhci90bXA`; `go one` as `go+one`
     // (url.QueryEscape), and a `+` in a path segment is a plus, not a space:
@@ -68,8 +71,15 @@ go_requests_total{{code="200",{l}}} 10
 go_requests_total{{code="500",{l}}} 2
 "#
     );
-    assert_text_eq(&gw.scrape().await, &expected, "scrape after client_golang pushes");
+    assert_text_eq(
+        &gw.scrape().await,
+        &expected,
+        "scrape after client_golang pushes",
+    );
 
-    run_client("client_golang delete", Command::new(&bin).args([&gw.base, "delete"]));
+    run_client(
+        "client_golang delete",
+        Command::new(&bin).args([&gw.base, "delete"]),
+    );
     assert_text_eq(&gw.scrape().await, "", "scrape after client_golang delete");
 }

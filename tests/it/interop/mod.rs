@@ -13,8 +13,8 @@ mod node;
 mod prometheus;
 mod python;
 
-use std::path::PathBuf;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// `tests/interop/<rel>`.

@@ -36,7 +36,11 @@ node_requests_total{{code="200",{l}}} 10
 node_requests_total{{code="5\"0\\0",{l}}} 2
 "#
     );
-    assert_text_eq(&gw.scrape().await, &expected, "scrape after prom-client pushes");
+    assert_text_eq(
+        &gw.scrape().await,
+        &expected,
+        "scrape after prom-client pushes",
+    );
 
     run_client(
         "prom-client delete",
