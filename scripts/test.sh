@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with a Rust toolchain:
-# installs what the tests need (Python and prometheus_client in a venv), then
-# format and lint checks, unit, property and integration tests, then a short
-# fuzz run of each parser (PAG_FUZZ_SECONDS, default 60).
+# installs what the tests need, then format and lint checks, unit, property,
+# integration and interop tests, then a short fuzz run of each parser
+# (PAG_FUZZ_SECONDS, default 60).
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
-# Python tools: prometheus_client (pushes from Python), grpcio (the Python gRPC
-# client in clients/python), pytest.
+# What the tests drive, installed here:
+# - Debian: prometheus + promtool, Go with client_golang's sources (GOPATH
+#   mode, no module proxy), chromium (browser pushes), curl, gzip, Node/npm;
+# - PyPI (a venv): prometheus_client, grpcio, pytest, our clients/python;
+# - npm: prom-client and playwright-core (tests/interop/node), @grpc/grpc-js
+#   (clients/node), from their package-lock.json files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +28,32 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup
 command -v python3 >/dev/null || apt_install python3 python3-venv
 # kill(1): the tests signal the gateway binary (SIGTERM, SIGKILL).
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || apt_install procps
+debian_pkgs=()
+for need in prometheus:prometheus promtool:prometheus go:golang-go chromium:chromium \
+            curl:curl gzip:gzip node:nodejs npm:npm; do
+  command -v "${need%%:*}" >/dev/null || debian_pkgs+=("${need#*:}")
+done
+[ -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push ] \
+  || debian_pkgs+=(golang-github-prometheus-client-golang-dev)
+if [ ${#debian_pkgs[@]} -gt 0 ]; then
+  echo "installing from Debian: ${debian_pkgs[*]}"
+  apt_install $(printf '%s\n' "${debian_pkgs[@]}" | sort -u)
+fi
+for dir in tests/interop/node clients/node; do
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; python3 -m venv .venv; }
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 export PAG_PYTHON="$PWD/.venv/bin/python"
 "$PAG_PYTHON" -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(prometheus.client|grpcio|protobuf|pytest) '
+# The versions the interop tests run against, for the log.
+prometheus --version 2>&1 | head -1
+go version
+chromium --version
+node --version
+(cd tests/interop/node && npm ls --depth=0 2>/dev/null | tail -n +2)
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -45,6 +69,11 @@ cargo build --locked --bin prom-aggregation-gateway
 PAG_BINARY="$PWD/target/debug/prom-aggregation-gateway" "$PAG_PYTHON" -m pytest -q clients/python/tests \
   | tee "$log_dir/pytest.log"
 
+log "Node client tests (clients/node, against the built binary)"
+(cd clients/node && PAG_BINARY="$OLDPWD/target/debug/prom-aggregation-gateway" npm test) 2>&1 \
+  | tee "$log_dir/node.log"
+grep -q '^# fail 0$' "$log_dir/node.log"
+
 log "cargo test"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log_dir/cargo.log"
 
@@ -56,5 +85,6 @@ scripts/fuzz.sh
 passed=$(awk '/^test result:/ {p += $4} END {print p + 0}' "$log_dir/cargo.log")
 failed=$(awk '/^test result:/ {f += $6} END {print f + 0}' "$log_dir/cargo.log")
 py_passed=$(grep -oE '[0-9]+ passed' "$log_dir/pytest.log" | awk '{s += $1} END {print s + 0}')
+node_passed=$(awk '/^# pass / {print $3}' "$log_dir/node.log")
 echo
-echo "total: $((passed + py_passed)) passed, $failed failed"
+echo "total: $((passed + py_passed + node_passed)) passed, $failed failed"

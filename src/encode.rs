@@ -61,6 +61,15 @@ impl Format {
         best.map_or(Format::Text, |(_, f)| f)
     }
 
+    /// A short name, for logs and the self-metrics' `format` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::OpenMetrics => "openmetrics",
+            Format::Protobuf => "protobuf",
+        }
+    }
+
     /// The `Content-Type` of a scrape in this format.
     pub fn content_type(self) -> &'static str {
         match self {

@@ -65,6 +65,11 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormatLabels {
+    format: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
     protocol: Protocol,
     reason: &'static str,
@@ -83,6 +88,7 @@ pub struct Telemetry {
     samples: Family<ProtocolLabels, Counter>,
     push_duration: Family<ProtocolLabels, Histogram, fn() -> Histogram>,
     scrape_duration: Histogram,
+    scrapes: Family<FormatLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     in_flight: Family<HandlerLabels, Gauge>,
     request_duration: Family<HandlerLabels, Histogram, fn() -> Histogram>,
@@ -112,6 +118,7 @@ impl Telemetry {
             samples: Family::default(),
             push_duration: Family::new_with_constructor(duration_histogram),
             scrape_duration: duration_histogram(),
+            scrapes: Family::default(),
             requests: Family::default(),
             in_flight: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
@@ -139,6 +146,11 @@ impl Telemetry {
             "scrape_duration_seconds",
             "Time to render a scrape of the aggregate",
             t.scrape_duration.clone(),
+        );
+        registry.register(
+            "scrapes",
+            "Scrapes of the aggregate, by the format served",
+            t.scrapes.clone(),
         );
         registry.register(
             "requests",
@@ -247,9 +259,47 @@ impl Telemetry {
         self.snapshot_duration.observe(elapsed.as_secs_f64());
     }
 
-    /// Records one scrape's rendering time.
-    pub fn scrape(&self, elapsed: Duration) {
+    /// Records one scrape: its format and rendering time.
+    pub fn scrape(&self, format: crate::encode::Format, elapsed: Duration) {
+        self.scrapes
+            .get_or_create(&FormatLabels {
+                format: format.name(),
+            })
+            .inc();
         self.scrape_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Renders the self-metrics in `format`. prometheus-client writes only
+    /// OpenMetrics, which text-format readers (promtool, older scrapers)
+    /// refuse (`info` type, `# EOF`); for them the OpenMetrics text goes
+    /// through our own decoder and encoder, as a push would. A few hundred
+    /// series: the round trip is cheap.
+    pub fn render_as(&self, aggregator: &Aggregator, format: crate::encode::Format) -> Vec<u8> {
+        let om = self.render(aggregator);
+        if format == crate::encode::Format::OpenMetrics {
+            return om.into_bytes();
+        }
+        let rules = crate::model::LabelRules::default();
+        let opts = crate::decode::Options {
+            labels: &rules,
+            gauge_nan_ok: true,
+        };
+        let own = Aggregator::new(crate::aggregate::Settings {
+            gauge_mode: crate::aggregate::GaugeMode::Last,
+            max_series: usize::MAX,
+        });
+        let converted =
+            crate::decode::decode(om.as_bytes(), crate::decode::Format::OpenMetrics, &opts)
+                .and_then(|push| own.apply(push));
+        match converted {
+            Ok(_) => crate::encode::render(&own, format),
+            // Our own output not parsing would be a bug; serve it as it is
+            // rather than nothing.
+            Err(e) => {
+                tracing::error!("self-metrics did not convert: {e}");
+                om.into_bytes()
+            }
+        }
     }
 
     /// Renders the self-metrics (OpenMetrics text).

@@ -163,7 +163,7 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     })
     .await
     .unwrap_or_default();
-    gw.telemetry().scrape(started.elapsed());
+    gw.telemetry().scrape(format, started.elapsed());
     let mut res = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -217,16 +217,12 @@ async fn status(State(gw): State<Gateway>) -> Response {
     }))
 }
 
-async fn self_metrics(State(gw): State<Gateway>) -> Response {
-    let body = gw.telemetry().render(gw.aggregator());
-    (
-        [(
-            header::CONTENT_TYPE,
-            encode::Format::OpenMetrics.content_type(),
-        )],
-        body,
-    )
-        .into_response()
+/// The gateway's own metrics, in the format the `Accept` header asks for.
+async fn self_metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let format =
+        encode::Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let body = gw.telemetry().render_as(gw.aggregator(), format);
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 fn json(v: serde_json::Value) -> Response {

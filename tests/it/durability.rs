@@ -4,48 +4,16 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Process, assert_text_eq, sample_value};
+use crate::support::{Process, TempDir, assert_text_eq, sample_value};
 
-pub(crate) fn snapshot_path(name: &str) -> (tempdir::Dir, String) {
-    let dir = tempdir::Dir::new(name);
+pub(crate) fn snapshot_path(name: &str) -> (TempDir, String) {
+    let dir = TempDir::new(name);
     let path = dir
         .path
         .join("aggregate.snap")
         .to_string_lossy()
         .into_owned();
     (dir, path)
-}
-
-/// A throwaway folder under the target dir, removed on drop.
-pub mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-
-    impl Dir {
-        pub fn new(name: &str) -> Dir {
-            let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-                "{name}-{}-{}",
-                std::process::id(),
-                super::nanos()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 const BODY: &str = "# TYPE c counter\nc{k=\"v\"} 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n# TYPE g gauge\ng -1.5\n";

@@ -23,7 +23,7 @@ async fn sixty_four_senders_with_scrapes_deletes_and_snapshots_lose_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
     const SENDERS: usize = 64;
-    let dir = crate::durability::tempdir::Dir::new("soak");
+    let dir = crate::support::TempDir::new("soak");
     let config = Config {
         persistence_file: Some(dir.path.join("soak.snap")),
         persistence_interval: Duration::from_millis(50),

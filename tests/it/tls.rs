@@ -12,8 +12,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::durability::tempdir::Dir;
 use crate::grpc::{counter, request};
+use crate::support::TempDir as Dir;
 
 struct Pki {
     ca_pem: String,
