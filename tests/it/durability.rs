@@ -94,7 +94,7 @@ async fn sigterm_lets_an_in_flight_push_finish_and_keeps_it() {
     // Wait (polling, with a deadline) until the request is in flight.
     let deadline = Instant::now() + Duration::from_secs(10);
     while gw
-        .self_metric("pag_requests_in_flight{protocol=\"http\",handler=\"push\"}")
+        .self_metric("pag_requests_in_flight{handler=\"push\",protocol=\"http\"}")
         .await
         < 1.0
     {

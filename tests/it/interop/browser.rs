@@ -13,7 +13,7 @@ use crate::support::{Gateway, assert_text_eq, sample_value};
 async fn requests(gw: &Gateway, handler: &str, code: u16) -> f64 {
     let text = gw.request("GET", "/-/metrics", &[], "").await.text();
     let series =
-        format!("pag_requests_total{{protocol=\"http\",handler=\"{handler}\",code=\"{code}\"}}");
+        format!("pag_requests_total{{code=\"{code}\",handler=\"{handler}\",protocol=\"http\"}}");
     sample_value(&text, &series).unwrap_or(0.0)
 }
 

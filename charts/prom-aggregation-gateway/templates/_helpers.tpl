@@ -1,0 +1,116 @@
+{{/* Names, labels and the gateway's arguments, shared by the templates. */}}
+
+{{- define "pag.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "pag.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "pag.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
+{{- define "pag.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pag.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "pag.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "pag.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "pag.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pag.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "pag.authSecretName" -}}
+{{- default (printf "%s-auth" (include "pag.fullname" .)) .Values.auth.existingSecret }}
+{{- end }}
+
+{{- define "pag.authEnabled" -}}
+{{- if or .Values.auth.existingSecret .Values.auth.users }}true{{ end }}
+{{- end }}
+
+{{/* Where probes and monitors go: the lifecycle port when there is one. */}}
+{{- define "pag.probePort" -}}
+{{- if .Values.controller.lifecyclePort }}lifecycle{{ else }}http{{ end }}
+{{- end }}
+
+{{- define "pag.scheme" -}}
+{{- if .Values.tls.enabled }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
+
+{{/* The gateway's flags. */}}
+{{- define "pag.args" -}}
+{{- $c := .Values.controller }}
+{{- $cfg := $c.config }}
+- --listen=0.0.0.0:{{ $c.apiPort }}
+{{- if $c.grpcPort }}
+- --grpc-listen=0.0.0.0:{{ $c.grpcPort }}
+{{- end }}
+{{- if $c.lifecyclePort }}
+- --lifecycle-listen=0.0.0.0:{{ $c.lifecyclePort }}
+{{- end }}
+- --gauge-mode={{ $cfg.gaugeMode }}
+- --max-series={{ int64 $cfg.maxSeries }}
+- --max-series-per-push={{ int64 $cfg.maxSeriesPerPush }}
+- --max-body-bytes={{ $cfg.maxBodyBytes }}
+- --max-in-flight={{ int64 $cfg.maxInFlight }}
+- --request-timeout={{ $cfg.requestTimeout }}
+- --cors={{ $cfg.cors }}
+- --log-format={{ $cfg.logFormat }}
+- --shutdown-timeout={{ $c.shutdownTimeout }}
+{{- with $cfg.seriesTtl }}
+- --series-ttl={{ . }}
+{{- end }}
+{{- range $cfg.dropLabels }}
+- --drop-label={{ . }}
+{{- end }}
+{{- if .Values.persistence.enabled }}
+- --persistence-file=/var/lib/prom-aggregation-gateway/aggregate.snap
+- --persistence-interval={{ .Values.persistence.interval }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- --tls-cert=/etc/prom-aggregation-gateway/tls/tls.crt
+- --tls-key=/etc/prom-aggregation-gateway/tls/tls.key
+{{- if .Values.tls.clientCA }}
+- --tls-client-ca=/etc/prom-aggregation-gateway/tls/ca.crt
+{{- end }}
+{{- end }}
+{{- range $c.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse settings that cannot work, at render time. */}}
+{{- define "pag.validate" -}}
+{{- if .Values.persistence.enabled }}
+{{- if or (ne .Values.controller.type "Deployment") .Values.autoscaling.enabled (gt (int .Values.controller.replicaCount) 1) }}
+{{- fail "persistence.enabled needs a single-replica Deployment (one snapshot writer per volume): set controller.type=Deployment, controller.replicaCount=1, autoscaling.enabled=false" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (ne .Values.controller.type "Deployment") }}
+{{- fail "autoscaling.enabled needs controller.type=Deployment" }}
+{{- end }}
+{{- end }}
