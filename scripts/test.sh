@@ -5,8 +5,10 @@
 # (PAG_FUZZ_SECONDS, default 60).
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
 # What the tests drive, installed here:
-# - Debian: prometheus + promtool, Go with client_golang's sources (GOPATH
-#   mode, no module proxy), chromium (browser pushes), curl, gzip, Node/npm;
+# - Debian: prometheus + promtool, Go with the sources of client_golang (push
+#   test) and of sprig, yaml and gojsonschema (the Helm chart renderer; helm
+#   itself is in no registry here), all in GOPATH mode without the module
+#   proxy; chromium (browser pushes), curl, gzip, Node/npm;
 # - PyPI (a venv): prometheus_client, grpcio, pytest, our clients/python;
 # - npm: prom-client and playwright-core (tests/interop/node), @grpc/grpc-js
 #   (clients/node), from their package-lock.json files.
@@ -33,8 +35,16 @@ for need in prometheus:prometheus promtool:prometheus go:golang-go chromium:chro
             curl:curl gzip:gzip node:nodejs npm:npm; do
   command -v "${need%%:*}" >/dev/null || debian_pkgs+=("${need#*:}")
 done
-[ -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push ] \
-  || debian_pkgs+=(golang-github-prometheus-client-golang-dev)
+# Go sources (GOPATH mode): client_golang for the push test; sprig, yaml and
+# gojsonschema for the Helm chart renderer (tests/interop/go/src/helmrender).
+for src in prometheus/client_golang/prometheus/push:golang-github-prometheus-client-golang-dev \
+           Masterminds/sprig:golang-github-masterminds-sprig-dev \
+           xeipuuv/gojsonschema:golang-github-xeipuuv-gojsonschema-dev; do
+  [ -d "/usr/share/gocode/src/github.com/${src%%:*}" ] || debian_pkgs+=("${src#*:}")
+done
+for src in yaml.v2:golang-gopkg-yaml.v2-dev yaml.v3:golang-gopkg-yaml.v3-dev; do
+  [ -d "/usr/share/gocode/src/gopkg.in/${src%%:*}" ] || debian_pkgs+=("${src#*:}")
+done
 if [ ${#debian_pkgs[@]} -gt 0 ]; then
   echo "installing from Debian: ${debian_pkgs[*]}"
   apt_install $(printf '%s\n' "${debian_pkgs[@]}" | sort -u)

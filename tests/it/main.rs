@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod chart;
 mod concurrency;
 mod conformance;
 mod durability;

@@ -114,3 +114,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "autoscaling.enabled needs controller.type=Deployment" }}
 {{- end }}
 {{- end }}
+
+{{/* The container's environment: credentials from the Secret, OTLP, then
+     the user's (controller.env as a map, controller.extraEnv as EnvVars). */}}
+{{- define "pag.env" -}}
+{{- if include "pag.authEnabled" . }}
+- name: PAG_AUTH_USERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pag.authSecretName" . }}
+      key: auth-users
+- name: PAG_ADMIN_USERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "pag.authSecretName" . }}
+      key: admin-users
+      optional: true
+{{- end }}
+{{- with .Values.otlp.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ $.Values.otlp.serviceName | quote }}
+{{- end }}
+{{- range $key, $value := .Values.controller.env }}
+{{- if not (kindIs "invalid" $value) }}
+- name: {{ $key | quote }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.controller.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}

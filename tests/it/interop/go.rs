@@ -6,40 +6,44 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use super::{interop_dir, run_client};
 use crate::support::{Gateway, assert_text_eq};
 
-/// Builds `pagpush` once into `target/interop/`, offline: GOPATH mode, with
-/// Debian's Go sources under /usr/share/gocode.
-fn pagpush() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop");
-            let bin = target.join("pagpush");
-            let gopath = format!("{}:/usr/share/gocode", interop_dir("go").display());
-            run_client(
-                "go build pagpush (apt install golang-go golang-github-prometheus-client-golang-dev)",
-                Command::new("go")
-                    .args(["build", "-o"])
-                    .arg(&bin)
-                    .arg("pagpush")
-                    .env("GO111MODULE", "off")
-                    .env("GOPATH", gopath)
-                    .env("GOCACHE", target.join("go-cache"))
-                    .env("GOFLAGS", ""),
-            );
-            bin
-        })
-        .clone()
+/// Builds the Go program `tests/interop/go/src/<pkg>` once per test run
+/// into `target/interop/`, offline: GOPATH mode, with Debian's Go sources
+/// under /usr/share/gocode.
+pub fn build(pkg: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, bin)) = built.iter().find(|(p, _)| p == pkg) {
+        return bin.clone();
+    }
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop");
+    let bin = target.join(pkg);
+    let gopath = format!("{}:/usr/share/gocode", interop_dir("go").display());
+    run_client(
+        &format!(
+            "go build {pkg} (scripts/test.sh installs golang-go and the Debian Go sources it needs)"
+        ),
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(pkg)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", gopath)
+            .env("GOCACHE", target.join("go-cache"))
+            .env("GOFLAGS", ""),
+    );
+    built.push((pkg.to_string(), bin.clone()));
+    bin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_golang_push_add_delete() {
     let gw = Gateway::start().await;
-    let bin = pagpush();
+    let bin = build("pagpush");
     run_client(
         "client_golang push",
         Command::new(&bin).args([&gw.base, "push"]),

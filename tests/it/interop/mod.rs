@@ -8,7 +8,7 @@
 
 mod browser;
 mod curl;
-mod go;
+pub mod go;
 mod node;
 mod prometheus;
 mod python;

@@ -1,0 +1,467 @@
+//! The Helm chart `charts/prom-aggregation-gateway`, rendered by
+//! `tests/interop/go/src/helmrender` (Helm's template engine rebuilt from
+//! Debian's Go packages: sprig, yaml, gojsonschema, since helm itself is
+//! not installable here), for the default values, the Go gateway chart's
+//! keys, every option on, and values the schema or the chart must refuse.
+//! The rendered container arguments are then run by the real binary.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::interop::go;
+use crate::support::{TempDir, free_port};
+
+fn chart_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/prom-aggregation-gateway")
+}
+
+/// Renders the chart with these values files (YAML text); Ok(output JSON)
+/// or Err(the renderer's message).
+fn render_result(values: &[&str], namespace: &str) -> Result<Value, String> {
+    let dir = TempDir::new("chart-values");
+    let mut cmd = Command::new(go::build("helmrender"));
+    cmd.arg("-chart")
+        .arg(chart_dir())
+        .args(["-name", "gw", "-namespace", namespace]);
+    for (i, v) in values.iter().enumerate() {
+        let path = dir.path.join(format!("values-{i}.yaml"));
+        std::fs::write(&path, v).unwrap();
+        cmd.arg("-f").arg(path);
+    }
+    let out = tokio::task::block_in_place(|| cmd.output()).expect("run helmrender");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("helmrender printed no JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn render(values: &[&str]) -> Value {
+    render_result(values, "default").unwrap_or_else(|e| panic!("chart did not render: {e}"))
+}
+
+fn kinds(out: &Value) -> BTreeSet<String> {
+    manifests(out)
+        .map(|m| m["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn manifests(out: &Value) -> impl Iterator<Item = &Value> {
+    out["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["object"])
+}
+
+fn object<'a>(out: &'a Value, kind: &str) -> &'a Value {
+    manifests(out)
+        .find(|m| m["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered: {:?}", kinds(out)))
+}
+
+fn container(out: &Value, kind: &str) -> Value {
+    object(out, kind)["spec"]["template"]["spec"]["containers"][0].clone()
+}
+
+fn args(c: &Value) -> Vec<String> {
+    c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs the binary with the chart's arguments, moved to loopback ports and
+/// `root` for files, and waits for its readiness on the probe's port.
+async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
+    let mut ports = std::collections::HashMap::new();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            let a = a.replace("/var/lib/prom-aggregation-gateway", &root.to_string_lossy());
+            match a.split_once("=0.0.0.0:") {
+                Some((flag, port)) => {
+                    let local = *ports.entry(port.to_string()).or_insert_with(free_port);
+                    format!("{flag}=127.0.0.1:{local}")
+                }
+                None => a,
+            }
+        })
+        .collect();
+    let probe_port = ports[probe];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = format!("http://127.0.0.1:{probe_port}/-/ready");
+    loop {
+        if let Ok(r) = reqwest::get(&url).await
+            && r.status() == 200
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("the binary refused the chart's arguments {args:?} ({status}):\n{err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready on the probe port: {args:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_values() {
+    let out = render(&[]);
+    assert_eq!(
+        kinds(&out),
+        set(&["Deployment", "Service", "ServiceAccount"])
+    );
+    let c = container(&out, "Deployment");
+    assert_eq!(object(&out, "Deployment")["spec"]["replicas"], 1);
+    assert_eq!(c["image"], "prom-aggregation-gateway:0.1.0");
+    for (probe, path) in [
+        ("livenessProbe", "/-/healthy"),
+        ("readinessProbe", "/-/ready"),
+    ] {
+        assert_eq!(c[probe]["httpGet"]["path"], path);
+        assert_eq!(c[probe]["httpGet"]["port"], "lifecycle");
+    }
+    let pod = &object(&out, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    let svc = &object(&out, "Service")["spec"];
+    assert_eq!(svc["type"], "ClusterIP");
+    assert_eq!(svc["ports"][0]["port"], 8080);
+    assert_eq!(svc["ports"][0]["name"], "http");
+    assert!(
+        out["notes"]
+            .as_str()
+            .unwrap()
+            .contains("honor_labels: true")
+    );
+    // The binary accepts the arguments and becomes ready where probed.
+    let root = TempDir::new("chart-run");
+    run_rendered_args(&args(&c), "8888", &root.path).await;
+}
+
+/// Values written for the Go gateway's chart keep their meaning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_gateway_chart_values() {
+    let out = render(&[r#"
+nameOverride: aggregator
+controller:
+  type: DaemonSet
+  apiPort: 9000
+  lifecyclePort: 9001
+  env:
+    GIN_MODE: release
+  image:
+    repository: registry.example/pag
+    tag: "1.2.3"
+  priorityClassName: system-cluster-critical
+  imagePullSecrets: [{name: regcred}]
+  tolerations: [{operator: Exists}]
+  nodeSelector: {kubernetes.io/os: linux}
+  resources: {limits: {memory: 1Gi}}
+service:
+  type: LoadBalancer
+  port: 80
+  nodePort: 31000
+  annotations: {lb.example/internal: "true"}
+serviceMonitor:
+  create: true
+  additionalLabels: {release: kube-prometheus-stack}
+podMonitor:
+  create: true
+"#]);
+    assert_eq!(
+        kinds(&out),
+        set(&[
+            "DaemonSet",
+            "PodMonitor",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor"
+        ])
+    );
+    let ds = object(&out, "DaemonSet");
+    assert!(ds["spec"].get("replicas").is_none());
+    assert_eq!(ds["metadata"]["name"], "gw-aggregator");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "regcred");
+    assert_eq!(pod["tolerations"][0]["operator"], "Exists");
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    let c = container(&out, "DaemonSet");
+    assert_eq!(c["image"], "registry.example/pag:1.2.3");
+    assert_eq!(c["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(c["env"][0]["name"], "GIN_MODE");
+    let a = args(&c);
+    assert!(a.contains(&"--listen=0.0.0.0:9000".into()), "{a:?}");
+    assert!(
+        a.contains(&"--lifecycle-listen=0.0.0.0:9001".into()),
+        "{a:?}"
+    );
+    let svc = object(&out, "Service");
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["nodePort"], 31000);
+    assert_eq!(
+        svc["metadata"]["annotations"]["lb.example/internal"],
+        "true"
+    );
+    // Without honorLabels a pushed `job` would arrive as `exported_job`.
+    let sm = object(&out, "ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["honorLabels"], true);
+    assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    let pm = object(&out, "PodMonitor");
+    assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["honorLabels"], true);
+    let root = TempDir::new("chart-run");
+    run_rendered_args(&a, "9001", &root.path).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_option() {
+    let out = render_result(
+        &[r#"
+namespaceOverride: monitoring
+controller:
+  grpcPort: 9095
+  config:
+    gaugeMode: last
+    seriesTtl: 1h
+    dropLabels: [instance, pod]
+    maxBodyBytes: 32MiB
+  extraArgs: ["--max-labels=32"]
+  extraEnv: [{name: RUST_LOG, value: info}]
+  affinity: {podAntiAffinity: {}}
+auth:
+  users: ["svc=s3cret", "ci=$2y$05$abcdefghijklmnopqrstuu"]
+  adminUsers: ["ops=adm1n"]
+tls:
+  enabled: true
+  secretName: gw-tls
+otlp:
+  endpoint: http://otel-collector:4317
+autoscaling:
+  enabled: true
+  minReplicas: 2
+  maxReplicas: 5
+podDisruptionBudget:
+  enabled: true
+  minAvailable: 1
+networkPolicy:
+  enabled: true
+  from: [{namespaceSelector: {matchLabels: {team: web}}}]
+serviceMonitor:
+  create: true
+"#],
+        "ignored",
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&out),
+        set(&[
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "Secret",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor"
+        ])
+    );
+    for m in manifests(&out) {
+        assert_eq!(m["metadata"]["namespace"], "monitoring", "{}", m["kind"]);
+    }
+    let dep = object(&out, "Deployment");
+    assert!(
+        dep["spec"].get("replicas").is_none(),
+        "the HPA owns replicas"
+    );
+    let hpa = &object(&out, "HorizontalPodAutoscaler")["spec"];
+    assert_eq!(hpa["scaleTargetRef"]["name"], dep["metadata"]["name"]);
+    assert_eq!(
+        (hpa["minReplicas"].clone(), hpa["maxReplicas"].clone()),
+        (2.into(), 5.into())
+    );
+    assert_eq!(
+        object(&out, "PodDisruptionBudget")["spec"]["minAvailable"],
+        1
+    );
+    let np = &object(&out, "NetworkPolicy")["spec"];
+    assert_eq!(
+        np["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["team"],
+        "web"
+    );
+    assert_eq!(np["ingress"][0]["ports"][1]["port"], "grpc");
+
+    // Credentials only through the Secret, never in the arguments.
+    let secret = object(&out, "Secret");
+    let decode = |k: &str| {
+        use base64::Engine;
+        let b = secret["data"][k].as_str().unwrap();
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
+    };
+    assert_eq!(
+        decode("auth-users"),
+        "svc=s3cret,ci=$2y$05$abcdefghijklmnopqrstuu"
+    );
+    assert_eq!(decode("admin-users"), "ops=adm1n");
+    let c = container(&out, "Deployment");
+    let a = args(&c);
+    assert!(!a.iter().any(|x| x.contains("s3cret")), "{a:?}");
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "PAG_AUTH_USERS",
+            "PAG_ADMIN_USERS",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_SERVICE_NAME",
+            "RUST_LOG"
+        ]
+    );
+    assert_eq!(
+        c["env"][0]["valueFrom"]["secretKeyRef"]["name"],
+        secret["metadata"]["name"]
+    );
+    assert!(
+        dep["spec"]["template"]["metadata"]["annotations"]["checksum/auth"].is_string(),
+        "pods restart when the credentials change"
+    );
+
+    // TLS: files from the Secret, HTTPS probes and scrapes.
+    for flag in [
+        "--tls-cert=/etc/prom-aggregation-gateway/tls/tls.crt",
+        "--tls-key=/etc/prom-aggregation-gateway/tls/tls.key",
+        "--grpc-listen=0.0.0.0:9095",
+        "--gauge-mode=last",
+        "--series-ttl=1h",
+        "--drop-label=instance",
+        "--drop-label=pod",
+        "--max-body-bytes=32MiB",
+        "--max-labels=32",
+    ] {
+        assert!(a.contains(&flag.to_string()), "{flag} not in {a:?}");
+    }
+    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "gw-tls"
+    );
+    assert_eq!(
+        object(&out, "ServiceMonitor")["spec"]["endpoints"][0]["scheme"],
+        "https"
+    );
+    let svc_ports: Vec<&str> = object(&out, "Service")["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(svc_ports, ["http", "grpc", "lifecycle"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistence() {
+    let out = render(&["persistence:\n  enabled: true\n  size: 2Gi\n  storageClass: fast\n"]);
+    let pvc = object(&out, "PersistentVolumeClaim");
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "2Gi");
+    assert_eq!(pvc["spec"]["storageClassName"], "fast");
+    assert_eq!(
+        pvc["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let dep = object(&out, "Deployment");
+    assert_eq!(dep["spec"]["strategy"]["type"], "Recreate");
+    let pod = &dep["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        pvc["metadata"]["name"]
+    );
+    let c = container(&out, "Deployment");
+    assert_eq!(
+        c["volumeMounts"][0]["mountPath"],
+        "/var/lib/prom-aggregation-gateway"
+    );
+    // The binary writes its snapshot where the chart mounts the volume.
+    let root = TempDir::new("chart-run");
+    run_rendered_args(&args(&c), "8888", &root.path).await;
+}
+
+/// Each file in the chart's ci/ folder (what `ct lint` would install).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_values_files_render() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(chart_dir().join("ci")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out = render_result(&[&text], "default")
+            .unwrap_or_else(|e| panic!("{} does not render: {e}", path.display()));
+        assert!(kinds(&out).len() >= 3, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 2, "ci/ holds {n} values files");
+}
+
+/// Values the schema refuses (typos, wrong types, bad enums) and settings
+/// the chart refuses because they cannot work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_values() {
+    for (values, reason) in [
+        ("controller:\n  type: StatefulSet\n", "controller.type"),
+        ("controler:\n  type: Deployment\n", "controler"),
+        ("controller:\n  config:\n    gaugeMode: avg\n", "gaugeMode"),
+        ("controller:\n  apiPort: \"8080\"\n", "apiPort"),
+        (
+            "controller:\n  config:\n    seriesTtl: forever\n",
+            "seriesTtl",
+        ),
+        ("auth:\n  users: [\"nopassword\"]\n", "users"),
+        ("service:\n  type: ExternalName\n", "service.type"),
+        (
+            "persistence:\n  enabled: true\ncontroller:\n  replicaCount: 2\n",
+            "single-replica Deployment",
+        ),
+        ("tls:\n  enabled: true\n", "tls.secretName"),
+        (
+            "controller:\n  type: DaemonSet\nautoscaling:\n  enabled: true\n",
+            "autoscaling.enabled needs controller.type=Deployment",
+        ),
+    ] {
+        let err = render_result(&[values], "default")
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{values}"));
+        assert!(err.contains(reason), "{values}: {err}");
+    }
+}
