@@ -1,6 +1,7 @@
 //! Python `prometheus_client` (from PyPI) pushing to a real gateway:
 //! `push_to_gateway` (PUT), `pushadd_to_gateway` (POST) and
-//! `delete_from_gateway`, with a grouping key that needs `@base64`.
+//! `delete_from_gateway`, with a grouping key that needs `@base64`; and
+//! `basic_auth_handler` against `--auth-users`.
 //!
 //! The interpreter is `$PAG_PYTHON` (the test command sets up a venv with
 //! prometheus_client), else `python3`. A missing client fails the test: it is
@@ -105,4 +106,51 @@ sizes_created{{{l}}} <created>
     assert_text_eq(&masked, &expected, "scrape after prometheus_client pushes");
     run(&gw, "delete");
     assert_text_eq(&gw.scrape().await, "", "scrape after delete_from_gateway");
+}
+
+const AUTH_SCRIPT: &str = r#"
+import sys
+from urllib.error import HTTPError
+from prometheus_client import CollectorRegistry, Counter, pushadd_to_gateway
+from prometheus_client.exposition import basic_auth_handler
+gw, user, password = sys.argv[1:4]
+reg = CollectorRegistry()
+Counter("logins", "Logins", registry=reg).inc(2)
+def handler(url, method, timeout, headers, data):
+    return basic_auth_handler(url, method, timeout, headers, data, user, password)
+try:
+    pushadd_to_gateway(gw, job="auth", registry=reg, handler=handler)
+    print("accepted")
+except HTTPError as e:
+    print(e.code, e.read().decode().strip())
+"#;
+
+/// `basic_auth_handler`, as prometheus_client documents it, against
+/// `--auth-users`: right credentials push, wrong ones get the 401 and its
+/// reason, and leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_client_basic_auth() {
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        auth_users: vec![(
+            "pusher".into(),
+            prom_aggregation_gateway::config::Secret::Plain("s3cret".into()),
+        )],
+        ..Default::default()
+    })
+    .await;
+    let addr = gw.base.trim_start_matches("http://");
+    let push = |password: &str| {
+        run_client(
+            "prometheus_client basic auth push",
+            Command::new(python()).args(["-c", AUTH_SCRIPT, addr, "pusher", password]),
+        )
+    };
+    assert_eq!(push("wrong").trim(), "401 authentication required");
+    assert_text_eq(&gw.scrape().await, "", "after a refused push");
+    assert_eq!(push("s3cret").trim(), "accepted");
+    let text = gw.scrape().await;
+    assert!(
+        text.contains("# TYPE logins_total counter\nlogins_total{job=\"auth\"} 2\n"),
+        "{text}"
+    );
 }
