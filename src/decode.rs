@@ -23,32 +23,7 @@ pub struct Options<'a> {
     pub gauge_nan_ok: bool,
 }
 
-/// The body formats a push may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Prometheus text 0.0.4 / 1.0.0 (also the fallback, as curl sends
-    /// `application/x-www-form-urlencoded` and the Pushgateway accepts it).
-    Text,
-    /// OpenMetrics text.
-    OpenMetrics,
-    /// Length-delimited `io.prometheus.client.MetricFamily` messages.
-    Protobuf,
-}
-
-impl Format {
-    /// The push format named by a `Content-Type` header value (or none).
-    pub fn from_content_type(ct: Option<&str>) -> Format {
-        let Some(ct) = ct else { return Format::Text };
-        let media = ct.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case("application/openmetrics-text") {
-            Format::OpenMetrics
-        } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
-            Format::Protobuf
-        } else {
-            Format::Text
-        }
-    }
-}
+pub use crate::format::Format;
 
 /// Undoes a `Content-Encoding` (none, `identity`, `gzip`, `zstd`, `snappy`),
 /// refusing output larger than `limit` bytes without inflating past it, so a

@@ -14,6 +14,7 @@ pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod format;
 pub mod ingest;
 pub mod middleware;
 pub mod model;

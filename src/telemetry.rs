@@ -274,9 +274,9 @@ impl Telemetry {
     /// refuse (`info` type, `# EOF`); for them the OpenMetrics text goes
     /// through our own decoder and encoder, as a push would. A few hundred
     /// series: the round trip is cheap.
-    pub fn render_as(&self, aggregator: &Aggregator, format: crate::encode::Format) -> Vec<u8> {
+    pub fn render_as(&self, aggregator: &Aggregator, format: crate::format::Format) -> Vec<u8> {
         let om = self.render(aggregator);
-        if format == crate::encode::Format::OpenMetrics {
+        if format == crate::format::Format::OpenMetrics {
             return om.into_bytes();
         }
         let rules = crate::model::LabelRules::default();
@@ -289,7 +289,7 @@ impl Telemetry {
             max_series: usize::MAX,
         });
         let converted =
-            crate::decode::decode(om.as_bytes(), crate::decode::Format::OpenMetrics, &opts)
+            crate::decode::decode(om.as_bytes(), crate::format::Format::OpenMetrics, &opts)
                 .and_then(|push| own.apply(push));
         match converted {
             Ok(_) => crate::encode::render(&own, format),
