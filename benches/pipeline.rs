@@ -129,7 +129,10 @@ fn benches(c: &mut Criterion) {
             b.iter_batched(
                 || agg.apply(touch.clone()).unwrap(),
                 |_| black_box(encode::render(&agg, format)),
-                BatchSize::SmallInput,
+                // One touch before each render: with batches, every setup
+                // of a batch would run first and only the batch's first
+                // render would be cold.
+                BatchSize::PerIteration,
             )
         });
     }

@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 
 use super::Settings;
 use super::merge;
+use crate::format::Format;
 use crate::model::{Family, Kind, SeriesKey, Value};
 
 /// One shard of the aggregate.
@@ -28,11 +29,14 @@ pub struct StoredFamily {
     pub created_timestamps: bool,
     series: IndexMap<SeriesKey, StoredSeries, FixedState>,
     sorted: bool,
-    /// The family rendered as text 0.0.4, kept until the family changes: a
-    /// scrape copies the text of every family nobody pushed to since the
-    /// last scrape instead of rendering it again.
-    text: std::sync::OnceLock<bytes::Bytes>,
+    /// The family rendered in each scrape format (indexed by
+    /// [`Format`] as usize), kept until the family changes: a scrape copies
+    /// every family nobody pushed to since the last scrape instead of
+    /// rendering it again. Filled only for the formats asked for.
+    rendered: Rendered,
 }
+
+type Rendered = [std::sync::OnceLock<bytes::Bytes>; 3];
 
 /// A stored series.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,10 +56,10 @@ impl StoredFamily {
         self.series.get(key)
     }
 
-    /// The family's text rendering, made by `render` the first time it is
-    /// asked for after a change.
-    pub fn cached_text(&self, render: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
-        self.text.get_or_init(render)
+    /// The family's rendering in `format`, made by `render` the first time
+    /// it is asked for after a change.
+    pub fn cached(&self, format: Format, render: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
+        self.rendered[format as usize].get_or_init(render)
     }
 
     /// The series, sorted by labels when read through
@@ -77,9 +81,9 @@ impl Shard {
                 created_timestamps: false,
                 series: IndexMap::default(),
                 sorted: true,
-                text: std::sync::OnceLock::new(),
+                rendered: Rendered::default(),
             });
-        stored.text = std::sync::OnceLock::new();
+        stored.rendered = Rendered::default();
         if stored.help.is_empty() && !family.help.is_empty() {
             stored.help = family.help;
         }
@@ -124,7 +128,7 @@ impl Shard {
             f.series.retain(|k, s| keep(k, s));
             if f.series.len() != before {
                 dropped += before - f.series.len();
-                f.text = std::sync::OnceLock::new();
+                f.rendered = Rendered::default();
             }
             !f.series.is_empty()
         });

@@ -8,9 +8,23 @@ use super::write_escaped;
 use crate::aggregate::StoredFamily;
 use crate::model::{Kind, Value};
 
-/// Appends the families in OpenMetrics text.
+/// Appends the families in OpenMetrics text, each from its cached rendering
+/// when it did not change since the last scrape.
 pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
     for (name, f) in families {
+        let one = f.cached(super::Format::OpenMetrics, || {
+            let mut one = Vec::with_capacity(f.series().len() * 112 + 64);
+            render_family(name, f, &mut one);
+            one.into()
+        });
+        out.extend_from_slice(one);
+    }
+    out.extend_from_slice(b"# EOF\n");
+}
+
+/// Appends one family in OpenMetrics text.
+fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+    {
         let base = match f.kind {
             Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
             _ => name,
@@ -67,7 +81,6 @@ pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
             }
         }
     }
-    out.extend_from_slice(b"# EOF\n");
 }
 
 fn sample(out: &mut Vec<u8>, base: &[u8], suffix: &[u8], key: &[u8], le: Option<&[u8]>, v: f64) {

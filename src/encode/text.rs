@@ -10,7 +10,7 @@ use crate::model::Value;
 /// rendering when it did not change since the last scrape.
 pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
     for (name, f) in families {
-        let text = f.cached_text(|| {
+        let text = f.cached(super::Format::Text, || {
             let mut one = Vec::with_capacity(f.series().len() * 96 + 64);
             render_family(name, f, &mut one);
             one.into()
