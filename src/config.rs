@@ -38,7 +38,11 @@ pub struct Args {
     pub grpc_listen: Option<String>,
 
     /// Optional separate address for health checks and the gateway's own metrics.
-    #[arg(long, env = "PAG_LIFECYCLE_LISTEN", alias = "lifecycleListen")]
+    #[arg(
+        long,
+        env = "PAG_LIFECYCLE_LISTEN",
+        aliases = ["lifecycleListen", "metricsListen"]
+    )]
     pub lifecycle_listen: Option<String>,
 
     /// `Access-Control-Allow-Origin` for push and scrape (`*` for any origin).
@@ -390,6 +394,10 @@ mod tests {
         let c = Config::try_from(a).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.lifecycle_listen.unwrap().port(), 9001);
+        // The older weaveworks gateway's name for the same port.
+        let a = Args::parse_from(["pag", "--listen", ":9000", "--metricsListen", ":9002"]);
+        let c = Config::try_from(a).unwrap();
+        assert_eq!(c.lifecycle_listen.unwrap().port(), 9002);
     }
 
     #[test]
