@@ -82,13 +82,25 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 /// Runs the binary with the chart's arguments, moved to loopback ports and
-/// `root` for files, and waits for its readiness on the probe's port.
+/// `root` for files (a self-signed certificate where the chart mounts the
+/// TLS Secret), and waits for its readiness on the probe's port (HTTPS,
+/// through `curl -k`, when TLS is on).
 async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
+    let tls_dir = root.join("tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(tls_dir.join("tls.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(tls_dir.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
     let mut ports = std::collections::HashMap::new();
     let args: Vec<String> = args
         .iter()
         .map(|a| {
-            let a = a.replace("/var/lib/prom-aggregation-gateway", &root.to_string_lossy());
+            let a = a
+                .replace("/var/lib/prom-aggregation-gateway", &root.to_string_lossy())
+                .replace(
+                    "/etc/prom-aggregation-gateway/tls",
+                    &tls_dir.to_string_lossy(),
+                );
             match a.split_once("=0.0.0.0:") {
                 Some((flag, port)) => {
                     let local = *ports.entry(port.to_string()).or_insert_with(free_port);
@@ -98,7 +110,12 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
             }
         })
         .collect();
-    let probe_port = ports[probe];
+    let scheme = if args.iter().any(|a| a.starts_with("--tls-cert=")) {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://127.0.0.1:{}/-/ready", ports[probe]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
         .args(&args)
         .stdout(std::process::Stdio::null())
@@ -106,11 +123,15 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let url = format!("http://127.0.0.1:{probe_port}/-/ready");
     loop {
-        if let Ok(r) = reqwest::get(&url).await
-            && r.status() == 200
-        {
+        let ready = tokio::task::block_in_place(|| {
+            Command::new("curl")
+                .args(["-ksf", "-o", "/dev/null", &url])
+                .status()
+                .expect("curl (apt install curl)")
+                .success()
+        });
+        if ready {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -118,11 +139,8 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
             let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
             panic!("the binary refused the chart's arguments {args:?} ({status}):\n{err}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "not ready on the probe port: {args:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(Instant::now() < deadline, "not ready at {url}: {args:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -255,6 +273,8 @@ controller:
     seriesTtl: 1h
     dropLabels: [instance, pod]
     maxBodyBytes: 32MiB
+    maxSeries: 2000000
+    cors: "https://a.example, https://b.example"
   extraArgs: ["--max-labels=32"]
   extraEnv: [{name: RUST_LOG, value: info}]
   affinity: {podAntiAffinity: {}}
@@ -370,6 +390,9 @@ serviceMonitor:
         "--drop-label=instance",
         "--drop-label=pod",
         "--max-body-bytes=32MiB",
+        // Not 2e+06: Helm reads numbers as floats.
+        "--max-series=2000000",
+        "--cors=https://a.example, https://b.example",
         "--max-labels=32",
     ] {
         assert!(a.contains(&flag.to_string()), "{flag} not in {a:?}");
@@ -390,6 +413,9 @@ serviceMonitor:
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(svc_ports, ["http", "grpc", "lifecycle"]);
+    // The binary takes all of it (over HTTPS, with a throwaway certificate).
+    let root = TempDir::new("chart-run");
+    run_rendered_args(&a, "8888", &root.path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,6 +469,10 @@ async fn refused_values() {
         ("controler:\n  type: Deployment\n", "controler"),
         ("controller:\n  config:\n    gaugeMode: avg\n", "gaugeMode"),
         ("controller:\n  apiPort: \"8080\"\n", "apiPort"),
+        (
+            "controller:\n  config:\n    maxBodyBytes: 1000000\n",
+            "maxBodyBytes",
+        ),
         (
             "controller:\n  config:\n    seriesTtl: forever\n",
             "seriesTtl",

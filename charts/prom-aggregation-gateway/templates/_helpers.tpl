@@ -58,35 +58,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.tls.enabled }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}
 
-{{/* The gateway's flags. */}}
+{{/* The gateway's flags, each quoted: values come from users. */}}
 {{- define "pag.args" -}}
 {{- $c := .Values.controller }}
 {{- $cfg := $c.config }}
-- --listen=0.0.0.0:{{ $c.apiPort }}
+- {{ printf "--listen=0.0.0.0:%v" ($c.apiPort) | quote }}
 {{- if $c.grpcPort }}
-- --grpc-listen=0.0.0.0:{{ $c.grpcPort }}
+- {{ printf "--grpc-listen=0.0.0.0:%v" ($c.grpcPort) | quote }}
 {{- end }}
 {{- if $c.lifecyclePort }}
-- --lifecycle-listen=0.0.0.0:{{ $c.lifecyclePort }}
+- {{ printf "--lifecycle-listen=0.0.0.0:%v" ($c.lifecyclePort) | quote }}
 {{- end }}
-- --gauge-mode={{ $cfg.gaugeMode }}
-- --max-series={{ int64 $cfg.maxSeries }}
-- --max-series-per-push={{ int64 $cfg.maxSeriesPerPush }}
-- --max-body-bytes={{ $cfg.maxBodyBytes }}
-- --max-in-flight={{ int64 $cfg.maxInFlight }}
-- --request-timeout={{ $cfg.requestTimeout }}
-- --cors={{ $cfg.cors }}
-- --log-format={{ $cfg.logFormat }}
-- --shutdown-timeout={{ $c.shutdownTimeout }}
+- {{ printf "--gauge-mode=%v" ($cfg.gaugeMode) | quote }}
+- {{ printf "--max-series=%v" (int64 $cfg.maxSeries) | quote }}
+- {{ printf "--max-series-per-push=%v" (int64 $cfg.maxSeriesPerPush) | quote }}
+- {{ printf "--max-body-bytes=%v" ($cfg.maxBodyBytes) | quote }}
+- {{ printf "--max-in-flight=%v" (int64 $cfg.maxInFlight) | quote }}
+- {{ printf "--request-timeout=%v" ($cfg.requestTimeout) | quote }}
+- {{ printf "--cors=%v" ($cfg.cors) | quote }}
+- {{ printf "--log-format=%v" ($cfg.logFormat) | quote }}
+- {{ printf "--shutdown-timeout=%v" ($c.shutdownTimeout) | quote }}
 {{- with $cfg.seriesTtl }}
-- --series-ttl={{ . }}
+- {{ printf "--series-ttl=%v" (.) | quote }}
 {{- end }}
 {{- range $cfg.dropLabels }}
-- --drop-label={{ . }}
+- {{ printf "--drop-label=%v" (.) | quote }}
 {{- end }}
 {{- if .Values.persistence.enabled }}
 - --persistence-file=/var/lib/prom-aggregation-gateway/aggregate.snap
-- --persistence-interval={{ .Values.persistence.interval }}
+- {{ printf "--persistence-interval=%v" (.Values.persistence.interval) | quote }}
 {{- end }}
 {{- if .Values.tls.enabled }}
 - --tls-cert=/etc/prom-aggregation-gateway/tls/tls.crt
