@@ -76,7 +76,8 @@ fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
             key(&mut metric, 1, LEN);
             varint(
                 &mut metric,
-                (2 + varint_len(n.len()) + n.len() + varint_len(v.len()) + v.len()) as u64,
+                (2 + varint_len(n.len() as u64) + n.len() + varint_len(v.len() as u64) + v.len())
+                    as u64,
             );
             bytes(&mut metric, 1, n);
             bytes(&mut metric, 2, &v);
@@ -90,8 +91,8 @@ fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
     out.extend_from_slice(&body);
 }
 
-fn varint_len(v: usize) -> usize {
-    (64 - (v as u64 | 1).leading_zeros() as usize).div_ceil(7)
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Writes the series' value message into `out`; returns its field number
@@ -117,18 +118,19 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, s: &crate::aggregate::StoredSeries
                 uint(out, 1, c);
             }
             double(out, 2, h.sum);
-            let mut bucket = Vec::with_capacity(32);
+            // Each Bucket's length is known up front: no scratch buffer.
             for b in &h.buckets {
-                bucket.clear();
                 let (c, cf) = split_count(b.count);
+                let len = c.map_or(0, |c| 1 + varint_len(c)) + 9 + cf.map_or(0, |_| 9);
+                key(out, 3, LEN);
+                varint(out, len as u64);
                 if let Some(c) = c {
-                    uint(&mut bucket, 1, c);
+                    uint(out, 1, c);
                 }
-                double(&mut bucket, 2, b.le);
+                double(out, 2, b.le);
                 if let Some(cf) = cf {
-                    double(&mut bucket, 4, cf);
+                    double(out, 4, cf);
                 }
-                bytes(out, 3, &bucket);
             }
             if let Some(cf) = count_float {
                 double(out, 4, cf);
@@ -155,14 +157,18 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, s: &crate::aggregate::StoredSeries
 fn created(out: &mut Vec<u8>, field: u8, secs: Option<f64>) {
     let Some(secs) = secs else { return };
     let t = timestamp(secs);
-    let mut ts = Vec::with_capacity(16);
-    if t.seconds != 0 {
-        uint(&mut ts, 1, t.seconds as u64);
+    let (s, n) = (t.seconds as u64, t.nanos as i64 as u64);
+    // proto3 fields: a zero is left out.
+    let field_len = |v: u64| if v == 0 { 0 } else { 1 + varint_len(v) };
+    let len = field_len(s) + field_len(n);
+    key(out, field, LEN);
+    varint(out, len as u64);
+    if s != 0 {
+        uint(out, 1, s);
     }
-    if t.nanos != 0 {
-        uint(&mut ts, 2, t.nanos as i64 as u64);
+    if n != 0 {
+        uint(out, 2, n);
     }
-    bytes(out, field, &ts);
 }
 
 fn metric_type(kind: Kind) -> pb::MetricType {
