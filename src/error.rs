@@ -56,6 +56,21 @@ pub enum Rejection {
         /// `--max-series`.
         limit: usize,
     },
+    /// A `Content-Type` the route does not take (a gRPC call to an HTTP
+    /// route, an HTTP request to a gRPC method, an unknown push format).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No route has this path.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The path exists, not with this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
     /// A `Content-Encoding` we do not decode.
     #[error("unsupported Content-Encoding {0:?}")]
     UnsupportedEncoding(String),
@@ -87,7 +102,11 @@ impl Rejection {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Rejection::TooManySeries { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Rejection::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::UnsupportedEncoding(_) | Rejection::UnsupportedMediaType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Rejection::NotFound(_) => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
             Rejection::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,7 +122,11 @@ impl Rejection {
             Rejection::Line { .. }
             | Rejection::Invalid(_)
             | Rejection::TypeConflict { .. }
-            | Rejection::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
+            | Rejection::UnsupportedEncoding(_)
+            | Rejection::UnsupportedMediaType(_) => tonic::Code::InvalidArgument,
+            Rejection::NotFound(_) | Rejection::MethodNotAllowed { .. } => {
+                tonic::Code::Unimplemented
+            }
             Rejection::BodyTooLarge { .. }
             | Rejection::PushTooLarge { .. }
             | Rejection::TooManySeries { .. } => tonic::Code::ResourceExhausted,
@@ -141,6 +164,9 @@ impl Rejection {
             Rejection::PushTooLarge { .. } => "push_too_large",
             Rejection::TooManySeries { .. } => "too_many_series",
             Rejection::UnsupportedEncoding(_) => "unsupported_encoding",
+            Rejection::UnsupportedMediaType(_) => "unsupported_media_type",
+            Rejection::NotFound(_) => "not_found",
+            Rejection::MethodNotAllowed { .. } => "method_not_allowed",
             Rejection::Unauthenticated => "unauthenticated",
             Rejection::OriginNotAllowed(_) => "origin_not_allowed",
             Rejection::Overloaded => "overloaded",

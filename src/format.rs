@@ -16,16 +16,25 @@ pub enum Format {
 }
 
 impl Format {
-    /// The push format named by a `Content-Type` header value (or none).
-    pub fn from_content_type(ct: Option<&str>) -> Format {
-        let Some(ct) = ct else { return Format::Text };
+    /// The push format named by a `Content-Type` header value: none (Node's
+    /// prom-client sends none), `text/plain` and, as the Pushgateway takes
+    /// it, `application/x-www-form-urlencoded` (what curl sends) are text.
+    /// `None` for any other media type: a push in it is refused (415), not
+    /// guessed at.
+    pub fn from_content_type(ct: Option<&str>) -> Option<Format> {
+        let Some(ct) = ct else {
+            return Some(Format::Text);
+        };
         let media = ct.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case("application/openmetrics-text") {
-            Format::OpenMetrics
-        } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
-            Format::Protobuf
+        let is = |m: &str| media.eq_ignore_ascii_case(m);
+        if media.is_empty() || is("text/plain") || is("application/x-www-form-urlencoded") {
+            Some(Format::Text)
+        } else if is("application/openmetrics-text") {
+            Some(Format::OpenMetrics)
+        } else if is("application/vnd.google.protobuf") {
+            Some(Format::Protobuf)
         } else {
-            Format::Text
+            None
         }
     }
 
@@ -116,5 +125,28 @@ mod tests {
             Format::Text
         );
         assert_eq!(Format::negotiate(Some("application/json")), Format::Text);
+    }
+
+    #[test]
+    fn push_content_types() {
+        let f = Format::from_content_type;
+        assert_eq!(f(None), Some(Format::Text));
+        assert_eq!(f(Some("")), Some(Format::Text));
+        assert_eq!(f(Some("text/plain; version=0.0.4")), Some(Format::Text));
+        assert_eq!(
+            f(Some("application/x-www-form-urlencoded")),
+            Some(Format::Text)
+        );
+        assert_eq!(
+            f(Some("application/openmetrics-text; version=1.0.0")),
+            Some(Format::OpenMetrics)
+        );
+        assert_eq!(
+            f(Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited")),
+            Some(Format::Protobuf)
+        );
+        for bad in ["application/json", "application/grpc", "x/y", "!!"] {
+            assert_eq!(f(Some(bad)), None, "{bad}");
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod middleware;
 pub mod model;
 pub mod persist;
+pub mod routes;
 pub mod telemetry;
 pub mod trace;
 pub mod transport;

@@ -9,6 +9,7 @@ mod admission;
 mod auth;
 mod cors;
 mod metrics;
+pub mod routing;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
@@ -27,6 +28,8 @@ pub use auth::Auth;
 pub fn stack(routes: Router, gw: &Gateway) -> Router {
     let config = gw.config();
     let svc = ServiceBuilder::new()
+        // The route by path and method, once, for every layer below.
+        .map_request(routing::classify(crate::routes::MAIN))
         // A request id first, so the span and every log line carry it.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         // A span per request, continuing the caller's W3C trace (HTTP header
@@ -58,11 +61,13 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         .load_shed()
         .concurrency_limit(config.max_in_flight)
         .timeout(config.request_timeout)
-        // Credentials before any body is read.
+        // Credentials before any body is read, by the route's scope; then
+        // whether the request fits its route (path, method, content type).
         .layer(ValidateRequestHeaderLayer::custom(Auth::new(
             &config.auth_users,
             &config.admin_users,
         )))
+        .layer(ValidateRequestHeaderLayer::custom(routing::RouteFit))
         // A declared body size over the limit is refused before reading it;
         // undeclared sizes are capped while reading (HTTP) or decoding (gRPC).
         .layer(ValidateRequestHeaderLayer::custom(admission::DeclaredSize(

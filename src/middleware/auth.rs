@@ -1,14 +1,15 @@
-//! Basic auth for what changes the aggregate: pushes over HTTP and gRPC
-//! (its `authorization` metadata is the same header) need `--auth-users`;
+//! Basic auth for what changes the aggregate, by the route's [`Scope`]
+//! (path and method, never a header): pushes over HTTP and gRPC (its
+//! `authorization` metadata is the same header) need `--auth-users`;
 //! deletes and admin calls need `--admin-users` when given, else
-//! `--auth-users`. Scrapes, health, status, gRPC health and reflection stay
-//! open. Credentials are never logged.
+//! `--auth-users`. Scrapes, health, status, gRPC health and
+//! reflection stay open. Credentials are never logged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Method, Request, header};
+use axum::http::{Request, header};
 use axum::response::Response;
 use base64::Engine;
 use parking_lot::Mutex;
@@ -16,7 +17,9 @@ use subtle::ConstantTimeEq;
 use tower_http::validate_request::ValidateRequest;
 
 use crate::config::Secret;
+use super::routing::matched;
 use crate::error::{Rejection, is_grpc};
+use crate::routes::Scope;
 
 /// Most bcrypt verifications remembered: bcrypt costs milliseconds by
 /// design, too much to pay on every push, so a verified pair is kept, as
@@ -40,13 +43,6 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// What a request does, as far as credentials go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    Push,
-    Admin,
-}
-
 impl Auth {
     /// Checks pushes against `push` users and deletes/admin calls against
     /// `admin` users (or `push` users when `admin` is empty); with no users
@@ -59,26 +55,24 @@ impl Auth {
         }
     }
 
-    fn scope<B>(req: &Request<B>) -> Option<Scope> {
-        let path = req.uri().path();
-        if is_grpc(req) {
-            return path
-                .starts_with("/aggregation_gateway.v1.AggregationGateway/")
-                .then_some(Scope::Push);
-        }
-        let metrics = path == "/metrics" || path.starts_with("/metrics/");
-        match *req.method() {
-            _ if path.starts_with("/api/v1/admin") => Some(Scope::Admin),
-            Method::DELETE if metrics => Some(Scope::Admin),
-            Method::POST | Method::PUT if metrics => Some(Scope::Push),
-            _ => None,
+    /// Whether the credentials open `scope`: push users pushes (and admin
+    /// calls when no admin users are set), admin users admin calls only.
+    fn allows(&self, scope: Scope, user: &str, password: &str) -> bool {
+        match scope {
+            Scope::Open => true,
+            Scope::Push => self.check(&self.push, user, password),
+            Scope::Admin if self.admin.is_empty() => self.check(&self.push, user, password),
+            Scope::Admin => self.check(&self.admin, user, password),
         }
     }
 
-    fn users(&self, scope: Scope) -> &[(String, Secret)] {
+    /// Whether `scope` needs credentials at all: pushes when push users
+    /// are set, admin calls when any users are.
+    fn needs_credentials(&self, scope: Scope) -> bool {
         match scope {
-            Scope::Admin if !self.admin.is_empty() => &self.admin,
-            _ => &self.push,
+            Scope::Open => false,
+            Scope::Push => !self.push.is_empty(),
+            Scope::Admin => !(self.push.is_empty() && self.admin.is_empty()),
         }
     }
 
@@ -133,15 +127,15 @@ impl<B> ValidateRequest<B> for Auth {
     type ResponseBody = Body;
 
     fn validate(&mut self, req: &mut Request<B>) -> Result<(), Response> {
-        let Some(scope) = Self::scope(req) else {
+        // No route: nothing to authorize; the route check below answers.
+        let Some(route) = matched(req) else {
             return Ok(());
         };
-        let users = self.users(scope);
-        if users.is_empty() {
+        if !self.needs_credentials(route.scope) {
             return Ok(());
         }
         match basic_credentials(req) {
-            Some((u, p)) if self.check(users, &u, &p) => Ok(()),
+            Some((u, p)) if self.allows(route.scope, &u, &p) => Ok(()),
             _ => Err(Rejection::Unauthenticated.respond(is_grpc(req))),
         }
     }

@@ -28,37 +28,12 @@ pub async fn record(State(gw): State<Gateway>, req: Request, next: Next) -> Resp
 /// A fixed, small set of handler names (never the raw path: label values
 /// must not grow with what clients send).
 fn classify(req: &Request) -> (Protocol, &'static str) {
-    let path = req.uri().path();
-    if is_grpc(req) {
-        let handler = match path.rsplit('/').next() {
-            Some("Push") => "Push",
-            Some("PushStream") => "PushStream",
-            Some("Check") | Some("Watch") => "health",
-            _ if path.contains("Reflection") => "reflection",
-            _ => "other",
-        };
-        return (Protocol::Grpc, handler);
+    match super::routing::matched(req) {
+        Some(route) => (route.protocol(), route.handler.name()),
+        None if req.method() == Method::OPTIONS => (Protocol::Http, "preflight"),
+        None if is_grpc(req) => (Protocol::Grpc, "other"),
+        None => (Protocol::Http, "other"),
     }
-    let m = req.method();
-    let handler = if path == "/metrics" || path.starts_with("/metrics/") {
-        match *m {
-            Method::GET => "scrape",
-            Method::DELETE => "delete",
-            Method::OPTIONS => "preflight",
-            _ => "push",
-        }
-    } else if path.starts_with("/api/v1/admin") {
-        "admin"
-    } else if path == "/api/v1/status" {
-        "status"
-    } else if path == "/-/metrics" {
-        "self_metrics"
-    } else if path.ends_with("healthy") || path.ends_with("ready") {
-        "health"
-    } else {
-        "other"
-    };
-    (Protocol::Http, handler)
 }
 
 struct Guard<F: FnMut()>(F);

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
@@ -19,6 +19,7 @@ use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
 use crate::ingest::{Ingested, run_sized};
+use crate::routes::{self, Handler, Route};
 use crate::telemetry::Protocol;
 
 /// Bodies above this are decoded off the async workers.
@@ -26,42 +27,60 @@ const BLOCKING_BODY: usize = 256 << 10;
 /// Aggregates above this many series are rendered off the async workers.
 const BLOCKING_SCRAPE: usize = 10_000;
 
-/// The gateway's HTTP routes on `--listen` (no fallback: `transport::app`
-/// sets it after merging the gRPC routes).
+/// The gateway's HTTP routes on `--listen`, built from
+/// [`routes::MAIN`] (no fallback: `transport::app` sets it after merging
+/// the gRPC routes).
 pub fn router(gw: Gateway) -> Router {
-    // The scrape compresses (and caches) itself; the self-metrics use the
-    // layer, at the fastest level.
-    let compress = || CompressionLayer::new().quality(CompressionLevel::Fastest);
-    Router::new()
-        .route("/metrics", get(scrape).post(push).put(push))
-        .route("/metrics/", get(scrape).post(push).put(push))
-        .route(
-            "/metrics/{*labels}",
-            axum::routing::post(push).put(push).delete(delete),
-        )
-        .route("/api/v1/admin/wipe", put(wipe))
-        .route("/api/v1/status", get(status))
-        .route("/-/metrics", get(self_metrics).layer(compress()))
-        .merge(health_routes())
-        .with_state(gw)
+    build(routes::MAIN).with_state(gw)
 }
 
-/// The routes on `--lifecycle-listen`: health and the gateway's own metrics.
+/// The routes on `--lifecycle-listen`: health and the gateway's own metrics,
+/// from [`routes::LIFECYCLE`].
 pub fn lifecycle_router(gw: Gateway) -> Router {
-    Router::new()
-        .route("/metrics", get(self_metrics))
-        .route("/-/metrics", get(self_metrics))
-        .merge(health_routes())
-        .fallback(not_found)
-        .with_state(gw)
+    build(routes::LIFECYCLE).fallback(not_found).with_state(gw)
 }
 
-fn health_routes() -> Router<Gateway> {
-    Router::new()
-        .route("/-/healthy", get(healthy))
-        .route("/healthy", get(healthy))
-        .route("/-/ready", get(ready))
-        .route("/ready", get(ready))
+/// The table's HTTP rows as axum routes (gRPC rows are tonic's).
+fn build(table: &'static [Route]) -> Router<Gateway> {
+    let mut paths: Vec<(&str, MethodRouter<Gateway>)> = Vec::new();
+    for route in table {
+        let Ok(filter) = MethodFilter::try_from(route.method.clone()) else {
+            continue;
+        };
+        let Some(one) = handler(route.handler, filter) else {
+            continue;
+        };
+        match paths.iter_mut().find(|(p, _)| *p == route.path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(one),
+            None => paths.push((route.path, one)),
+        }
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
+}
+
+/// The handler of an HTTP row; `None` for gRPC rows (tonic serves them).
+fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
+    Some(match h {
+        Handler::Scrape => on(filter, scrape),
+        Handler::Push => on(filter, push),
+        Handler::Delete => on(filter, delete),
+        Handler::Wipe => on(filter, wipe),
+        Handler::Status => on(filter, status),
+        // The scrape compresses (and caches) itself; the self-metrics use
+        // the layer, at the fastest level.
+        Handler::SelfMetrics => on(filter, self_metrics)
+            .layer(CompressionLayer::new().quality(CompressionLevel::Fastest)),
+        Handler::Healthy => on(filter, healthy),
+        Handler::Ready => on(filter, ready),
+        Handler::GrpcPush
+        | Handler::GrpcPushStream
+        | Handler::GrpcHealth
+        | Handler::GrpcReflection => return None,
+    })
 }
 
 /// The answer for unknown paths.
@@ -121,7 +140,10 @@ async fn push_inner(
     let labels = path::parse(uri.path().strip_prefix("/metrics").unwrap_or(""))?;
     let raw = read_body(headers, body, limit).await?;
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let format = decode::Format::from_content_type(header_str(headers, header::CONTENT_TYPE));
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    let format = decode::Format::from_content_type(content_type).ok_or_else(|| {
+        Rejection::UnsupportedMediaType(format!("unsupported Content-Type {content_type:?}"))
+    })?;
     let gw = gw.clone();
     run_sized(raw.len() > BLOCKING_BODY, move || {
         gw.ingest(labels, |opts| {

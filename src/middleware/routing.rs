@@ -1,0 +1,99 @@
+//! The route a request is for, looked up once at the top of the stack (see
+//! [`crate::routes`]), and the check that the request fits it: a known path
+//! and method, and a `Content-Type` the route takes. The fit is checked
+//! after credentials, so a caller learns nothing about a route it may not
+//! use.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::Response;
+use tower_http::validate_request::ValidateRequest;
+
+use crate::error::{Rejection, is_grpc};
+use crate::format::Format;
+use crate::routes::{self, Matched, Miss, Route};
+
+/// Looks the request's route up in `table` and stores it in the request's
+/// extensions for the layers below.
+pub fn classify(table: &'static [Route]) -> impl Fn(Request) -> Request + Clone {
+    move |mut req: Request| {
+        let matched = routes::find(table, req.method(), req.uri().path());
+        req.extensions_mut().insert(matched);
+        req
+    }
+}
+
+/// The route stored by [`classify`].
+pub fn matched<B>(req: &axum::http::Request<B>) -> Option<&'static Route> {
+    req.extensions().get::<Matched>().and_then(Matched::route)
+}
+
+/// Refuses a request that matched no route, or whose `Content-Type` does
+/// not fit its route.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteFit;
+
+/// Why `content_type` does not fit `route`, if it does not.
+pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
+    let grpc = content_type.is_some_and(|ct| ct.starts_with(b"application/grpc"));
+    let shown = || String::from_utf8_lossy(content_type.unwrap_or_default()).into_owned();
+    match route.body {
+        routes::Body::Grpc => {
+            let media = content_type
+                .map(|ct| ct.split(|&c| c == b';').next().unwrap_or_default().trim_ascii());
+            let fits = media.is_some_and(|m| {
+                m.eq_ignore_ascii_case(b"application/grpc")
+                    || m.eq_ignore_ascii_case(b"application/grpc+proto")
+            });
+            (!fits).then(|| {
+                format!(
+                    "{} is a gRPC method: Content-Type must be application/grpc or application/grpc+proto, not {:?}",
+                    route.path,
+                    shown()
+                )
+            })
+        }
+        _ if grpc => Some(format!(
+            "{} is an HTTP route, not a gRPC method (Content-Type {:?})",
+            route.path,
+            shown()
+        )),
+        routes::Body::None => None,
+        routes::Body::Exposition => {
+            let ct = content_type.map(|ct| std::str::from_utf8(ct).unwrap_or("\u{fffd}"));
+            Format::from_content_type(ct).is_none().then(|| {
+                format!(
+                    "unsupported Content-Type {:?} for a push: send text/plain, \
+                     application/openmetrics-text or application/vnd.google.protobuf",
+                    shown()
+                )
+            })
+        }
+    }
+}
+
+impl<B> ValidateRequest<B> for RouteFit {
+    type ResponseBody = Body;
+
+    fn validate(&mut self, req: &mut axum::http::Request<B>) -> Result<(), Response> {
+        let grpc = is_grpc(req);
+        let path = || req.uri().path().to_string();
+        let matched = req.extensions().get::<Matched>().map(|m| m.0);
+        let rejection = match matched {
+            Some(Ok(route)) => {
+                let ct = req.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+                match misfit(route, ct) {
+                    None => return Ok(()),
+                    Some(reason) => Rejection::UnsupportedMediaType(reason),
+                }
+            }
+            Some(Err(Miss::Method)) => Rejection::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: path(),
+            },
+            Some(Err(Miss::NotFound)) | None => Rejection::NotFound(path()),
+        };
+        Err(rejection.respond(grpc))
+    }
+}
