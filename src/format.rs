@@ -142,7 +142,9 @@ mod tests {
             Some(Format::OpenMetrics)
         );
         assert_eq!(
-            f(Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited")),
+            f(Some(
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            )),
             Some(Format::Protobuf)
         );
         for bad in ["application/json", "application/grpc", "x/y", "!!"] {

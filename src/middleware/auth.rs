@@ -16,8 +16,8 @@ use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 use tower_http::validate_request::ValidateRequest;
 
-use crate::config::Secret;
 use super::routing::matched;
+use crate::config::Secret;
 use crate::error::{Rejection, is_grpc};
 use crate::routes::Scope;
 

@@ -40,8 +40,12 @@ pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
     let shown = || String::from_utf8_lossy(content_type.unwrap_or_default()).into_owned();
     match route.body {
         routes::Body::Grpc => {
-            let media = content_type
-                .map(|ct| ct.split(|&c| c == b';').next().unwrap_or_default().trim_ascii());
+            let media = content_type.map(|ct| {
+                ct.split(|&c| c == b';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_ascii()
+            });
             let fits = media.is_some_and(|m| {
                 m.eq_ignore_ascii_case(b"application/grpc")
                     || m.eq_ignore_ascii_case(b"application/grpc+proto")
@@ -82,7 +86,10 @@ impl<B> ValidateRequest<B> for RouteFit {
         let matched = req.extensions().get::<Matched>().map(|m| m.0);
         let rejection = match matched {
             Some(Ok(route)) => {
-                let ct = req.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+                let ct = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .map(|v| v.as_bytes());
                 match misfit(route, ct) {
                     None => return Ok(()),
                     Some(reason) => Rejection::UnsupportedMediaType(reason),

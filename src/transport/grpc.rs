@@ -26,6 +26,16 @@ use crate::telemetry::Protocol;
 /// The descriptor set of `proto/`, for server reflection.
 pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
+/// The descriptor sets of every gRPC service this module serves: ours,
+/// health and both reflection versions. The route table must list each of
+/// their methods (the route table test checks it).
+pub const SERVED_DESCRIPTORS: &[&[u8]] = &[
+    DESCRIPTORS,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
 const SERVICE: &str = "aggregation_gateway.v1.AggregationGateway";
 const PUSH: &str = "/aggregation_gateway.v1.AggregationGateway/Push";
 const PUSH_STREAM: &str = "/aggregation_gateway.v1.AggregationGateway/PushStream";

@@ -12,6 +12,7 @@ mod grpc;
 mod interop;
 mod limits;
 mod otlp;
+mod routes;
 mod scrape_formats;
 mod soak;
 mod support;
