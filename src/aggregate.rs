@@ -10,7 +10,7 @@
 mod merge;
 mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::Rejection;
-use crate::model::{Push, labels};
+use crate::model::{Kind, Push, labels, names};
 pub use store::{StoredFamily, StoredSeries};
 
 /// How gauges pushed to the same series combine (`--gauge-mode`).
@@ -66,6 +66,11 @@ pub struct Aggregator {
     generation: AtomicU64,
     /// The clock of `StoredSeries::touched`.
     epoch: Instant,
+    /// Every name a stored family claims (see [`names::claimed`]), with the
+    /// family that claims it. Taken after the shard locks, and only when a
+    /// push adds a family or a family goes: pushes to stored families never
+    /// touch it.
+    claims: Mutex<HashMap<Box<str>, Box<str>, FixedState>>,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -86,6 +91,7 @@ impl Aggregator {
             series: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             epoch: Instant::now(),
+            claims: Mutex::default(),
         }
     }
 
@@ -101,6 +107,16 @@ impl Aggregator {
     /// Validates the whole push against the stored state, then merges it;
     /// on any error nothing is changed.
     pub fn apply(&self, push: Push) -> Result<Applied, Rejection> {
+        self.apply_if(push, || Ok(()))
+    }
+
+    /// [`Aggregator::apply`], asking `commit` after validation, under the
+    /// locks, whether to go on: its error is returned and nothing changed.
+    pub fn apply_if(
+        &self,
+        push: Push,
+        commit: impl FnOnce() -> Result<(), Rejection>,
+    ) -> Result<Applied, Rejection> {
         let shard_ids: Vec<usize> = push
             .families
             .iter()
@@ -116,6 +132,7 @@ impl Aggregator {
         // Validate everything before changing anything.
         let span = tracing::info_span!("validate", series = push.series_count()).entered();
         let mut names: HashSet<&str, FixedState> = HashSet::default();
+        let mut new_families: Vec<&crate::model::Family> = Vec::new();
         let mut keys: HashSet<&[u8], FixedState> = HashSet::default();
         let mut new_series = 0usize;
         for (family, &shard) in push.families.iter().zip(&shard_ids) {
@@ -135,13 +152,17 @@ impl Aggregator {
                     stored: stored.kind.as_str(),
                 });
             }
+            if stored.is_none() {
+                new_families.push(family);
+            }
+            let rule = merge::Rule::of(family.kind, self.settings.gauge_mode);
             keys.clear();
             for s in &family.series {
                 if !keys.insert(&s.key) {
                     return Err(Rejection::invalid(format!(
                         "metric {}: series {} given twice in one push",
                         family.name,
-                        store::describe_key(&s.key)
+                        labels::describe(&s.key)
                     )));
                 }
                 match stored.and_then(|f| f.get(&s.key)) {
@@ -153,14 +174,27 @@ impl Aggregator {
                             return Err(Rejection::invalid(format!(
                                 "metric {}: series {} pushed as a {} histogram but stored as a {} one",
                                 family.name,
-                                store::describe_key(&s.key),
+                                labels::describe(&s.key),
                                 histogram_flavour(&s.value),
                                 histogram_flavour(&existing.value),
+                            )));
+                        }
+                        if let Some(why) = merge::refusal(rule, &existing.value, &s.value) {
+                            return Err(Rejection::invalid(format!(
+                                "metric {}: series {}: {why}",
+                                family.name,
+                                labels::describe(&s.key),
                             )));
                         }
                     }
                 }
             }
+        }
+        // Names of new families against every stored family's, and each
+        // other's: held until the push is applied.
+        let mut claims = (!new_families.is_empty()).then(|| self.claims.lock());
+        if let Some(claims) = &claims {
+            check_claims(claims, &new_families)?;
         }
         let stored = self.series.load(Ordering::Relaxed);
         if new_series > 0 && stored + new_series > self.settings.max_series {
@@ -170,6 +204,15 @@ impl Aggregator {
                 limit: self.settings.max_series,
             });
         }
+        commit()?;
+        if let Some(claims) = &mut claims {
+            for f in &new_families {
+                for n in names::claimed(&f.name, f.kind) {
+                    claims.insert(n.into(), f.name.as_str().into());
+                }
+            }
+        }
+        drop(new_families);
         drop(keys);
         drop(names);
         drop(span);
@@ -183,6 +226,7 @@ impl Aggregator {
         }
         self.series.fetch_add(new_series, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
+        drop(claims);
         Ok(Applied {
             series: touched,
             created: new_series,
@@ -197,9 +241,15 @@ impl Aggregator {
     /// many were dropped.
     pub fn delete(&self, matchers: &[(String, String)]) -> usize {
         let mut guards = self.lock_all();
+        let mut claims = self.claims.lock();
         let dropped: usize = guards
             .iter_mut()
-            .map(|g| g.retain_series(|key, _| !labels::contains_all(key, matchers)))
+            .map(|g| {
+                g.retain_series(
+                    |key, _| !labels::contains_all(key, matchers),
+                    |name, kind| unclaim(&mut claims, name, kind),
+                )
+            })
             .sum();
         self.dropped(dropped);
         dropped
@@ -228,7 +278,14 @@ impl Aggregator {
         let dropped = self
             .shards
             .iter()
-            .map(|s| s.lock().retain_series(|_, series| series.touched >= cutoff))
+            .map(|s| {
+                let mut shard = s.lock();
+                shard.retain_series(
+                    |_, series| series.touched >= cutoff,
+                    // Shard lock, then claims: the order pushes take them in.
+                    |name, kind| unclaim(&mut self.claims.lock(), name, kind),
+                )
+            })
             .sum();
         self.dropped(dropped);
         dropped
@@ -255,8 +312,9 @@ impl Aggregator {
         let mut guards = self.lock_all();
         let dropped: usize = guards
             .iter_mut()
-            .map(|g| g.retain_series(|_, _| false))
+            .map(|g| g.retain_series(|_, _| false, |_, _| {}))
             .sum();
+        self.claims.lock().clear();
         self.dropped(dropped);
         dropped
     }
@@ -290,6 +348,38 @@ impl Aggregator {
             .collect();
         families.sort_unstable_by(|a, b| a.0.cmp(b.0));
         f(&families, generation)
+    }
+}
+
+/// Refuses new families whose names meet a stored family's (in `claims`)
+/// or each other's.
+fn check_claims(
+    claims: &HashMap<Box<str>, Box<str>, FixedState>,
+    new: &[&crate::model::Family],
+) -> Result<(), Rejection> {
+    let mut pushed: HashMap<String, &str, FixedState> = HashMap::default();
+    for f in new {
+        for n in names::claimed(&f.name, f.kind) {
+            let other = claims
+                .get(n.as_str())
+                .map(|o| (&**o, "stored"))
+                .or_else(|| pushed.get(&n).map(|o| (*o, "pushed")));
+            if let Some((other, where_)) = other {
+                return Err(Rejection::invalid(format!(
+                    "metric {} ({}) clashes with the {where_} metric {other}: both would write {n} in a scrape",
+                    f.name,
+                    f.kind.as_str(),
+                )));
+            }
+            pushed.insert(n, &f.name);
+        }
+    }
+    Ok(())
+}
+
+fn unclaim(claims: &mut HashMap<Box<str>, Box<str>, FixedState>, name: &str, kind: Kind) {
+    for n in names::claimed(name, kind) {
+        claims.remove(n.as_str());
     }
 }
 

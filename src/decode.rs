@@ -96,10 +96,14 @@ pub(crate) fn check_scalar(kind: Kind, v: f64, opts: &Options<'_>) -> Result<(),
     }
 }
 
-/// Checks a summary's `_count` and `_sum`; returns the reason.
+/// Checks a summary's `_count` and `_sum`; returns the reason. The count
+/// must be a whole number protobuf's `uint64` holds, as a scrape in
+/// protobuf (and a snapshot) writes it so.
 pub(crate) fn check_summary(count: f64, sum: f64) -> Result<(), String> {
-    if !crate::model::is_count(count) {
-        return Err(format!("_count is {count}, not a count"));
+    if !crate::model::is_count(count) || count.fract() != 0.0 || count >= 1.8446744073709552e19 {
+        return Err(format!(
+            "_count is {count}, not a count (a whole number of observations)"
+        ));
     }
     if sum.is_nan() {
         return Err("_sum is NaN".into());

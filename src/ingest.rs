@@ -2,6 +2,10 @@
 //! decode, then validate-and-apply, each in its own span. HTTP and gRPC
 //! differ only in how they get the bytes or messages to `decode`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
+
 use tracing::info_span;
 
 use crate::Gateway;
@@ -19,12 +23,82 @@ pub struct Ingested {
     pub samples: usize,
 }
 
+/// When a request must have its answer (`--request-timeout` after it
+/// arrived); in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+/// A push's one decision: applied, or answered as timed out (or never
+/// answered, its caller gone), never both. The aggregator asks
+/// [`Ticket::commit`] under its locks just before changing anything; once
+/// it says yes the push is applied and answered as such, and once the
+/// deadline has passed or the request was dropped it says no for good.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    deadline: Option<Instant>,
+    state: Arc<AtomicU8>,
+}
+
+const PENDING: u8 = 0;
+const COMMITTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Held by the request's future: dropping it (the client went away, or a
+/// layer gave up on the request) abandons a push not yet committed.
+#[derive(Debug)]
+pub struct TicketGuard(Arc<AtomicU8>);
+
+impl Drop for TicketGuard {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+impl Ticket {
+    /// A ticket valid until `deadline` (none: no deadline), and the guard
+    /// that abandons it when dropped.
+    pub fn new(deadline: Option<Instant>) -> (Ticket, TicketGuard) {
+        let state = Arc::new(AtomicU8::new(PENDING));
+        (
+            Ticket {
+                deadline,
+                state: state.clone(),
+            },
+            TicketGuard(state),
+        )
+    }
+
+    /// Yes (once) if the deadline has not passed and the request is still
+    /// waiting for its answer; else [`Rejection::Timeout`], for good.
+    pub fn commit(&self) -> Result<(), Rejection> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = self.state.compare_exchange(
+                PENDING,
+                ABANDONED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        match self
+            .state
+            .compare_exchange(PENDING, COMMITTED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Rejection::Timeout),
+        }
+    }
+}
+
 impl Gateway {
     /// Decodes a push with `decode` under these path (or request) labels and
-    /// applies it all or nothing.
+    /// applies it all or nothing, if `ticket` still allows it once the push
+    /// is validated.
     pub fn ingest(
         &self,
         path_labels: Vec<(String, String)>,
+        ticket: &Ticket,
         decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
     ) -> Result<Ingested, Rejection> {
         let config = self.config();
@@ -57,7 +131,7 @@ impl Gateway {
             )));
         }
         let samples = push.sample_count();
-        let applied = self.aggregator().apply(push)?;
+        let applied = self.aggregator().apply_if(push, || ticket.commit())?;
         Ok(Ingested {
             series: applied.series,
             samples,

@@ -60,7 +60,10 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         .layer(HandleErrorLayer::new(admission::error))
         .load_shed()
         .concurrency_limit(config.max_in_flight)
-        .timeout(config.request_timeout)
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            admission::deadline,
+        ))
         // Credentials before any body is read, by the route's scope; then
         // whether the request fits its route (path, method, content type).
         .layer(ValidateRequestHeaderLayer::custom(Auth::new(

@@ -7,6 +7,7 @@
 //! allocation for its identity and the aggregator hashes and compares bytes.
 
 pub mod labels;
+pub mod names;
 pub mod native;
 
 pub use labels::{LabelRules, SeriesKey};
@@ -99,10 +100,6 @@ pub struct Family {
     pub help: String,
     /// The metric type.
     pub kind: Kind,
-    /// This family holds `<name>_created` timestamps that a client library
-    /// emitted beside a counter, histogram or summary in text 0.0.4: they keep
-    /// the earliest value and are never summed (SPEC §4).
-    pub created_timestamps: bool,
     /// The family's series; each key at most once.
     pub series: Vec<Series>,
 }
@@ -114,8 +111,52 @@ pub struct Series {
     pub key: SeriesKey,
     /// The pushed value.
     pub value: Value,
-    /// The creation timestamp (seconds) a client library sent with it, if any.
-    pub created: Option<f64>,
+    /// The creation timestamp a client library sent with it, if any.
+    pub created: Option<Created>,
+}
+
+/// A creation timestamp in nanoseconds since the Unix epoch. Integral, so it
+/// goes through protobuf's `Timestamp` (and so a snapshot) unchanged; the
+/// earliest pushed is kept, never a sum.
+pub type Created = i64;
+
+const NANOS: i64 = 1_000_000_000;
+
+/// A creation timestamp given in seconds (text formats); refused when not
+/// finite or outside the years 1678..2262 that nanoseconds in an `i64` hold.
+pub fn created_from_seconds(secs: f64) -> Result<Created, String> {
+    let whole = secs.floor();
+    // 9.2e9 s is the i64 nanosecond range.
+    if !(-9.2e9..9.2e9).contains(&whole) {
+        return Err(format!("creation timestamp {secs} is out of range"));
+    }
+    let nanos = ((secs - whole) * 1e9).round() as i64;
+    (whole as i64)
+        .checked_mul(NANOS)
+        .and_then(|n| n.checked_add(nanos))
+        .ok_or_else(|| format!("creation timestamp {secs} is out of range"))
+}
+
+/// A creation timestamp given as protobuf `Timestamp` parts; refused when
+/// the nanoseconds are outside 0..1e9 or the time outside the `i64` range.
+pub fn created_from_parts(secs: i64, nanos: i64) -> Result<Created, String> {
+    if !(0..NANOS).contains(&nanos) {
+        return Err(format!("creation timestamp has {nanos} nanoseconds"));
+    }
+    secs.checked_mul(NANOS)
+        .and_then(|n| n.checked_add(nanos))
+        .ok_or_else(|| format!("creation timestamp {secs} s is out of range"))
+}
+
+/// A creation timestamp as protobuf `Timestamp` parts `(seconds, nanos)`.
+pub fn created_parts(created: Created) -> (i64, i32) {
+    (created.div_euclid(NANOS), created.rem_euclid(NANOS) as i32)
+}
+
+/// A creation timestamp in seconds, for the text formats.
+pub fn created_seconds(created: Created) -> f64 {
+    let (secs, nanos) = created_parts(created);
+    secs as f64 + f64::from(nanos) / 1e9
 }
 
 /// A series' value; which variant is fixed by the family's [`Kind`].

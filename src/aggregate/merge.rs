@@ -13,15 +13,12 @@ pub(crate) enum Rule {
     Last,
     /// Gauges in `max` mode.
     Max,
-    /// Gauges in `min` mode, and creation timestamps.
+    /// Gauges in `min` mode.
     Min,
 }
 
 impl Rule {
-    pub(crate) fn of(kind: Kind, created_timestamps: bool, gauge_mode: GaugeMode) -> Rule {
-        if created_timestamps {
-            return Rule::Min;
-        }
+    pub(crate) fn of(kind: Kind, gauge_mode: GaugeMode) -> Rule {
         match (kind, gauge_mode) {
             (Kind::Gauge, GaugeMode::Last) => Rule::Last,
             (Kind::Gauge, GaugeMode::Max) => Rule::Max,
@@ -32,7 +29,12 @@ impl Rule {
 }
 
 /// Merges a pushed value into a stored series of the same kind.
-pub(crate) fn merge(rule: Rule, stored: &mut StoredSeries, pushed: Value, created: Option<f64>) {
+pub(crate) fn merge(
+    rule: Rule,
+    stored: &mut StoredSeries,
+    pushed: Value,
+    created: Option<crate::model::Created>,
+) {
     stored.created = match (stored.created, created) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -55,6 +57,30 @@ pub(crate) fn merge(rule: Rule, stored: &mut StoredSeries, pushed: Value, create
         // Validation keeps kinds apart; a mismatch cannot reach here.
         _ => {}
     }
+}
+
+/// 2^64: a summary `_count` a protobuf scrape (and so a snapshot) can hold
+/// is below it.
+const SUMMARY_COUNT_LIMIT: f64 = 18_446_744_073_709_551_616.0;
+
+/// Why merging `pushed` into `stored` by `rule` must be refused, if it must:
+/// a sum would become NaN (`+Inf` plus `-Inf`), which no later push could
+/// undo, or a summary count would outgrow what protobuf holds.
+pub(crate) fn refusal(rule: Rule, stored: &Value, pushed: &Value) -> Option<&'static str> {
+    let nan = |a: f64, b: f64| (a + b).is_nan();
+    let poisoned = match (stored, pushed) {
+        (Value::Scalar(a), Value::Scalar(b)) => rule == Rule::Add && nan(*a, *b),
+        (Value::Histogram(a), Value::Histogram(b)) => nan(a.sum, b.sum),
+        (Value::Native(a), Value::Native(b)) => nan(a.sum, b.sum),
+        (Value::Summary { count, sum }, Value::Summary { count: c, sum: s }) => {
+            if count + c >= SUMMARY_COUNT_LIMIT {
+                return Some("the summary _count would exceed 2^64");
+            }
+            nan(*sum, *s)
+        }
+        _ => false,
+    };
+    poisoned.then_some("adding this push would make the sum NaN (+Inf and -Inf)")
 }
 
 /// Adds histogram `b` into `a`. Buckets become the union of both bounds; at

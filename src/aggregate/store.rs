@@ -25,8 +25,6 @@ pub struct StoredFamily {
     pub kind: Kind,
     /// The first non-empty `# HELP` text pushed.
     pub help: String,
-    /// Holds `<name>_created` timestamps: earliest value kept.
-    pub created_timestamps: bool,
     series: IndexMap<SeriesKey, StoredSeries, FixedState>,
     sorted: bool,
     /// The family rendered in each scrape format (indexed by
@@ -44,7 +42,7 @@ pub struct StoredSeries {
     /// The aggregated value.
     pub value: Value,
     /// The earliest creation timestamp pushed, if any.
-    pub created: Option<f64>,
+    pub created: Option<crate::model::Created>,
     /// When it was last pushed to, in seconds of the aggregate's clock
     /// (for `--series-ttl`).
     pub touched: u32,
@@ -78,7 +76,6 @@ impl Shard {
             .or_insert_with(|| StoredFamily {
                 kind: family.kind,
                 help: String::new(),
-                created_timestamps: false,
                 series: IndexMap::default(),
                 sorted: true,
                 rendered: Rendered::default(),
@@ -87,8 +84,7 @@ impl Shard {
         if stored.help.is_empty() && !family.help.is_empty() {
             stored.help = family.help;
         }
-        stored.created_timestamps |= family.created_timestamps;
-        let rule = merge::Rule::of(stored.kind, stored.created_timestamps, settings.gauge_mode);
+        let rule = merge::Rule::of(stored.kind, settings.gauge_mode);
         stored.series.reserve(family.series.len());
         for s in family.series {
             match stored.series.get_mut(&*s.key) {
@@ -116,19 +112,24 @@ impl Shard {
     }
 
     /// Keeps the series `keep` says yes to, dropping emptied families;
-    /// returns how many series were dropped.
+    /// returns how many series were dropped, and calls `gone` with the name
+    /// and kind of each family dropped.
     pub(crate) fn retain_series(
         &mut self,
         mut keep: impl FnMut(&[u8], &StoredSeries) -> bool,
+        mut gone: impl FnMut(&str, Kind),
     ) -> usize {
         let mut dropped = 0;
-        self.families.retain(|_, f| {
+        self.families.retain(|name, f| {
             let before = f.series.len();
             // `retain` keeps the relative order, so a sorted family stays sorted.
             f.series.retain(|k, s| keep(k, s));
             if f.series.len() != before {
                 dropped += before - f.series.len();
                 f.rendered = Rendered::default();
+            }
+            if f.series.is_empty() {
+                gone(name, f.kind);
             }
             !f.series.is_empty()
         });
@@ -143,14 +144,4 @@ impl Shard {
             }
         }
     }
-}
-
-/// A key as `{a="1",b="2"}` for error messages.
-pub(crate) fn describe_key(key: &[u8]) -> String {
-    let mut out = Vec::new();
-    crate::encode::text::write_labels(&mut out, key, None);
-    if out.is_empty() {
-        return "{}".into();
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -92,8 +92,14 @@ fn gauge_modes_and_created() {
         a.apply(push("# TYPE g gauge\ng 2\n# TYPE x_total counter\nx_total 1\n# TYPE x_created gauge\nx_created 10\n")).unwrap();
         let out = render(&a);
         assert!(out.contains(&format!("\ng {want}\n")), "{mode:?}: {out}");
-        assert!(out.contains("\nx_created 10\n"), "{out}");
         assert!(out.contains("\nx_total 2\n"), "{out}");
+        // The `x_created` family is the counter's creation time, earliest kept.
+        assert!(!out.contains("x_created"), "{out}");
+        let created = a.read(|families| {
+            let (_, x) = families.iter().find(|(n, _)| *n == "x_total").unwrap();
+            x.series().next().unwrap().1.created
+        });
+        assert_eq!(created, Some(10_000_000_000));
     }
 }
 
@@ -157,7 +163,6 @@ fn to_push(name: &str, h: &Histogram) -> Push {
             name: name.into(),
             help: String::new(),
             kind: crate::model::Kind::Histogram,
-            created_timestamps: false,
             series: vec![crate::model::Series {
                 key: Box::default(),
                 value: Value::Histogram(h.clone()),

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 
 use crate::error::Rejection;
-use crate::model::labels::is_label_name;
+use crate::model::labels::{is_label_name, is_reserved_label};
 
 /// Parses what follows `/metrics` in a raw (percent-encoded) request path
 /// into label pairs. `""` and `"/"` give no labels.
@@ -31,9 +31,14 @@ pub fn parse(raw: &str) -> Result<Vec<(String, String)>, Rejection> {
             Some(n) => (n.to_string(), base64_value(n, &value)?),
             None => (name, value),
         };
-        if !is_label_name(&name) {
+        if !is_label_name(&name) || is_reserved_label(&name) {
             return Err(Rejection::invalid(format!(
-                "invalid label name {name:?} in push path"
+                "invalid label name {name:?} in push path{}",
+                if is_reserved_label(&name) {
+                    " (names starting with __ are reserved)"
+                } else {
+                    ""
+                }
             )));
         }
         if labels.iter().any(|(n, _)| *n == name) {

@@ -15,7 +15,10 @@ use prost::Message;
 use super::{Options, check_scalar, check_summary};
 use crate::error::Rejection;
 use crate::model::labels::is_metric_name;
-use crate::model::{Bucket, Family, Histogram, Kind, NativeHistogram, Push, Series, Value};
+use crate::model::{
+    Bucket, Created, Family, Histogram, Kind, NativeHistogram, Push, Series, Value,
+    created_from_parts,
+};
 use crate::pb::io::prometheus::client as pb;
 use wire::{Reader, Wire};
 
@@ -94,7 +97,7 @@ pub fn family(
         let value =
             metric(m, kind, &mut labels).map_err(|e| fail(format!("malformed metric: {e}")))?;
         opts.labels
-            .write_key(&mut labels, &mut scratch.key)
+            .write_key(kind, &mut labels, &mut scratch.key)
             .map_err(&fail)?;
         let (value, created) = metric_value(kind, value, opts).map_err(&fail)?;
         series.push(Series {
@@ -110,7 +113,6 @@ pub fn family(
         name: name.to_string(),
         help: help.to_string(),
         kind,
-        created_timestamps: false,
         series,
     }))
 }
@@ -120,7 +122,7 @@ enum Sub {
     /// Counter, gauge or untyped: read straight off the wire.
     Scalar {
         value: f64,
-        created: Option<f64>,
+        created: Option<crate::model::Created>,
     },
     Summary(pb::Summary),
     Histogram(Box<pb::Histogram>),
@@ -130,25 +132,26 @@ enum Sub {
 /// (double) in all three; a counter's `created_timestamp` is field 3. The
 /// exemplar (counter field 2) is skipped. Read by hand rather than by prost:
 /// it is the one message every counter sample carries.
-fn scalar(bytes: &[u8]) -> Result<Sub, &'static str> {
+fn scalar(bytes: &[u8]) -> Result<Sub, String> {
     let (mut value, mut created) = (0.0, None);
     let mut r = Reader::new(bytes);
     while let Some((field, w)) = r.field()? {
         match (field, w) {
             (1, Wire::Fixed64(bits)) => value = f64::from_bits(bits),
             (3, Wire::Bytes(ts)) => {
-                let (mut secs, mut nanos) = (0i64, 0i32);
+                let (mut secs, mut nanos) = (0i64, 0i64);
                 let mut t = Reader::new(ts);
                 while let Some((f, w)) = t.field()? {
                     match (f, w) {
                         (1, Wire::Varint(v)) => secs = v as i64,
-                        (2, Wire::Varint(v)) => nanos = v as i32,
+                        // int32 on the wire: sign-extended to 64 bits.
+                        (2, Wire::Varint(v)) => nanos = v as i64,
                         _ => {}
                     }
                 }
-                created = Some(secs as f64 + f64::from(nanos) / 1e9);
+                created = Some(created_from_parts(secs, nanos)?);
             }
-            (1, _) => return Err("value is not a double"),
+            (1, _) => return Err("value is not a double".into()),
             _ => {}
         }
     }
@@ -199,16 +202,17 @@ fn metric<'a>(
     Ok(value)
 }
 
-fn seconds(ts: &Option<prost_types::Timestamp>) -> Option<f64> {
+fn created(ts: &Option<prost_types::Timestamp>) -> Result<Option<Created>, String> {
     ts.as_ref()
-        .map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
+        .map(|t| created_from_parts(t.seconds, i64::from(t.nanos)))
+        .transpose()
 }
 
 fn metric_value(
     kind: Kind,
     sub: Option<Sub>,
     opts: &Options<'_>,
-) -> Result<(Value, Option<f64>), String> {
+) -> Result<(Value, Option<Created>), String> {
     let missing = || {
         format!(
             "type {} but the metric has no {} field",
@@ -225,10 +229,13 @@ fn metric_value(
         Sub::Summary(s) => {
             let (count, sum) = (s.sample_count() as f64, s.sample_sum());
             check_summary(count, sum)?;
-            Ok((Value::Summary { count, sum }, seconds(&s.created_timestamp)))
+            Ok((
+                Value::Summary { count, sum },
+                created(&s.created_timestamp)?,
+            ))
         }
         Sub::Histogram(h) => {
-            let created = seconds(&h.created_timestamp);
+            let created = created(&h.created_timestamp)?;
             let count = if h.sample_count_float() > 0.0 {
                 h.sample_count_float()
             } else {
@@ -293,6 +300,14 @@ fn native(h: &pb::Histogram, count: f64) -> Result<NativeHistogram, String> {
         )?,
     };
     n.validate()?;
+    // Prometheus refuses an integer histogram whose count is not the sum of
+    // its buckets (and so would refuse our scrape of it).
+    if !float && h.sample_count_float() == 0.0 && !n.counts_add_up() {
+        return Err(format!(
+            "native histogram count {} is not the sum of its buckets and zero bucket",
+            n.count
+        ));
+    }
     Ok(n)
 }
 
@@ -379,7 +394,7 @@ mod tests {
         let push = delimited(&mf.encode_length_delimited_to_vec(), &opts).unwrap();
         let s = &push.families[0].series[0];
         assert_eq!(s.value, Value::Scalar(2.5));
-        assert_eq!(s.created, Some(1_700_000_000.5));
+        assert_eq!(s.created, Some(1_700_000_000_500_000_000));
         assert_eq!(push.families[0].help, "help");
     }
 }

@@ -22,7 +22,7 @@ use hashbrown::HashTable;
 use super::{Options, check_scalar, check_summary};
 use crate::error::Rejection;
 use crate::model::labels::is_metric_name;
-use crate::model::{Bucket, Family, Histogram, Kind, Push, Series, Value};
+use crate::model::{Bucket, Family, Histogram, Kind, Push, Series, Value, created_from_seconds};
 
 /// Which text format a body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,19 +299,12 @@ impl<'a> FamilyBuilder<'a> {
         idx
     }
 
-    fn find_or_add(&mut self, key: &[u8], line: usize) -> usize {
-        if let Some(last) = self.series.last()
-            && *last.key == *key
-        {
-            return self.series.len() - 1;
+    /// The series with this key, if the family holds it.
+    fn find(&mut self, key: &[u8]) -> Option<usize> {
+        if self.series.len() < 8 && self.index.is_none() {
+            return self.series.iter().position(|s| *s.key == *key);
         }
         if self.index.is_none() {
-            if self.series.len() < 8 {
-                if let Some(i) = self.series.iter().position(|s| *s.key == *key) {
-                    return i;
-                }
-                return self.new_series(key, line);
-            }
             let mut index = HashTable::with_capacity(self.series.len() * 2);
             for (i, s) in self.series.iter().enumerate() {
                 index.insert_unique(hash_key(&s.key), i, |&j| hash_key(&self.series[j].key));
@@ -319,12 +312,19 @@ impl<'a> FamilyBuilder<'a> {
             self.index = Some(index);
         }
         let series = &self.series;
-        let found = self
-            .index
+        self.index
             .as_ref()
             .and_then(|index| index.find(hash_key(key), |&i| *series[i].key == *key))
-            .copied();
-        match found {
+            .copied()
+    }
+
+    fn find_or_add(&mut self, key: &[u8], line: usize) -> usize {
+        if let Some(last) = self.series.last()
+            && *last.key == *key
+        {
+            return self.series.len() - 1;
+        }
+        match self.find(key) {
             Some(i) => i,
             None => self.new_series(key, line),
         }
@@ -592,9 +592,10 @@ impl<'a> Parser<'a, '_> {
             }
             _ => {}
         }
+        let kind = self.families[fi].kind;
         self.opts
             .labels
-            .write_key(&mut self.labels, &mut self.key)
+            .write_key(kind, &mut self.labels, &mut self.key)
             .map_err(|e| format!("metric {name}: {e}"))?;
         let f = &mut self.families[fi];
         f.has_samples = true;
@@ -625,20 +626,74 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    fn finish(self) -> Result<Push, Rejection> {
-        let created_bases: Vec<String> = self
+    /// The name a client library gives the creation timestamps of a
+    /// counter, histogram or summary family in text 0.0.4 (`<base>_created`,
+    /// a gauge family of its own); `None` for other families.
+    fn created_name(f: &FamilyBuilder<'_>) -> Option<String> {
+        let base = match (f.kind, f.naming) {
+            (Kind::Counter, Naming::Exact) => f.name.strip_suffix("_total").unwrap_or(f.name),
+            (Kind::Counter | Kind::Histogram | Kind::Summary, _) => f.name,
+            _ => return None,
+        };
+        Some(format!("{base}_created"))
+    }
+
+    /// Moves the values of `<base>_created` gauge families into the
+    /// `created` of the series they belong to, so that they are stored as
+    /// creation timestamps (earliest kept) and never appear as a family of
+    /// their own, which OpenMetrics forbids beside `<base>`. A timestamp for
+    /// a series the push does not hold is refused.
+    fn fold_created(&mut self) -> Result<Vec<bool>, Rejection> {
+        let mut folded = vec![false; self.families.len()];
+        let owners: HashMap<String, usize> = self
             .families
             .iter()
-            .filter(|f| f.has_samples && f.kind != Kind::Gauge && f.kind != Kind::Untyped)
-            .map(|f| match (f.kind, f.naming) {
-                (Kind::Counter, Naming::Exact) => f.name.strip_suffix("_total").unwrap_or(f.name),
-                _ => f.name,
-            })
-            .map(|base| format!("{base}_created"))
+            .enumerate()
+            .filter(|(_, f)| f.has_samples)
+            .filter_map(|(i, f)| Some((Self::created_name(f)?, i)))
             .collect();
+        if owners.is_empty() {
+            return Ok(folded);
+        }
+        for (i, is_folded) in folded.iter_mut().enumerate() {
+            let f = &self.families[i];
+            let timestamps = f.has_samples
+                && matches!(f.kind, Kind::Gauge | Kind::Untyped)
+                && f.naming == Naming::Exact;
+            let Some(&owner) = timestamps.then(|| owners.get(f.name)).flatten() else {
+                continue;
+            };
+            *is_folded = true;
+            let name = f.name;
+            let series = std::mem::take(&mut self.families[i].series);
+            let target = &mut self.families[owner];
+            for s in series {
+                let at = |reason: String| Rejection::Line {
+                    line: s.line,
+                    reason: format!("metric {name}: {reason}"),
+                };
+                let Some(si) = target.find(&s.key) else {
+                    return Err(at(format!(
+                        "creation timestamp for series {} that metric {} does not hold in this push",
+                        crate::model::labels::describe(&s.key),
+                        target.name
+                    )));
+                };
+                let slot = &mut target.series[si].created;
+                if slot.is_some() {
+                    return Err(at("creation timestamp given twice".into()));
+                }
+                *slot = s.value;
+            }
+        }
+        Ok(folded)
+    }
+
+    fn finish(mut self) -> Result<Push, Rejection> {
+        let folded = self.fold_created()?;
         let mut families = Vec::with_capacity(self.families.len());
-        for f in self.families {
-            if !f.has_samples {
+        for (f, folded) in self.families.into_iter().zip(folded) {
+            if !f.has_samples || folded {
                 continue;
             }
             let name = match f.naming {
@@ -649,8 +704,6 @@ impl<'a> Parser<'a, '_> {
             if !is_metric_name(&name) {
                 return Err(Rejection::invalid(format!("invalid metric name {name:?}")));
             }
-            let created_timestamps =
-                matches!(f.kind, Kind::Gauge | Kind::Untyped) && created_bases.contains(&name);
             let mut series = Vec::with_capacity(f.series.len());
             for s in f.series {
                 let at = |reason: String| Rejection::Line {
@@ -662,9 +715,7 @@ impl<'a> Parser<'a, '_> {
                         let v = s
                             .value
                             .ok_or_else(|| at("_created without its sample".into()))?;
-                        if !created_timestamps {
-                            check_scalar(f.kind, v, self.opts).map_err(at)?;
-                        }
+                        check_scalar(f.kind, v, self.opts).map_err(at)?;
                         Value::Scalar(v)
                     }
                     Kind::Histogram => Value::Histogram(
@@ -676,17 +727,21 @@ impl<'a> Parser<'a, '_> {
                         Value::Summary { count, sum }
                     }
                 };
+                let created = s
+                    .created
+                    .map(created_from_seconds)
+                    .transpose()
+                    .map_err(at)?;
                 series.push(Series {
                     key: s.key,
                     value,
-                    created: s.created,
+                    created,
                 });
             }
             families.push(Family {
                 name,
                 help: f.help.map(Cow::into_owned).unwrap_or_default(),
                 kind: f.kind,
-                created_timestamps,
                 series,
             });
         }

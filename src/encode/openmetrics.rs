@@ -6,7 +6,7 @@ use super::float::write_openmetrics;
 use super::text::write_labels;
 use super::write_escaped;
 use crate::aggregate::StoredFamily;
-use crate::model::{Kind, Value};
+use crate::model::{Kind, Value, created_seconds};
 
 /// Appends the families in OpenMetrics text, each from its cached rendering
 /// when it did not change since the last scrape.
@@ -77,7 +77,7 @@ fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
                 }
             }
             if let Some(c) = s.created {
-                sample(out, base, b"_created", key, None, c);
+                sample(out, base, b"_created", key, None, created_seconds(c));
             }
         }
     }

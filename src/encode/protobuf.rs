@@ -4,7 +4,7 @@
 use prost::Message;
 
 use crate::aggregate::StoredFamily;
-use crate::model::{Kind, Value, labels};
+use crate::model::{Created, Kind, Value, created_parts, labels};
 use crate::pb::io::prometheus::client as pb;
 
 /// Appends the families as delimited protobuf messages, each from its
@@ -154,9 +154,9 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, s: &crate::aggregate::StoredSeries
 }
 
 /// A `google.protobuf.Timestamp` field (proto3: zero parts left out).
-fn created(out: &mut Vec<u8>, field: u8, secs: Option<f64>) {
-    let Some(secs) = secs else { return };
-    let t = timestamp(secs);
+fn created(out: &mut Vec<u8>, field: u8, at: Option<Created>) {
+    let Some(at) = at else { return };
+    let t = timestamp(at);
     let (s, n) = (t.seconds as u64, t.nanos as i64 as u64);
     // proto3 fields: a zero is left out.
     let field_len = |v: u64| if v == 0 { 0 } else { 1 + varint_len(v) };
@@ -260,13 +260,10 @@ fn native_to_proto(
     h: &crate::model::NativeHistogram,
     created: Option<prost_types::Timestamp>,
 ) -> pb::Histogram {
+    // Integer form only when Prometheus will take it: whole counts (small
+    // enough for exact deltas) that add up to the count; else float form.
     let integral = |c: f64| c.fract() == 0.0 && (0.0..9e15).contains(&c);
-    let all_integral = integral(h.count)
-        && integral(h.zero_count)
-        && h.positive
-            .iter()
-            .chain(&h.negative)
-            .all(|&(_, c)| integral(c));
+    let all_integral = integral(h.count) && h.counts_add_up();
     let (positive_span, pos) = spans(&h.positive);
     let (negative_span, neg) = spans(&h.negative);
     let mut out = pb::Histogram {
@@ -301,12 +298,15 @@ fn native_to_proto(
 
 fn spans(buckets: &[(i32, f64)]) -> (Vec<pb::BucketSpan>, Vec<f64>) {
     let mut spans: Vec<pb::BucketSpan> = Vec::new();
-    let mut next = 0i32;
+    // Indices are within ±MAX_INDEX (checked on input, kept by merges), so
+    // every gap fits an i32; the arithmetic is i64 all the same.
+    let mut next = 0i64;
     for (n, &(i, _)) in buckets.iter().enumerate() {
+        let i = i64::from(i);
         match spans.last_mut() {
             Some(s) if n > 0 && i == next => s.length = Some(s.length.unwrap_or(0) + 1),
             _ => spans.push(pb::BucketSpan {
-                offset: Some(if n == 0 { i } else { i - next }),
+                offset: Some(if n == 0 { i } else { i - next } as i32),
                 length: Some(1),
             }),
         }
@@ -337,12 +337,9 @@ fn split_count(c: f64) -> (Option<u64>, Option<f64>) {
     }
 }
 
-fn timestamp(secs: f64) -> prost_types::Timestamp {
-    let s = secs.floor();
-    prost_types::Timestamp {
-        seconds: s as i64,
-        nanos: ((secs - s) * 1e9).round().min(999_999_999.0) as i32,
-    }
+fn timestamp(at: Created) -> prost_types::Timestamp {
+    let (seconds, nanos) = created_parts(at);
+    prost_types::Timestamp { seconds, nanos }
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use std::panic::AssertUnwindSafe;
 
+use std::time::{Duration, Instant};
+
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -12,7 +14,10 @@ use futures_util::FutureExt;
 use tower::BoxError;
 use tower_http::validate_request::ValidateRequest;
 
+use super::routing::matched;
 use crate::error::{Rejection, is_grpc};
+use crate::ingest::Deadline;
+use crate::routes::Handler;
 
 fn grpc_headers(headers: &HeaderMap) -> bool {
     headers
@@ -20,18 +25,42 @@ fn grpc_headers(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// Maps the errors of tower's load-shed, concurrency-limit and timeout
-/// layers to rejections.
+/// Maps the errors of tower's load-shed and concurrency-limit layers to
+/// rejections.
 pub async fn error(headers: HeaderMap, err: BoxError) -> Response {
-    let rejection = if err.is::<tower::timeout::error::Elapsed>() {
-        Rejection::Timeout
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
+    let rejection = if err.is::<tower::load_shed::error::Overloaded>() {
         Rejection::Overloaded
     } else {
         tracing::error!("request failed: {err}");
         Rejection::Internal
     };
     rejection.respond(grpc_headers(&headers))
+}
+
+/// Bounds each request's time by `--request-timeout`: a request still
+/// running at its deadline is dropped and answered 408 / DEADLINE_EXCEEDED.
+/// Pushes are the exception: they get the deadline in their extensions and
+/// answer by it themselves, because dropping a push whose work runs on a
+/// blocking thread would answer "timed out" and apply it anyway; they
+/// instead decide once, under the aggregate's locks, to apply or to time
+/// out (see [`crate::ingest::Ticket`]).
+pub async fn deadline(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
+    let at = Instant::now() + timeout;
+    req.extensions_mut().insert(Deadline(at));
+    let answers_itself = matched(&req).is_some_and(|r| {
+        matches!(
+            r.handler,
+            Handler::Push | Handler::GrpcPush | Handler::GrpcPushStream
+        )
+    });
+    if answers_itself {
+        return next.run(req).await;
+    }
+    let grpc = is_grpc(&req);
+    match tokio::time::timeout_at(at.into(), next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => Rejection::Timeout.respond(grpc),
+    }
 }
 
 /// Turns a panic below into a 500 (INTERNAL for gRPC). Our own layer rather

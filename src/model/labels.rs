@@ -23,6 +23,38 @@ pub fn is_label_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// Whether `name` is reserved for Prometheus' own use (`__name__`,
+/// `__address__`...): a label a sender may not set, as a scraper would drop
+/// or misread it.
+pub fn is_reserved_label(name: &str) -> bool {
+    name.starts_with("__")
+}
+
+/// The label the exposition formats write themselves on a family of `kind`
+/// (`le` on histogram buckets, `quantile` on summary quantiles): a series
+/// of that family may not carry it, or a bucket would get it twice.
+pub fn format_label(kind: super::Kind) -> Option<&'static str> {
+    match kind {
+        super::Kind::Histogram => Some("le"),
+        super::Kind::Summary => Some("quantile"),
+        _ => None,
+    }
+}
+
+/// Checks a label name a sender gave: valid and not reserved.
+fn check_name(name: &str) -> Result<(), String> {
+    if !is_label_name(name) {
+        return Err(format!("invalid label name {:?}", truncate(name)));
+    }
+    if is_reserved_label(name) {
+        return Err(format!(
+            "label name {} is reserved (names starting with __ are Prometheus' own)",
+            truncate(name)
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn is_metric_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -54,9 +86,7 @@ impl LabelRules {
         limits: super::Limits,
     ) -> Result<LabelRules, String> {
         for (name, value) in &fixed {
-            if !is_label_name(name) {
-                return Err(format!("invalid label name {name:?}"));
-            }
+            check_name(name)?;
             check_lengths(name, value, &limits)?;
         }
         fixed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -73,11 +103,13 @@ impl LabelRules {
         })
     }
 
-    /// Writes the key of a series with these body labels into `out` (cleared
-    /// first). Sorts `labels` in place. On error (a name invalid or given
-    /// twice) returns the reason, without the metric name.
+    /// Writes the key of a series of a family of `kind` with these body
+    /// labels into `out` (cleared first). Sorts `labels` in place. On error
+    /// (a name invalid, reserved, given twice, or the label the format
+    /// writes for `kind`) returns the reason, without the metric name.
     pub fn write_key<N: AsRef<str>, V: AsRef<str>>(
         &self,
+        kind: super::Kind,
         labels: &mut [(N, V)],
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
@@ -92,12 +124,21 @@ impl LabelRules {
         }
         for (i, (name, value)) in labels.iter().enumerate() {
             let name = name.as_ref();
-            if !is_label_name(name) {
-                return Err(format!("invalid label name {:?}", truncate(name)));
-            }
+            check_name(name)?;
             check_lengths(name, value.as_ref(), &self.limits)?;
             if i > 0 && labels[i - 1].0.as_ref() == name {
                 return Err(format!("label {name} given twice"));
+            }
+        }
+        if let Some(own) = format_label(kind) {
+            let given = |n: &str| n == own;
+            if labels.iter().any(|(n, _)| given(n.as_ref()))
+                || self.fixed.iter().any(|(n, _)| given(n))
+            {
+                return Err(format!(
+                    "label {own} is written by the format on a {} and may not be given",
+                    kind.as_str()
+                ));
             }
         }
         // Merge the two sorted lists; a fixed label wins over a body label.
@@ -224,6 +265,20 @@ impl<'a> Iterator for Pairs<'a> {
         };
         Some((name, value))
     }
+}
+
+/// A key as `{a="1",b="2"}` (`{}` when empty), for error messages.
+pub fn describe(key: &[u8]) -> String {
+    let pairs: Vec<String> = pairs(key)
+        .map(|(n, v)| {
+            format!(
+                "{}={:?}",
+                String::from_utf8_lossy(n),
+                String::from_utf8_lossy(&v)
+            )
+        })
+        .collect();
+    format!("{{{}}}", pairs.join(","))
 }
 
 /// Whether the key's labels include every pair of `matchers` (names sorted

@@ -25,18 +25,26 @@ pub struct NativeHistogram {
 /// Lowest and highest schema Prometheus accepts for exponential buckets.
 pub const SCHEMAS: std::ops::RangeInclusive<i32> = -4..=8;
 
+/// Largest bucket index magnitude accepted. Every finite observation falls
+/// in a bucket within ±1075·2^8 at schema 8 (the finest); bounding indices
+/// keeps every gap between two buckets, and so every span offset written in
+/// a scrape, well inside `i32`, however buckets are merged later.
+pub const MAX_INDEX: i32 = 1 << 20;
+
 fn upper_bound(index: i32, schema: i32) -> f64 {
     ((index as f64) * (-schema as f64).exp2()).exp2()
 }
 
 fn lower_bound(index: i32, schema: i32) -> f64 {
-    upper_bound(index - 1, schema)
+    ((i64::from(index) - 1) as f64 * (-schema as f64).exp2()).exp2()
 }
 
 /// Index of bucket `idx` of `from` in the coarser schema `to` (Prometheus'
-/// `targetIdx`).
+/// `targetIdx`), in `i64` so no index can wrap; the result is no farther
+/// from zero than `idx`.
 fn target_index(idx: i32, from: i32, to: i32) -> i32 {
-    ((idx - 1) >> (from - to)) + 1
+    let shift = (from - to).clamp(0, 31);
+    (((i64::from(idx) - 1) >> shift) + 1) as i32
 }
 
 fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
@@ -141,6 +149,22 @@ impl NativeHistogram {
         self.negative = add_buckets(&self.negative, &other.negative);
     }
 
+    /// Whether every count is a whole number and `count` is exactly the zero
+    /// bucket plus all buckets: what an integer histogram must satisfy.
+    pub fn counts_add_up(&self) -> bool {
+        let whole = |c: f64| c.fract() == 0.0 && (0.0..1.8e19).contains(&c);
+        let mut total: u128 = 0;
+        for c in std::iter::once(self.zero_count)
+            .chain(self.positive.iter().chain(&self.negative).map(|&(_, c)| c))
+        {
+            if !whole(c) {
+                return false;
+            }
+            total += c as u128;
+        }
+        whole(self.count) && total == self.count as u128
+    }
+
     /// Checks what decoding cannot: schema range, counts, sorted indices.
     pub fn validate(&self) -> Result<(), String> {
         if !SCHEMAS.contains(&self.schema) {
@@ -159,6 +183,14 @@ impl NativeHistogram {
             return Err("_sum is NaN".into());
         }
         for side in [&self.positive, &self.negative] {
+            if side
+                .iter()
+                .any(|&(i, _)| !(-MAX_INDEX..=MAX_INDEX).contains(&i))
+            {
+                return Err(format!(
+                    "native histogram bucket index outside ±{MAX_INDEX}"
+                ));
+            }
             if side.iter().any(|&(_, c)| !super::is_count(c)) {
                 return Err("native histogram bucket count is negative or NaN".into());
             }

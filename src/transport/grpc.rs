@@ -5,6 +5,8 @@
 //! as the HTTP push handler.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -18,7 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::Gateway;
 use crate::decode::protobuf::{self, wire};
 use crate::error::Rejection;
-use crate::ingest::{Ingested, run_sized};
+use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
 use crate::model::Push;
 use crate::pb::aggregation_gateway::v1::PushResponse;
 use crate::telemetry::Protocol;
@@ -95,12 +97,15 @@ fn request_labels(bytes: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
 }
 
 impl PushService {
-    async fn apply(&self, req: Bytes) -> Result<Ingested, Rejection> {
+    /// Applies one `PushRequest` unless `deadline` passes first.
+    async fn apply(&self, req: Bytes, deadline: Option<Instant>) -> Result<Ingested, Rejection> {
         let started = Instant::now();
         let gw = self.gateway.clone();
+        // Dropped with this future: a push not applied by then never will be.
+        let (ticket, _guard) = Ticket::new(deadline);
         let result = run_sized(req.len() > BLOCKING_BYTES, move || {
             let labels = request_labels(&req)?;
-            gw.ingest(labels, |opts| decode_request(&req, opts))
+            gw.ingest(labels, &ticket, |opts| decode_request(&req, opts))
         })
         .await;
         self.gateway.telemetry().push(
@@ -118,8 +123,9 @@ impl UnaryService<Bytes> for PushService {
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let this = self.clone();
+        let deadline = deadline_of(req.extensions());
         Box::pin(async move {
-            let done = this.apply(req.into_inner()).await?;
+            let done = this.apply(req.into_inner(), deadline).await?;
             Ok(Response::new(PushResponse {
                 series: done.series as u64,
             }))
@@ -133,14 +139,59 @@ impl ClientStreamingService<Bytes> for PushService {
 
     fn call(&mut self, req: Request<Streaming<Bytes>>) -> Self::Future {
         let this = self.clone();
+        let deadline = deadline_of(req.extensions());
         Box::pin(async move {
             let mut stream = req.into_inner();
             let mut series = 0u64;
+            // Each message is applied (or not) on its own, as a push.
             while let Some(msg) = stream.message().await? {
-                series += this.apply(msg).await?.series as u64;
+                series += this.apply(msg, deadline).await?.series as u64;
             }
             Ok(Response::new(PushResponse { series }))
         })
+    }
+}
+
+fn deadline_of(ext: &axum::http::Extensions) -> Option<Instant> {
+    ext.get::<Deadline>().map(|d| d.0)
+}
+
+/// A request body that fails with `DEADLINE_EXCEEDED` once the request's
+/// deadline has passed, so a slow sender cannot hold a push past it (the
+/// middleware leaves pushes to answer by their deadline themselves).
+struct DeadlineBody<B> {
+    inner: Pin<Box<B>>,
+    expired: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> http_body::Body for DeadlineBody<B>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, Self::Error>>> {
+        if let Some(sleep) = self.expired.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err(Box::new(Status::deadline_exceeded(
+                Rejection::Timeout.to_string(),
+            )))));
+        }
+        self.inner.as_mut().poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -226,6 +277,11 @@ where
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let mut grpc = self.grpc();
         let service = self.service.clone();
+        let deadline = deadline_of(req.extensions());
+        let req = req.map(|inner| DeadlineBody {
+            inner: Box::pin(inner),
+            expired: deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into()))),
+        });
         match req.uri().path() {
             PUSH => Box::pin(async move { Ok(grpc.unary(service, req).await) }),
             PUSH_STREAM => Box::pin(async move { Ok(grpc.client_streaming(service, req).await) }),

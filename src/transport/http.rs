@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -18,7 +18,7 @@ use crate::Gateway;
 use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
-use crate::ingest::{Ingested, run_sized};
+use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
 use crate::routes::{self, Handler, Route};
 use crate::telemetry::Protocol;
 
@@ -115,10 +115,18 @@ async fn read_body(
     }
 }
 
-/// `POST`/`PUT /metrics[/<labels>]`: decode, then apply all or nothing.
-async fn push(State(gw): State<Gateway>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+/// `POST`/`PUT /metrics[/<labels>]`: decode, then apply all or nothing,
+/// unless the deadline passed first (then 408 and nothing applied).
+async fn push(
+    State(gw): State<Gateway>,
+    deadline: Option<Extension<Deadline>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let result = push_inner(&gw, &uri, &headers, body).await;
+    let deadline = deadline.map(|Extension(Deadline(at))| at);
+    let result = push_inner(&gw, deadline, &uri, &headers, body).await;
     gw.telemetry().push(
         Protocol::Http,
         result.as_ref().map(|i| i.samples),
@@ -132,13 +140,21 @@ async fn push(State(gw): State<Gateway>, uri: Uri, headers: HeaderMap, body: Bod
 
 async fn push_inner(
     gw: &Gateway,
+    deadline: Option<std::time::Instant>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Ingested, Rejection> {
     let limit = gw.config().max_body_bytes;
     let labels = path::parse(uri.path().strip_prefix("/metrics").unwrap_or(""))?;
-    let raw = read_body(headers, body, limit).await?;
+    // Dropped with this future: a push not applied by then never will be.
+    let (ticket, _guard) = Ticket::new(deadline);
+    let raw = match deadline {
+        Some(at) => tokio::time::timeout_at(at.into(), read_body(headers, body, limit))
+            .await
+            .map_err(|_| Rejection::Timeout)??,
+        None => read_body(headers, body, limit).await?,
+    };
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
     let content_type = header_str(headers, header::CONTENT_TYPE);
     let format = decode::Format::from_content_type(content_type).ok_or_else(|| {
@@ -146,7 +162,7 @@ async fn push_inner(
     })?;
     let gw = gw.clone();
     run_sized(raw.len() > BLOCKING_BODY, move || {
-        gw.ingest(labels, |opts| {
+        gw.ingest(labels, &ticket, |opts| {
             let body = decode::decompress(encoding.as_deref(), raw, limit)?;
             decode::decode(&body, format, opts)
         })
@@ -157,9 +173,11 @@ async fn push_inner(
 /// `DELETE /metrics/<labels>`: drop every series holding all the pairs.
 async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
     let labels = match path::parse(uri.path().strip_prefix("/metrics").unwrap_or("")) {
-        Ok(l) if l.is_empty() => {
+        // Pairs with empty values match series without the label: alone
+        // they would match everything.
+        Ok(l) if l.iter().all(|(_, v)| v.is_empty()) => {
             return Rejection::invalid(
-                "DELETE needs at least one <name>/<value> pair; PUT /api/v1/admin/wipe drops everything",
+                "DELETE needs at least one <name>/<value> pair with a non-empty value; PUT /api/v1/admin/wipe drops everything",
             )
             .into_response();
         }
@@ -180,11 +198,15 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
     let large = gw.aggregator().series_count() > BLOCKING_SCRAPE;
     let gw2 = gw.clone();
-    let body = run_sized(large, move || {
+    let rendered = run_sized(large, move || {
         Ok(gw2.scrape_cache().render(gw2.aggregator(), format, gzip))
     })
-    .await
-    .unwrap_or_default();
+    .await;
+    // Never an empty 200: Prometheus would read it as every series gone.
+    let body = match rendered {
+        Ok(body) => body,
+        Err(r) => return r.into_response(),
+    };
     gw.telemetry().scrape(format, started.elapsed());
     let mut res = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let h = res.headers_mut();

@@ -65,16 +65,7 @@ s_sum 3.0
 "#;
     let push = parse_ok(body, Dialect::Prometheus);
     let names: Vec<_> = push.families.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "requests_total",
-            "requests_created",
-            "latency_seconds",
-            "temp",
-            "s"
-        ]
-    );
+    assert_eq!(names, ["requests_total", "latency_seconds", "temp", "s"]);
     let req = &push.families[0];
     assert_eq!(req.help, "Requests \\ handled\nsecond line");
     assert_eq!(req.kind, Kind::Counter);
@@ -86,15 +77,16 @@ s_sum 3.0
         ]
     );
     assert_eq!(labels_of(&req.series[1])[1].1, "say \"hi\"\n");
-    assert!(push.families[1].created_timestamps);
-    assert!(!push.families[3].created_timestamps);
-    let Value::Histogram(h) = &push.families[2].series[0].value else {
+    // The `_created` gauge family became the counter's creation timestamps.
+    assert_eq!(req.series[0].created, Some(1_700_000_000_000_000_000));
+    assert_eq!(req.series[1].created, Some(1_600_000_000_000_000_000));
+    let Value::Histogram(h) = &push.families[1].series[0].value else {
         panic!()
     };
     assert_eq!((h.count, h.sum, h.buckets.len()), (3.0, 4.5, 3));
-    assert_eq!(push.families[3].series[0].value, Value::Scalar(-3.5));
+    assert_eq!(push.families[2].series[0].value, Value::Scalar(-3.5));
     assert_eq!(
-        push.families[4].series[0].value,
+        push.families[3].series[0].value,
         Value::Summary {
             count: 2.0,
             sum: 3.0
@@ -124,8 +116,14 @@ u 7
     let names: Vec<_> = push.families.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["requests_total", "h", "i_info", "u"]);
     assert_eq!(push.families[0].help, "Requests \"quoted\"");
-    assert_eq!(push.families[0].series[0].created, Some(1700000000.5));
-    assert_eq!(push.families[1].series[0].created, Some(1700000001.0));
+    assert_eq!(
+        push.families[0].series[0].created,
+        Some(1_700_000_000_500_000_000)
+    );
+    assert_eq!(
+        push.families[1].series[0].created,
+        Some(1_700_000_001_000_000_000)
+    );
     assert_eq!(push.families[2].kind, Kind::Gauge);
     assert_eq!(push.families[3].kind, Kind::Untyped);
     let err = parse_err("# EOF\nx 1\n", Dialect::OpenMetrics);

@@ -3,7 +3,9 @@ use super::*;
 fn key(rules: &LabelRules, labels: &[(&str, &str)]) -> Result<Vec<u8>, String> {
     let mut l = labels.to_vec();
     let mut out = Vec::new();
-    rules.write_key(&mut l, &mut out).map(|_| out)
+    rules
+        .write_key(crate::model::Kind::Gauge, &mut l, &mut out)
+        .map(|_| out)
 }
 
 fn decoded(k: &[u8]) -> Vec<(String, String)> {
