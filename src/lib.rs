@@ -141,9 +141,13 @@ pub async fn serve(
     for task in background {
         let _ = task.await;
     }
-    // In-flight pushes have finished: the last snapshot holds them all.
-    if gateway.config().persistence_file.is_some() {
-        persist::save(&gateway).await;
+    // In-flight pushes have finished: the last snapshot holds them all. If
+    // it cannot be written, the process must not exit as if all was well.
+    if gateway.config().persistence_file.is_some()
+        && let Err(e) = persist::save(&gateway).await
+    {
+        served?;
+        return Err(std::io::Error::other(e));
     }
     served
 }

@@ -115,6 +115,61 @@ pub struct Series {
     pub created: Option<Created>,
 }
 
+/// Moves the values of gauge families named `<base>_created` into the
+/// creation timestamps of the counter, histogram or summary family `<base>`
+/// (`<base>_total` for counters) of the same push, series by series, and
+/// removes those gauge families; returns how many were folded. Lenient, for
+/// snapshots of earlier versions, which stored text clients' creation-time
+/// gauges as families of their own: a value with no series to go to, or
+/// out of range, is dropped.
+pub fn fold_created_families(push: &mut Push) -> usize {
+    let owner_of = |created: &str, families: &[Family]| {
+        let base = created.strip_suffix("_created")?;
+        families.iter().position(|f| match f.kind {
+            Kind::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name) == base,
+            Kind::Histogram | Kind::Summary => f.name == base,
+            _ => false,
+        })
+    };
+    let mut folded = 0;
+    let mut i = 0;
+    while i < push.families.len() {
+        let f = &push.families[i];
+        let owner = matches!(f.kind, Kind::Gauge | Kind::Untyped)
+            .then(|| owner_of(&f.name, &push.families))
+            .flatten();
+        let Some(owner) = owner else {
+            i += 1;
+            continue;
+        };
+        let gauge = push.families.remove(i);
+        let owner = if owner > i { owner - 1 } else { owner };
+        let target = &mut push.families[owner];
+        let at: std::collections::HashMap<&[u8], usize> = target
+            .series
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (&*t.key, n))
+            .collect();
+        let updates: Vec<(usize, Created)> = gauge
+            .series
+            .iter()
+            .filter_map(|s| {
+                let Value::Scalar(secs) = s.value else {
+                    return None;
+                };
+                Some((*at.get(&*s.key)?, created_from_seconds(secs).ok()?))
+            })
+            .collect();
+        for (n, created) in updates {
+            let t = &mut target.series[n];
+            t.created = Some(t.created.map_or(created, |c| c.min(created)));
+        }
+        folded += 1;
+    }
+    folded
+}
+
 /// A creation timestamp in nanoseconds since the Unix epoch. Integral, so it
 /// goes through protobuf's `Timestamp` (and so a snapshot) unchanged; the
 /// earliest pushed is kept, never a sum.

@@ -11,7 +11,9 @@
 //! old one and the folder fsynced: a crash at any moment leaves the old or
 //! the new snapshot, never a torn one.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,40 +26,168 @@ const MAGIC: &[u8; 8] = b"PAGSNAP\0";
 const VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
-/// Encodes a snapshot of the gateway's aggregate.
+fn header(len: u64, crc: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&len.to_le_bytes());
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Encodes a snapshot of the gateway's aggregate into memory (tests and
+/// tools; the writer streams to the file instead).
 pub fn encode(gw: &Gateway) -> Vec<u8> {
-    let families = gw.aggregator().snapshot();
-    let refs: Vec<_> = families.iter().map(|(n, f)| (n.as_str(), f)).collect();
-    let payload = encode::render_families(&refs, encode::Format::Protobuf);
+    let payload = gw
+        .aggregator()
+        .read(|families| encode::render_families(families, encode::Format::Protobuf));
     let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&header(payload.len() as u64, crc32fast::hash(&payload)));
     out.extend_from_slice(&payload);
     out
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".tmp");
-    PathBuf::from(p)
+/// A new temporary file beside `path`: a random name, created exclusively
+/// (so never through a symlink or over another file), mode 0600.
+fn create_temp(path: &Path) -> std::io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".tmp-{:016x}", h.finish()));
+        let tmp = PathBuf::from(name);
+        let mut opts = OpenOptions::new();
+        opts.write(true).read(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = tmp_path(path);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+/// Writes the aggregate as a snapshot at `path`: streamed into a new
+/// temporary file family by family while the aggregate is read (no copy of
+/// it in memory), read back and checked with the restore's own decoder,
+/// fsynced, renamed over `path`, the folder fsynced. On any failure the
+/// temporary file is removed and `path` is untouched. Returns the size.
+pub fn write_snapshot(gw: &Gateway, path: &Path) -> std::io::Result<u64> {
+    let (tmp, file) = create_temp(path)?;
+    let result = write_into(gw, file).and_then(|(file, len)| {
+        verify(&file, len)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(dir)?.sync_all()?;
+        Ok(len)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(dir)?.sync_all()
+    result
+}
+
+/// Streams header and payload into `file`; the header, which needs the
+/// payload's length and CRC, is written last over a placeholder.
+fn write_into(gw: &Gateway, file: File) -> std::io::Result<(File, u64)> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&[0u8; HEADER])?;
+    let (len, crc) = gw.aggregator().read(|families| {
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0u64;
+        let mut scratch = Vec::new();
+        for (name, f) in families {
+            let bytes = encode::protobuf::family_bytes(name, f, &mut scratch);
+            crc.update(bytes);
+            len += bytes.len() as u64;
+            out.write_all(bytes)?;
+        }
+        Ok::<_, std::io::Error>((len, crc.finalize()))
+    })?;
+    let mut file = out.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&header(len, crc))?;
+    Ok((file, len))
+}
+
+/// Reads a written snapshot back, message by message (never whole), and
+/// decodes each with the options [`restore`] uses: a snapshot the next
+/// start would refuse is never put in place.
+fn verify(file: &File, len: u64) -> std::io::Result<()> {
+    let bad = |why: String| std::io::Error::other(format!("snapshot would not restore: {why}"));
+    let mut f = file;
+    f.seek(SeekFrom::Start(HEADER as u64))?;
+    let mut r = BufReader::with_capacity(1 << 20, f.take(len));
+    let rules = restore_rules();
+    let opts = restore_options(&rules);
+    let mut message = Vec::new();
+    let mut scratch = decode::protobuf::Scratch::default();
+    let mut n = 0;
+    loop {
+        let mut size: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let mut b = [0u8];
+            if r.read(&mut b)? == 0 {
+                if shift == 0 {
+                    return Ok(());
+                }
+                return Err(bad("truncated length".into()));
+            }
+            size |= u64::from(b[0] & 0x7f) << shift;
+            shift += 7;
+            if b[0] < 0x80 {
+                break;
+            }
+            if shift > 63 {
+                return Err(bad("length too long".into()));
+            }
+        }
+        n += 1;
+        message.clear();
+        (&mut r).take(size).read_to_end(&mut message)?;
+        if message.len() as u64 != size {
+            return Err(bad("truncated message".into()));
+        }
+        decode::protobuf::family(&message, &opts, &mut scratch, n)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+}
+
+/// Label rules for restoring: what was stored passed the limits once;
+/// limits lowered since must not make it unreadable (`--max-series` still
+/// holds).
+fn restore_rules() -> LabelRules {
+    let unlimited = Limits {
+        max_labels: usize::MAX,
+        max_name_length: usize::MAX,
+        max_label_value_length: usize::MAX,
+        max_series_per_push: usize::MAX,
+    };
+    LabelRules::new(Vec::new(), &[], unlimited).unwrap_or_default()
+}
+
+fn restore_options(rules: &LabelRules) -> Options<'_> {
+    Options {
+        labels: rules,
+        gauge_nan_ok: true,
+    }
 }
 
 /// Checks a snapshot file's framing and returns its payload.
@@ -101,21 +231,18 @@ pub fn restore(gw: &Gateway) -> Result<usize, String> {
         Err(e) => return Err(format!("cannot read snapshot {}: {e}", path.display())),
     };
     let result = payload(path, &bytes).and_then(|body| {
-        // What was stored passed the limits once; limits lowered since must
-        // not make it unreadable, but --max-series still holds.
-        let unlimited = Limits {
-            max_labels: usize::MAX,
-            max_name_length: usize::MAX,
-            max_label_value_length: usize::MAX,
-            max_series_per_push: usize::MAX,
-        };
-        let rules = LabelRules::new(Vec::new(), &[], unlimited).unwrap_or_default();
-        let opts = Options {
-            labels: &rules,
-            gauge_nan_ok: true,
-        };
-        let push = decode::protobuf::delimited(body, &opts)
+        let rules = restore_rules();
+        let mut push = decode::protobuf::delimited(body, &restore_options(&rules))
             .map_err(|e| format!("snapshot {} is unusable: {e}", path.display()))?;
+        // Snapshots of earlier versions kept text clients' `<name>_created`
+        // gauges as families of their own.
+        let folded = crate::model::fold_created_families(&mut push);
+        if folded > 0 {
+            tracing::info!(
+                families = folded,
+                "creation-time gauges of an earlier version folded into their metrics"
+            );
+        }
         gw.aggregator()
             .apply(push)
             .map(|a| a.created)
@@ -133,17 +260,18 @@ pub fn restore(gw: &Gateway) -> Result<usize, String> {
     }
 }
 
-/// Writes a snapshot now (off the async workers); records the outcome.
-pub async fn save(gw: &Gateway) {
+/// Writes a snapshot now (off the async workers); records the outcome and
+/// returns the error, if any.
+pub async fn save(gw: &Gateway) -> Result<(), String> {
     let Some(path) = gw.config().persistence_file.clone() else {
-        return;
+        return Ok(());
     };
     let gw2 = gw.clone();
     let started = Instant::now();
+    let shown = path.display().to_string();
     let result = tokio::task::spawn_blocking(move || {
         let generation = gw2.aggregator().generation();
-        let bytes = encode(&gw2);
-        write_atomic(&path, &bytes).map(|_| (generation, bytes.len()))
+        write_snapshot(&gw2, &path).map(|len| (generation, len as usize))
     })
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(e)));
@@ -151,10 +279,13 @@ pub async fn save(gw: &Gateway) {
         Ok((generation, len)) => {
             gw.telemetry().snapshot(Ok(len), started.elapsed());
             gw.saved_generation(generation);
+            Ok(())
         }
         Err(e) => {
-            tracing::error!("snapshot write failed: {e}");
+            let e = format!("snapshot write to {shown} failed: {e}");
+            tracing::error!("{e}");
             gw.telemetry().snapshot(Err(()), started.elapsed());
+            Err(e)
         }
     }
 }
@@ -174,7 +305,8 @@ pub fn spawn_writer(
                 _ = stop.changed() => return,
                 _ = tick.tick() => {
                     if gw.unsaved_changes() {
-                        save(&gw).await;
+                        // Failures are logged and counted; the next tick retries.
+                        let _ = save(&gw).await;
                     }
                 }
             }

@@ -60,6 +60,11 @@ impl StoredFamily {
         self.rendered[format as usize].get_or_init(render)
     }
 
+    /// The family's rendering in `format`, if one is kept.
+    pub fn cached_only(&self, format: Format) -> Option<&bytes::Bytes> {
+        self.rendered[format as usize].get()
+    }
+
     /// The series, sorted by labels when read through
     /// [`crate::aggregate::Aggregator::read`].
     pub fn series(&self) -> impl ExactSizeIterator<Item = (&[u8], &StoredSeries)> {

@@ -20,6 +20,18 @@ pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
     }
 }
 
+/// One family as a delimited message: its kept rendering when there is one,
+/// else written into `scratch` without keeping it (a snapshot must not
+/// leave a rendered copy of the whole aggregate behind).
+pub fn family_bytes<'a>(name: &str, f: &'a StoredFamily, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    if let Some(kept) = f.cached_only(super::Format::Protobuf) {
+        return kept;
+    }
+    scratch.clear();
+    write_family(name, f, scratch);
+    scratch
+}
+
 // Our own wire writer rather than prost structs (kept below as `to_proto`,
 // the reference the tests compare against): building `pb::MetricFamily`
 // allocated two Strings per label and a Vec per series, ~10x the cost of
