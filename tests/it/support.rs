@@ -94,11 +94,22 @@ impl Gateway {
             );
         }
         let r = req.send().await.expect("request failed");
-        Reply {
+        let reply = Reply {
             status: r.status().as_u16(),
             headers: r.headers().clone(),
             body: r.bytes().await.unwrap().to_vec(),
+        };
+        // Whatever a write left behind must scrape validly in every format.
+        if matches!(method, "POST" | "PUT" | "DELETE") && (200..300).contains(&reply.status) {
+            self.check_valid().await;
         }
+        reply
+    }
+
+    /// Scrapes in text, OpenMetrics and protobuf and checks each with the
+    /// validity oracle (`tests/oracle`); panics naming the broken rule.
+    pub async fn check_valid(&self) {
+        check_valid(&self.client, &self.base).await;
     }
 
     /// A gRPC client of the push service on the same port.
@@ -116,8 +127,10 @@ impl Gateway {
         assert_eq!(r.status, 200, "push to {path} failed: {}\n{body}", r.text());
     }
 
-    /// The text-format scrape.
+    /// The text-format scrape, after checking every format's with the
+    /// validity oracle.
     pub async fn scrape(&self) -> String {
+        self.check_valid().await;
         let r = self.request("GET", "/metrics", &[], "").await;
         assert_eq!(r.status, 200);
         r.text()
@@ -129,6 +142,34 @@ impl Drop for Gateway {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The Accept headers of the three scrape formats.
+pub const ACCEPT_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
+/// Delimited protobuf, as Prometheus asks for it.
+pub const ACCEPT_PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// Scrapes `base` in every format and checks each with the oracle.
+pub async fn check_valid(client: &reqwest::Client, base: &str) {
+    let mut bodies = Vec::new();
+    for accept in ["text/plain", ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF] {
+        let r = client
+            .get(format!("{base}/metrics"))
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("scrape failed");
+        assert_eq!(r.status(), 200, "scrape as {accept}");
+        bodies.push(r.bytes().await.unwrap());
+    }
+    if let Err(e) = pag_oracle::check_all(&bodies[0], &bodies[1], &bodies[2]) {
+        panic!(
+            "an accepted push left an invalid scrape: {e}\n--- text ---\n{}\n--- openmetrics ---\n{}",
+            String::from_utf8_lossy(&bodies[0]),
+            String::from_utf8_lossy(&bodies[1])
+        );
     }
 }
 
