@@ -135,13 +135,13 @@ pub(crate) fn check_buckets(
     inf_required: bool,
 ) -> Result<(), String> {
     for w in buckets.windows(2) {
-        if !(w[0].0 < w[1].0) {
+        if w[0].0.partial_cmp(&w[1].0) != Some(std::cmp::Ordering::Less) {
             return Err(format!(
                 "{what}: bucket bounds not increasing ({} then {})",
                 w[0].0, w[1].0
             ));
         }
-        if !(w[0].1 <= w[1].1) {
+        if w[0].1.partial_cmp(&w[1].1) == Some(std::cmp::Ordering::Greater) || w[1].1.is_nan() {
             return Err(format!(
                 "{what}: buckets not cumulative ({} then {})",
                 w[0].1, w[1].1

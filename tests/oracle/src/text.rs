@@ -68,7 +68,9 @@ fn parse_value(tok: &str, dialect: Dialect) -> Option<f64> {
 
 /// Parses `{a="1",b="2"}` (the opening brace already consumed); returns
 /// the pairs and the rest after `}`.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
     let mut out = Vec::new();
     loop {
         if let Some(rest) = s.strip_prefix('}') {
@@ -138,7 +140,8 @@ fn check(body: &str, dialect: Dialect) -> Result<(), String> {
             }
             let mut parts = rest.trim_start_matches(' ').splitn(3, ' ');
             let word = parts.next().unwrap_or("");
-            if !matches!(word, "HELP" | "TYPE") && !(om && word == "UNIT") {
+            let metadata = matches!(word, "HELP" | "TYPE") || (om && word == "UNIT");
+            if !metadata {
                 if om {
                     return Err(at(format!("unknown comment {line:?}")));
                 }
@@ -292,9 +295,10 @@ fn check_help(text: &str, om: bool) -> Result<(), String> {
 fn check_family(f: &Family, dialect: Dialect) -> Result<(), String> {
     let om = dialect == Dialect::OpenMetrics;
     let mut series: HashSet<(String, Vec<(String, String)>)> = HashSet::new();
-    // Histogram series: labels without `le` -> buckets, count.
+    // Histogram series: labels without `le` -> buckets, count, sum seen.
     type Key = Vec<(String, String)>;
-    let mut hist: BTreeMap<Key, (Vec<(f64, f64)>, Option<f64>, bool)> = BTreeMap::new();
+    type Parts = (Vec<(f64, f64)>, Option<f64>, bool);
+    let mut hist: BTreeMap<Key, Parts> = BTreeMap::new();
     for s in &f.samples {
         let what = format!("line {}: {}", s.line, s.name);
         let mut sorted = s.labels.clone();
