@@ -230,24 +230,7 @@ pub fn restore(gw: &Gateway) -> Result<usize, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(format!("cannot read snapshot {}: {e}", path.display())),
     };
-    let result = payload(path, &bytes).and_then(|body| {
-        let rules = restore_rules();
-        let mut push = decode::protobuf::delimited(body, &restore_options(&rules))
-            .map_err(|e| format!("snapshot {} is unusable: {e}", path.display()))?;
-        // Snapshots of earlier versions kept text clients' `<name>_created`
-        // gauges as families of their own.
-        let folded = crate::model::fold_created_families(&mut push);
-        if folded > 0 {
-            tracing::info!(
-                families = folded,
-                "creation-time gauges of an earlier version folded into their metrics"
-            );
-        }
-        gw.aggregator()
-            .apply(push)
-            .map(|a| a.created)
-            .map_err(|e| format!("snapshot {} cannot be restored: {e}", path.display()))
-    });
+    let result = restore_bytes(gw, path, &bytes);
     match result {
         Err(e) if config.persistence_discard_corrupt => {
             tracing::warn!("{e}; starting empty (--persistence-discard-corrupt)");
@@ -258,6 +241,28 @@ pub fn restore(gw: &Gateway) -> Result<usize, String> {
         )),
         ok => ok,
     }
+}
+
+/// Restores a snapshot's bytes (read from `path`, named in errors) into the
+/// (empty) aggregate; returns how many series it created.
+pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, String> {
+    let body = payload(path, bytes)?;
+    let rules = restore_rules();
+    let mut push = decode::protobuf::delimited(body, &restore_options(&rules))
+        .map_err(|e| format!("snapshot {} is unusable: {e}", path.display()))?;
+    // Snapshots of earlier versions kept text clients' `<name>_created`
+    // gauges as families of their own.
+    let folded = crate::model::fold_created_families(&mut push);
+    if folded > 0 {
+        tracing::info!(
+            families = folded,
+            "creation-time gauges of an earlier version folded into their metrics"
+        );
+    }
+    gw.aggregator()
+        .apply(push)
+        .map(|a| a.created)
+        .map_err(|e| format!("snapshot {} cannot be restored: {e}", path.display()))
 }
 
 /// Writes a snapshot now (off the async workers); records the outcome and

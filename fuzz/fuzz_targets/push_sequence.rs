@@ -1,0 +1,70 @@
+//! Arbitrary sequences of pushes (text, OpenMetrics, protobuf, each under
+//! arbitrary path labels) into one gateway. After every accepted push, the
+//! scrape in all three formats must pass the validity oracle, and a
+//! snapshot of the state must restore to the very same scrapes.
+//!
+//! Input: records of `[flags][path length][path][body length: u16 LE][body]`;
+//! the first byte's low two bits pick `--gauge-mode`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prom_aggregation_gateway::aggregate::GaugeMode;
+use prom_aggregation_gateway::decode::{self, Format, path};
+use prom_aggregation_gateway::encode;
+use prom_aggregation_gateway::ingest::Ticket;
+use prom_aggregation_gateway::{Config, Gateway, persist};
+
+fn scrapes(gw: &Gateway) -> [Vec<u8>; 3] {
+    [Format::Text, Format::OpenMetrics, Format::Protobuf].map(|f| encode::render(gw.aggregator(), f))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&first, mut rest)) = data.split_first() else {
+        return;
+    };
+    let gauge_mode = [GaugeMode::Sum, GaugeMode::Last, GaugeMode::Max, GaugeMode::Min]
+        [usize::from(first & 3)];
+    let config = Config {
+        gauge_mode,
+        max_series: 10_000,
+        ..Config::default()
+    };
+    let gw = Gateway::new(config.clone());
+    while rest.len() >= 2 {
+        let flags = rest[0];
+        let plen = usize::from(rest[1]);
+        rest = &rest[2..];
+        let Some(p) = rest.get(..plen) else { return };
+        rest = &rest[plen..];
+        let Some(len) = rest.get(..2) else { return };
+        let blen = usize::from(u16::from_le_bytes([len[0], len[1]]));
+        rest = &rest[2..];
+        let body = &rest[..blen.min(rest.len())];
+        rest = &rest[body.len()..];
+        let format = [Format::Text, Format::OpenMetrics, Format::Protobuf, Format::Text]
+            [usize::from(flags & 3)];
+        let Ok(labels) = std::str::from_utf8(p).map_err(|_| ()).and_then(|p| path::parse(p).map_err(|_| ()))
+        else {
+            continue;
+        };
+        let (ticket, _guard) = Ticket::new(None);
+        if gw.ingest(labels, &ticket, |opts| decode::decode(body, format, opts)).is_err() {
+            continue;
+        }
+        let [text, om, pb] = scrapes(&gw);
+        if let Err(e) = pag_oracle::check_all(&text, &om, &pb) {
+            panic!(
+                "accepted push left an invalid scrape: {e}\n{}\n{}",
+                String::from_utf8_lossy(&text),
+                String::from_utf8_lossy(&om)
+            );
+        }
+        let snapshot = persist::encode(&gw);
+        let restored = Gateway::new(config.clone());
+        if let Err(e) = persist::restore_bytes(&restored, std::path::Path::new("fuzz"), &snapshot) {
+            panic!("own snapshot refused: {e}\n{}", String::from_utf8_lossy(&text));
+        }
+        let again = scrapes(&restored);
+        assert_eq!(again, [text, om, pb], "snapshot restored to another scrape");
+    }
+});
