@@ -17,3 +17,4 @@ mod scrape_formats;
 mod soak;
 mod support;
 mod tls;
+mod trust;
