@@ -188,3 +188,45 @@ async fn kill_9_mid_load_loses_at_most_one_interval_and_never_corrupts() {
         "restored {restored}, acknowledged {upper}, snapshot-proven {lower}"
     );
 }
+
+/// The snapshot is handled like a database file: private (0600), written
+/// through a fresh temporary file that follows no symlink and is gone
+/// afterwards; and when the last snapshot cannot be written, the process
+/// says so and exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_files_are_private_and_a_failed_last_snapshot_fails_the_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, snap) = snapshot_path("private");
+    // A symlink where a predictable temporary file would go: never followed.
+    let victim = dir.path.join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, format!("{snap}.tmp")).unwrap();
+    let mut gw =
+        Process::start(&["--persistence-file", &snap, "--persistence-interval", "1h"]).await;
+    push(&gw.base, BODY).await;
+    gw.signal("TERM");
+    assert!(gw.wait().await.success());
+    let mode = std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "snapshot mode {mode:o}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let mut names: Vec<String> = std::fs::read_dir(&dir.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["aggregate.snap", "aggregate.snap.tmp", "victim"]);
+
+    // The folder disappears while the gateway runs: the last snapshot fails.
+    let gone = dir.path.join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let snap = gone.join("aggregate.snap").to_string_lossy().into_owned();
+    let mut gw =
+        Process::start(&["--persistence-file", &snap, "--persistence-interval", "1h"]).await;
+    push(&gw.base, BODY).await;
+    std::fs::remove_dir_all(&gone).unwrap();
+    gw.signal("TERM");
+    let status = gw.wait().await;
+    assert!(!status.success(), "exit status {status} after a failed last snapshot");
+    let stderr = gw.stderr();
+    assert!(stderr.contains("snapshot write to"), "{stderr}");
+}
