@@ -109,16 +109,15 @@ fn write_into(gw: &Gateway, file: File) -> std::io::Result<(File, u64)> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&[0u8; HEADER])?;
     let (len, crc) = gw.aggregator().read(|families| {
-        let mut crc = crc32fast::Hasher::new();
+        let mut sink = Crc {
+            out: &mut out,
+            crc: crc32fast::Hasher::new(),
+        };
         let mut len = 0u64;
-        let mut scratch = Vec::new();
         for (name, f) in families {
-            let bytes = encode::protobuf::family_bytes(name, f, &mut scratch);
-            crc.update(bytes);
-            len += bytes.len() as u64;
-            out.write_all(bytes)?;
+            len += encode::protobuf::write_family_streaming(name, f, &mut sink)?;
         }
-        Ok::<_, std::io::Error>((len, crc.finalize()))
+        Ok::<_, std::io::Error>((len, sink.crc.finalize()))
     })?;
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     file.seek(SeekFrom::Start(0))?;
@@ -126,9 +125,56 @@ fn write_into(gw: &Gateway, file: File) -> std::io::Result<(File, u64)> {
     Ok((file, len))
 }
 
-/// Reads a written snapshot back, message by message (never whole), and
-/// decodes each with the options [`restore`] uses: a snapshot the next
-/// start would refuse is never put in place.
+/// Feeds what is written to a CRC as well.
+struct Crc<'a, W: Write> {
+    out: &'a mut W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Crc<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads one varint; `None` at a clean end of input.
+fn read_varint(r: &mut impl Read) -> std::io::Result<Option<u64>> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let mut b = [0u8];
+        if r.read(&mut b)? == 0 {
+            if i == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::Error::other("truncated varint"));
+        }
+        v |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] < 0x80 {
+            return Ok(Some(v));
+        }
+    }
+    Err(std::io::Error::other("varint too long"))
+}
+
+fn append_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a written snapshot back and decodes it with the options
+/// [`restore`] uses, one series at a time (each `Metric` of a family
+/// message is checked as a family of its own with the same name, help and
+/// type): a snapshot the next start would refuse is never put in place,
+/// and checking it holds one series in memory, not the file.
 fn verify(file: &File, len: u64) -> std::io::Result<()> {
     let bad = |why: String| std::io::Error::other(format!("snapshot would not restore: {why}"));
     let mut f = file;
@@ -136,38 +182,45 @@ fn verify(file: &File, len: u64) -> std::io::Result<()> {
     let mut r = BufReader::with_capacity(1 << 20, f.take(len));
     let rules = restore_rules();
     let opts = restore_options(&rules);
-    let mut message = Vec::new();
+    let (mut head, mut one) = (Vec::new(), Vec::new());
     let mut scratch = decode::protobuf::Scratch::default();
     let mut n = 0;
-    loop {
-        let mut size: u64 = 0;
-        let mut shift = 0;
-        loop {
-            let mut b = [0u8];
-            if r.read(&mut b)? == 0 {
-                if shift == 0 {
-                    return Ok(());
-                }
-                return Err(bad("truncated length".into()));
-            }
-            size |= u64::from(b[0] & 0x7f) << shift;
-            shift += 7;
-            if b[0] < 0x80 {
-                break;
-            }
-            if shift > 63 {
-                return Err(bad("length too long".into()));
-            }
-        }
+    while let Some(size) = read_varint(&mut r)? {
         n += 1;
-        message.clear();
-        (&mut r).take(size).read_to_end(&mut message)?;
-        if message.len() as u64 != size {
-            return Err(bad("truncated message".into()));
+        let mut family = (&mut r).take(size);
+        head.clear();
+        let mut metrics = 0;
+        while let Some(tag) = read_varint(&mut family)? {
+            let mut framed = Vec::new();
+            append_varint(&mut framed, tag);
+            let value = read_varint(&mut family)?.ok_or_else(|| bad("truncated field".into()))?;
+            append_varint(&mut framed, value);
+            if tag & 7 == 2 {
+                // Length-delimited: `value` is the length.
+                let start = framed.len();
+                (&mut family).take(value).read_to_end(&mut framed)?;
+                if (framed.len() - start) as u64 != value {
+                    return Err(bad("truncated field".into()));
+                }
+            } else if tag & 7 != 0 {
+                return Err(bad(format!("unexpected wire type in family message {n}")));
+            }
+            if tag >> 3 != 4 {
+                head.extend_from_slice(&framed);
+                continue;
+            }
+            metrics += 1;
+            one.clear();
+            one.extend_from_slice(&head);
+            one.extend_from_slice(&framed);
+            decode::protobuf::family(&one, &opts, &mut scratch, n)
+                .map_err(|e| bad(e.to_string()))?;
         }
-        decode::protobuf::family(&message, &opts, &mut scratch, n)
-            .map_err(|e| bad(e.to_string()))?;
+        if metrics == 0 {
+            return Err(bad(format!("family message {n} holds no series")));
+        }
     }
+    Ok(())
 }
 
 /// Label rules for restoring: what was stored passed the limits once;

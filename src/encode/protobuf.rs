@@ -20,16 +20,40 @@ pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
     }
 }
 
-/// One family as a delimited message: its kept rendering when there is one,
-/// else written into `scratch` without keeping it (a snapshot must not
-/// leave a rendered copy of the whole aggregate behind).
-pub fn family_bytes<'a>(name: &str, f: &'a StoredFamily, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+/// Writes one family as a delimited message to `out` series by series,
+/// holding one series' bytes at a time (its kept rendering, if any, is
+/// copied as it is): a snapshot of a million-series family must not build
+/// the whole message in memory. The message length, written first, comes
+/// from a sizing pass over the series.
+pub fn write_family_streaming(
+    name: &str,
+    f: &StoredFamily,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<u64> {
     if let Some(kept) = f.cached_only(super::Format::Protobuf) {
-        return kept;
+        out.write_all(kept)?;
+        return Ok(kept.len() as u64);
     }
-    scratch.clear();
-    write_family(name, f, scratch);
-    scratch
+    let mut head = Vec::with_capacity(name.len() + f.help.len() + 16);
+    write_family_head(name, f, &mut head);
+    let (mut metric, mut inner) = (Vec::with_capacity(256), Vec::with_capacity(256));
+    let mut body_len = head.len() as u64;
+    for (key, s) in f.series() {
+        write_metric(f.kind, key, s, &mut metric, &mut inner);
+        body_len += 1 + varint_len(metric.len() as u64) as u64 + metric.len() as u64;
+    }
+    let mut prefix = Vec::with_capacity(10);
+    varint(&mut prefix, body_len);
+    out.write_all(&prefix)?;
+    out.write_all(&head)?;
+    let mut framed = Vec::with_capacity(256);
+    for (key, s) in f.series() {
+        write_metric(f.kind, key, s, &mut metric, &mut inner);
+        framed.clear();
+        bytes(&mut framed, 4, &metric);
+        out.write_all(&framed)?;
+    }
+    Ok(prefix.len() as u64 + body_len)
 }
 
 // Our own wire writer rather than prost structs (kept below as `to_proto`,
@@ -75,32 +99,49 @@ fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
 /// Appends one family as a delimited `MetricFamily`.
 fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(f.series().len() * 96 + 64);
-    bytes(&mut body, 1, name.as_bytes());
-    if !f.help.is_empty() {
-        bytes(&mut body, 2, f.help.as_bytes());
-    }
-    uint(&mut body, 3, metric_type(f.kind) as u64);
+    write_family_head(name, f, &mut body);
     let mut metric = Vec::with_capacity(256);
     let mut inner = Vec::with_capacity(256);
     for (labels_key, s) in f.series() {
-        metric.clear();
-        for (n, v) in labels::pairs(labels_key) {
-            key(&mut metric, 1, LEN);
-            varint(
-                &mut metric,
-                (2 + varint_len(n.len() as u64) + n.len() + varint_len(v.len() as u64) + v.len())
-                    as u64,
-            );
-            bytes(&mut metric, 1, n);
-            bytes(&mut metric, 2, &v);
-        }
-        inner.clear();
-        let field = write_value(&mut inner, f.kind, s);
-        bytes(&mut metric, field, &inner);
+        write_metric(f.kind, labels_key, s, &mut metric, &mut inner);
         bytes(&mut body, 4, &metric);
     }
     varint(out, body.len() as u64);
     out.extend_from_slice(&body);
+}
+
+/// A `MetricFamily`'s name, help and type fields.
+fn write_family_head(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+    bytes(out, 1, name.as_bytes());
+    if !f.help.is_empty() {
+        bytes(out, 2, f.help.as_bytes());
+    }
+    uint(out, 3, metric_type(f.kind) as u64);
+}
+
+/// One series' `Metric` message into `metric` (cleared first); `inner` is
+/// scratch for its value message.
+fn write_metric(
+    kind: Kind,
+    labels_key: &[u8],
+    s: &crate::aggregate::StoredSeries,
+    metric: &mut Vec<u8>,
+    inner: &mut Vec<u8>,
+) {
+    metric.clear();
+    for (n, v) in labels::pairs(labels_key) {
+        key(metric, 1, LEN);
+        varint(
+            metric,
+            (2 + varint_len(n.len() as u64) + n.len() + varint_len(v.len() as u64) + v.len())
+                as u64,
+        );
+        bytes(metric, 1, n);
+        bytes(metric, 2, &v);
+    }
+    inner.clear();
+    let field = write_value(inner, kind, s);
+    bytes(metric, field, inner);
 }
 
 fn varint_len(v: u64) -> usize {
@@ -447,6 +488,10 @@ mod tests {
                 write_family(name, f, &mut ours);
                 let theirs = to_proto(name, f).encode_length_delimited_to_vec();
                 assert_eq!(ours, theirs, "family {name}");
+                let mut streamed = Vec::new();
+                let n = super::write_family_streaming(name, f, &mut streamed).unwrap();
+                assert_eq!(streamed, theirs, "family {name}, streamed");
+                assert_eq!(n as usize, streamed.len());
                 seen += 1;
             }
         });

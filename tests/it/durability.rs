@@ -226,7 +226,10 @@ async fn snapshot_files_are_private_and_a_failed_last_snapshot_fails_the_exit() 
     std::fs::remove_dir_all(&gone).unwrap();
     gw.signal("TERM");
     let status = gw.wait().await;
-    assert!(!status.success(), "exit status {status} after a failed last snapshot");
+    assert!(
+        !status.success(),
+        "exit status {status} after a failed last snapshot"
+    );
     let stderr = gw.stderr();
     assert!(stderr.contains("snapshot write to"), "{stderr}");
 }
