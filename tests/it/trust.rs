@@ -344,7 +344,7 @@ async fn native_histograms_at_the_index_extremes_stay_valid() {
             "POST",
             "/metrics",
             &[("content-type", PROTO)],
-            delimited(&[extremes.clone()]),
+            delimited(std::slice::from_ref(&extremes)),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
