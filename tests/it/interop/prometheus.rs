@@ -163,6 +163,49 @@ async fn push_senders(gw: &Gateway) {
         )
         .await;
     }
+    push_edge_cases(gw).await;
+}
+
+/// Pushes of every class that could once break a scrape: refused ones (the
+/// scrape must be as before) and accepted edge cases (Python's `_created`
+/// gauges, an infinite sum). Prometheus must still scrape the target (`up`
+/// is 1) and promtool must still pass it.
+async fn push_edge_cases(gw: &Gateway) {
+    let refused: &[(&str, &str)] = &[
+        ("/metrics", "x{__name__=\"y\"} 1\n"),
+        ("/metrics/__tenant/a", "x 1\n"),
+        (
+            "/metrics/le/1",
+            "# TYPE edge_seconds histogram\nedge_seconds_bucket{le=\"+Inf\"} 1\nedge_seconds_count 1\n",
+        ),
+        (
+            "/metrics",
+            "# TYPE job_seconds_bucket gauge\njob_seconds_bucket 1\n",
+        ),
+        ("/metrics", "# TYPE jobs_done counter\njobs_done 1\n"),
+        (
+            "/metrics",
+            "# TYPE jobs_done_created gauge\njobs_done_created 1\n",
+        ),
+    ];
+    for (path, body) in refused {
+        let r = gw.push(path, body).await;
+        assert_eq!(r.status, 400, "{path}: {body}: {}", r.text());
+    }
+    gw.push_ok(
+        "/metrics/job/python",
+        "# HELP py_requests_total Requests.\n# TYPE py_requests_total counter\npy_requests_total 1.0\n\
+         # HELP py_requests_created Requests.\n# TYPE py_requests_created gauge\npy_requests_created 1.7e+09\n\
+         # HELP edge_level A level.\n# TYPE edge_level gauge\nedge_level +Inf\n",
+    )
+    .await;
+    let r = gw
+        .push(
+            "/metrics/job/python",
+            "# TYPE edge_level gauge\nedge_level -Inf\n",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
 }
 
 /// What both runs check: honor_labels kept the pushed `job`, the sums and
@@ -188,6 +231,11 @@ async fn check_classic(prom: &Prometheus) {
     assert_eq!(prom.value("job_seconds_count").await, 8.0);
     assert_eq!(prom.value("job_seconds_sum").await, 2.5);
     assert_eq!(prom.value(r#"up{job="aggregation-gateway"}"#).await, 1.0);
+    assert_eq!(
+        prom.value(r#"py_requests_total{job="python"}"#).await,
+        1.0,
+        "the Python-style counter"
+    );
 }
 
 async fn scrapes(gw: &Gateway, format: &str) -> f64 {
@@ -199,10 +247,12 @@ async fn scrapes(gw: &Gateway, format: &str) -> f64 {
 async fn prometheus_scrapes_openmetrics_text() {
     let gw = Gateway::start().await;
     push_senders(&gw).await;
+    // The tests' own validity checks scrape every format: count from here.
+    let (om, pb) = (scrapes(&gw, "openmetrics").await, scrapes(&gw, "protobuf").await);
     let prom = Prometheus::start(&gw.base, false).await;
     check_classic(&prom).await;
-    assert!(scrapes(&gw, "openmetrics").await >= 1.0);
-    assert_eq!(scrapes(&gw, "protobuf").await, 0.0);
+    assert!(scrapes(&gw, "openmetrics").await >= om + 1.0);
+    assert_eq!(scrapes(&gw, "protobuf").await, pb);
 }
 
 /// A native histogram (schema 0: buckets (0.5,1], (1,2], (2,4]) pushed twice
@@ -242,6 +292,28 @@ async fn prometheus_scrapes_protobuf_with_native_histograms() {
             .await
             .expect("native histogram push");
     }
+    // Buckets at the lowest and highest index accepted, at the finest schema.
+    let mut extremes = native_histogram();
+    extremes.name = Some("native_extremes".into());
+    if let Some(h) = extremes.metric[0].histogram.as_mut() {
+        h.schema = Some(8);
+        h.sample_count = Some(2);
+        h.positive_span = vec![
+            pb::BucketSpan {
+                offset: Some(-(1 << 20)),
+                length: Some(1),
+            },
+            pb::BucketSpan {
+                offset: Some((1 << 21) - 1),
+                length: Some(1),
+            },
+        ];
+        h.positive_delta = vec![1, 0];
+    }
+    grpc.push(request(vec![extremes], &[("job", "native")]))
+        .await
+        .expect("native histogram at the index extremes");
+    let (om, pb) = (scrapes(&gw, "openmetrics").await, scrapes(&gw, "protobuf").await);
     let prom = Prometheus::start(&gw.base, true).await;
     check_classic(&prom).await;
     // 2, 4, 2 observations in (0.5,1], (1,2], (2,4]: the 0.75 quantile is
@@ -257,8 +329,8 @@ async fn prometheus_scrapes_protobuf_with_native_histograms() {
             .await,
         8.0
     );
-    assert!(scrapes(&gw, "protobuf").await >= 1.0);
-    assert_eq!(scrapes(&gw, "openmetrics").await, 0.0);
+    assert!(scrapes(&gw, "protobuf").await >= pb + 1.0);
+    assert_eq!(scrapes(&gw, "openmetrics").await, om);
 }
 
 /// `promtool check metrics` (lint) on the aggregate and on /-/metrics.
