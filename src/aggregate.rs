@@ -296,17 +296,6 @@ impl Aggregator {
         self.generation.load(Ordering::Relaxed)
     }
 
-    /// A consistent copy of every family, sorted by name, taken under all
-    /// locks (a memory copy: encoding happens after the locks are released).
-    pub fn snapshot(&self) -> Vec<(String, StoredFamily)> {
-        self.read(|families| {
-            families
-                .iter()
-                .map(|(n, f)| (n.to_string(), (*f).clone()))
-                .collect()
-        })
-    }
-
     /// Drops everything; returns how many series were dropped.
     pub fn wipe(&self) -> usize {
         let mut guards = self.lock_all();

@@ -114,8 +114,9 @@ fn write_into(gw: &Gateway, file: File) -> std::io::Result<(File, u64)> {
             crc: crc32fast::Hasher::new(),
         };
         let mut len = 0u64;
+        let mut scratch = Vec::new();
         for (name, f) in families {
-            len += encode::protobuf::write_family_streaming(name, f, &mut sink)?;
+            len += encode::protobuf::write_family_streaming(name, f, &mut sink, &mut scratch)?;
         }
         Ok::<_, std::io::Error>((len, sink.crc.finalize()))
     })?;

@@ -132,7 +132,7 @@ enum Sub {
 /// (double) in all three; a counter's `created_timestamp` is field 3. The
 /// exemplar (counter field 2) is skipped. Read by hand rather than by prost:
 /// it is the one message every counter sample carries.
-fn scalar(bytes: &[u8]) -> Result<Sub, String> {
+fn scalar(bytes: &[u8]) -> Result<Sub, &'static str> {
     let (mut value, mut created) = (0.0, None);
     let mut r = Reader::new(bytes);
     while let Some((field, w)) = r.field()? {
@@ -149,9 +149,12 @@ fn scalar(bytes: &[u8]) -> Result<Sub, String> {
                         _ => {}
                     }
                 }
-                created = Some(created_from_parts(secs, nanos)?);
+                created = Some(
+                    created_from_parts(secs, nanos)
+                        .map_err(|_| "created timestamp out of range")?,
+                );
             }
-            (1, _) => return Err("value is not a double".into()),
+            (1, _) => return Err("value is not a double"),
             _ => {}
         }
     }

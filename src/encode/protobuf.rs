@@ -20,19 +20,31 @@ pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
     }
 }
 
-/// Writes one family as a delimited message to `out` series by series,
-/// holding one series' bytes at a time (its kept rendering, if any, is
-/// copied as it is): a snapshot of a million-series family must not build
-/// the whole message in memory. The message length, written first, comes
-/// from a sizing pass over the series.
+/// Families up to this many series are written through one buffer (about
+/// 100 bytes a series); larger ones series by series.
+const STREAM_ABOVE: usize = 16_384;
+
+/// Writes one family as a delimited message to `out` without keeping a
+/// rendering of it: its kept rendering, if any, is copied as it is; a small
+/// family goes through `scratch`; a large one is written series by series,
+/// one series' bytes at a time, the message length (written first) coming
+/// from a sizing pass. A snapshot of a million-series family must not build
+/// the whole message in memory.
 pub fn write_family_streaming(
     name: &str,
     f: &StoredFamily,
     out: &mut impl std::io::Write,
+    scratch: &mut Vec<u8>,
 ) -> std::io::Result<u64> {
     if let Some(kept) = f.cached_only(super::Format::Protobuf) {
         out.write_all(kept)?;
         return Ok(kept.len() as u64);
+    }
+    if f.series().len() <= STREAM_ABOVE {
+        scratch.clear();
+        write_family(name, f, scratch);
+        out.write_all(scratch)?;
+        return Ok(scratch.len() as u64);
     }
     let mut head = Vec::with_capacity(name.len() + f.help.len() + 16);
     write_family_head(name, f, &mut head);
@@ -120,7 +132,9 @@ fn write_family_head(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
 }
 
 /// One series' `Metric` message into `metric` (cleared first); `inner` is
-/// scratch for its value message.
+/// scratch for its value message. Inlined: it is the loop body of every
+/// protobuf render.
+#[inline(always)]
 fn write_metric(
     kind: Kind,
     labels_key: &[u8],
@@ -414,6 +428,33 @@ mod tests {
         a.apply(decode(body, format, &opts).unwrap()).unwrap();
     }
 
+    /// A family too large for one buffer is streamed series by series with
+    /// the same bytes.
+    #[test]
+    fn large_families_stream_the_same_bytes() {
+        let a = Aggregator::new(Settings {
+            gauge_mode: GaugeMode::Sum,
+            max_series: 100_000,
+        });
+        let body: String = (0..super::STREAM_ABOVE + 10)
+            .map(|i| format!("big_total{{i=\"{i}\"}} {i}\n"))
+            .collect();
+        apply(
+            &a,
+            format!("# TYPE big_total counter\n{body}").as_bytes(),
+            Format::Text,
+        );
+        a.read(|families| {
+            let (name, f) = families[0];
+            let mut whole = Vec::new();
+            write_family(name, f, &mut whole);
+            let mut streamed = Vec::new();
+            let n = super::write_family_streaming(name, f, &mut streamed, &mut Vec::new()).unwrap();
+            assert_eq!(n as usize, streamed.len());
+            assert!(streamed == whole, "streamed bytes differ");
+        });
+    }
+
     /// The wire writer's bytes are prost's, family by family, for every kind
     /// of value: created timestamps (whole, fractional, below one second),
     /// float counts, labels long enough for two-byte lengths, escapes,
@@ -489,7 +530,8 @@ mod tests {
                 let theirs = to_proto(name, f).encode_length_delimited_to_vec();
                 assert_eq!(ours, theirs, "family {name}");
                 let mut streamed = Vec::new();
-                let n = super::write_family_streaming(name, f, &mut streamed).unwrap();
+                let n =
+                    super::write_family_streaming(name, f, &mut streamed, &mut Vec::new()).unwrap();
                 assert_eq!(streamed, theirs, "family {name}, streamed");
                 assert_eq!(n as usize, streamed.len());
                 seen += 1;

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 pub type SeriesKey = Box<[u8]>;
 
 /// Whether `name` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+#[inline]
 pub fn is_label_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
@@ -26,6 +27,7 @@ pub fn is_label_name(name: &str) -> bool {
 /// Whether `name` is reserved for Prometheus' own use (`__name__`,
 /// `__address__`...): a label a sender may not set, as a scraper would drop
 /// or misread it.
+#[inline]
 pub fn is_reserved_label(name: &str) -> bool {
     name.starts_with("__")
 }
@@ -41,18 +43,26 @@ pub fn format_label(kind: super::Kind) -> Option<&'static str> {
     }
 }
 
-/// Checks a label name a sender gave: valid and not reserved.
+/// Checks a label name a sender gave: valid and not reserved. Inlined, the
+/// reasons apart: it runs for every label of every pushed series.
+#[inline]
 fn check_name(name: &str) -> Result<(), String> {
-    if !is_label_name(name) {
-        return Err(format!("invalid label name {:?}", truncate(name)));
+    if is_label_name(name) && !is_reserved_label(name) {
+        return Ok(());
     }
+    Err(name_refusal(name))
+}
+
+#[cold]
+fn name_refusal(name: &str) -> String {
     if is_reserved_label(name) {
-        return Err(format!(
+        format!(
             "label name {} is reserved (names starting with __ are Prometheus' own)",
             truncate(name)
-        ));
+        )
+    } else {
+        format!("invalid label name {:?}", truncate(name))
     }
-    Ok(())
 }
 
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -130,16 +140,11 @@ impl LabelRules {
                 return Err(format!("label {name} given twice"));
             }
         }
-        if let Some(own) = format_label(kind) {
-            let given = |n: &str| n == own;
-            if labels.iter().any(|(n, _)| given(n.as_ref()))
-                || self.fixed.iter().any(|(n, _)| given(n))
-            {
-                return Err(format!(
-                    "label {own} is written by the format on a {} and may not be given",
-                    kind.as_str()
-                ));
-            }
+        if let Some(own) = format_label(kind)
+            && (labels.iter().any(|(n, _)| n.as_ref() == own)
+                || self.fixed.iter().any(|(n, _)| n == own))
+        {
+            return Err(format_label_refusal(own, kind));
         }
         // Merge the two sorted lists; a fixed label wins over a body label.
         let mut fixed = self.fixed.iter().peekable();
@@ -164,6 +169,14 @@ impl LabelRules {
     }
 }
 
+#[cold]
+fn format_label_refusal(own: &str, kind: super::Kind) -> String {
+    format!(
+        "label {own} is written by the format on a {} and may not be given",
+        kind.as_str()
+    )
+}
+
 fn truncate(s: &str) -> &str {
     let mut end = s.len().min(64);
     while !s.is_char_boundary(end) {
@@ -172,24 +185,31 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
+#[inline]
 fn check_lengths(name: &str, value: &str, limits: &super::Limits) -> Result<(), String> {
+    if name.len() > limits.max_name_length || value.len() > limits.max_label_value_length {
+        return Err(length_refusal(name, value, limits));
+    }
+    Ok(())
+}
+
+#[cold]
+fn length_refusal(name: &str, value: &str, limits: &super::Limits) -> String {
     if name.len() > limits.max_name_length {
-        return Err(format!(
+        format!(
             "label name {}... is {} bytes, over the limit of {}",
             truncate(name),
             name.len(),
             limits.max_name_length
-        ));
-    }
-    if value.len() > limits.max_label_value_length {
-        return Err(format!(
+        )
+    } else {
+        format!(
             "label {} has a {}-byte value, over the limit of {}",
             truncate(name),
             value.len(),
             limits.max_label_value_length
-        ));
+        )
     }
-    Ok(())
 }
 
 fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) {

@@ -158,10 +158,27 @@ fn deadline_of(ext: &axum::http::Extensions) -> Option<Instant> {
 
 /// A request body that fails with `DEADLINE_EXCEEDED` once the request's
 /// deadline has passed, so a slow sender cannot hold a push past it (the
-/// middleware leaves pushes to answer by their deadline themselves).
+/// middleware leaves pushes to answer by their deadline themselves). The
+/// timer is only armed when the body has nothing ready: a push whose bytes
+/// flow costs a clock read per frame, not a timer registration.
 struct DeadlineBody<B> {
     inner: Pin<Box<B>>,
-    expired: Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: Option<Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> DeadlineBody<B> {
+    fn new(inner: B, deadline: Option<Instant>) -> DeadlineBody<B> {
+        DeadlineBody {
+            inner: Box::pin(inner),
+            deadline,
+            timer: None,
+        }
+    }
+}
+
+fn body_timed_out() -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(Status::deadline_exceeded(Rejection::Timeout.to_string()))
 }
 
 impl<B> http_body::Body for DeadlineBody<B>
@@ -176,14 +193,24 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<B::Data>, Self::Error>>> {
-        if let Some(sleep) = self.expired.as_mut()
-            && sleep.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Some(Err(Box::new(Status::deadline_exceeded(
-                Rejection::Timeout.to_string(),
-            )))));
+        let Some(deadline) = self.deadline else {
+            return self.inner.as_mut().poll_frame(cx).map_err(Into::into);
+        };
+        match self.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(_)) if Instant::now() >= deadline => {
+                Poll::Ready(Some(Err(body_timed_out())))
+            }
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => {
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(body_timed_out()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
-        self.inner.as_mut().poll_frame(cx).map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -278,10 +305,7 @@ where
         let mut grpc = self.grpc();
         let service = self.service.clone();
         let deadline = deadline_of(req.extensions());
-        let req = req.map(|inner| DeadlineBody {
-            inner: Box::pin(inner),
-            expired: deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into()))),
-        });
+        let req = req.map(|inner| DeadlineBody::new(inner, deadline));
         match req.uri().path() {
             PUSH => Box::pin(async move { Ok(grpc.unary(service, req).await) }),
             PUSH_STREAM => Box::pin(async move { Ok(grpc.client_streaming(service, req).await) }),

@@ -248,7 +248,10 @@ async fn prometheus_scrapes_openmetrics_text() {
     let gw = Gateway::start().await;
     push_senders(&gw).await;
     // The tests' own validity checks scrape every format: count from here.
-    let (om, pb) = (scrapes(&gw, "openmetrics").await, scrapes(&gw, "protobuf").await);
+    let (om, pb) = (
+        scrapes(&gw, "openmetrics").await,
+        scrapes(&gw, "protobuf").await,
+    );
     let prom = Prometheus::start(&gw.base, false).await;
     check_classic(&prom).await;
     assert!(scrapes(&gw, "openmetrics").await >= om + 1.0);
@@ -313,7 +316,10 @@ async fn prometheus_scrapes_protobuf_with_native_histograms() {
     grpc.push(request(vec![extremes], &[("job", "native")]))
         .await
         .expect("native histogram at the index extremes");
-    let (om, pb) = (scrapes(&gw, "openmetrics").await, scrapes(&gw, "protobuf").await);
+    let (om, pb) = (
+        scrapes(&gw, "openmetrics").await,
+        scrapes(&gw, "protobuf").await,
+    );
     let prom = Prometheus::start(&gw.base, true).await;
     check_classic(&prom).await;
     // 2, 4, 2 observations in (0.5,1], (1,2], (2,4]: the 0.75 quantile is
