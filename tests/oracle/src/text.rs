@@ -34,6 +34,19 @@ struct Family {
     samples: Vec<Sample>,
 }
 
+impl Family {
+    fn new(name: &str) -> Family {
+        Family {
+            name: name.to_string(),
+            kind: Kind::Untyped,
+            typed: false,
+            help: false,
+            unit: false,
+            samples: Vec::new(),
+        }
+    }
+}
+
 fn kind_of(word: &str, dialect: Dialect) -> Option<Kind> {
     Some(match (dialect, word) {
         (_, "counter") => Kind::Counter,
@@ -159,14 +172,7 @@ fn check(body: &str, dialect: Dialect) -> Result<(), String> {
                 if !seen.insert(name.to_string()) {
                     return Err(at(format!("family {name} appears twice")));
                 }
-                families.push(Family {
-                    name: name.to_string(),
-                    kind: Kind::Untyped,
-                    typed: false,
-                    help: false,
-                    unit: false,
-                    samples: Vec::new(),
-                });
+                families.push(Family::new(name));
             }
             let f = families.last_mut().expect("pushed above");
             match word {
@@ -236,23 +242,14 @@ fn check(body: &str, dialect: Dialect) -> Result<(), String> {
         match families.last() {
             Some(f) if fits(f) => {}
             _ => {
-                if om {
-                    // OpenMetrics: a sample without metadata is a family of
-                    // type unknown named as the sample.
-                }
+                // A sample without metadata is a family of its own, untyped
+                // (OpenMetrics: unknown), named as the sample.
                 if !seen.insert(name.to_string()) {
                     return Err(at(format!(
                         "sample {name} belongs to no current family (family interleaved or repeated)"
                     )));
                 }
-                families.push(Family {
-                    name: name.to_string(),
-                    kind: Kind::Untyped,
-                    typed: false,
-                    help: false,
-                    unit: false,
-                    samples: Vec::new(),
-                });
+                families.push(Family::new(name));
             }
         }
         let f = families.last_mut().expect("pushed above");
