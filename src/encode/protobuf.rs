@@ -132,9 +132,8 @@ fn write_family_head(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
 }
 
 /// One series' `Metric` message into `metric` (cleared first); `inner` is
-/// scratch for its value message. Inlined: it is the loop body of every
-/// protobuf render.
-#[inline(always)]
+/// scratch for its value message.
+#[inline]
 fn write_metric(
     kind: Kind,
     labels_key: &[u8],
