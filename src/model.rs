@@ -352,3 +352,75 @@ impl Histogram {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(key: &[u8], value: Value) -> Series {
+        Series {
+            key: key.into(),
+            value,
+            created: None,
+        }
+    }
+
+    /// Snapshots of earlier versions: a `<base>_created` gauge family beside
+    /// its counter becomes the counter's creation times; values with no
+    /// series, or out of range, are dropped; other gauges stay.
+    #[test]
+    fn earlier_created_gauges_fold_into_their_metrics() {
+        let fam = |name: &str, kind, series| Family {
+            name: name.into(),
+            help: String::new(),
+            kind,
+            series,
+        };
+        let mut push = Push {
+            families: vec![
+                fam(
+                    "x_created",
+                    Kind::Gauge,
+                    vec![
+                        series(b"a\x001\x00", Value::Scalar(1.5)),
+                        series(b"a\x009\x00", Value::Scalar(2.0)),
+                        series(b"", Value::Scalar(f64::INFINITY)),
+                    ],
+                ),
+                fam(
+                    "x_total",
+                    Kind::Counter,
+                    vec![
+                        series(b"a\x001\x00", Value::Scalar(3.0)),
+                        series(b"", Value::Scalar(1.0)),
+                    ],
+                ),
+                fam(
+                    "y_created",
+                    Kind::Gauge,
+                    vec![series(b"", Value::Scalar(1.0))],
+                ),
+            ],
+        };
+        assert_eq!(fold_created_families(&mut push), 1);
+        let names: Vec<&str> = push.families.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["x_total", "y_created"]);
+        let x = &push.families[0];
+        assert_eq!(x.series[0].created, Some(1_500_000_000));
+        assert_eq!(x.series[1].created, None);
+    }
+
+    #[test]
+    fn creation_times_round_trip_exactly() {
+        for (secs, nanos) in [(0, 0), (1_700_000_000, 123_456_789), (-5, 999_999_999)] {
+            let at = created_from_parts(secs, nanos).unwrap();
+            assert_eq!(created_parts(at), (secs, nanos as i32));
+        }
+        assert!(created_from_parts(1, 1_000_000_000).is_err());
+        assert!(created_from_parts(1, -1).is_err());
+        assert!(created_from_parts(i64::MAX, 0).is_err());
+        assert!(created_from_seconds(f64::NAN).is_err());
+        assert!(created_from_seconds(1e300).is_err());
+        assert_eq!(created_from_seconds(1.25), Ok(1_250_000_000));
+    }
+}
