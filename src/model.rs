@@ -123,36 +123,41 @@ pub struct Series {
 /// gauges as families of their own: a value with no series to go to, or
 /// out of range, is dropped.
 pub fn fold_created_families(push: &mut Push) -> usize {
-    let owner_of = |created: &str, families: &[Family]| {
-        let base = created.strip_suffix("_created")?;
-        families.iter().position(|f| match f.kind {
-            Kind::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name) == base,
-            Kind::Histogram | Kind::Summary => f.name == base,
-            _ => false,
+    use std::collections::HashMap;
+    // `<base>_created` -> the family it belongs to: one pass, so a push of
+    // many families costs linear time.
+    let owners: HashMap<String, usize> = push
+        .families
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let base = match f.kind {
+                Kind::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name),
+                Kind::Histogram | Kind::Summary => &f.name,
+                _ => return None,
+            };
+            Some((format!("{base}_created"), i))
         })
-    };
-    let mut folded = 0;
-    let mut i = 0;
-    while i < push.families.len() {
+        .collect();
+    let mut folded = vec![false; push.families.len()];
+    for (i, is_folded) in folded.iter_mut().enumerate() {
         let f = &push.families[i];
-        let owner = matches!(f.kind, Kind::Gauge | Kind::Untyped)
-            .then(|| owner_of(&f.name, &push.families))
-            .flatten();
-        let Some(owner) = owner else {
-            i += 1;
+        if !matches!(f.kind, Kind::Gauge | Kind::Untyped) {
+            continue;
+        }
+        let Some(&owner) = owners.get(&f.name) else {
             continue;
         };
-        let gauge = push.families.remove(i);
-        let owner = if owner > i { owner - 1 } else { owner };
+        *is_folded = true;
+        let gauge = std::mem::take(&mut push.families[i].series);
         let target = &mut push.families[owner];
-        let at: std::collections::HashMap<&[u8], usize> = target
+        let at: HashMap<&[u8], usize> = target
             .series
             .iter()
             .enumerate()
             .map(|(n, t)| (&*t.key, n))
             .collect();
         let updates: Vec<(usize, Created)> = gauge
-            .series
             .iter()
             .filter_map(|s| {
                 let Value::Scalar(secs) = s.value else {
@@ -165,9 +170,10 @@ pub fn fold_created_families(push: &mut Push) -> usize {
             let t = &mut target.series[n];
             t.created = Some(t.created.map_or(created, |c| c.min(created)));
         }
-        folded += 1;
     }
-    folded
+    let mut keep = folded.iter().map(|f| !f);
+    push.families.retain(|_| keep.next().unwrap_or(true));
+    folded.iter().filter(|f| **f).count()
 }
 
 /// A creation timestamp in nanoseconds since the Unix epoch. Integral, so it
