@@ -287,6 +287,12 @@ impl Histogram {
         count: Option<f64>,
         sum: Option<f64>,
     ) -> Result<Histogram, String> {
+        // `-0` is a count of zero: stored as `0`, as protobuf (and so a
+        // snapshot) would give it back.
+        let count = count.map(|c| c + 0.0);
+        for b in &mut buckets {
+            b.count += 0.0;
+        }
         for b in &buckets {
             if b.le.is_nan() {
                 return Err("bucket bound le is NaN".into());
@@ -414,6 +420,24 @@ mod tests {
         let x = &push.families[0];
         assert_eq!(x.series[0].created, Some(1_500_000_000));
         assert_eq!(x.series[1].created, None);
+    }
+
+    /// Found by the push_sequence fuzz target: a `-0` bucket count was
+    /// written `-0` in text but `0` in protobuf, so a snapshot restored to
+    /// another scrape. Counts are stored as `0`.
+    #[test]
+    fn negative_zero_counts_are_zero() {
+        let h = Histogram::from_parts(
+            vec![Bucket {
+                le: 0.0,
+                count: -0.0,
+            }],
+            Some(-0.0),
+            None,
+        )
+        .unwrap();
+        assert!(h.buckets.iter().all(|b| b.count.is_sign_positive()));
+        assert!(h.count.is_sign_positive());
     }
 
     #[test]

@@ -341,7 +341,8 @@ fn buckets(
         for _ in 0..s.length() {
             let index = i32::try_from(idx).map_err(|_| "native histogram index out of range")?;
             let c = if float {
-                counts[n]
+                // `+ 0.0`: a `-0` count is stored as `0`.
+                counts[n] + 0.0
             } else {
                 running = running.saturating_add(deltas[n]);
                 if running < 0 {

@@ -722,7 +722,8 @@ impl<'a> Parser<'a, '_> {
                         Histogram::from_parts(s.buckets, s.count, s.sum).map_err(at)?,
                     ),
                     Kind::Summary => {
-                        let (count, sum) = (s.count.unwrap_or(0.0), s.sum.unwrap_or(0.0));
+                        // `+ 0.0`: a `-0` count is stored as `0`.
+                        let (count, sum) = (s.count.unwrap_or(0.0) + 0.0, s.sum.unwrap_or(0.0));
                         check_summary(count, sum).map_err(at)?;
                         Value::Summary { count, sum }
                     }
