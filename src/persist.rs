@@ -163,14 +163,6 @@ fn read_varint(r: &mut impl Read) -> std::io::Result<Option<u64>> {
     Err(std::io::Error::other("varint too long"))
 }
 
-fn append_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// Reads a written snapshot back and decodes it with the options
 /// [`restore`] uses, one series at a time (each `Metric` of a family
 /// message is checked as a family of its own with the same name, help and
@@ -193,9 +185,9 @@ fn verify(file: &File, len: u64) -> std::io::Result<()> {
         let mut metrics = 0;
         while let Some(tag) = read_varint(&mut family)? {
             let mut framed = Vec::new();
-            append_varint(&mut framed, tag);
+            encode::protobuf::varint(&mut framed, tag);
             let value = read_varint(&mut family)?.ok_or_else(|| bad("truncated field".into()))?;
-            append_varint(&mut framed, value);
+            encode::protobuf::varint(&mut framed, value);
             if tag & 7 == 2 {
                 // Length-delimited: `value` is the length.
                 let start = framed.len();

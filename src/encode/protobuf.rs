@@ -79,7 +79,8 @@ const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a protobuf varint.
+pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
