@@ -38,6 +38,7 @@ fn parse(body: &str) -> Push {
     let opts = Options {
         labels: &rules,
         gauge_nan_ok: false,
+        spend: None,
     };
     text::parse(body.as_bytes(), text::Dialect::Prometheus, &opts).expect("valid body")
 }
@@ -46,6 +47,7 @@ fn aggregator() -> Aggregator {
     Aggregator::new(Settings {
         gauge_mode: GaugeMode::Sum,
         max_series: 10_000_000,
+        ..Default::default()
     })
 }
 
@@ -81,6 +83,7 @@ fn benches(c: &mut Criterion) {
         let opts = Options {
             labels: &rules,
             gauge_nan_ok: false,
+            spend: None,
         };
         protobuf::delimited(&proto_body, &opts).expect("valid protobuf")
     };

@@ -12,14 +12,16 @@ mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::Rejection;
-use crate::model::{Kind, Push, labels, names};
+use crate::memory::Memory;
+use crate::model::{Kind, Push, Value, labels, names};
 pub use store::{StoredFamily, StoredSeries};
 
 /// How gauges pushed to the same series combine (`--gauge-mode`).
@@ -43,6 +45,26 @@ pub struct Settings {
     pub gauge_mode: GaugeMode,
     /// `--max-series`.
     pub max_series: usize,
+    /// The byte budget (`--max-memory`) the aggregate's bytes are charged to.
+    pub memory: Arc<Memory>,
+    /// `--max-buckets`: distinct classic bucket bounds in one family.
+    pub max_buckets: usize,
+    /// `--max-native-buckets`: buckets of one native histogram series.
+    pub max_native_buckets: usize,
+}
+
+impl Default for Settings {
+    /// Sum gauges, 1M series, no byte limit, 256 classic bounds per family,
+    /// 160 native buckets per series.
+    fn default() -> Settings {
+        Settings {
+            gauge_mode: GaugeMode::Sum,
+            max_series: 1_000_000,
+            memory: Memory::new(usize::MAX),
+            max_buckets: 256,
+            max_native_buckets: 160,
+        }
+    }
 }
 
 /// What applying a push did.
@@ -61,6 +83,9 @@ pub struct Aggregator {
     shards: Box<[Mutex<store::Shard>]>,
     settings: Settings,
     series: AtomicUsize,
+    /// Seeds the shard of a family name: random per process, so names
+    /// crafted to meet in one shard cannot be.
+    shard_hasher: RandomState,
     /// Bumped by every change, so a snapshot writer can skip an unchanged
     /// aggregate.
     generation: AtomicU64,
@@ -70,7 +95,7 @@ pub struct Aggregator {
     /// family that claims it. Taken after the shard locks, and only when a
     /// push adds a family or a family goes: pushes to stored families never
     /// touch it.
-    claims: Mutex<HashMap<Box<str>, Box<str>, FixedState>>,
+    claims: Mutex<HashMap<Box<str>, Box<str>, RandomState>>,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -89,6 +114,7 @@ impl Aggregator {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             settings,
             series: AtomicUsize::new(0),
+            shard_hasher: RandomState::default(),
             generation: AtomicU64::new(0),
             epoch: Instant::now(),
             claims: Mutex::default(),
@@ -100,8 +126,14 @@ impl Aggregator {
         &self.settings
     }
 
-    fn shard_of(name: &str) -> usize {
-        (FixedState::default().hash_one(name) as usize) % SHARDS
+    fn shard_of(&self, name: &str) -> usize {
+        (self.shard_hasher.hash_one(name) as usize) % SHARDS
+    }
+
+    /// Bytes the aggregate is charged now is part of [`Memory::used`];
+    /// this is the budget itself.
+    pub fn memory(&self) -> &Arc<Memory> {
+        &self.settings.memory
     }
 
     /// Validates the whole push against the stored state, then merges it;
@@ -120,7 +152,7 @@ impl Aggregator {
         let shard_ids: Vec<usize> = push
             .families
             .iter()
-            .map(|f| Self::shard_of(&f.name))
+            .map(|f| self.shard_of(&f.name))
             .collect();
         let mut order = shard_ids.clone();
         order.sort_unstable();
@@ -131,10 +163,12 @@ impl Aggregator {
 
         // Validate everything before changing anything.
         let span = tracing::info_span!("validate", series = push.series_count()).entered();
-        let mut names: HashSet<&str, FixedState> = HashSet::default();
+        let mut names: HashSet<&str, RandomState> = HashSet::default();
         let mut new_families: Vec<&crate::model::Family> = Vec::new();
-        let mut keys: HashSet<&[u8], FixedState> = HashSet::default();
+        let mut keys: HashSet<&[u8], RandomState> = HashSet::default();
         let mut new_series = 0usize;
+        // Bytes the aggregate grows by at most: what `--max-memory` must have.
+        let mut need = 0usize;
         for (family, &shard) in push.families.iter().zip(&shard_ids) {
             if !names.insert(&family.name) {
                 return Err(Rejection::invalid(format!(
@@ -154,8 +188,12 @@ impl Aggregator {
             }
             if stored.is_none() {
                 new_families.push(family);
+                need += store::family_bytes(&family.name, &family.help);
             }
             let rule = merge::Rule::of(family.kind, self.settings.gauge_mode);
+            if family.kind == Kind::Histogram {
+                self.check_bounds(family, stored)?;
+            }
             keys.clear();
             for s in &family.series {
                 if !keys.insert(&s.key) {
@@ -166,7 +204,10 @@ impl Aggregator {
                     )));
                 }
                 match stored.and_then(|f| f.get(&s.key)) {
-                    None => new_series += 1,
+                    None => {
+                        new_series += 1;
+                        need += store::series_bytes(s.key.len(), &s.value);
+                    }
                     Some(existing) => {
                         if std::mem::discriminant(&existing.value)
                             != std::mem::discriminant(&s.value)
@@ -186,6 +227,7 @@ impl Aggregator {
                                 labels::describe(&s.key),
                             )));
                         }
+                        need += self.growth(family, &s.key, &existing.value, &s.value)?;
                     }
                 }
             }
@@ -204,7 +246,13 @@ impl Aggregator {
                 limit: self.settings.max_series,
             });
         }
-        commit()?;
+        if need > 0 {
+            self.settings.memory.try_charge(need)?;
+        }
+        if let Err(e) = commit() {
+            self.settings.memory.release(need);
+            return Err(e);
+        }
         if let Some(claims) = &mut claims {
             for f in &new_families {
                 for n in names::claimed(&f.name, f.kind) {
@@ -220,9 +268,17 @@ impl Aggregator {
 
         let now = self.now();
         let mut touched = 0;
+        let mut grown: isize = 0;
         for (family, shard) in push.families.into_iter().zip(shard_ids) {
             touched += family.series.len();
-            guards[slot(shard)].merge(family, &self.settings, now);
+            grown += guards[slot(shard)].merge(family, &self.settings, now);
+        }
+        // `need` was charged as a bound; settle on what was really added.
+        let grown = grown.max(0) as usize;
+        if grown > need {
+            self.settings.memory.charge(grown - need);
+        } else {
+            self.settings.memory.release(need - grown);
         }
         self.series.fetch_add(new_series, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
@@ -230,6 +286,66 @@ impl Aggregator {
         Ok(Applied {
             series: touched,
             created: new_series,
+        })
+    }
+
+    /// Refuses a histogram family whose distinct classic bounds, stored
+    /// and pushed, would be more than `--max-buckets`.
+    fn check_bounds(
+        &self,
+        family: &crate::model::Family,
+        stored: Option<&StoredFamily>,
+    ) -> Result<(), Rejection> {
+        let limit = self.settings.max_buckets;
+        let mut bounds: Vec<f64> = stored.map(|f| f.bounds().to_vec()).unwrap_or_default();
+        let before = bounds.len();
+        for s in &family.series {
+            if let Value::Histogram(h) = &s.value
+                && store::new_bounds(&bounds, h) > 0
+            {
+                for b in &h.buckets {
+                    if let Err(at) = bounds.binary_search_by(|x| x.total_cmp(&b.le)) {
+                        if bounds.len() >= limit {
+                            return Err(Rejection::FamilyLimit(format!(
+                                "metric {}: histogram bucket bounds would number over {limit} (--max-buckets); {before} are stored",
+                                family.name
+                            )));
+                        }
+                        bounds.insert(at, b.le);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes merging `pushed` into `existing` may add, or why it must be
+    /// refused (a native histogram over `--max-native-buckets` at every
+    /// schema).
+    fn growth(
+        &self,
+        family: &crate::model::Family,
+        key: &[u8],
+        existing: &Value,
+        pushed: &Value,
+    ) -> Result<usize, Rejection> {
+        const BUCKET: usize = std::mem::size_of::<crate::model::Bucket>();
+        const NATIVE_BUCKET: usize = std::mem::size_of::<(i32, f64)>();
+        Ok(match (existing, pushed) {
+            (Value::Histogram(a), Value::Histogram(b)) => {
+                (merge::union_len(&a.buckets, &b.buckets) - a.buckets.len()) * BUCKET
+            }
+            (Value::Native(a), Value::Native(b)) => {
+                if let Some(why) = merge::native_refusal(a, b, self.settings.max_native_buckets) {
+                    return Err(Rejection::invalid(format!(
+                        "metric {}: series {}: {why}",
+                        family.name,
+                        labels::describe(key),
+                    )));
+                }
+                b.bucket_count() * NATIVE_BUCKET
+            }
+            _ => 0,
         })
     }
 
@@ -246,6 +362,7 @@ impl Aggregator {
             .iter_mut()
             .map(|g| {
                 g.retain_series(
+                    &self.settings.memory,
                     |key, _| !labels::contains_all(key, matchers),
                     |name, kind| unclaim(&mut claims, name, kind),
                 )
@@ -281,6 +398,7 @@ impl Aggregator {
             .map(|s| {
                 let mut shard = s.lock();
                 shard.retain_series(
+                    &self.settings.memory,
                     |_, series| series.touched >= cutoff,
                     // Shard lock, then claims: the order pushes take them in.
                     |name, kind| unclaim(&mut self.claims.lock(), name, kind),
@@ -301,7 +419,7 @@ impl Aggregator {
         let mut guards = self.lock_all();
         let dropped: usize = guards
             .iter_mut()
-            .map(|g| g.retain_series(|_, _| false, |_, _| {}))
+            .map(|g| g.retain_series(&self.settings.memory, |_, _| false, |_, _| {}))
             .sum();
         self.claims.lock().clear();
         self.dropped(dropped);
@@ -336,17 +454,23 @@ impl Aggregator {
             .flat_map(|g| g.families.iter().map(|(n, f)| (n.as_str(), f)))
             .collect();
         families.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        f(&families, generation)
+        let out = f(&families, generation);
+        drop(families);
+        // Renderings `f` kept count toward the budget from now on.
+        for g in guards.iter_mut() {
+            g.settle_renderings(&self.settings.memory);
+        }
+        out
     }
 }
 
 /// Refuses new families whose names meet a stored family's (in `claims`)
 /// or each other's.
 fn check_claims(
-    claims: &HashMap<Box<str>, Box<str>, FixedState>,
+    claims: &HashMap<Box<str>, Box<str>, RandomState>,
     new: &[&crate::model::Family],
 ) -> Result<(), Rejection> {
-    let mut pushed: HashMap<String, &str, FixedState> = HashMap::default();
+    let mut pushed: HashMap<String, &str, RandomState> = HashMap::default();
     for f in new {
         for n in names::claimed(&f.name, f.kind) {
             let other = claims
@@ -366,7 +490,7 @@ fn check_claims(
     Ok(())
 }
 
-fn unclaim(claims: &mut HashMap<Box<str>, Box<str>, FixedState>, name: &str, kind: Kind) {
+fn unclaim(claims: &mut HashMap<Box<str>, Box<str>, RandomState>, name: &str, kind: Kind) {
     for n in names::claimed(name, kind) {
         claims.remove(n.as_str());
     }

@@ -53,6 +53,50 @@ pub struct Args {
     #[arg(long, env = "PAG_MAX_BODY_BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub max_body_bytes: usize,
 
+    /// Most bytes held for senders' data: the aggregate (labels, values,
+    /// buckets, kept scrape renderings) and requests in progress (bodies,
+    /// decompressed bodies, decoded pushes). A push that would exceed it is
+    /// refused whole (429). Default: half the memory of the cgroup or
+    /// machine.
+    #[arg(long, env = "PAG_MAX_MEMORY", value_parser = parse_size)]
+    pub max_memory: Option<usize>,
+
+    /// Most distinct classic histogram bucket bounds in one family; a push
+    /// that would exceed it is refused whole (429).
+    #[arg(long, env = "PAG_MAX_BUCKETS", default_value_t = 256)]
+    pub max_buckets: usize,
+
+    /// Most buckets of one native histogram series: past it the resolution
+    /// is lowered (as Prometheus does), and a series that cannot fit even at
+    /// the coarsest schema is refused.
+    #[arg(long, env = "PAG_MAX_NATIVE_BUCKETS", default_value_t = 160)]
+    pub max_native_buckets: usize,
+
+    /// Most bytes of label names and values on one series, path and request
+    /// labels included.
+    #[arg(long, env = "PAG_MAX_LABEL_BYTES", default_value = "16KiB", value_parser = parse_size)]
+    pub max_label_bytes: usize,
+
+    /// Longest a push body may take to arrive (HTTP bodies and gRPC unary
+    /// calls); then 408 / DEADLINE_EXCEEDED.
+    #[arg(long, env = "PAG_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// A connection with no request in progress for this long is closed
+    /// (HTTP/1 keep-alive and HTTP/2 alike).
+    #[arg(long, env = "PAG_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest a write to a client may stall (a client that stops reading
+    /// its response); then the connection is closed.
+    #[arg(long, env = "PAG_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Most open connections per listener; past it new ones are closed at
+    /// once.
+    #[arg(long, env = "PAG_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Most series held; a push that would exceed it is refused whole (429).
     #[arg(long, env = "PAG_MAX_SERIES", default_value_t = 1_000_000)]
     pub max_series: usize,
@@ -235,6 +279,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `--max-series`.
     pub max_series: usize,
+    /// `--max-memory`, or its default.
+    pub max_memory: usize,
+    /// `--body-read-timeout`.
+    pub body_read_timeout: Duration,
+    /// `--idle-timeout`.
+    pub idle_timeout: Duration,
+    /// `--write-timeout`.
+    pub write_timeout: Duration,
+    /// `--max-connections`.
+    pub max_connections: usize,
     /// `--gauge-mode`.
     pub gauge_mode: GaugeMode,
     /// `--drop-label`, validated.
@@ -270,6 +324,29 @@ impl TryFrom<Args> for Config {
         if a.max_body_bytes == 0 {
             return Err("--max-body-bytes must be above 0".into());
         }
+        for (flag, v) in [
+            ("--max-connections", a.max_connections),
+            ("--max-buckets", a.max_buckets),
+            ("--max-native-buckets", a.max_native_buckets),
+            ("--max-label-bytes", a.max_label_bytes),
+        ] {
+            if v == 0 {
+                return Err(format!("{flag} must be above 0"));
+            }
+        }
+        for (flag, d) in [
+            ("--body-read-timeout", a.body_read_timeout),
+            ("--idle-timeout", a.idle_timeout),
+            ("--write-timeout", a.write_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{flag} must be above 0"));
+            }
+        }
+        let max_memory = a.max_memory.unwrap_or_else(crate::memory::default_limit);
+        if max_memory < 1 << 20 {
+            return Err("--max-memory must be at least 1MiB".into());
+        }
         axum::http::HeaderValue::from_str(&a.cors)
             .map_err(|_| format!("--cors: {:?} is not a valid header value", a.cors))?;
         Ok(Config {
@@ -293,6 +370,9 @@ impl TryFrom<Args> for Config {
                 max_name_length: a.max_name_length,
                 max_label_value_length: a.max_label_value_length,
                 max_series_per_push: a.max_series_per_push,
+                max_label_bytes: a.max_label_bytes,
+                max_native_buckets: a.max_native_buckets,
+                max_buckets: a.max_buckets,
             },
             series_ttl: a.series_ttl.filter(|d| !d.is_zero()),
             persistence_file: a.persistence_file,
@@ -313,6 +393,11 @@ impl TryFrom<Args> for Config {
             cors: a.cors,
             max_body_bytes: a.max_body_bytes,
             max_series: a.max_series,
+            max_memory,
+            body_read_timeout: a.body_read_timeout,
+            idle_timeout: a.idle_timeout,
+            write_timeout: a.write_timeout,
+            max_connections: a.max_connections,
             gauge_mode: a.gauge_mode,
             drop_labels: a.drop_labels,
             log_format: a.log_format,

@@ -11,6 +11,7 @@ pub mod text;
 use std::io::Read;
 
 use crate::error::Rejection;
+use crate::memory::Reservation;
 use crate::model::{Kind, LabelRules, Push};
 
 /// What decoding a push needs besides its bytes.
@@ -21,17 +22,126 @@ pub struct Options<'a> {
     /// Whether a NaN gauge value is accepted: not when gauges are summed, as
     /// one NaN would poison the sum for good.
     pub gauge_nan_ok: bool,
+    /// Where the bytes of the decoded push are charged as it is built;
+    /// none: not charged (tests, snapshots).
+    pub spend: Option<&'a Spend>,
+}
+
+impl Options<'_> {
+    /// Charges a decoded series of a key of `key_len` bytes and `extra`
+    /// bytes of buckets, before it is kept; refuses past the budget or
+    /// `--max-series-per-push`.
+    #[inline]
+    pub(crate) fn charge(
+        &self,
+        key_len: usize,
+        value: &crate::model::Value,
+    ) -> Result<(), Rejection> {
+        match self.spend {
+            Some(spend) => spend.add(crate::model::cost::series_bytes(key_len, value), 1),
+            None => Ok(()),
+        }
+    }
+
+    /// Charges `bytes` of a push being decoded that hold `series` new
+    /// series (text series are built a sample at a time).
+    #[inline]
+    pub(crate) fn charge_bytes(&self, bytes: usize, series: usize) -> Result<(), Rejection> {
+        match self.spend {
+            Some(spend) => spend.add(bytes, series),
+            None => Ok(()),
+        }
+    }
+
+    /// Charges a decoded family, as [`Options::charge`] does a series.
+    pub(crate) fn charge_family(&self, name: &str, help: &str) -> Result<(), Rejection> {
+        match self.spend {
+            Some(spend) => spend.add(crate::model::cost::family_bytes(name, help), 0),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The byte budget of one decode: charged in steps of [`Spend::STEP`], so
+/// the shared counter is touched once per step, not once per series.
+#[derive(Debug)]
+pub struct Spend {
+    reservation: std::cell::RefCell<crate::memory::Reservation>,
+    pending: std::cell::Cell<usize>,
+    series: std::cell::Cell<usize>,
+    max_series: usize,
+    /// Charged so far, and the most allowed for the input's size.
+    total: std::cell::Cell<usize>,
+    allowance: usize,
+    input: usize,
+}
+
+impl Spend {
+    const STEP: usize = 64 << 10;
+
+    /// Charges to `reservation` the decoding of `input` bytes, refusing a
+    /// push past `max_series` series, or held as more than
+    /// [`crate::model::cost::push_allowance`] bytes, as soon as it gets
+    /// there.
+    pub fn new(reservation: crate::memory::Reservation, max_series: usize, input: usize) -> Spend {
+        Spend {
+            reservation: std::cell::RefCell::new(reservation),
+            pending: std::cell::Cell::new(0),
+            series: std::cell::Cell::new(0),
+            max_series,
+            total: std::cell::Cell::new(0),
+            allowance: crate::model::cost::push_allowance(input),
+            input,
+        }
+    }
+
+    /// Adds `series` series of `bytes` in all, reserving a step ahead
+    /// whenever what is reserved runs out.
+    #[inline]
+    pub fn add(&self, bytes: usize, series: usize) -> Result<(), Rejection> {
+        let count = self.series.get() + series;
+        self.series.set(count);
+        if count > self.max_series {
+            return Err(Rejection::PushTooLarge {
+                count,
+                limit: self.max_series,
+            });
+        }
+        let total = self.total.get() + bytes;
+        self.total.set(total);
+        if total > self.allowance {
+            return Err(Rejection::PushTooDense {
+                input: self.input,
+                limit: self.allowance,
+            });
+        }
+        let pending = self.pending.get() + bytes;
+        if pending <= Self::STEP {
+            self.pending.set(pending);
+            return Ok(());
+        }
+        self.pending.set(0);
+        self.reservation.borrow_mut().grow(pending)
+    }
+
+    /// The reservation, with all charged so far.
+    pub fn into_reservation(self) -> crate::memory::Reservation {
+        self.reservation.into_inner()
+    }
 }
 
 pub use crate::format::Format;
 
 /// Undoes a `Content-Encoding` (none, `identity`, `gzip`, `zstd`, `snappy`),
-/// refusing output larger than `limit` bytes without inflating past it, so a
-/// small compressed bomb costs at most `limit` bytes of memory.
+/// refusing output larger than `limit` bytes without inflating past it, and
+/// reserving the output from `reservation` before it is allocated, so a
+/// small compressed bomb costs at most `limit` bytes of memory, and only
+/// when the byte budget has them.
 pub fn decompress(
     encoding: Option<&str>,
     body: bytes::Bytes,
     limit: usize,
+    reservation: &mut Reservation,
 ) -> Result<bytes::Bytes, Rejection> {
     let encoding = encoding.map(str::trim).unwrap_or("").to_ascii_lowercase();
     let reader: Box<dyn Read + '_> = match encoding.as_str() {
@@ -45,29 +155,47 @@ pub fn decompress(
         // as Prometheus remote-write sends it, is accepted too.
         "snappy" | "x-snappy-framed" => {
             if !body.starts_with(b"\xff\x06\x00\x00sNaPpY") {
-                return snappy_block(&body, limit);
+                return snappy_block(&body, limit, reservation);
             }
             Box::new(snap::read::FrameDecoder::new(&body[..]))
         }
         _ => return Err(Rejection::UnsupportedEncoding(encoding)),
     };
-    let mut out = Vec::with_capacity((body.len() * 4).min(limit.saturating_add(1)));
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Rejection::invalid(format!("{encoding} body could not be decoded: {e}")))?;
-    if out.len() > limit {
-        return Err(Rejection::BodyTooLarge { limit });
+    let mut reader = reader.take(limit as u64 + 1);
+    // Grown a step at a time, each step reserved first: the output's size
+    // is known only once it is all out.
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let step = out.len().clamp(256 << 10, 4 << 20);
+        reservation.grow(step)?;
+        out.reserve_exact(step);
+        let n = (&mut reader)
+            .take(step as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                Rejection::invalid(format!("{encoding} body could not be decoded: {e}"))
+            })?;
+        if out.len() > limit {
+            return Err(Rejection::BodyTooLarge { limit });
+        }
+        if n < step {
+            break;
+        }
     }
     Ok(out.into())
 }
 
-fn snappy_block(body: &[u8], limit: usize) -> Result<bytes::Bytes, Rejection> {
+fn snappy_block(
+    body: &[u8],
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<bytes::Bytes, Rejection> {
     let len = snap::raw::decompress_len(body)
         .map_err(|e| Rejection::invalid(format!("snappy body could not be decoded: {e}")))?;
     if len > limit {
         return Err(Rejection::BodyTooLarge { limit });
     }
+    reservation.grow(len)?;
     snap::raw::Decoder::new()
         .decompress_vec(body)
         .map(Into::into)

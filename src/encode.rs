@@ -21,39 +21,124 @@ pub fn render(aggregator: &Aggregator, format: Format) -> Vec<u8> {
     aggregator.read(|families| render_families(families, format))
 }
 
+/// A rendered scrape: chunks of bytes, shared (reference-counted) by every
+/// scrape of the same state, so a client that reads slowly or never holds
+/// a handle, not a private copy of the output.
+#[derive(Debug, Clone, Default)]
+pub struct Rendering {
+    chunks: std::sync::Arc<[bytes::Bytes]>,
+    len: usize,
+}
+
+impl Rendering {
+    fn new(chunks: Vec<bytes::Bytes>) -> Rendering {
+        let len = chunks.iter().map(|c| c.len()).sum();
+        Rendering {
+            chunks: chunks.into(),
+            len,
+        }
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[bytes::Bytes] {
+        &self.chunks
+    }
+
+    /// Everything as one buffer (copied when in several chunks).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        match &*self.chunks {
+            [one] => one.clone(),
+            many => many.concat().into(),
+        }
+    }
+}
+
 /// The last rendering of each format (plain and gzip), kept until the
 /// aggregate changes: scrapes of an unchanged aggregate (HA Prometheus
-/// pairs, several scrapers, retries) cost a copy of an `Arc`.
-#[derive(Debug, Default)]
+/// pairs, several scrapers, retries) cost a copy of an `Arc`, and scrapes
+/// that arrive while one renders wait for it rather than render again.
+/// Bytes the slots hold (beyond the families' own renderings) are charged
+/// to the byte budget.
+#[derive(Debug)]
 pub struct Cache {
-    slots: parking_lot::Mutex<[Option<(u64, bytes::Bytes)>; 6]>,
+    slots: parking_lot::Mutex<[Option<Slot>; 6]>,
+    /// One renderer per slot at a time.
+    rendering: [parking_lot::Mutex<()>; 6],
+    memory: std::sync::Arc<crate::memory::Memory>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    generation: u64,
+    body: Rendering,
+    /// Bytes charged for it.
+    charged: usize,
 }
 
 impl Cache {
+    /// An empty cache charging `memory`.
+    pub fn new(memory: std::sync::Arc<crate::memory::Memory>) -> Cache {
+        Cache {
+            slots: Default::default(),
+            rendering: Default::default(),
+            memory,
+        }
+    }
+
     fn slot(format: Format, gzip: bool) -> usize {
         (format as usize) * 2 + usize::from(gzip)
     }
 
+    fn cached(&self, slot: usize, now: u64) -> Option<Rendering> {
+        self.slots.lock()[slot]
+            .as_ref()
+            .filter(|s| s.generation == now)
+            .map(|s| s.body.clone())
+    }
+
     /// The aggregate in `format`, gzipped when asked, from the cache when
     /// nothing changed since it was rendered.
-    pub fn render(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> bytes::Bytes {
-        // Plain text is not kept whole: the families keep their own text,
-        // and joining them costs a copy.
-        let keep = gzip || format != Format::Text;
+    pub fn render(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> Rendering {
         let slot = Self::slot(format, gzip);
-        let now = aggregator.generation();
-        if let Some((generation, body)) = &self.slots.lock()[slot]
-            && *generation == now
-        {
-            return body.clone();
+        if let Some(body) = self.cached(slot, aggregator.generation()) {
+            return body;
+        }
+        let _one = self.rendering[slot].lock();
+        if let Some(body) = self.cached(slot, aggregator.generation()) {
+            return body;
         }
         let _span = tracing::info_span!("encode", format = ?format, gzip, series = aggregator.series_count()).entered();
-        let (generation, plain) = aggregator
-            .read_at(|families, generation| (generation, render_families(families, format)));
-        let body = if gzip { gzip_fast(&plain) } else { plain };
-        let body = bytes::Bytes::from(body);
-        if keep {
-            self.slots.lock()[slot] = Some((generation, body.clone()));
+        let (generation, body, charged) = aggregator.read_at(|families, generation| {
+            if format == Format::Text && !gzip {
+                // Plain text is the families' own renderings, shared; only
+                // the small ones are copied together.
+                let (chunks, copied) = text::chunks(families);
+                (generation, Rendering::new(chunks), copied)
+            } else {
+                let plain = render_families(families, format);
+                let body = if gzip { gzip_fast(&plain) } else { plain };
+                let len = body.len();
+                (generation, Rendering::new(vec![body.into()]), len)
+            }
+        });
+        self.memory.charge(charged);
+        let old = self.slots.lock()[slot].replace(Slot {
+            generation,
+            body: body.clone(),
+            charged,
+        });
+        if let Some(old) = old {
+            self.memory.release(old.charged);
         }
         body
     }

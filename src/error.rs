@@ -46,6 +46,17 @@ pub enum Rejection {
         /// `--max-series-per-push`.
         limit: usize,
     },
+    /// The push would be held as far more bytes than were sent (many tiny
+    /// families or series, or path labels copied into every series).
+    #[error(
+        "push of {input} bytes would be held as more than {limit} bytes (10 per byte sent plus 1 MiB); send fewer, larger series or families per push"
+    )]
+    PushTooDense {
+        /// Bytes sent (decompressed body and path).
+        input: usize,
+        /// The most it may be held as.
+        limit: usize,
+    },
     /// Applying the push would store more than `--max-series` series.
     #[error("push would add {new} series to {stored}, over the limit of {limit} series")]
     TooManySeries {
@@ -56,6 +67,23 @@ pub enum Rejection {
         /// `--max-series`.
         limit: usize,
     },
+    /// Applying the push (or reading the request) would take the bytes
+    /// held over `--max-memory`.
+    #[error(
+        "push needs {need} more bytes but the gateway holds {used} of its --max-memory limit of {limit} bytes"
+    )]
+    MemoryBudget {
+        /// Bytes this request would add.
+        need: usize,
+        /// Bytes held now.
+        used: usize,
+        /// `--max-memory`.
+        limit: usize,
+    },
+    /// Applying the push would take a family past a limit on what it
+    /// holds (the union of classic bucket bounds); the reason names it.
+    #[error("{0}")]
+    FamilyLimit(String),
     /// A `Content-Type` the route does not take (a gRPC call to an HTTP
     /// route, an HTTP request to a gRPC method, an unknown push format).
     #[error("{0}")]
@@ -98,10 +126,12 @@ impl Rejection {
             Rejection::Line { .. } | Rejection::Invalid(_) | Rejection::TypeConflict { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Rejection::BodyTooLarge { .. } | Rejection::PushTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Rejection::TooManySeries { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::BodyTooLarge { .. }
+            | Rejection::PushTooLarge { .. }
+            | Rejection::PushTooDense { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::TooManySeries { .. }
+            | Rejection::MemoryBudget { .. }
+            | Rejection::FamilyLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             Rejection::UnsupportedEncoding(_) | Rejection::UnsupportedMediaType(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -129,7 +159,10 @@ impl Rejection {
             }
             Rejection::BodyTooLarge { .. }
             | Rejection::PushTooLarge { .. }
-            | Rejection::TooManySeries { .. } => tonic::Code::ResourceExhausted,
+            | Rejection::PushTooDense { .. }
+            | Rejection::TooManySeries { .. }
+            | Rejection::MemoryBudget { .. }
+            | Rejection::FamilyLimit(_) => tonic::Code::ResourceExhausted,
             Rejection::Unauthenticated => tonic::Code::Unauthenticated,
             Rejection::OriginNotAllowed(_) => tonic::Code::PermissionDenied,
             Rejection::Overloaded => tonic::Code::Unavailable,
@@ -162,7 +195,10 @@ impl Rejection {
             Rejection::TypeConflict { .. } => "type_conflict",
             Rejection::BodyTooLarge { .. } => "body_too_large",
             Rejection::PushTooLarge { .. } => "push_too_large",
+            Rejection::PushTooDense { .. } => "push_too_dense",
             Rejection::TooManySeries { .. } => "too_many_series",
+            Rejection::MemoryBudget { .. } => "memory",
+            Rejection::FamilyLimit(_) => "family_limit",
             Rejection::UnsupportedEncoding(_) => "unsupported_encoding",
             Rejection::UnsupportedMediaType(_) => "unsupported_media_type",
             Rejection::NotFound(_) => "not_found",

@@ -10,8 +10,9 @@ use tracing::info_span;
 
 use crate::Gateway;
 use crate::aggregate::GaugeMode;
-use crate::decode::Options;
+use crate::decode::{Options, Spend};
 use crate::error::Rejection;
+use crate::memory::Reservation;
 use crate::model::{LabelRules, Push};
 
 /// What one push did.
@@ -95,18 +96,27 @@ impl Gateway {
     /// Decodes a push with `decode` under these path (or request) labels and
     /// applies it all or nothing, if `ticket` still allows it once the push
     /// is validated.
+    ///
+    /// `reservation` holds the request's bytes (body, decompressed body);
+    /// the decoded push is charged to it as it is built, up to what `input`
+    /// bytes sent (decompressed body and path) allow, and all is given back
+    /// when the push is applied or refused.
     pub fn ingest(
         &self,
         path_labels: Vec<(String, String)>,
         ticket: &Ticket,
+        reservation: Reservation,
+        input: usize,
         decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
     ) -> Result<Ingested, Rejection> {
         let config = self.config();
         let rules = LabelRules::new(path_labels, &config.drop_labels, config.limits)
             .map_err(Rejection::Invalid)?;
+        let spend = Spend::new(reservation, config.limits.max_series_per_push, input);
         let opts = Options {
             labels: &rules,
             gauge_nan_ok: self.aggregator().settings().gauge_mode != GaugeMode::Sum,
+            spend: Some(&spend),
         };
         let span = info_span!("decode", series = tracing::field::Empty);
         let push = span.in_scope(|| decode(&opts))?;

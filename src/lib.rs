@@ -16,6 +16,7 @@ pub mod encode;
 pub mod error;
 pub mod format;
 pub mod ingest;
+pub mod memory;
 pub mod middleware;
 pub mod model;
 pub mod persist;
@@ -57,9 +58,13 @@ struct Inner {
 impl Gateway {
     /// A gateway with an empty aggregate.
     pub fn new(config: Config) -> Gateway {
+        let memory = memory::Memory::new(config.max_memory);
         let aggregator = aggregate::Aggregator::new(aggregate::Settings {
             gauge_mode: config.gauge_mode,
             max_series: config.max_series,
+            memory: memory.clone(),
+            max_buckets: config.limits.max_buckets,
+            max_native_buckets: config.limits.max_native_buckets,
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
         Gateway {
@@ -69,7 +74,7 @@ impl Gateway {
                 telemetry,
                 started: Instant::now(),
                 saved: std::sync::atomic::AtomicU64::new(0),
-                scrape_cache: encode::Cache::default(),
+                scrape_cache: encode::Cache::new(memory),
             }),
         }
     }
@@ -87,6 +92,11 @@ impl Gateway {
     /// Renderings of the aggregate kept until it changes.
     pub fn scrape_cache(&self) -> &encode::Cache {
         &self.inner.scrape_cache
+    }
+
+    /// The byte budget (`--max-memory`) everything senders cost is charged to.
+    pub fn memory(&self) -> &Arc<memory::Memory> {
+        self.aggregator().memory()
     }
 
     /// The self-metrics.

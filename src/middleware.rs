@@ -12,7 +12,6 @@ mod metrics;
 pub mod routing;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -55,21 +54,23 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         .layer(ValidateRequestHeaderLayer::custom(cors::OriginCheck::new(
             &config.cors,
         )))
-        // Overload and slowness: shed at once past the in-flight cap rather
-        // than queue, and bound each request's time.
-        .layer(HandleErrorLayer::new(admission::error))
-        .load_shed()
-        .concurrency_limit(config.max_in_flight)
+        // Overload and slowness: shed at once past the in-flight cap of
+        // the request's class rather than queue, and bound each request's
+        // time.
+        .layer(axum::middleware::from_fn_with_state(
+            admission::InFlight::new(config.max_in_flight),
+            admission::admit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             config.request_timeout,
             admission::deadline,
         ))
         // Credentials before any body is read, by the route's scope; then
         // whether the request fits its route (path, method, content type).
-        .layer(ValidateRequestHeaderLayer::custom(Auth::new(
-            &config.auth_users,
-            &config.admin_users,
-        )))
+        .layer(axum::middleware::from_fn_with_state(
+            Auth::new(&config.auth_users, &config.admin_users),
+            auth::require,
+        ))
         .layer(ValidateRequestHeaderLayer::custom(routing::RouteFit))
         // A declared body size over the limit is refused before reading it;
         // undeclared sizes are capped while reading (HTTP) or decoding (gRPC).

@@ -6,6 +6,7 @@
 //! [`labels`]). Decoders build it directly, so a pushed series costs one
 //! allocation for its identity and the aggregator hashes and compares bytes.
 
+pub mod cost;
 pub mod labels;
 pub mod names;
 pub mod native;
@@ -53,6 +54,13 @@ pub struct Limits {
     pub max_label_value_length: usize,
     /// `--max-series-per-push`: series in one push.
     pub max_series_per_push: usize,
+    /// `--max-label-bytes`: label names and values on one series.
+    pub max_label_bytes: usize,
+    /// `--max-native-buckets`: buckets of one native histogram.
+    pub max_native_buckets: usize,
+    /// `--max-buckets`: buckets of one classic histogram (and the
+    /// distinct bounds of a family, checked when applied).
+    pub max_buckets: usize,
 }
 
 impl Default for Limits {
@@ -62,6 +70,9 @@ impl Default for Limits {
             max_name_length: 256,
             max_label_value_length: 4096,
             max_series_per_push: 200_000,
+            max_label_bytes: 16 << 10,
+            max_native_buckets: 160,
+            max_buckets: 256,
         }
     }
 }
@@ -240,6 +251,18 @@ pub enum Value {
 }
 
 impl Value {
+    /// Bytes the value holds on the heap (buckets), for the byte budget.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Histogram(h) => h.buckets.len() * std::mem::size_of::<Bucket>(),
+            Value::Native(n) => {
+                std::mem::size_of::<NativeHistogram>()
+                    + n.bucket_count() * std::mem::size_of::<(i32, f64)>()
+            }
+            Value::Scalar(_) | Value::Summary { .. } => 0,
+        }
+    }
+
     /// Samples this value stands for in the text format.
     pub fn sample_count(&self) -> usize {
         match self {

@@ -225,6 +225,9 @@ fn restore_rules() -> LabelRules {
         max_name_length: usize::MAX,
         max_label_value_length: usize::MAX,
         max_series_per_push: usize::MAX,
+        max_label_bytes: usize::MAX,
+        max_native_buckets: usize::MAX,
+        max_buckets: usize::MAX,
     };
     LabelRules::new(Vec::new(), &[], unlimited).unwrap_or_default()
 }
@@ -233,6 +236,7 @@ fn restore_options(rules: &LabelRules) -> Options<'_> {
     Options {
         labels: rules,
         gauge_nan_ok: true,
+        spend: None,
     }
 }
 

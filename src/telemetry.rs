@@ -99,6 +99,8 @@ pub struct Telemetry {
     snapshot_bytes: Gauge,
     snapshot_duration: Histogram,
     max_series: Gauge,
+    memory: Gauge,
+    memory_limit: Gauge,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -129,6 +131,8 @@ impl Telemetry {
             snapshot_bytes: Gauge::default(),
             snapshot_duration: duration_histogram(),
             max_series: Gauge::default(),
+            memory: Gauge::default(),
+            memory_limit: Gauge::default(),
         };
         registry.register("pushes", "Pushes applied", t.pushes.clone());
         registry.register(
@@ -170,6 +174,16 @@ impl Telemetry {
         registry.register("series", "Series stored", t.series.clone());
         registry.register("families", "Metric families stored", t.families.clone());
         registry.register("max_series", "The --max-series limit", t.max_series.clone());
+        registry.register(
+            "memory_bytes",
+            "Bytes held for senders' data (aggregate, kept scrape renderings, requests in progress), as charged against --max-memory",
+            t.memory.clone(),
+        );
+        registry.register(
+            "memory_limit_bytes",
+            "The --max-memory limit",
+            t.memory_limit.clone(),
+        );
         registry.register(
             "series_expired",
             "Series dropped by --series-ttl",
@@ -283,10 +297,12 @@ impl Telemetry {
         let opts = crate::decode::Options {
             labels: &rules,
             gauge_nan_ok: true,
+            spend: None,
         };
         let own = Aggregator::new(crate::aggregate::Settings {
             gauge_mode: crate::aggregate::GaugeMode::Last,
             max_series: usize::MAX,
+            ..Default::default()
         });
         let converted =
             crate::decode::decode(om.as_bytes(), crate::format::Format::OpenMetrics, &opts)
@@ -306,6 +322,11 @@ impl Telemetry {
     pub fn render(&self, aggregator: &Aggregator) -> String {
         self.series.set(aggregator.series_count() as i64);
         self.families.set(aggregator.family_count() as i64);
+        let memory = aggregator.memory();
+        self.memory
+            .set(i64::try_from(memory.used()).unwrap_or(i64::MAX));
+        self.memory_limit
+            .set(i64::try_from(memory.limit()).unwrap_or(i64::MAX));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -62,6 +62,9 @@ pub async fn serve(
     let opts = server::ConnOptions {
         header_read_timeout: config.header_read_timeout,
         drain_timeout: config.shutdown_timeout,
+        idle_timeout: config.idle_timeout,
+        write_timeout: config.write_timeout,
+        max_connections: config.max_connections,
         tls,
     };
     let app = app(&gateway).await;

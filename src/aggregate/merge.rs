@@ -34,6 +34,7 @@ pub(crate) fn merge(
     stored: &mut StoredSeries,
     pushed: Value,
     created: Option<crate::model::Created>,
+    settings: &super::Settings,
 ) {
     stored.created = match (stored.created, created) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -49,7 +50,11 @@ pub(crate) fn merge(
             }
         }
         (Value::Histogram(a), Value::Histogram(b)) => merge_histogram(a, &b),
-        (Value::Native(a), Value::Native(b)) => a.add(&b),
+        (Value::Native(a), Value::Native(b)) => {
+            a.add(&b);
+            // Validation made sure this fits (see `native_refusal`).
+            let _ = a.limit_buckets(settings.max_native_buckets);
+        }
         (Value::Summary { count, sum }, Value::Summary { count: c, sum: s }) => {
             *count += c;
             *sum += s;
@@ -99,6 +104,40 @@ pub(crate) fn merge_histogram(a: &mut Histogram, b: &Histogram) {
         return;
     }
     a.buckets = union(&a.buckets, &b.buckets);
+}
+
+/// Why adding native histogram `pushed` into `stored` must be refused, if
+/// it must: the sum holds more than `limit` buckets even at the coarsest
+/// schema. Only sums that may go over are computed.
+pub(crate) fn native_refusal(
+    stored: &crate::model::NativeHistogram,
+    pushed: &crate::model::NativeHistogram,
+    limit: usize,
+) -> Option<String> {
+    if stored.bucket_count() + pushed.bucket_count() <= limit {
+        return None;
+    }
+    let mut sum = stored.clone();
+    sum.add(pushed);
+    sum.limit_buckets(limit).err()
+}
+
+/// How many buckets the union of `a` and `b`'s bounds holds, without
+/// building it.
+pub(crate) fn union_len(a: &[Bucket], b: &[Bucket]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].le.total_cmp(&b[j].le) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+        n += 1;
+    }
+    n + (a.len() - i) + (b.len() - j)
 }
 
 fn union(a: &[Bucket], b: &[Bucket]) -> Vec<Bucket> {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
 use super::Settings;
@@ -15,8 +15,12 @@ use crate::model::{Family, Kind, SeriesKey, Value};
 /// One shard of the aggregate.
 #[derive(Default)]
 pub(crate) struct Shard {
-    pub(crate) families: HashMap<String, StoredFamily, FixedState>,
+    pub(crate) families: HashMap<String, StoredFamily, RandomState>,
+    /// Bytes of the families' kept renderings charged to the budget.
+    pub(crate) cached_bytes: usize,
 }
+
+pub(crate) use crate::model::cost::{family_bytes, series_bytes};
 
 /// A stored family.
 #[derive(Debug, Clone)]
@@ -25,8 +29,11 @@ pub struct StoredFamily {
     pub kind: Kind,
     /// The first non-empty `# HELP` text pushed.
     pub help: String,
-    series: IndexMap<SeriesKey, StoredSeries, FixedState>,
+    series: IndexMap<SeriesKey, StoredSeries, RandomState>,
     sorted: bool,
+    /// Every classic bucket bound of the family's series, sorted
+    /// (`--max-buckets` bounds their number).
+    bounds: Vec<f64>,
     /// The family rendered in each scrape format (indexed by
     /// [`Format`] as usize), kept until the family changes: a scrape copies
     /// every family nobody pushed to since the last scrape instead of
@@ -60,6 +67,27 @@ impl StoredFamily {
         self.rendered[format as usize].get_or_init(render)
     }
 
+    /// The distinct classic bucket bounds of the family's series, sorted.
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// Bytes of the renderings kept.
+    fn cached_bytes(&self) -> usize {
+        self.rendered
+            .iter()
+            .filter_map(|r| r.get())
+            .map(|b| b.len())
+            .sum()
+    }
+
+    /// Drops the kept renderings; returns their bytes.
+    fn forget_renderings(&mut self) -> usize {
+        let bytes = self.cached_bytes();
+        self.rendered = Rendered::default();
+        bytes
+    }
+
     /// The family's rendering in `format`, if one is kept.
     pub fn cached_only(&self, format: Format) -> Option<&bytes::Bytes> {
         self.rendered[format as usize].get()
@@ -73,31 +101,46 @@ impl StoredFamily {
 }
 
 impl Shard {
-    /// Merges a validated family into this shard.
-    pub(crate) fn merge(&mut self, family: Family, settings: &Settings, now: u32) {
-        let stored = self
-            .families
-            .entry(family.name)
-            .or_insert_with(|| StoredFamily {
-                kind: family.kind,
-                help: String::new(),
-                series: IndexMap::default(),
-                sorted: true,
-                rendered: Rendered::default(),
-            });
-        stored.rendered = Rendered::default();
+    /// Merges a validated family into this shard; returns the bytes the
+    /// shard holds now minus before (see [`series_bytes`]), renderings left
+    /// out (see [`Shard::cached_bytes`]).
+    pub(crate) fn merge(&mut self, family: Family, settings: &Settings, now: u32) -> isize {
+        let mut grown: isize = 0;
+        let stored = match self.families.entry(family.name) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                grown += family_bytes(e.key(), &family.help) as isize;
+                e.insert(StoredFamily {
+                    kind: family.kind,
+                    help: String::new(),
+                    series: IndexMap::default(),
+                    sorted: true,
+                    bounds: Vec::new(),
+                    rendered: Rendered::default(),
+                })
+            }
+        };
+        let forgot = stored.forget_renderings().min(self.cached_bytes);
+        self.cached_bytes -= forgot;
+        settings.memory.release(forgot);
         if stored.help.is_empty() && !family.help.is_empty() {
             stored.help = family.help;
         }
         let rule = merge::Rule::of(stored.kind, settings.gauge_mode);
         stored.series.reserve(family.series.len());
         for s in family.series {
+            if let Value::Histogram(h) = &s.value {
+                add_bounds(&mut stored.bounds, h);
+            }
             match stored.series.get_mut(&*s.key) {
                 Some(existing) => {
-                    merge::merge(rule, existing, s.value, s.created);
+                    let before = value_heap(&existing.value) as isize;
+                    merge::merge(rule, existing, s.value, s.created, settings);
                     existing.touched = now;
+                    grown += value_heap(&existing.value) as isize - before;
                 }
                 None => {
+                    grown += series_bytes(s.key.len(), &s.value) as isize;
                     if stored.sorted
                         && let Some((last, _)) = stored.series.last()
                     {
@@ -114,31 +157,59 @@ impl Shard {
                 }
             }
         }
+        grown
     }
 
-    /// Keeps the series `keep` says yes to, dropping emptied families;
-    /// returns how many series were dropped, and calls `gone` with the name
-    /// and kind of each family dropped.
+    /// Keeps the series `keep` says yes to, dropping emptied families and
+    /// giving their bytes back to `memory`; returns how many series were
+    /// dropped, and calls `gone` with the name and kind of each family
+    /// dropped.
     pub(crate) fn retain_series(
         &mut self,
+        memory: &crate::memory::Memory,
         mut keep: impl FnMut(&[u8], &StoredSeries) -> bool,
         mut gone: impl FnMut(&str, Kind),
     ) -> usize {
         let mut dropped = 0;
+        let mut freed = 0;
+        let mut renderings = 0;
         self.families.retain(|name, f| {
             let before = f.series.len();
             // `retain` keeps the relative order, so a sorted family stays sorted.
-            f.series.retain(|k, s| keep(k, s));
+            f.series.retain(|k, s| {
+                let kept = keep(k, s);
+                if !kept {
+                    freed += series_bytes(k.len(), &s.value);
+                }
+                kept
+            });
             if f.series.len() != before {
                 dropped += before - f.series.len();
-                f.rendered = Rendered::default();
+                renderings += f.forget_renderings();
+                f.bounds = family_bounds(f);
             }
             if f.series.is_empty() {
+                freed += family_bytes(name, &f.help);
                 gone(name, f.kind);
             }
             !f.series.is_empty()
         });
+        let renderings = renderings.min(self.cached_bytes);
+        self.cached_bytes -= renderings;
+        memory.release(freed + renderings);
         dropped
+    }
+
+    /// Charges (or gives back) the renderings made since the last call, so
+    /// the budget holds what the shard's families keep.
+    pub(crate) fn settle_renderings(&mut self, memory: &crate::memory::Memory) {
+        let now: usize = self.families.values().map(StoredFamily::cached_bytes).sum();
+        if now > self.cached_bytes {
+            memory.charge(now - self.cached_bytes);
+        } else {
+            memory.release(self.cached_bytes - now);
+        }
+        self.cached_bytes = now;
     }
 
     pub(crate) fn sort_series(&mut self) {
@@ -148,5 +219,62 @@ impl Shard {
                 f.sorted = true;
             }
         }
+    }
+}
+
+/// Adds a histogram's bounds to a family's sorted bounds.
+fn add_bounds(bounds: &mut Vec<f64>, h: &crate::model::Histogram) {
+    if same_bounds(bounds, h) {
+        return;
+    }
+    for b in &h.buckets {
+        if let Err(at) = bounds.binary_search_by(|x| x.total_cmp(&b.le)) {
+            bounds.insert(at, b.le);
+        }
+    }
+}
+
+/// The sorted bounds of every classic histogram of a family.
+fn family_bounds(f: &StoredFamily) -> Vec<f64> {
+    let mut bounds = Vec::new();
+    for (_, s) in f.series() {
+        if let Value::Histogram(h) = &s.value {
+            add_bounds(&mut bounds, h);
+        }
+    }
+    bounds
+}
+
+/// How many of `h`'s bounds `bounds` (sorted) lacks.
+pub(crate) fn new_bounds(bounds: &[f64], h: &crate::model::Histogram) -> usize {
+    if same_bounds(bounds, h) {
+        return 0;
+    }
+    h.buckets
+        .iter()
+        .filter(|b| bounds.binary_search_by(|x| x.total_cmp(&b.le)).is_err())
+        .count()
+}
+
+/// The common case, every series with the same bounds: one comparison each.
+fn same_bounds(bounds: &[f64], h: &crate::model::Histogram) -> bool {
+    bounds.len() == h.buckets.len() && bounds.iter().zip(&h.buckets).all(|(a, b)| *a == b.le)
+}
+
+fn value_heap(v: &Value) -> usize {
+    v.heap_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The charge per series covers the map entry, its index slot and the
+    /// slack of a table grown by doubling.
+    #[test]
+    fn series_charge_covers_the_entry() {
+        let entry = std::mem::size_of::<(u64, SeriesKey, StoredSeries)>()
+            + 2 * std::mem::size_of::<usize>();
+        assert!(crate::model::cost::SERIES_OVERHEAD >= entry * 3 / 2);
     }
 }

@@ -9,6 +9,7 @@ fn agg() -> Aggregator {
     Aggregator::new(Settings {
         gauge_mode: GaugeMode::Sum,
         max_series: 100,
+        ..Default::default()
     })
 }
 
@@ -20,6 +21,7 @@ fn push(text: &str) -> Push {
         &Options {
             labels: &rules,
             gauge_nan_ok: false,
+            spend: None,
         },
     )
     .unwrap()
@@ -54,6 +56,7 @@ fn series_limit_refuses_whole_push() {
     let a = Aggregator::new(Settings {
         gauge_mode: GaugeMode::Sum,
         max_series: 3,
+        ..Default::default()
     });
     a.apply(push("a{i=\"1\"} 1\na{i=\"2\"} 1\n")).unwrap();
     let err = a.apply(push("a{i=\"1\"} 1\nb 1\nc 1\n")).unwrap_err();
@@ -87,6 +90,7 @@ fn gauge_modes_and_created() {
         let a = Aggregator::new(Settings {
             gauge_mode: mode,
             max_series: 10,
+            ..Default::default()
         });
         a.apply(push("# TYPE g gauge\ng 3\n# TYPE x_total counter\nx_total 1\n# TYPE x_created gauge\nx_created 20\n")).unwrap();
         a.apply(push("# TYPE g gauge\ng 2\n# TYPE x_total counter\nx_total 1\n# TYPE x_created gauge\nx_created 10\n")).unwrap();

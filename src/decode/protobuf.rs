@@ -62,17 +62,22 @@ pub fn family(
         ))
     };
     let (mut name, mut help, mut kind_number) = ("", "", 0u64);
-    let mut metrics: Vec<&[u8]> = Vec::new();
     let mut r = Reader::new(bytes);
     while let Some((field, w)) = r.field().map_err(malformed)? {
         match (field, w) {
             (1, w) => name = wire::string(w).map_err(malformed)?,
             (2, w) => help = wire::string(w).map_err(malformed)?,
             (3, Wire::Varint(v)) => kind_number = v,
-            (4, Wire::Bytes(m)) => metrics.push(m),
             _ => {}
         }
     }
+    // The metrics are walked on a second pass, not gathered: a message of
+    // many tiny metrics must cost no memory per metric before each is
+    // checked.
+    let metrics = Reader::new(bytes).fields().filter_map(|f| match f {
+        (4, Wire::Bytes(m)) => Some(m),
+        _ => None,
+    });
     if !is_metric_name(name) {
         return Err(Rejection::invalid(format!("invalid metric name {name:?}")));
     }
@@ -90,16 +95,17 @@ pub fn family(
         }
         Err(_) => return Err(fail(format!("unknown metric type {kind_number}"))),
     };
-    let mut series = Vec::with_capacity(metrics.len());
+    let mut series = Vec::new();
     let mut labels: Vec<(&str, &str)> = Vec::new();
     for m in metrics {
         labels.clear();
-        let value =
-            metric(m, kind, &mut labels).map_err(|e| fail(format!("malformed metric: {e}")))?;
+        let value = metric(m, kind, &mut labels, opts.labels.limits())
+            .map_err(|e| fail(format!("malformed metric: {e}")))?;
         opts.labels
             .write_key(kind, &mut labels, &mut scratch.key)
             .map_err(&fail)?;
         let (value, created) = metric_value(kind, value, opts).map_err(&fail)?;
+        opts.charge(scratch.key.len(), &value)?;
         series.push(Series {
             key: scratch.key.as_slice().into(),
             value,
@@ -109,6 +115,7 @@ pub fn family(
     if series.is_empty() {
         return Ok(None);
     }
+    opts.charge_family(name, help)?;
     Ok(Some(Family {
         name: name.to_string(),
         help: help.to_string(),
@@ -124,7 +131,11 @@ enum Sub {
         value: f64,
         created: Option<crate::model::Created>,
     },
-    Summary(pb::Summary),
+    Summary {
+        count: u64,
+        sum: f64,
+        created: Option<Created>,
+    },
     Histogram(Box<pb::Histogram>),
 }
 
@@ -138,27 +149,83 @@ fn scalar(bytes: &[u8]) -> Result<Sub, &'static str> {
     while let Some((field, w)) = r.field()? {
         match (field, w) {
             (1, Wire::Fixed64(bits)) => value = f64::from_bits(bits),
-            (3, Wire::Bytes(ts)) => {
-                let (mut secs, mut nanos) = (0i64, 0i64);
-                let mut t = Reader::new(ts);
-                while let Some((f, w)) = t.field()? {
-                    match (f, w) {
-                        (1, Wire::Varint(v)) => secs = v as i64,
-                        // int32 on the wire: sign-extended to 64 bits.
-                        (2, Wire::Varint(v)) => nanos = v as i64,
-                        _ => {}
-                    }
-                }
-                created = Some(
-                    created_from_parts(secs, nanos)
-                        .map_err(|_| "created timestamp out of range")?,
-                );
-            }
+            (3, Wire::Bytes(ts)) => created = Some(timestamp(ts)?),
             (1, _) => return Err("value is not a double"),
             _ => {}
         }
     }
     Ok(Sub::Scalar { value, created })
+}
+
+/// A `google.protobuf.Timestamp` message as a creation time.
+fn timestamp(bytes: &[u8]) -> Result<Created, &'static str> {
+    let (mut secs, mut nanos) = (0i64, 0i64);
+    let mut t = Reader::new(bytes);
+    while let Some((f, w)) = t.field()? {
+        match (f, w) {
+            (1, Wire::Varint(v)) => secs = v as i64,
+            // int32 on the wire: sign-extended to 64 bits.
+            (2, Wire::Varint(v)) => nanos = v as i64,
+            _ => {}
+        }
+    }
+    created_from_parts(secs, nanos).map_err(|_| "created timestamp out of range")
+}
+
+/// A `Summary` message read off the wire: its quantiles, which the
+/// aggregate drops, are skipped without being decoded or kept.
+fn summary(bytes: &[u8]) -> Result<Sub, &'static str> {
+    let (mut count, mut sum, mut created) = (0u64, 0.0, None);
+    let mut r = Reader::new(bytes);
+    while let Some((field, w)) = r.field()? {
+        match (field, w) {
+            (1, Wire::Varint(v)) => count = v,
+            (2, Wire::Fixed64(bits)) => sum = f64::from_bits(bits),
+            (4, Wire::Bytes(ts)) => created = Some(timestamp(ts)?),
+            (1 | 2 | 4, _) => return Err("summary field of the wrong wire type"),
+            _ => {}
+        }
+    }
+    Ok(Sub::Summary {
+        count,
+        sum,
+        created,
+    })
+}
+
+/// Checks, before a `Histogram` message is decoded, that it holds no more
+/// buckets than the limits allow: classic buckets (field 3) up to
+/// `--max-buckets` (+1 for `+Inf`), native buckets (packed deltas or counts)
+/// up to 64 times `--max-native-buckets`, as many as lowering the schema
+/// can bring within it.
+fn histogram_sizes(bytes: &[u8], limits: &crate::model::Limits) -> Result<(), String> {
+    let (mut classic, mut native) = (0usize, 0usize);
+    let mut r = Reader::new(bytes);
+    while let Some((field, w)) = r.field()? {
+        match (field, w) {
+            (3, _) => classic += 1,
+            // Packed sint64 deltas: one varint ends at each byte below 0x80.
+            (10 | 13, Wire::Bytes(b)) => native += b.iter().filter(|&&c| c < 0x80).count(),
+            (10 | 13, _) => native += 1,
+            (11 | 14, Wire::Bytes(b)) => native += b.len() / 8,
+            (11 | 14, _) => native += 1,
+            _ => {}
+        }
+    }
+    if classic > limits.max_buckets.saturating_add(1) {
+        return Err(format!(
+            "histogram has {classic} buckets, over the limit of {} (--max-buckets)",
+            limits.max_buckets
+        ));
+    }
+    let native_limit = limits.max_native_buckets.saturating_mul(64);
+    if native > native_limit {
+        return Err(format!(
+            "native histogram has {native} buckets, over the {native_limit} that --max-native-buckets {} allows before lowering the resolution",
+            limits.max_native_buckets
+        ));
+    }
+    Ok(())
 }
 
 /// Walks a `Metric` message: labels borrowed into `labels`, and only the
@@ -168,6 +235,7 @@ fn metric<'a>(
     bytes: &'a [u8],
     kind: Kind,
     labels: &mut Vec<(&'a str, &'a str)>,
+    limits: &crate::model::Limits,
 ) -> Result<Option<Sub>, String> {
     let wanted = match kind {
         Kind::Gauge => 2,
@@ -195,8 +263,9 @@ fn metric<'a>(
         } else if field == wanted {
             value = Some(match kind {
                 Kind::Gauge | Kind::Counter | Kind::Untyped => scalar(b)?,
-                Kind::Summary => Sub::Summary(pb::Summary::decode(b).map_err(decode_err)?),
+                Kind::Summary => summary(b)?,
                 Kind::Histogram => {
+                    histogram_sizes(b, limits)?;
                     Sub::Histogram(Box::new(pb::Histogram::decode(b).map_err(decode_err)?))
                 }
             });
@@ -229,13 +298,14 @@ fn metric_value(
             let created = if kind == Kind::Counter { created } else { None };
             Ok((Value::Scalar(value), created))
         }
-        Sub::Summary(s) => {
-            let (count, sum) = (s.sample_count() as f64, s.sample_sum());
+        Sub::Summary {
+            count,
+            sum,
+            created,
+        } => {
+            let count = count as f64;
             check_summary(count, sum)?;
-            Ok((
-                Value::Summary { count, sum },
-                created(&s.created_timestamp)?,
-            ))
+            Ok((Value::Summary { count, sum }, created))
         }
         Sub::Histogram(h) => {
             let created = created(&h.created_timestamp)?;
@@ -245,7 +315,14 @@ fn metric_value(
                 h.sample_count() as f64
             };
             if h.bucket.is_empty() && is_native(&h) {
-                return Ok((Value::Native(Box::new(native(&h, count)?)), created));
+                return Ok((
+                    Value::Native(Box::new(native(
+                        &h,
+                        count,
+                        opts.labels.limits().max_native_buckets,
+                    )?)),
+                    created,
+                ));
             }
             // A histogram with classic buckets is taken as classic, even if
             // it carries native buckets too.
@@ -277,7 +354,7 @@ fn is_native(h: &pb::Histogram) -> bool {
         || !h.negative_span.is_empty()
 }
 
-fn native(h: &pb::Histogram, count: f64) -> Result<NativeHistogram, String> {
+fn native(h: &pb::Histogram, count: f64, max_buckets: usize) -> Result<NativeHistogram, String> {
     let float = !h.positive_count.is_empty() || !h.negative_count.is_empty();
     let n = NativeHistogram {
         schema: h.schema(),
@@ -311,6 +388,8 @@ fn native(h: &pb::Histogram, count: f64) -> Result<NativeHistogram, String> {
             n.count
         ));
     }
+    let mut n = n;
+    n.limit_buckets(max_buckets)?;
     Ok(n)
 }
 
@@ -394,6 +473,7 @@ mod tests {
         let opts = Options {
             labels: &rules,
             gauge_nan_ok: false,
+            spend: None,
         };
         let push = delimited(&mf.encode_length_delimited_to_vec(), &opts).unwrap();
         let s = &push.families[0].series[0];

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::{Options, check_scalar, check_summary};
@@ -56,13 +56,16 @@ pub fn parse(body: &[u8], dialect: Dialect, opts: &Options<'_>) -> Result<Push, 
         labels: Vec::new(),
         key: Vec::new(),
         eof_line: None,
+        refused: None,
     };
     for (i, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        p.line(line, i + 1).map_err(|reason| Rejection::Line {
-            line: i + 1,
-            reason,
-        })?;
+        if let Err(reason) = p.line(line, i + 1) {
+            return Err(p.refused.take().unwrap_or(Rejection::Line {
+                line: i + 1,
+                reason,
+            }));
+        }
     }
     p.finish()
 }
@@ -125,6 +128,9 @@ struct Parser<'a, 'o> {
     labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     key: Vec<u8>,
     eof_line: Option<usize>,
+    /// Set when the byte budget refused the push: answered as such, not as
+    /// a line error.
+    refused: Option<Rejection>,
 }
 
 fn is_ws(c: u8) -> bool {
@@ -247,8 +253,13 @@ fn unescape_help(text: &str, dialect: Dialect) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Seeded randomly once per process: keys crafted to collide cannot be
+/// made without the seed, so a flood of them costs what random keys do.
+static KEY_HASHER: std::sync::LazyLock<RandomState> =
+    std::sync::LazyLock::new(RandomState::default);
+
 fn hash_key(key: &[u8]) -> u64 {
-    FixedState::default().hash_one(key)
+    KEY_HASHER.hash_one(key)
 }
 
 impl<'a> FamilyBuilder<'a> {
@@ -599,11 +610,30 @@ impl<'a> Parser<'a, '_> {
             .map_err(|e| format!("metric {name}: {e}"))?;
         let f = &mut self.families[fi];
         f.has_samples = true;
+        let before = f.series.len();
         let si = if part == Part::Value {
             f.new_series(&self.key, n)
         } else {
             f.find_or_add(&self.key, n)
         };
+        let bucket = if part == Part::Bucket {
+            std::mem::size_of::<Bucket>()
+        } else {
+            0
+        };
+        let (series, bytes) = if f.series.len() > before {
+            (
+                1,
+                crate::model::cost::SERIES_OVERHEAD + self.key.len() + bucket,
+            )
+        } else {
+            (0, bucket)
+        };
+        if let Err(r) = self.opts.charge_bytes(bytes, series) {
+            self.refused = Some(r);
+            return Err(String::new());
+        }
+        let f = &mut self.families[fi];
         let s = &mut f.series[si];
         let slot = match part {
             Part::Value => &mut s.value,
@@ -704,6 +734,8 @@ impl<'a> Parser<'a, '_> {
             if !is_metric_name(&name) {
                 return Err(Rejection::invalid(format!("invalid metric name {name:?}")));
             }
+            self.opts
+                .charge_family(&name, f.help.as_deref().unwrap_or(""))?;
             let mut series = Vec::with_capacity(f.series.len());
             for s in f.series {
                 let at = |reason: String| Rejection::Line {
@@ -718,9 +750,18 @@ impl<'a> Parser<'a, '_> {
                         check_scalar(f.kind, v, self.opts).map_err(at)?;
                         Value::Scalar(v)
                     }
-                    Kind::Histogram => Value::Histogram(
-                        Histogram::from_parts(s.buckets, s.count, s.sum).map_err(at)?,
-                    ),
+                    Kind::Histogram => {
+                        let max = self.opts.labels.limits().max_buckets;
+                        if s.buckets.len() > max.saturating_add(1) {
+                            return Err(at(format!(
+                                "histogram has {} buckets, over the limit of {max} (--max-buckets)",
+                                s.buckets.len()
+                            )));
+                        }
+                        Value::Histogram(
+                            Histogram::from_parts(s.buckets, s.count, s.sum).map_err(at)?,
+                        )
+                    }
                     Kind::Summary => {
                         // `+ 0.0`: a `-0` count is stored as `0`.
                         let (count, sum) = (s.count.unwrap_or(0.0) + 0.0, s.sum.unwrap_or(0.0));

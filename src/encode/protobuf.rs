@@ -424,6 +424,7 @@ mod tests {
         let opts = Options {
             labels: &rules,
             gauge_nan_ok: true,
+            spend: None,
         };
         a.apply(decode(body, format, &opts).unwrap()).unwrap();
     }
@@ -435,6 +436,7 @@ mod tests {
         let a = Aggregator::new(Settings {
             gauge_mode: GaugeMode::Sum,
             max_series: 100_000,
+            ..Default::default()
         });
         let body: String = (0..super::STREAM_ABOVE + 10)
             .map(|i| format!("big_total{{i=\"{i}\"}} {i}\n"))
@@ -464,6 +466,7 @@ mod tests {
         let a = Aggregator::new(Settings {
             gauge_mode: GaugeMode::Sum,
             max_series: 1000,
+            ..Default::default()
         });
         let long = "v".repeat(300);
         let text = format!(

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::FutureExt;
-use tower::BoxError;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tower_http::validate_request::ValidateRequest;
 
 use super::routing::matched;
@@ -19,22 +20,41 @@ use crate::error::{Rejection, is_grpc};
 use crate::ingest::Deadline;
 use crate::routes::Handler;
 
-fn grpc_headers(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+/// The in-flight caps (`--max-in-flight`), one per class of route, so one
+/// class cannot take the slots another needs: pushes (whose bodies may
+/// arrive slowly) apart from scrapes, status and admin calls; health and
+/// readiness take no slot at all, as they hold nothing. Past a cap a
+/// request is refused at once (503 / `UNAVAILABLE`) rather than queued.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pushes: Arc<Semaphore>,
+    others: Arc<Semaphore>,
 }
 
-/// Maps the errors of tower's load-shed and concurrency-limit layers to
-/// rejections.
-pub async fn error(headers: HeaderMap, err: BoxError) -> Response {
-    let rejection = if err.is::<tower::load_shed::error::Overloaded>() {
-        Rejection::Overloaded
-    } else {
-        tracing::error!("request failed: {err}");
-        Rejection::Internal
+impl InFlight {
+    /// Caps of `max` requests per class.
+    pub fn new(max: usize) -> InFlight {
+        InFlight {
+            pushes: Arc::new(Semaphore::new(max)),
+            others: Arc::new(Semaphore::new(max)),
+        }
+    }
+}
+
+/// Admits a request under its class's cap, holding the slot until its
+/// response is ready.
+pub async fn admit(State(caps): State<InFlight>, req: Request, next: Next) -> Response {
+    let cap = match matched(&req).map(|r| r.handler) {
+        Some(Handler::Healthy | Handler::Ready | Handler::GrpcHealth) => None,
+        Some(Handler::Push | Handler::GrpcPush | Handler::GrpcPushStream) => Some(&caps.pushes),
+        _ => Some(&caps.others),
     };
-    rejection.respond(grpc_headers(&headers))
+    let _slot = match cap.map(|c| c.clone().try_acquire_owned()) {
+        None => None,
+        Some(Ok(slot)) => Some(slot),
+        Some(Err(_)) => return Rejection::Overloaded.respond(is_grpc(&req)),
+    };
+    next.run(req).await
 }
 
 /// Bounds each request's time by `--request-timeout`: a request still

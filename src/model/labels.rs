@@ -95,6 +95,13 @@ impl LabelRules {
         drop: &[String],
         limits: super::Limits,
     ) -> Result<LabelRules, String> {
+        if fixed.len() > limits.max_labels {
+            return Err(format!(
+                "{} labels given with the push, over the limit of {}",
+                fixed.len(),
+                limits.max_labels
+            ));
+        }
         for (name, value) in &fixed {
             check_name(name)?;
             check_lengths(name, value, &limits)?;
@@ -147,21 +154,46 @@ impl LabelRules {
             return Err(format_label_refusal(own, kind));
         }
         // Merge the two sorted lists; a fixed label wins over a body label.
+        let mut written = 0;
         let mut fixed = self.fixed.iter().peekable();
         for (name, value) in labels.iter() {
             let name = name.as_ref();
             while let Some((fname, fvalue)) = fixed.next_if(|(f, _)| f.as_str() <= name) {
-                push_pair(out, fname, fvalue);
+                written += push_pair(out, fname, fvalue);
             }
             if self.fixed.iter().any(|(f, _)| f == name) || self.is_dropped(name) {
                 continue;
             }
-            push_pair(out, name, value.as_ref());
+            written += push_pair(out, name, value.as_ref());
         }
         for (fname, fvalue) in fixed {
-            push_pair(out, fname, fvalue);
+            written += push_pair(out, fname, fvalue);
+        }
+        // Path and request labels count as the body's do.
+        if written > self.limits.max_labels || out.len() > self.limits.max_label_bytes {
+            return Err(self.size_refusal(written, out.len()));
         }
         Ok(())
+    }
+
+    #[cold]
+    fn size_refusal(&self, labels: usize, bytes: usize) -> String {
+        if labels > self.limits.max_labels {
+            format!(
+                "series has {labels} labels with the path's, over the limit of {}",
+                self.limits.max_labels
+            )
+        } else {
+            format!(
+                "series labels take {bytes} bytes, over the limit of {} (--max-label-bytes)",
+                self.limits.max_label_bytes
+            )
+        }
+    }
+
+    /// The limits these rules check.
+    pub fn limits(&self) -> &super::Limits {
+        &self.limits
     }
 
     fn is_dropped(&self, name: &str) -> bool {
@@ -212,9 +244,11 @@ fn length_refusal(name: &str, value: &str, limits: &super::Limits) -> String {
     }
 }
 
-fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) {
+/// Appends a pair unless its value is empty; returns how many were
+/// appended.
+fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) -> usize {
     if value.is_empty() {
-        return;
+        return 0;
     }
     out.extend_from_slice(name.as_bytes());
     out.push(0);
@@ -231,6 +265,7 @@ fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) {
         }
     }
     out.push(0);
+    1
 }
 
 /// The label pairs of a key, in order: `(name, value)` as bytes.

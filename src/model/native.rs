@@ -149,6 +149,29 @@ impl NativeHistogram {
         self.negative = add_buckets(&self.negative, &other.negative);
     }
 
+    /// Buckets held, both sides (the zero bucket left out).
+    pub fn bucket_count(&self) -> usize {
+        self.positive.len() + self.negative.len()
+    }
+
+    /// Lowers the resolution, one schema at a time, until at most `limit`
+    /// buckets are held (as Prometheus' `native_histogram_bucket_limit` and
+    /// the client libraries' maximum bucket number do); refuses, changing
+    /// nothing that matters, when even the coarsest schema holds more.
+    pub fn limit_buckets(&mut self, limit: usize) -> Result<(), String> {
+        while self.bucket_count() > limit && self.schema > *SCHEMAS.start() {
+            self.reduce_to(self.schema - 1);
+        }
+        if self.bucket_count() > limit {
+            return Err(format!(
+                "native histogram holds {} buckets even at schema {}, over the limit of {limit}",
+                self.bucket_count(),
+                SCHEMAS.start()
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether every count is a whole number and `count` is exactly the zero
     /// bucket plus all buckets: what an integer histogram must satisfy.
     pub fn counts_add_up(&self) -> bool {
@@ -235,6 +258,24 @@ mod tests {
         a.add(&h(0, 0.0, 0.0, &[(1, 10.0)]));
         assert_eq!(a.schema, 0);
         assert_eq!(a.positive, vec![(1, 12.0), (2, 2.0)]);
+    }
+
+    #[test]
+    fn bucket_limit_lowers_the_schema_first() {
+        // Schema 2: eight buckets; at schema 0 they are buckets 1 and 2.
+        let pos: Vec<(i32, f64)> = (1..=8).map(|i| (i, 1.0)).collect();
+        let mut a = h(2, 0.0, 0.0, &pos);
+        a.limit_buckets(4).unwrap();
+        assert_eq!(a.schema, 1);
+        assert_eq!(a.positive, vec![(1, 2.0), (2, 2.0), (3, 2.0), (4, 2.0)]);
+        a.limit_buckets(2).unwrap();
+        assert_eq!(
+            (a.schema, a.positive.clone()),
+            (0, vec![(1, 4.0), (2, 4.0)])
+        );
+        // Buckets far apart stay apart down to schema -4.
+        let mut far = h(0, 0.0, 0.0, &[(-1000, 1.0), (1, 1.0), (1000, 1.0)]);
+        assert!(far.limit_buckets(2).is_err());
     }
 
     #[test]

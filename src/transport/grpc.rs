@@ -103,10 +103,18 @@ impl PushService {
         let gw = self.gateway.clone();
         // Dropped with this future: a push not applied by then never will be.
         let (ticket, _guard) = Ticket::new(deadline);
-        let result = run_sized(req.len() > BLOCKING_BYTES, move || {
-            let labels = request_labels(&req)?;
-            gw.ingest(labels, &ticket, |opts| decode_request(&req, opts))
-        })
+        let result = async {
+            let mut reservation = gw.memory().reservation();
+            reservation.grow(req.len())?;
+            run_sized(req.len() > BLOCKING_BYTES, move || {
+                let labels = request_labels(&req)?;
+                let input = req.len();
+                gw.ingest(labels, &ticket, reservation, input, |opts| {
+                    decode_request(&req, opts)
+                })
+            })
+            .await
+        }
         .await;
         self.gateway.telemetry().push(
             Protocol::Grpc,
@@ -165,14 +173,21 @@ struct DeadlineBody<B> {
     inner: Pin<Box<B>>,
     deadline: Option<Instant>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes held for the body while tonic reads (and inflates) it.
+    _reserved: Option<crate::memory::Reservation>,
 }
 
 impl<B> DeadlineBody<B> {
-    fn new(inner: B, deadline: Option<Instant>) -> DeadlineBody<B> {
+    fn new(
+        inner: B,
+        deadline: Option<Instant>,
+        reserved: Option<crate::memory::Reservation>,
+    ) -> DeadlineBody<B> {
         DeadlineBody {
             inner: Box::pin(inner),
             deadline,
             timer: None,
+            _reserved: reserved,
         }
     }
 }
@@ -305,7 +320,32 @@ where
         let mut grpc = self.grpc();
         let service = self.service.clone();
         let deadline = deadline_of(req.extensions());
-        let req = req.map(|inner| DeadlineBody::new(inner, deadline));
+        let gw = &self.service.gateway;
+        // A unary call's message must arrive by --body-read-timeout; a
+        // stream's messages by the request's deadline.
+        let body_by = match req.uri().path() {
+            PUSH => {
+                let by = Instant::now() + gw.config().body_read_timeout;
+                Some(deadline.map_or(by, |d| d.min(by)))
+            }
+            _ => deadline,
+        };
+        // tonic inflates a compressed message before this service sees it,
+        // up to --max-body-bytes: that much is reserved while it reads.
+        let compressed = req
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let reserved = if compressed {
+            let mut r = gw.memory().reservation();
+            if let Err(e) = r.grow(self.max_message_bytes) {
+                return Box::pin(async move { Ok(e.respond(true).map(tonic::body::Body::new)) });
+            }
+            Some(r)
+        } else {
+            None
+        };
+        let req = req.map(|inner| DeadlineBody::new(inner, body_by, reserved));
         match req.uri().path() {
             PUSH => Box::pin(async move { Ok(grpc.unary(service, req).await) }),
             PUSH_STREAM => Box::pin(async move { Ok(grpc.client_streaming(service, req).await) }),

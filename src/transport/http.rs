@@ -11,7 +11,7 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::Gateway;
@@ -19,6 +19,7 @@ use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
 use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
+use crate::memory::Reservation;
 use crate::routes::{self, Handler, Route};
 use crate::telemetry::Protocol;
 
@@ -96,23 +97,52 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads a body, refusing more than `limit` bytes.
+/// Reads a body, refusing more than `limit` bytes, each frame reserved
+/// from the byte budget before it is kept.
 async fn read_body(
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
     limit: usize,
+    reservation: &mut Reservation,
 ) -> Result<bytes::Bytes, Rejection> {
     let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Rejection::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Rejection::BodyTooLarge { limit })
+    // The declared size is a hint, not trusted past the limit; a body that
+    // comes in one frame (the common case) is kept without a copy.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Rejection::invalid(format!("could not read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = first.as_ref().map_or(0, |f| f.len()) + rest.len() + data.len();
+        if total > limit {
+            return Err(Rejection::BodyTooLarge { limit });
         }
-        Err(e) => Err(Rejection::invalid(format!("could not read the body: {e}"))),
+        reservation.grow(data.len())?;
+        match &first {
+            None => first = Some(data),
+            Some(f) => {
+                if rest.is_empty() {
+                    // Copied once into one buffer: reserve that copy too.
+                    let size = declared.map_or(0, |n| n as usize).max(total);
+                    reservation.grow(f.len())?;
+                    rest.reserve(size);
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
+    })
 }
 
 /// `POST`/`PUT /metrics[/<labels>]`: decode, then apply all or nothing,
@@ -145,25 +175,53 @@ async fn push_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Ingested, Rejection> {
-    let limit = gw.config().max_body_bytes;
+    let config = gw.config();
+    let limit = config.max_body_bytes;
     let labels = path::parse(uri.path().strip_prefix("/metrics").unwrap_or(""))?;
+    let path_len = uri.path().len();
     // Dropped with this future: a push not applied by then never will be.
     let (ticket, _guard) = Ticket::new(deadline);
-    let raw = match deadline {
-        Some(at) => tokio::time::timeout_at(at.into(), read_body(headers, body, limit))
-            .await
-            .map_err(|_| Rejection::Timeout)??,
-        None => read_body(headers, body, limit).await?,
-    };
+    let mut reservation = gw.memory().reservation();
+    // The body must arrive by --body-read-timeout, and by the deadline.
+    let read_by = Instant::now() + config.body_read_timeout;
+    let read_by = deadline.map_or(read_by, |d| d.min(read_by));
+    let raw = tokio::time::timeout_at(
+        read_by.into(),
+        read_body(headers, body, limit, &mut reservation),
+    )
+    .await
+    .map_err(|_| Rejection::Timeout)??;
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
     let content_type = header_str(headers, header::CONTENT_TYPE);
     let format = decode::Format::from_content_type(content_type).ok_or_else(|| {
         Rejection::UnsupportedMediaType(format!("unsupported Content-Type {content_type:?}"))
     })?;
+    // Off the async workers when the body is large, or would be once
+    // decompressed: a small compressed body is inflated here up to the
+    // threshold, and past it handed over whole.
+    let before = reservation.bytes();
+    let here = BLOCKING_BODY.min(limit);
+    let body = if raw.len() > here {
+        None
+    } else {
+        match decode::decompress(encoding.as_deref(), raw.clone(), here, &mut reservation) {
+            Ok(body) => Some(body),
+            Err(Rejection::BodyTooLarge { .. }) if limit > here => {
+                reservation.shrink(reservation.bytes() - before);
+                None
+            }
+            Err(Rejection::BodyTooLarge { .. }) => return Err(Rejection::BodyTooLarge { limit }),
+            Err(e) => return Err(e),
+        }
+    };
     let gw = gw.clone();
-    run_sized(raw.len() > BLOCKING_BODY, move || {
-        gw.ingest(labels, &ticket, |opts| {
-            let body = decode::decompress(encoding.as_deref(), raw, limit)?;
+    run_sized(body.is_none(), move || {
+        let body = match body {
+            Some(body) => body,
+            None => decode::decompress(encoding.as_deref(), raw, limit, &mut reservation)?,
+        };
+        let input = body.len() + path_len;
+        gw.ingest(labels, &ticket, reservation, input, |opts| {
             decode::decode(&body, format, opts)
         })
     })
@@ -203,13 +261,23 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     })
     .await;
     // Never an empty 200: Prometheus would read it as every series gone.
-    let body = match rendered {
-        Ok(body) => body,
+    let rendering = match rendered {
+        Ok(r) => r,
         Err(r) => return r.into_response(),
     };
     gw.telemetry().scrape(format, started.elapsed());
+    let len = rendering.len();
+    // The chunks are shared with every scrape of the same state.
+    let body = match rendering.chunks() {
+        [one] => Body::from(one.clone()),
+        _ => Body::from_stream(futures_util::stream::iter(
+            (0..rendering.chunks().len())
+                .map(move |i| Ok::<_, std::convert::Infallible>(rendering.chunks()[i].clone())),
+        )),
+    };
     let mut res = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let h = res.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
         header::VARY,
         HeaderValue::from_static("accept, accept-encoding"),
@@ -256,6 +324,8 @@ async fn status(State(gw): State<Gateway>) -> Response {
         "series": agg.series_count(),
         "families": agg.family_count(),
         "max_series": agg.settings().max_series,
+        "memory_bytes": agg.memory().used(),
+        "max_memory_bytes": agg.memory().limit(),
         "resident_memory_bytes": resident_memory_bytes(),
         "uptime_seconds": gw.uptime().as_secs_f64(),
     }))

@@ -1,17 +1,30 @@
 //! The accept loop: TCP (and TLS) connections served by hyper's HTTP/1.1 +
 //! HTTP/2 auto builder. Our own loop rather than `axum::serve`, which has no
 //! header-read timeout (slowloris), no TLS and no drain deadline.
+//!
+//! Every connection is bounded at every stage: at most `--max-connections`
+//! are open (more are closed at once); the TLS handshake and the request
+//! headers must arrive within `--header-read-timeout`; a connection with no
+//! request in progress for `--idle-timeout` is closed (HTTP/1 keep-alive and
+//! HTTP/2 alike, pings or not); a write that stalls for `--write-timeout`
+//! (a client that stops reading) closes it. Bodies are bounded by the push
+//! handlers (`--body-read-timeout`).
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::tls::Tls;
 
@@ -22,6 +35,12 @@ pub struct ConnOptions {
     pub header_read_timeout: Duration,
     /// Time in-flight requests get after shutdown begins.
     pub drain_timeout: Duration,
+    /// A connection with no request in progress this long is closed.
+    pub idle_timeout: Duration,
+    /// A write stalled this long closes the connection.
+    pub write_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
     /// TLS, when on.
     pub tls: Option<Arc<Tls>>,
 }
@@ -45,7 +64,7 @@ pub async fn run(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(opts.max_connections));
     loop {
         let (tcp, _peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -59,35 +78,39 @@ pub async fn run(
                 }
             },
         };
+        // Past --max-connections: closed at once, costing nothing more.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("connection refused: --max-connections reached");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
-        match &opts.tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(conn);
-            }
-            Some(tls) => {
-                // The handshake runs in the connection's own task, bounded
-                // like header reading, so a silent client holds nothing else.
-                let (acceptor, timeout) = (tls.acceptor(), opts.header_read_timeout);
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let conn =
-                                builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        }
+        let (builder, opts, stop) = (builder.clone(), opts.clone(), stop.clone());
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let tcp = StallGuard::new(tcp, opts.write_timeout);
+            match &opts.tls {
+                None => connection(&builder, tcp, app, &opts, stop).await,
+                Some(tls) => {
+                    // The handshake is bounded like header reading, so a
+                    // silent client holds nothing else.
+                    let accepted =
+                        tokio::time::timeout(opts.header_read_timeout, tls.acceptor().accept(tcp))
+                            .await;
+                    match accepted {
+                        Ok(Ok(stream)) => connection(&builder, stream, app, &opts, stop).await,
                         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                });
+                }
             }
-        }
+        });
     }
     drop(listener);
-    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
+    // Every connection holds a slot: all slots back means all closed.
+    let all = u32::try_from(opts.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(opts.drain_timeout, slots.acquire_many(all))
         .await
         .is_err()
     {
@@ -95,5 +118,220 @@ pub async fn run(
             "shutdown: requests still open after {:?}, closing them",
             opts.drain_timeout
         );
+    }
+}
+
+/// Serves one connection until it ends, is idle for `--idle-timeout`, or
+/// the gateway shuts down; a connection asked to close that does not
+/// within the write timeout (a response nobody reads) is dropped.
+async fn connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    app: Router,
+    opts: &ConnOptions,
+    mut stop: watch::Receiver<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let svc = TowerToHyperService::new(Tracked {
+        inner: app,
+        activity: activity.clone(),
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut tick = tokio::time::interval(tick_for(opts.idle_timeout));
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        let close_by = closing.unwrap_or_else(|| tokio::time::Instant::now() + YEAR);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.changed(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + opts.drain_timeout);
+            }
+            _ = tick.tick(), if closing.is_none() => {
+                if activity.idle_for() >= opts.idle_timeout {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + opts.write_timeout);
+                }
+            }
+            _ = tokio::time::sleep_until(close_by), if closing.is_some() => return,
+        }
+    }
+}
+
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How often idleness is looked at: a tenth of the timeout, within
+/// 100 ms..1 s.
+fn tick_for(idle: Duration) -> Duration {
+    (idle / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// Requests in progress on one connection, and since when none is.
+#[derive(Debug)]
+struct Activity {
+    open: AtomicUsize,
+    /// Milliseconds since `epoch` when the last request finished.
+    last: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            open: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// How long no request has been in progress (zero while one is).
+    fn idle_for(&self) -> Duration {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last.load(Ordering::Acquire)),
+        )
+    }
+}
+
+/// Marks a request in progress until its response future is done (or
+/// dropped).
+struct InProgress(Arc<Activity>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.last.store(self.0.now_ms(), Ordering::Release);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The app, counting the connection's requests in progress.
+#[derive(Clone)]
+struct Tracked {
+    inner: Router,
+    activity: Arc<Activity>,
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for Tracked
+where
+    Router: tower::Service<axum::http::Request<B>>,
+    <Router as tower::Service<axum::http::Request<B>>>::Future: Send + 'static,
+{
+    type Response = <Router as tower::Service<axum::http::Request<B>>>::Response;
+    type Error = <Router as tower::Service<axum::http::Request<B>>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        self.activity.open.fetch_add(1, Ordering::AcqRel);
+        let guard = InProgress(self.activity.clone());
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            drop(guard);
+            res
+        })
+    }
+}
+
+/// A socket whose writes fail with `TimedOut` once one has made no progress
+/// for the write timeout: a client that stops reading its response cannot
+/// hold the connection (and the response's bytes) for longer.
+struct StallGuard<T> {
+    inner: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> StallGuard<T> {
+    fn new(inner: T, timeout: Duration) -> StallGuard<T> {
+        StallGuard {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Maps a pending write to an error once it has been pending too long;
+    /// any progress resets the clock.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match polled {
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "write stalled past --write-timeout",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -32,10 +32,10 @@ async fn overload_is_shed_in_each_protocol() {
     let gw = Gateway::start_with(config).await;
     let mut client = gw.grpc().await;
     let _held = hold_slot(&gw).await;
-    // Poll (with a deadline) until the held request occupies the slot.
+    // Poll (with a deadline) until the held push occupies the push slot.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = gw.request("GET", "/-/healthy", &[], "").await;
+        let r = gw.request("POST", "/metrics", &[], "p 1\n").await;
         if r.status == 503 {
             assert_eq!(r.text(), "gateway overloaded, retry later\n");
             break;
@@ -141,6 +141,7 @@ async fn per_series_and_per_push_limits() {
             max_name_length: 20,
             max_label_value_length: 10,
             max_series_per_push: 5,
+            ..Default::default()
         },
         ..Config::default()
     };

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod bounded;
 mod chart;
 mod concurrency;
 mod conformance;

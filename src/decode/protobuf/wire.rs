@@ -62,6 +62,12 @@ impl<'a> Reader<'a> {
         self.bytes(usize::try_from(n).map_err(|_| "length overflows")?)
     }
 
+    /// The fields left, ending at the end or at the first malformed one
+    /// (for bytes already walked once with [`Reader::field`]).
+    pub fn fields(mut self) -> impl Iterator<Item = (u32, Wire<'a>)> {
+        std::iter::from_fn(move || self.field().ok().flatten())
+    }
+
     /// The next field, or `None` at the end.
     pub fn field(&mut self) -> Result<Option<(u32, Wire<'a>)>, &'static str> {
         if self.is_empty() {

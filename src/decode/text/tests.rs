@@ -6,6 +6,7 @@ fn opts(rules: &LabelRules) -> Options<'_> {
     Options {
         labels: rules,
         gauge_nan_ok: false,
+        spend: None,
     }
 }
 
@@ -138,6 +139,7 @@ fn tolerated_forms() {
     let o = Options {
         labels: &rules,
         gauge_nan_ok: true,
+        spend: None,
     };
     let push = parse(body.as_bytes(), Dialect::Prometheus, &o);
     // baz is untyped: NaN is refused even when gauges may be NaN.

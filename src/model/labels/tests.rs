@@ -105,6 +105,8 @@ fn limits_are_enforced() {
         max_name_length: 4,
         max_label_value_length: 3,
         max_series_per_push: 10,
+        max_label_bytes: 12,
+        ..Default::default()
     };
     let rules = LabelRules::new(vec![], &[], limits).unwrap();
     assert!(key(&rules, &[("a", "1"), ("b", "2")]).is_ok());
@@ -124,4 +126,23 @@ fn limits_are_enforced() {
             .contains("4-byte value")
     );
     assert!(LabelRules::new(vec![("job".into(), "long".into())], &[], limits).is_err());
+    // Path labels count toward the number and the bytes as body labels do.
+    let path = LabelRules::new(vec![("job".into(), "x".into())], &[], limits).unwrap();
+    assert!(key(&path, &[("a", "1")]).is_ok());
+    assert!(
+        key(&path, &[("a", "1"), ("b", "2")])
+            .unwrap_err()
+            .contains("3 labels with the path's")
+    );
+    assert!(
+        key(&rules, &[("abcd", "123"), ("b", "2")])
+            .unwrap_err()
+            .contains("--max-label-bytes")
+    );
+    let three = vec![
+        ("a".into(), "1".into()),
+        ("b".into(), "2".into()),
+        ("c".into(), "3".into()),
+    ];
+    assert!(LabelRules::new(three, &[], limits).is_err());
 }

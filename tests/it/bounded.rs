@@ -1,0 +1,502 @@
+//! Bounded: no small request may cost much memory, CPU or connections.
+//! Each class of resource, with small limits so every test runs in
+//! seconds; assertions are on statuses, reasons and sizes, never on speed.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use prom_aggregation_gateway::Config;
+use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tonic::Code;
+
+use crate::grpc::{counter, histogram, request};
+use crate::support::{Gateway, sample_value};
+
+fn protobuf(families: &[pb::MetricFamily]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in families {
+        f.encode_length_delimited(&mut out).unwrap();
+    }
+    out
+}
+
+const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+async fn self_metric(gw: &Gateway, name: &str) -> f64 {
+    let m = gw.request("GET", "/-/metrics", &[], "").await.text();
+    sample_value(&m, name).unwrap_or_else(|| panic!("{name} missing:\n{m}"))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Past `--max-memory` a push is refused whole (429 / RESOURCE_EXHAUSTED)
+/// with the reason; what is stored stays as it was, and what is charged
+/// never passes the limit.
+#[tokio::test]
+async fn the_byte_budget_refuses_pushes_whole() {
+    let gw = Gateway::start_with(Config {
+        max_memory: 4 << 20,
+        ..Config::default()
+    })
+    .await;
+    assert_eq!(
+        self_metric(&gw, "pag_memory_limit_bytes").await,
+        (4 << 20) as f64
+    );
+    let mut refused = None;
+    for batch in 0..200 {
+        let body: String = (0..1000)
+            .map(|i| {
+                format!(
+                    "m{{batch=\"{batch}\",i=\"{i}\",pad=\"{}\"}} 1\n",
+                    "x".repeat(64)
+                )
+            })
+            .collect();
+        let before = gw.request("GET", "/metrics", &[], "").await.text();
+        let r = gw.push("/metrics", &body).await;
+        if r.status != 200 {
+            assert_eq!(r.status, 429, "{}", r.text());
+            assert!(r.text().contains("--max-memory"), "{}", r.text());
+            assert_eq!(gw.request("GET", "/metrics", &[], "").await.text(), before);
+            refused = Some(batch);
+            break;
+        }
+    }
+    assert!(refused.is_some(), "4 MiB never filled");
+    let used = self_metric(&gw, "pag_memory_bytes").await;
+    assert!(used <= (4 << 20) as f64, "{used}");
+    // Pushes that add nothing still land.
+    gw.push_ok(
+        "/metrics",
+        &format!("m{{batch=\"0\",i=\"0\",pad=\"{}\"}} 1\n", "x".repeat(64)),
+    )
+    .await;
+    // gRPC is refused the same way.
+    let big: Vec<_> = (0..5000)
+        .map(|i| {
+            counter(
+                "g_total",
+                &[("i", &i.to_string()), ("pad", &"y".repeat(64))],
+                1.0,
+            )
+        })
+        .collect();
+    let err = gw.grpc().await.push(request(big, &[])).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::ResourceExhausted | Code::InvalidArgument),
+        "{err:?}"
+    );
+    // Wiping gives the bytes back.
+    assert_eq!(
+        gw.request("PUT", "/api/v1/admin/wipe", &[], "")
+            .await
+            .status,
+        202
+    );
+    assert!(self_metric(&gw, "pag_memory_bytes").await < (1 << 20) as f64);
+}
+
+/// A gzip bomb inflates only as far as the budget allows.
+#[tokio::test]
+async fn compressed_bombs_stop_at_the_budget() {
+    let gw = Gateway::start_with(Config {
+        max_memory: 2 << 20,
+        max_body_bytes: 64 << 20,
+        ..Config::default()
+    })
+    .await;
+    let bomb = gzip(&vec![b'#'; 32 << 20]);
+    assert!(bomb.len() < 64 << 10);
+    let r = gw
+        .request("POST", "/metrics", &[("content-encoding", "gzip")], bomb)
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("--max-memory"), "{}", r.text());
+    assert!(self_metric(&gw, "pag_memory_bytes").await < (1 << 20) as f64);
+}
+
+/// Native histograms past `--max-native-buckets` lose resolution, not
+/// data; one that cannot fit even at the coarsest schema is refused, and
+/// a message claiming more buckets than that could ever bring in is
+/// refused before it is decoded.
+#[tokio::test]
+async fn native_histograms_are_held_to_the_bucket_limit() {
+    let gw = Gateway::start_with(Config {
+        limits: prom_aggregation_gateway::model::Limits {
+            max_native_buckets: 8,
+            ..Default::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let native = |schema: i32, offset: i32, n: u32| pb::MetricFamily {
+        name: Some("lat".into()),
+        help: None,
+        r#type: Some(pb::MetricType::Histogram as i32),
+        metric: vec![pb::Metric {
+            histogram: Some(pb::Histogram {
+                sample_count: Some(u64::from(n)),
+                sample_sum: Some(1.0),
+                schema: Some(schema),
+                zero_threshold: Some(0.0),
+                positive_span: vec![pb::BucketSpan {
+                    offset: Some(offset),
+                    length: Some(n),
+                }],
+                // One observation per bucket: deltas 1, 0, 0...
+                positive_delta: (0..n).map(|i| i64::from(i == 0)).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        unit: None,
+    };
+    // 64 buckets at schema 3 become at most 8, at a lower schema.
+    let r = gw
+        .request(
+            "POST",
+            "/metrics",
+            &[("content-type", PROTOBUF)],
+            protobuf(&[native(3, 1, 64)]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let scraped = gw
+        .request("GET", "/metrics", &[("accept", PROTOBUF)], "")
+        .await;
+    let mut buf = &scraped.body[..];
+    let fam = pb::MetricFamily::decode_length_delimited(&mut buf).unwrap();
+    let h = fam.metric[0].histogram.clone().unwrap();
+    let buckets: u32 = h.positive_span.iter().map(|s| s.length()).sum();
+    assert!(buckets <= 8, "{buckets} buckets kept");
+    assert!(h.schema() < 3);
+    assert_eq!(h.sample_count(), 64);
+    // Buckets too far apart for any schema: refused, nothing changed.
+    let before = gw.request("GET", "/metrics", &[], "").await.text();
+    let far = pb::MetricFamily {
+        metric: vec![pb::Metric {
+            histogram: Some(pb::Histogram {
+                sample_count: Some(9),
+                schema: Some(0),
+                zero_threshold: Some(0.0),
+                positive_span: (0..9)
+                    .map(|i| pb::BucketSpan {
+                        offset: Some(if i == 0 { 0 } else { 10_000 }),
+                        length: Some(1),
+                    })
+                    .collect(),
+                positive_delta: vec![1, 0, 0, 0, 0, 0, 0, 0, 0],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..native(0, 0, 0)
+    };
+    let r = gw
+        .request(
+            "POST",
+            "/metrics",
+            &[("content-type", PROTOBUF)],
+            protobuf(&[far]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("over the limit of 8"), "{}", r.text());
+    // More buckets on the wire than lowering could ever bring within 8.
+    let r = gw
+        .request(
+            "POST",
+            "/metrics",
+            &[("content-type", PROTOBUF)],
+            protobuf(&[native(0, 1, 100_000)]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("--max-native-buckets"), "{}", r.text());
+    assert_eq!(gw.request("GET", "/metrics", &[], "").await.text(), before);
+}
+
+/// The distinct classic bounds of a family are bounded: a push that would
+/// take them past `--max-buckets` is refused whole (429), and a message
+/// with more buckets than that is refused before it is decoded.
+#[tokio::test]
+async fn classic_bucket_unions_are_bounded() {
+    let gw = Gateway::start_with(Config {
+        limits: prom_aggregation_gateway::model::Limits {
+            max_buckets: 4,
+            ..Default::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let h = |job: &str, les: &[f64]| {
+        let mut body = "# TYPE h histogram\n".to_string();
+        for le in les {
+            body.push_str(&format!("h_bucket{{job=\"{job}\",le=\"{le}\"}} 0\n"));
+        }
+        body.push_str(&format!(
+            "h_bucket{{job=\"{job}\",le=\"+Inf\"}} 0\nh_count{{job=\"{job}\"}} 0\n"
+        ));
+        body
+    };
+    gw.push_ok("/metrics", &h("a", &[1.0, 2.0])).await;
+    gw.push_ok("/metrics", &h("b", &[2.0, 3.0])).await;
+    let before = gw.scrape().await;
+    let r = gw.push("/metrics", &h("c", &[4.0, 5.0])).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("--max-buckets"), "{}", r.text());
+    let r = gw.push("/metrics", &h("a", &[7.0])).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(gw.scrape().await, before);
+    // One series with more buckets than the limit: refused as invalid.
+    let r = gw
+        .push("/metrics", &h("d", &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Over protobuf, counted on the wire before anything is decoded.
+    let empty_buckets = pb::MetricFamily {
+        metric: vec![pb::Metric {
+            histogram: Some(pb::Histogram {
+                sample_count: Some(0),
+                bucket: vec![pb::Bucket::default(); 200_000],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..histogram("h", &[], 0, 0.0)
+    };
+    let r = gw
+        .request(
+            "POST",
+            "/metrics",
+            &[("content-type", PROTOBUF)],
+            protobuf(&[empty_buckets]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("200000 buckets"), "{}", r.text());
+    assert_eq!(gw.scrape().await, before);
+}
+
+/// Path and gRPC request labels count toward `--max-labels` and the bytes
+/// of a series' labels (`--max-label-bytes`) exactly as body labels do.
+#[tokio::test]
+async fn path_and_request_labels_count_toward_the_label_limits() {
+    let gw = Gateway::start_with(Config {
+        limits: prom_aggregation_gateway::model::Limits {
+            max_labels: 3,
+            max_label_bytes: 64,
+            ..Default::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    gw.push_ok("/metrics/job/j/x/1", "m{a=\"1\"} 1\n").await;
+    let r = gw
+        .push("/metrics/job/j/x/1", "m{a=\"1\",b=\"2\"} 1\n")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("4 labels with the path's"),
+        "{}",
+        r.text()
+    );
+    let long = "v".repeat(60);
+    let r = gw
+        .push(&format!("/metrics/job/{long}"), "m{a=\"1\"} 1\n")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("--max-label-bytes"), "{}", r.text());
+    let err = gw
+        .grpc()
+        .await
+        .push(request(
+            vec![counter("c_total", &[("a", "1"), ("b", "2")], 1.0)],
+            &[("job", "j"), ("x", "1")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("with the path's"), "{err:?}");
+}
+
+/// A push may be held as at most 10 bytes per byte sent plus 1 MiB: path
+/// labels copied into thousands of tiny series, or thousands of tiny
+/// families, are refused (413) before they are built.
+#[tokio::test]
+async fn pushes_cannot_be_held_as_much_more_than_was_sent() {
+    let gw = Gateway::start().await;
+    let tiny: String = (0..5000).map(|i| format!("a{{i=\"{i}\"}} 1\n")).collect();
+    gw.push_ok("/metrics/job/short", &tiny).await;
+    let before = gw.scrape().await;
+    let long = "v".repeat(4000);
+    let r = gw.push(&format!("/metrics/job/{long}"), &tiny).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("10 per byte sent"), "{}", r.text());
+    let families: String = (0..100_000).map(|i| format!("f{i} 1\n")).collect();
+    let r = gw.push("/metrics", &families).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(gw.scrape().await, before);
+    assert!(self_metric(&gw, "pag_memory_bytes").await < (4 << 20) as f64);
+}
+
+/// A protobuf family of a million empty metrics is refused at the first,
+/// having allocated nothing per metric.
+#[tokio::test]
+async fn tiny_metrics_cost_nothing_before_they_are_checked() {
+    let gw = Gateway::start().await;
+    let fam = pb::MetricFamily {
+        metric: vec![pb::Metric::default(); 1_000_000],
+        ..counter("c_total", &[], 1.0)
+    };
+    let body = protobuf(&[fam]);
+    let r = gw
+        .request("POST", "/metrics", &[("content-type", PROTOBUF)], body)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(self_metric(&gw, "pag_memory_bytes").await < (1 << 20) as f64);
+}
+
+/// Past `--max-connections` new connections are closed at once; a
+/// connection idle for `--idle-timeout` is closed; a body that does not
+/// arrive within `--body-read-timeout` is answered 408.
+#[tokio::test]
+async fn connections_are_bounded_in_number_and_time() {
+    let gw = Gateway::start_with(Config {
+        max_connections: 3,
+        idle_timeout: Duration::from_millis(500),
+        body_read_timeout: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    // The client's pooled connection may hold a slot: let it go idle first.
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /-/healthy HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        if n == 0 {
+            // Refused: closed at once without an answer.
+            break;
+        }
+        assert!(buf.starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+        assert!(held.len() <= 3, "more than --max-connections served");
+        assert!(Instant::now() < deadline);
+    }
+    // Idle connections are closed by the server.
+    for mut s in held {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("idle connection never closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    // A trickling body: 408 once --body-read-timeout passes.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nc 1\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+/// Pushes whose bodies trickle hold the push slots, not the slots scrapes,
+/// status and health need.
+#[tokio::test]
+async fn trickling_pushes_do_not_starve_health_or_scrapes() {
+    let gw = Gateway::start_with(Config {
+        max_in_flight: 8,
+        ..Config::default()
+    })
+    .await;
+    gw.push_ok("/metrics", "up_total 1\n").await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut tricklers = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nc 1\n")
+            .await
+            .unwrap();
+        tricklers.push(s);
+    }
+    // Wait until the push slots are taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.push("/metrics", "p_total 1\n").await.status != 503 {
+        assert!(Instant::now() < deadline, "push slots never taken");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for path in ["/-/healthy", "/-/ready", "/metrics", "/api/v1/status"] {
+        assert_eq!(gw.request("GET", path, &[], "").await.status, 200, "{path}");
+    }
+    drop(tricklers);
+}
+
+/// A client that never reads its scrape holds a shared handle on the
+/// rendering, and its connection is closed once the write stalls past
+/// `--write-timeout`.
+#[tokio::test]
+async fn a_scrape_nobody_reads_is_cut_off() {
+    let gw = Gateway::start_with(Config {
+        write_timeout: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    // About 20 MB of text: more than the socket buffers hold.
+    for batch in 0..20 {
+        let body: String = (0..10_000)
+            .map(|i| {
+                format!(
+                    "big{{b=\"{batch}\",i=\"{i}\",pad=\"{}\"}} 1\n",
+                    "p".repeat(64)
+                )
+            })
+            .collect();
+        gw.push_ok("/metrics", &body).await;
+    }
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for a while, then drain: the server must have given up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "connection never closed");
+    assert!(
+        total < 20_000_000,
+        "the whole scrape was sent ({total} bytes)"
+    );
+    // Others are still served.
+    assert_eq!(gw.request("GET", "/-/healthy", &[], "").await.status, 200);
+}
