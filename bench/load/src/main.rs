@@ -11,6 +11,8 @@
 //! text per line, as client libraries write them), so after the first push
 //! the gateway updates existing series: the steady state of many senders.
 
+mod attack;
+
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -48,6 +50,19 @@ enum Cmd {
         /// Metric name prefix (distinct runs can use distinct series).
         #[arg(long, default_value = "load")]
         prefix: String,
+    },
+    /// Hostile inputs, one class at a time, with what each cost the
+    /// gateway (`bench/resources.sh` runs it).
+    Attack {
+        /// The gateway's process id, for its RSS and CPU time.
+        #[arg(long)]
+        pid: u32,
+        /// The gateway's --max-body-bytes.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_body: usize,
+        /// Series to push first, so unread scrapes hold real bytes.
+        #[arg(long, default_value_t = 100_000)]
+        preload: usize,
     },
     /// Timed sequential scrapes, after an optional preload of series.
     Scrape {
@@ -374,5 +389,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             gzip,
             touch,
         } => scrape(&args, *preload, *times, *accept, *gzip, *touch).await,
+        Cmd::Attack {
+            pid,
+            max_body,
+            preload,
+        } => {
+            attack::attack(&args.target, *pid, *max_body, *preload).await;
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# What hostile inputs cost the gateway, with default flags: for each class
+# (compression bombs, bucket bombs, empty metrics, tiny families, path
+# labels copied into every series, the densest accepted push, trickling
+# bodies, unread scrapes, idle connections) the bytes sent, peak and
+# retained RSS growth, gateway CPU time, and the worst /-/healthy latency
+# while it ran. Targets: peak growth within 10x the decompressed size plus
+# 1 MiB, under 50 µs of CPU per KiB decompressed, health within 1 s.
+#
+# Usage: bench/resources.sh [extra gateway flags...]   (Linux; run as the
+# same user as the gateway, which it starts itself)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet -p prom-aggregation-gateway -p pag-load
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ulimit -n 16384 2>/dev/null || true
+target/release/prom-aggregation-gateway --listen "127.0.0.1:$port" "$@" >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 200); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/-/healthy" && break
+  sleep 0.05
+done
+target/release/pag-load --target "http://127.0.0.1:$port" attack --pid "$pid"
+echo
+echo "gateway after the run: $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' ' | tr '\n' ' ')"
+curl -s "http://127.0.0.1:$port/-/metrics" | grep -E '^pag_memory(_limit)?_bytes '
