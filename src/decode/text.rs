@@ -359,14 +359,20 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn family(&mut self, name: &'a str) -> usize {
+    fn family(&mut self, name: &'a str) -> Result<usize, String> {
         if let Some(&i) = self.by_name.get(name) {
-            return i;
+            return Ok(i);
+        }
+        // Charged before it is built: a body of many tiny families must
+        // meet the budget as it goes, not once all are built.
+        if let Err(r) = self.opts.charge_family(name, "") {
+            self.refused = Some(r);
+            return Err(String::new());
         }
         let i = self.families.len();
         self.families.push(FamilyBuilder::new(name));
         self.by_name.insert(name, i);
-        i
+        Ok(i)
     }
 
     fn comment(&mut self, rest: &'a str, n: usize) -> Result<(), String> {
@@ -393,7 +399,7 @@ impl<'a> Parser<'a, '_> {
         let arg = after.strip_prefix([' ', '\t']).unwrap_or(after);
         match word {
             "HELP" => {
-                let i = self.family(name);
+                let i = self.family(name)?;
                 let f = &mut self.families[i];
                 if f.help.is_some() {
                     return Err(format!("metric {name}: second HELP line"));
@@ -403,7 +409,7 @@ impl<'a> Parser<'a, '_> {
             }
             "TYPE" => {
                 let (kind, naming) = self.type_word(arg.trim_matches([' ', '\t']), name)?;
-                let i = self.family(name);
+                let i = self.family(name)?;
                 let f = &mut self.families[i];
                 if f.typed {
                     return Err(format!("metric {name}: second TYPE line"));
@@ -467,7 +473,7 @@ impl<'a> Parser<'a, '_> {
                 return Ok((i, p));
             }
         }
-        Ok((self.family(name), Part::Value))
+        Ok((self.family(name)?, Part::Value))
     }
 
     fn sample(&mut self, line: &'a str, start: usize, n: usize) -> Result<(), String> {
@@ -734,8 +740,9 @@ impl<'a> Parser<'a, '_> {
             if !is_metric_name(&name) {
                 return Err(Rejection::invalid(format!("invalid metric name {name:?}")));
             }
+            // The family was charged when first seen; its help is its own.
             self.opts
-                .charge_family(&name, f.help.as_deref().unwrap_or(""))?;
+                .charge_bytes(f.help.as_deref().map_or(0, str::len), 0)?;
             let mut series = Vec::with_capacity(f.series.len());
             for s in f.series {
                 let at = |reason: String| Rejection::Line {

@@ -3,7 +3,8 @@
 //! header-read timeout (slowloris), no TLS and no drain deadline.
 //!
 //! Every connection is bounded at every stage: at most `--max-connections`
-//! are open (more are closed at once); the TLS handshake and the request
+//! are open (past it the connection idle longest is closed to make room,
+//! and when none is idle the new one is closed at once); the TLS handshake and the request
 //! headers must arrive within `--header-read-timeout`; a connection with no
 //! request in progress for `--idle-timeout` is closed (HTTP/1 keep-alive and
 //! HTTP/2 alike, pings or not); a write that stalls for `--write-timeout`
@@ -65,6 +66,7 @@ pub async fn run(
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(opts.max_connections));
+    let open = Arc::new(Open::default());
     loop {
         let (tcp, _peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -78,20 +80,36 @@ pub async fn run(
                 }
             },
         };
-        // Past --max-connections: closed at once, costing nothing more.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("connection refused: --max-connections reached");
-            drop(tcp);
-            continue;
+        // Past --max-connections: the connection idle longest makes room
+        // (idle ones are what a flood of connections holds, and a health
+        // probe must still get in); with none idle, closed at once.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) if open.evict_idlest() => {
+                match tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await {
+                    Ok(Ok(slot)) => slot,
+                    _ => {
+                        tracing::debug!("connection refused: --max-connections reached");
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::debug!("connection refused: --max-connections reached, none idle");
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let (builder, opts, stop) = (builder.clone(), opts.clone(), stop.clone());
         let app = app.clone();
+        let activity = open.add();
+        let open = open.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let _registered = Registered(open, activity.clone());
             let tcp = StallGuard::new(tcp, opts.write_timeout);
             match &opts.tls {
-                None => connection(&builder, tcp, app, &opts, stop).await,
+                None => connection(&builder, tcp, app, &opts, stop, activity).await,
                 Some(tls) => {
                     // The handshake is bounded like header reading, so a
                     // silent client holds nothing else.
@@ -99,7 +117,9 @@ pub async fn run(
                         tokio::time::timeout(opts.header_read_timeout, tls.acceptor().accept(tcp))
                             .await;
                     match accepted {
-                        Ok(Ok(stream)) => connection(&builder, stream, app, &opts, stop).await,
+                        Ok(Ok(stream)) => {
+                            connection(&builder, stream, app, &opts, stop, activity).await
+                        }
                         Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -130,10 +150,10 @@ async fn connection<I>(
     app: Router,
     opts: &ConnOptions,
     mut stop: watch::Receiver<()>,
+    activity: Arc<Activity>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Activity::new();
     let svc = TowerToHyperService::new(Tracked {
         inner: app,
         activity: activity.clone(),
@@ -150,6 +170,10 @@ async fn connection<I>(
                 conn.as_mut().graceful_shutdown();
                 closing = Some(tokio::time::Instant::now() + opts.drain_timeout);
             }
+            _ = activity.evict.notified(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + EVICTION_WAIT);
+            }
             _ = tick.tick(), if closing.is_none() => {
                 if activity.idle_for() >= opts.idle_timeout {
                     conn.as_mut().graceful_shutdown();
@@ -163,6 +187,52 @@ async fn connection<I>(
 
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// How long a new connection waits for an evicted idle one to close.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// The open connections of a listener, to find the one idle longest.
+#[derive(Debug, Default)]
+struct Open {
+    conns: parking_lot::Mutex<std::collections::HashMap<u64, Arc<Activity>>>,
+    next: AtomicU64,
+}
+
+impl Open {
+    fn add(&self) -> Arc<Activity> {
+        let activity = Activity::new(self.next.fetch_add(1, Ordering::Relaxed));
+        self.conns.lock().insert(activity.id, activity.clone());
+        activity
+    }
+
+    /// Asks the connection idle longest (not already asked) to close;
+    /// whether there was one.
+    fn evict_idlest(&self) -> bool {
+        let conns = self.conns.lock();
+        let victim = conns
+            .values()
+            .filter(|a| !a.evicted.load(Ordering::Acquire))
+            .filter_map(|a| Some((a.idle()?, a)))
+            .max_by_key(|(idle, _)| *idle);
+        match victim {
+            Some((_, a)) => {
+                a.evicted.store(true, Ordering::Release);
+                a.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Takes a connection out of [`Open`] when its task ends.
+struct Registered(Arc<Open>, Arc<Activity>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.conns.lock().remove(&self.1.id);
+    }
+}
+
 /// How often idleness is looked at: a tenth of the timeout, within
 /// 100 ms..1 s.
 fn tick_for(idle: Duration) -> Duration {
@@ -172,34 +242,45 @@ fn tick_for(idle: Duration) -> Duration {
 /// Requests in progress on one connection, and since when none is.
 #[derive(Debug)]
 struct Activity {
+    id: u64,
+    /// Set when asked to close to make room.
+    evicted: std::sync::atomic::AtomicBool,
+    evict: tokio::sync::Notify,
     open: AtomicUsize,
-    /// Milliseconds since `epoch` when the last request finished.
+    /// Microseconds since `epoch` when the last request finished.
     last: AtomicU64,
     epoch: Instant,
 }
 
 impl Activity {
-    fn new() -> Arc<Activity> {
+    fn new(id: u64) -> Arc<Activity> {
         Arc::new(Activity {
+            id,
+            evicted: Default::default(),
+            evict: tokio::sync::Notify::new(),
             open: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             epoch: Instant::now(),
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// How long no request has been in progress; `None` while one is.
+    fn idle(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(Duration::from_micros(
+            self.now_us().saturating_sub(self.last.load(Ordering::Acquire)),
+        ))
     }
 
     /// How long no request has been in progress (zero while one is).
     fn idle_for(&self) -> Duration {
-        if self.open.load(Ordering::Acquire) > 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_millis(
-            self.now_ms()
-                .saturating_sub(self.last.load(Ordering::Acquire)),
-        )
+        self.idle().unwrap_or_default()
     }
 }
 
@@ -209,7 +290,7 @@ struct InProgress(Arc<Activity>);
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        self.0.last.store(self.0.now_ms(), Ordering::Release);
+        self.0.last.store(self.0.now_us(), Ordering::Release);
         self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
