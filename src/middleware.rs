@@ -67,10 +67,15 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         ))
         // Credentials before any body is read, by the route's scope; then
         // whether the request fits its route (path, method, content type).
-        .layer(axum::middleware::from_fn_with_state(
-            Auth::new(&config.auth_users, &config.admin_users),
-            auth::require,
-        ))
+        // (Left out when no users are set: nothing to check.)
+        .option_layer(
+            (!config.auth_users.is_empty() || !config.admin_users.is_empty()).then(|| {
+                axum::middleware::from_fn_with_state(
+                    Auth::new(&config.auth_users, &config.admin_users),
+                    auth::require,
+                )
+            }),
+        )
         .layer(ValidateRequestHeaderLayer::custom(routing::RouteFit))
         // A declared body size over the limit is refused before reading it;
         // undeclared sizes are capped while reading (HTTP) or decoding (gRPC).

@@ -48,7 +48,12 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let (ticket, _guard) = Ticket::new(None);
-        if gw.ingest(labels, &ticket, |opts| decode::decode(body, format, opts)).is_err() {
+        let reservation = gw.memory().reservation();
+        let input = body.len() + p.len();
+        if gw
+            .ingest(labels, &ticket, reservation, input, |opts| decode::decode(body, format, opts))
+            .is_err()
+        {
             continue;
         }
         let [text, om, pb] = scrapes(&gw);

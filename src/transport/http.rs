@@ -123,16 +123,29 @@ async fn read_body(
         if total > limit {
             return Err(Rejection::BodyTooLarge { limit });
         }
-        reservation.grow(data.len())?;
         match &first {
-            None => first = Some(data),
+            None => {
+                reservation.grow(data.len())?;
+                first = Some(data);
+            }
             Some(f) => {
+                // Copied into one buffer, grown by doubling, each growth
+                // reserved before it is allocated (never from the declared
+                // length alone).
+                let needed = if rest.is_empty() { f.len() } else { 0 } + rest.len() + data.len();
+                if needed > rest.capacity() {
+                    // The declared length sizes the buffer, up to 1 MiB: a
+                    // claim, so it is not trusted further.
+                    let hint = declared.map_or(0, |n| (n as usize).min(1 << 20));
+                    let grown = needed.max(2 * rest.capacity()).max(hint).min(limit);
+                    reservation.grow(grown - rest.capacity())?;
+                    rest.reserve(grown - rest.len());
+                }
                 if rest.is_empty() {
-                    // Copied once into one buffer: reserve that copy too.
-                    let size = declared.map_or(0, |n| n as usize).max(total);
-                    reservation.grow(f.len())?;
-                    rest.reserve(size);
                     rest.extend_from_slice(f);
+                    // The first frame is now in `rest`: its own bytes go.
+                    reservation.shrink(f.len());
+                    first = Some(bytes::Bytes::new());
                 }
                 rest.extend_from_slice(&data);
             }
@@ -237,6 +250,16 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
             return Rejection::invalid(
                 "DELETE needs at least one <name>/<value> pair with a non-empty value; PUT /api/v1/admin/wipe drops everything",
             )
+            .into_response();
+        }
+        // Each pair is compared with every series: as many as a series
+        // may hold, no more.
+        Ok(l) if l.len() > gw.config().limits.max_labels => {
+            return Rejection::invalid(format!(
+                "DELETE gives {} label pairs, over the limit of {} (--max-labels)",
+                l.len(),
+                gw.config().limits.max_labels
+            ))
             .into_response();
         }
         Ok(l) => l,

@@ -274,7 +274,8 @@ impl Activity {
             return None;
         }
         Some(Duration::from_micros(
-            self.now_us().saturating_sub(self.last.load(Ordering::Acquire)),
+            self.now_us()
+                .saturating_sub(self.last.load(Ordering::Acquire)),
         ))
     }
 

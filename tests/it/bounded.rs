@@ -542,3 +542,43 @@ async fn a_scrape_nobody_reads_is_cut_off() {
     // Others are still served.
     assert_eq!(gw.request("GET", "/-/healthy", &[], "").await.status, 200);
 }
+
+/// tonic inflates a compressed gRPC message before the service sees it, so
+/// a compressed push reserves `--max-body-bytes` from the budget while it
+/// is read: with less than that free it is refused (RESOURCE_EXHAUSTED)
+/// before anything is inflated; with room, the same push lands.
+#[tokio::test]
+async fn compressed_grpc_pushes_reserve_what_they_may_inflate_to() {
+    use tonic::codec::CompressionEncoding;
+    let one = || request(vec![counter("z_total", &[], 1.0)], &[]);
+    let small = Gateway::start_with(Config {
+        max_memory: 4 << 20,
+        max_body_bytes: 8 << 20,
+        ..Config::default()
+    })
+    .await;
+    let err = small
+        .grpc()
+        .await
+        .send_compressed(CompressionEncoding::Gzip)
+        .push(one())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("--max-memory"), "{err:?}");
+    small.grpc().await.push(one()).await.unwrap();
+    let roomy = Gateway::start_with(Config {
+        max_memory: 64 << 20,
+        max_body_bytes: 8 << 20,
+        ..Config::default()
+    })
+    .await;
+    roomy
+        .grpc()
+        .await
+        .send_compressed(CompressionEncoding::Gzip)
+        .push(one())
+        .await
+        .unwrap();
+    assert!(roomy.scrape().await.contains("z_total 1\n"));
+}
