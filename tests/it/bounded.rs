@@ -6,21 +6,34 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use prom_aggregation_gateway::Config;
+use prom_aggregation_gateway::model::Limits;
 use prom_aggregation_gateway::pb::io::prometheus::client as pb;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 
-use crate::grpc::{counter, histogram, request};
+use crate::grpc::{counter, delimited, histogram, request};
 use crate::support::{Gateway, sample_value};
 
-fn protobuf(families: &[pb::MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in families {
-        f.encode_length_delimited(&mut out).unwrap();
-    }
-    out
+/// A gateway with these per-series and per-push limits.
+async fn start_limited(limits: Limits) -> Gateway {
+    Gateway::start_with(Config {
+        limits,
+        ..Config::default()
+    })
+    .await
+}
+
+/// Pushes families as delimited protobuf over HTTP.
+async fn push_protobuf(gw: &Gateway, families: &[pb::MetricFamily]) -> crate::support::Reply {
+    gw.request(
+        "POST",
+        "/metrics",
+        &[("content-type", PROTOBUF)],
+        delimited(families),
+    )
+    .await
 }
 
 const PROTOBUF: &str =
@@ -130,12 +143,9 @@ async fn compressed_bombs_stop_at_the_budget() {
 /// refused before it is decoded.
 #[tokio::test]
 async fn native_histograms_are_held_to_the_bucket_limit() {
-    let gw = Gateway::start_with(Config {
-        limits: prom_aggregation_gateway::model::Limits {
-            max_native_buckets: 8,
-            ..Default::default()
-        },
-        ..Config::default()
+    let gw = start_limited(Limits {
+        max_native_buckets: 8,
+        ..Default::default()
     })
     .await;
     let native = |schema: i32, offset: i32, n: u32| pb::MetricFamily {
@@ -161,14 +171,7 @@ async fn native_histograms_are_held_to_the_bucket_limit() {
         unit: None,
     };
     // 64 buckets at schema 3 become at most 8, at a lower schema.
-    let r = gw
-        .request(
-            "POST",
-            "/metrics",
-            &[("content-type", PROTOBUF)],
-            protobuf(&[native(3, 1, 64)]),
-        )
-        .await;
+    let r = push_protobuf(&gw, &[native(3, 1, 64)]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let scraped = gw
         .request("GET", "/metrics", &[("accept", PROTOBUF)], "")
@@ -201,25 +204,11 @@ async fn native_histograms_are_held_to_the_bucket_limit() {
         }],
         ..native(0, 0, 0)
     };
-    let r = gw
-        .request(
-            "POST",
-            "/metrics",
-            &[("content-type", PROTOBUF)],
-            protobuf(&[far]),
-        )
-        .await;
+    let r = push_protobuf(&gw, &[far]).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("over the limit of 8"), "{}", r.text());
     // More buckets on the wire than lowering could ever bring within 8.
-    let r = gw
-        .request(
-            "POST",
-            "/metrics",
-            &[("content-type", PROTOBUF)],
-            protobuf(&[native(0, 1, 100_000)]),
-        )
-        .await;
+    let r = push_protobuf(&gw, &[native(0, 1, 100_000)]).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("--max-native-buckets"), "{}", r.text());
     assert_eq!(gw.request("GET", "/metrics", &[], "").await.text(), before);
@@ -230,12 +219,9 @@ async fn native_histograms_are_held_to_the_bucket_limit() {
 /// with more buckets than that is refused before it is decoded.
 #[tokio::test]
 async fn classic_bucket_unions_are_bounded() {
-    let gw = Gateway::start_with(Config {
-        limits: prom_aggregation_gateway::model::Limits {
-            max_buckets: 4,
-            ..Default::default()
-        },
-        ..Config::default()
+    let gw = start_limited(Limits {
+        max_buckets: 4,
+        ..Default::default()
     })
     .await;
     let h = |job: &str, les: &[f64]| {
@@ -274,14 +260,7 @@ async fn classic_bucket_unions_are_bounded() {
         }],
         ..histogram("h", &[], 0, 0.0)
     };
-    let r = gw
-        .request(
-            "POST",
-            "/metrics",
-            &[("content-type", PROTOBUF)],
-            protobuf(&[empty_buckets]),
-        )
-        .await;
+    let r = push_protobuf(&gw, &[empty_buckets]).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("200000 buckets"), "{}", r.text());
     assert_eq!(gw.scrape().await, before);
@@ -291,13 +270,10 @@ async fn classic_bucket_unions_are_bounded() {
 /// of a series' labels (`--max-label-bytes`) exactly as body labels do.
 #[tokio::test]
 async fn path_and_request_labels_count_toward_the_label_limits() {
-    let gw = Gateway::start_with(Config {
-        limits: prom_aggregation_gateway::model::Limits {
-            max_labels: 3,
-            max_label_bytes: 64,
-            ..Default::default()
-        },
-        ..Config::default()
+    let gw = start_limited(Limits {
+        max_labels: 3,
+        max_label_bytes: 64,
+        ..Default::default()
     })
     .await;
     gw.push_ok("/metrics/job/j/x/1", "m{a=\"1\"} 1\n").await;
@@ -358,10 +334,7 @@ async fn tiny_metrics_cost_nothing_before_they_are_checked() {
         metric: vec![pb::Metric::default(); 1_000_000],
         ..counter("c_total", &[], 1.0)
     };
-    let body = protobuf(&[fam]);
-    let r = gw
-        .request("POST", "/metrics", &[("content-type", PROTOBUF)], body)
-        .await;
+    let r = push_protobuf(&gw, &[fam]).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(self_metric(&gw, "pag_memory_bytes").await < (1 << 20) as f64);
 }

@@ -71,7 +71,7 @@ pub fn request(families: Vec<pb::MetricFamily>, labels: &[(&str, &str)]) -> Push
     }
 }
 
-fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
+pub fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
     let mut out = Vec::new();
     for f in families {
         f.encode_length_delimited(&mut out).unwrap();
