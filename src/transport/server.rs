@@ -160,7 +160,7 @@ async fn connection<I>(
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let mut tick = tokio::time::interval(tick_for(opts.idle_timeout));
+    let mut tick = tokio::time::interval(tick_for(opts.idle_timeout.min(opts.header_read_timeout)));
     let mut closing: Option<tokio::time::Instant> = None;
     loop {
         let close_by = closing.unwrap_or_else(|| tokio::time::Instant::now() + YEAR);
@@ -175,7 +175,19 @@ async fn connection<I>(
                 closing = Some(tokio::time::Instant::now() + EVICTION_WAIT);
             }
             _ = tick.tick(), if closing.is_none() => {
-                if activity.idle_for() >= opts.idle_timeout {
+                // Before its first request a connection is still in protocol
+                // detection or its first headers: --header-read-timeout.
+                let served = activity.served.load(Ordering::Relaxed);
+                let limit = if served {
+                    opts.idle_timeout
+                } else {
+                    opts.idle_timeout.min(opts.header_read_timeout)
+                };
+                // Nothing was ever asked on it: nothing to finish politely.
+                if !served && activity.idle_for() >= limit {
+                    return;
+                }
+                if activity.idle_for() >= limit {
                     conn.as_mut().graceful_shutdown();
                     closing = Some(tokio::time::Instant::now() + opts.write_timeout);
                 }
@@ -246,6 +258,8 @@ struct Activity {
     /// Set when asked to close to make room.
     evicted: std::sync::atomic::AtomicBool,
     evict: tokio::sync::Notify,
+    /// Set by the first request.
+    served: std::sync::atomic::AtomicBool,
     open: AtomicUsize,
     /// Microseconds since `epoch` when the last request finished.
     last: AtomicU64,
@@ -258,6 +272,7 @@ impl Activity {
             id,
             evicted: Default::default(),
             evict: tokio::sync::Notify::new(),
+            served: Default::default(),
             open: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -318,6 +333,7 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         self.activity.open.fetch_add(1, Ordering::AcqRel);
+        self.activity.served.store(true, Ordering::Relaxed);
         let guard = InProgress(self.activity.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {

@@ -352,12 +352,20 @@ async fn get_health(addr: &str) -> Option<TcpStream> {
     buf[..n].starts_with(b"HTTP/1.1 200").then_some(s)
 }
 
+/// Whether the server closes the connection within 10 s (whatever it
+/// sends first, such as HTTP/2 settings, is read and dropped).
 async fn closed_by_server(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
-    )
+    let mut buf = [0u8; 512];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
 /// At `--max-connections`, a new connection closes the one idle longest
@@ -434,6 +442,33 @@ async fn idle_connections_and_slow_bodies_are_cut_off() {
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut reply)).await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+/// Protocol detection and the first headers are bounded by
+/// `--header-read-timeout` even when `--idle-timeout` is long.
+#[tokio::test]
+async fn a_silent_connection_gets_the_header_deadline() {
+    let gw = Gateway::start_with(Config {
+        idle_timeout: Duration::from_secs(3600),
+        header_read_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut silent).await,
+        "silent connection never closed"
+    );
+    // An HTTP/2 preface and nothing more: closed too.
+    let mut h2 = TcpStream::connect(&addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut h2).await,
+        "h2 connection never closed"
+    );
 }
 
 /// Pushes whose bodies trickle hold the push slots, not the slots scrapes,
