@@ -92,8 +92,8 @@ pub struct Args {
     #[arg(long, env = "PAG_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 
-    /// Most open connections per listener; past it new ones are closed at
-    /// once.
+    /// Most open connections per listener; past it the one idle longest is
+    /// closed to make room, or the new one at once when none is idle.
     #[arg(long, env = "PAG_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
