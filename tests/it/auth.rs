@@ -88,3 +88,35 @@ async fn credentials_guard_writes_over_http_and_grpc() {
     client.push(req).await.unwrap();
     assert!(gw.scrape().await.contains("g_total 1\n"));
 }
+
+/// With bcrypt users, a wrong password is verified off the async workers
+/// (against a decoy hash for a user that does not exist, so both take the
+/// same time), and refusals are remembered: many wrong attempts, known
+/// user or not, get 401 while health and the right password still pass.
+#[tokio::test]
+async fn bcrypt_refusals_for_known_and_unknown_users() {
+    let hash = bcrypt::hash("right", 6).unwrap();
+    let gw = Gateway::start_with(Config {
+        auth_users: vec![("bob".into(), Secret::Bcrypt(hash))],
+        ..Config::default()
+    })
+    .await;
+    let attempts = (0..32).map(|i| {
+        let user = if i % 2 == 0 { "bob" } else { "mallory" };
+        let auth = basic(user, &format!("wrong{}", i % 4));
+        let gw = &gw;
+        async move {
+            gw.request("POST", "/metrics", &[("authorization", &auth)], "c 1\n")
+                .await
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
+    assert_eq!(gw.request("GET", "/-/healthy", &[], "").await.status, 200);
+    let ok = basic("bob", "right");
+    let r = gw
+        .request("POST", "/metrics", &[("authorization", &ok)], "c 1\n")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
