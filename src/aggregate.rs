@@ -149,6 +149,23 @@ impl Aggregator {
         push: Push,
         commit: impl FnOnce() -> Result<(), Rejection>,
     ) -> Result<Applied, Rejection> {
+        self.apply_with(push, commit, false)
+    }
+
+    /// Applies a snapshot's push: as [`Aggregator::apply`], but what it
+    /// stores is charged to the byte budget without refusal, and the bucket
+    /// limits are not checked: limits lowered since it was written must
+    /// not lose the data (`--max-series` still holds).
+    pub fn restore(&self, push: Push) -> Result<Applied, Rejection> {
+        self.apply_with(push, || Ok(()), true)
+    }
+
+    fn apply_with(
+        &self,
+        push: Push,
+        commit: impl FnOnce() -> Result<(), Rejection>,
+        restoring: bool,
+    ) -> Result<Applied, Rejection> {
         let shard_ids: Vec<usize> = push
             .families
             .iter()
@@ -191,7 +208,7 @@ impl Aggregator {
                 need += store::family_bytes(&family.name, &family.help);
             }
             let rule = merge::Rule::of(family.kind, self.settings.gauge_mode);
-            if family.kind == Kind::Histogram {
+            if family.kind == Kind::Histogram && !restoring {
                 self.check_bounds(family, stored)?;
             }
             keys.clear();
@@ -246,7 +263,9 @@ impl Aggregator {
                 limit: self.settings.max_series,
             });
         }
-        if need > 0 {
+        if restoring {
+            self.settings.memory.charge(need);
+        } else if need > 0 {
             self.settings.memory.try_charge(need)?;
         }
         if let Err(e) = commit() {

@@ -309,8 +309,16 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
             "creation-time gauges of an earlier version folded into their metrics"
         );
     }
-    gw.aggregator()
-        .apply(push)
+    let restored = gw.aggregator().restore(push);
+    let memory = gw.memory();
+    if memory.used() > memory.limit() {
+        tracing::warn!(
+            held = memory.used(),
+            limit = memory.limit(),
+            "the restored snapshot holds more than --max-memory: pushes that add series are refused until it is under"
+        );
+    }
+    restored
         .map(|a| a.created)
         .map_err(|e| format!("snapshot {} cannot be restored: {e}", path.display()))
 }

@@ -233,3 +233,37 @@ async fn snapshot_files_are_private_and_a_failed_last_snapshot_fails_the_exit() 
     let stderr = gw.stderr();
     assert!(stderr.contains("snapshot write to"), "{stderr}");
 }
+
+/// Limits lowered since a snapshot was written do not lose it: a restart
+/// with a byte budget and bucket limits it exceeds restores it whole, and
+/// then refuses pushes that would add more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_over_lowered_limits_is_still_restored() {
+    let (_dir, snap) = snapshot_path("lowered");
+    let mut gw = Process::start(&["--persistence-file", &snap]).await;
+    let many: String = (0..20_000)
+        .map(|i| format!("m{{i=\"{i}\",pad=\"{}\"}} 1\n", "x".repeat(40)))
+        .collect();
+    push(&gw.base, &many).await;
+    push(&gw.base, BODY).await;
+    let before = gw.scrape().await;
+    gw.signal("TERM");
+    assert!(gw.wait().await.success());
+    let gw = Process::start(&[
+        "--persistence-file",
+        &snap,
+        "--max-memory",
+        "1MiB",
+        "--max-buckets",
+        "1",
+    ])
+    .await;
+    assert_text_eq(&gw.scrape().await, &before, "restored under lower limits");
+    let r = reqwest::Client::new()
+        .post(format!("{}/metrics", gw.base))
+        .body("new_one 1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "{}", r.text().await.unwrap());
+}
