@@ -154,14 +154,18 @@ impl LabelRules {
             return Err(format_label_refusal(own, kind));
         }
         // Merge the two sorted lists; a fixed label wins over a body label.
+        // Both sorted: one walk, so a series costs labels + path labels,
+        // not their product.
         let mut written = 0;
         let mut fixed = self.fixed.iter().peekable();
+        let mut last_fixed: Option<&str> = None;
         for (name, value) in labels.iter() {
             let name = name.as_ref();
             while let Some((fname, fvalue)) = fixed.next_if(|(f, _)| f.as_str() <= name) {
                 written += push_pair(out, fname, fvalue);
+                last_fixed = Some(fname);
             }
-            if self.fixed.iter().any(|(f, _)| f == name) || self.is_dropped(name) {
+            if last_fixed == Some(name) || self.is_dropped(name) {
                 continue;
             }
             written += push_pair(out, name, value.as_ref());
