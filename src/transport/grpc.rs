@@ -74,8 +74,9 @@ fn decode_request(bytes: &[u8], opts: &crate::decode::Options<'_>) -> Result<Pus
     Ok(Push { families })
 }
 
-/// The request's `labels` map (field 2), read before the families need it.
-fn request_labels(bytes: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
+/// The request's `labels` map (field 2), read before the families need it;
+/// more than `max` entries are refused as soon as they are seen.
+fn request_labels(bytes: &[u8], max: usize) -> Result<Vec<(String, String)>, Rejection> {
     let malformed = |e: &str| Rejection::invalid(format!("malformed PushRequest: {e}"));
     let mut labels = Vec::new();
     let mut r = wire::Reader::new(bytes);
@@ -89,6 +90,11 @@ fn request_labels(bytes: &[u8]) -> Result<Vec<(String, String)>, Rejection> {
                     2 => v = wire::string(w).map_err(malformed)?,
                     _ => {}
                 }
+            }
+            if labels.len() == max {
+                return Err(Rejection::invalid(format!(
+                    "request labels number over the limit of {max} (--max-labels)"
+                )));
             }
             labels.push((k.to_string(), v.to_string()));
         }
@@ -107,7 +113,7 @@ impl PushService {
             let mut reservation = gw.memory().reservation();
             reservation.grow(req.len())?;
             run_sized(req.len() > BLOCKING_BYTES, move || {
-                let labels = request_labels(&req)?;
+                let labels = request_labels(&req, gw.config().limits.max_labels)?;
                 let input = req.len();
                 gw.ingest(labels, &ticket, reservation, input, |opts| {
                     decode_request(&req, opts)

@@ -190,7 +190,7 @@ async fn push_inner(
 ) -> Result<Ingested, Rejection> {
     let config = gw.config();
     let limit = config.max_body_bytes;
-    let labels = path::parse(uri.path().strip_prefix("/metrics").unwrap_or(""))?;
+    let labels = path_labels(gw, uri)?;
     let path_len = uri.path().len();
     // Dropped with this future: a push not applied by then never will be.
     let (ticket, _guard) = Ticket::new(deadline);
@@ -241,9 +241,29 @@ async fn push_inner(
     .await
 }
 
+/// The labels of a push or delete path. A path longer than its labels may
+/// ever be (three bytes of percent-encoding per byte of `--max-label-bytes`)
+/// is refused before it is split.
+fn path_labels(gw: &Gateway, uri: &Uri) -> Result<Vec<(String, String)>, Rejection> {
+    let path = uri.path();
+    let most = gw
+        .config()
+        .limits
+        .max_label_bytes
+        .saturating_mul(3)
+        .saturating_add(64);
+    if path.len() > most {
+        return Err(Rejection::invalid(format!(
+            "path of {} bytes is longer than any path whose labels fit --max-label-bytes",
+            path.len()
+        )));
+    }
+    path::parse(path.strip_prefix("/metrics").unwrap_or(""))
+}
+
 /// `DELETE /metrics/<labels>`: drop every series holding all the pairs.
 async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
-    let labels = match path::parse(uri.path().strip_prefix("/metrics").unwrap_or("")) {
+    let labels = match path_labels(&gw, &uri) {
         // Pairs with empty values match series without the label: alone
         // they would match everything.
         Ok(l) if l.iter().all(|(_, v)| v.is_empty()) => {

@@ -63,7 +63,10 @@ pub async fn run(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_timeout(Duration::from_secs(20))
+        // hyper's default allows 16 MiB of headers per request: far more
+        // than any client sends, and a path that size is split into labels.
+        .max_header_list_size(64 << 10);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(opts.max_connections));
     let open = Arc::new(Open::default());

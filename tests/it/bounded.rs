@@ -303,6 +303,23 @@ async fn path_and_request_labels_count_toward_the_label_limits() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("with the path's"), "{err:?}");
+    // More request labels than a series may hold: refused as read.
+    let five: Vec<(String, String)> = (0..5).map(|i| (format!("l{i}"), "v".into())).collect();
+    let five: Vec<(&str, &str)> = five.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let err = gw
+        .grpc()
+        .await
+        .push(request(vec![counter("c_total", &[], 1.0)], &five))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("--max-labels"), "{err:?}");
+    // A path longer than any whose labels could fit: refused before it is
+    // split into labels.
+    let long_path = format!("/metrics{}", "/a/b".repeat(10_000));
+    let r = gw.push(&long_path, "m 1\n").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("--max-label-bytes"), "{}", r.text());
 }
 
 /// A push may be held as at most 10 bytes per byte sent plus 1 MiB: path
