@@ -292,12 +292,13 @@ impl Aggregator {
             touched += family.series.len();
             grown += guards[slot(shard)].merge(family, &self.settings, now);
         }
-        // `need` was charged as a bound; settle on what was really added.
-        let grown = grown.max(0) as usize;
-        if grown > need {
-            self.settings.memory.charge(grown - need);
+        // `need` was charged as a bound; settle on what really changed (a
+        // native histogram lowered to fewer buckets may even shrink).
+        let charged = need as isize;
+        if grown > charged {
+            self.settings.memory.charge((grown - charged) as usize);
         } else {
-            self.settings.memory.release(need - grown);
+            self.settings.memory.release((charged - grown) as usize);
         }
         self.series.fetch_add(new_series, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);

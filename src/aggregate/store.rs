@@ -106,9 +106,11 @@ impl Shard {
     /// out (see [`Shard::cached_bytes`]).
     pub(crate) fn merge(&mut self, family: Family, settings: &Settings, now: u32) -> isize {
         let mut grown: isize = 0;
+        let mut fresh = false;
         let stored = match self.families.entry(family.name) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
+                fresh = true;
                 grown += family_bytes(e.key(), &family.help) as isize;
                 e.insert(StoredFamily {
                     kind: family.kind,
@@ -124,6 +126,10 @@ impl Shard {
         self.cached_bytes -= forgot;
         settings.memory.release(forgot);
         if stored.help.is_empty() && !family.help.is_empty() {
+            // A family made without help was charged without it.
+            if !fresh {
+                grown += family.help.len() as isize;
+            }
             stored.help = family.help;
         }
         let rule = merge::Rule::of(stored.kind, settings.gauge_mode);

@@ -224,3 +224,35 @@ proptest! {
         });
     }
 }
+
+/// What the aggregate is charged goes back to zero once everything is
+/// gone, however it grew (new series, bucket unions, help set later,
+/// renderings kept): no accounting drifts.
+#[test]
+fn memory_charges_return_to_zero() {
+    let memory = crate::memory::Memory::new(usize::MAX);
+    let a = Aggregator::new(Settings {
+        memory: memory.clone(),
+        ..Default::default()
+    });
+    a.apply(push("c_total{a=\"1\"} 1\nc_total{a=\"2\"} 1\n"))
+        .unwrap();
+    a.apply(push(
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+    ))
+    .unwrap();
+    let before = memory.used();
+    // Union of bounds: grows; help given later: grows.
+    a.apply(push(
+        "# HELP h Some help.\n# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"5\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+    ))
+    .unwrap();
+    assert!(memory.used() > before);
+    let _ = render(&a);
+    a.apply(push("c_total{a=\"1\"} 1\n")).unwrap();
+    let _ = render(&a);
+    assert_eq!(a.delete(&[("a".into(), "2".into())]), 1);
+    assert!(memory.used() > 0);
+    a.wipe();
+    assert_eq!(memory.used(), 0, "charges left after everything went");
+}
