@@ -17,7 +17,7 @@ pub fn parse(raw: &str) -> Result<Vec<(String, String)>, Rejection> {
         return Ok(Vec::new());
     }
     let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(Rejection::invalid(format!(
             "push path has {} parts after /metrics: labels come as <name>/<value> pairs",
             parts.len()
