@@ -1,6 +1,5 @@
 # Multi-stage build of prom-aggregation-gateway: a static musl binary on a
-# distroless base, running as a non-root user. (No image can be built on the
-# machines this project is developed on; the file is kept buildable by hand.)
+# distroless base, running as a non-root user.
 #
 #   docker build -t prom-aggregation-gateway .
 #   docker run -p 8080:8080 prom-aggregation-gateway
