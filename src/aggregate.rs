@@ -1,4 +1,4 @@
-//! Aggregate stage: the one store every protocol pushes into (SPEC §4).
+//! Aggregate stage: the one store every protocol pushes into (contract §4).
 //!
 //! A push is applied all or nothing: the shards of every family it touches
 //! are locked (in index order, so pushes never deadlock), the whole push is

@@ -1,4 +1,4 @@
-//! Flags (SPEC §1): raw clap [`Args`], each also read from `PAG_<FLAG>`, and
+//! Flags (contract §1): raw clap [`Args`], each also read from `PAG_<FLAG>`, and
 //! the validated [`Config`] the rest of the gateway uses. The Go gateway's
 //! flag names are accepted as aliases so its scripts and Helm values work.
 

@@ -1,4 +1,4 @@
-//! Decode stage: request body and push path in, [`Push`] out (SPEC §2).
+//! Decode stage: request body and push path in, [`Push`] out (contract §2).
 //!
 //! Picks the decoder by `Content-Type`, undoes `Content-Encoding` with the
 //! body limit applied to the decompressed size, and holds the value checks
@@ -211,7 +211,7 @@ pub fn decode(body: &[u8], format: Format, opts: &Options<'_>) -> Result<Push, R
     }
 }
 
-/// Checks a counter, gauge or untyped value (SPEC §4); returns the reason.
+/// Checks a counter, gauge or untyped value (contract §4); returns the reason.
 pub(crate) fn check_scalar(kind: Kind, v: f64, opts: &Options<'_>) -> Result<(), String> {
     match kind {
         Kind::Counter if v.is_nan() => Err("counter value is NaN".into()),

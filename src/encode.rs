@@ -1,5 +1,5 @@
 //! Encode stage: the aggregate out, in the format the scraper asks for
-//! (SPEC §2, "Scrape"). One file per format, as client_rust's `encoding`.
+//! (contract §2, "Scrape"). One file per format, as client_rust's `encoding`.
 
 pub mod float;
 pub mod openmetrics;

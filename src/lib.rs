@@ -1,5 +1,5 @@
 //! prom-aggregation-gateway: a push gateway for Prometheus that adds up what
-//! many senders push (SPEC: `shared/SPEC.md`).
+//! many senders push (contract: `docs/contract.md`).
 //!
 //! A push flows `transport` (HTTP or gRPC) -> `middleware` (one tower stack
 //! for both) -> `decode` (text, OpenMetrics, protobuf) -> [`model::Push`] ->

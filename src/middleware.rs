@@ -1,5 +1,5 @@
 //! One tower stack, written once and put around every protocol: the HTTP
-//! routes and the gRPC services share it (SPEC §3). Layers are listed in the
+//! routes and the gRPC services share it (contract §3). Layers are listed in the
 //! order a request meets them; each says why it sits where it does.
 //!
 //! Every refusal a layer makes is a [`crate::error::Rejection`], answered as a gRPC status

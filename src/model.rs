@@ -1,5 +1,5 @@
 //! The decoded push: what every decoder (text, OpenMetrics, protobuf; HTTP or
-//! gRPC) produces and what the aggregator applies and stores (SPEC §4).
+//! gRPC) produces and what the aggregator applies and stores (contract §4).
 //!
 //! Series are identified by a [`SeriesKey`]: the family's sorted label pairs,
 //! after path labels and `--drop-label`, encoded once into a byte string (see
@@ -42,7 +42,7 @@ impl Kind {
     }
 }
 
-/// Limits on what one push may hold (SPEC §1 and issue flags): a push over
+/// Limits on what one push may hold (contract §1 and issue flags): a push over
 /// any of them is refused whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

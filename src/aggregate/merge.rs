@@ -1,4 +1,4 @@
-//! How a pushed value combines with a stored one (SPEC §4).
+//! How a pushed value combines with a stored one (contract §4).
 
 use super::GaugeMode;
 use super::store::StoredSeries;

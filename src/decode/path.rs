@@ -1,4 +1,4 @@
-//! Push path labels: `/metrics/<name>/<value>/...` (SPEC §2), as the
+//! Push path labels: `/metrics/<name>/<value>/...` (contract §2), as the
 //! Pushgateway and its client libraries write them, including `<name>@base64`
 //! values in base64url (padding optional; `=` alone is the empty value).
 

@@ -1,4 +1,4 @@
-//! Native (exponential) histograms, pushed as protobuf only (SPEC §4), and
+//! Native (exponential) histograms, pushed as protobuf only (contract §4), and
 //! their sum as Prometheus computes `sum()`: reduce both to the coarser
 //! schema, widen the zero bucket to the larger threshold (absorbing buckets
 //! it overlaps), then add bucket by bucket.

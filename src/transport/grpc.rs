@@ -1,4 +1,4 @@
-//! gRPC (SPEC §3): the `aggregation_gateway.v1.AggregationGateway` service,
+//! gRPC (contract §3): the `aggregation_gateway.v1.AggregationGateway` service,
 //! `grpc.health.v1` and server reflection, as tonic routes that
 //! `transport::serve` merges into the HTTP router. The service only hands
 //! each batch's bytes to [`Gateway::ingest`] with the same protobuf decoder

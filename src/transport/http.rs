@@ -1,4 +1,4 @@
-//! HTTP routes (SPEC §2): push, delete, scrape, health, status, admin.
+//! HTTP routes (contract §2): push, delete, scrape, health, status, admin.
 //!
 //! Handlers only read the request, call the decode stage, the aggregator and
 //! the encode stage, and map the result; rules live in those stages.

@@ -1,4 +1,4 @@
-//! TLS for every listener (SPEC §1): rustls with the ring provider, ALPN
+//! TLS for every listener (contract §1): rustls with the ring provider, ALPN
 //! `h2` then `http/1.1` (so gRPC and HTTP/2 work over TLS), client
 //! certificates required when `--tls-client-ca` is given. The configuration
 //! is re-read on SIGHUP and when a file's modification time changes; a

@@ -1,5 +1,5 @@
 //! Each class of bad input gets a precise 4xx with a one-line reason, and the
-//! aggregate stays exactly as it was (SPEC §2, "nothing of that push is
+//! aggregate stays exactly as it was (contract §2, "nothing of that push is
 //! applied").
 
 use std::io::Write;

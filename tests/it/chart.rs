@@ -147,6 +147,7 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
 async fn default_values() {
     let out = render(&[]);
     assert_eq!(
@@ -186,6 +187,7 @@ async fn default_values() {
 
 /// Values written for the Go gateway's chart keep their meaning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
 async fn go_gateway_chart_values() {
     let out = render(&[r#"
 nameOverride: aggregator
@@ -262,6 +264,7 @@ podMonitor:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
 async fn every_option() {
     let out = render_result(
         &[r#"
@@ -419,6 +422,7 @@ serviceMonitor:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
 async fn persistence() {
     let out = render(&["persistence:\n  enabled: true\n  size: 2Gi\n  storageClass: fast\n"]);
     let pvc = object(&out, "PersistentVolumeClaim");
@@ -447,6 +451,7 @@ async fn persistence() {
 
 /// Each file in the chart's ci/ folder (what `ct lint` would install).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
 async fn ci_values_files_render() {
     let mut n = 0;
     for entry in std::fs::read_dir(chart_dir().join("ci")).unwrap() {
@@ -463,6 +468,7 @@ async fn ci_values_files_render() {
 /// Values the schema refuses (typos, wrong types, bad enums) and settings
 /// the chart refuses because they cannot work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
 async fn refused_values() {
     for (values, reason) in [
         ("controller:\n  type: StatefulSet\n", "controller.type"),

@@ -1,4 +1,5 @@
-//! Every case of `../shared/conformance` (SPEC §5) against a fresh server.
+//! Every case of `tests/conformance` (docs/contract.md §5) against a fresh
+//! server.
 
 use std::fs;
 

@@ -1,4 +1,4 @@
-//! The gRPC push service (SPEC §3) and protobuf over HTTP, on the same port
+//! The gRPC push service (contract §3) and protobuf over HTTP, on the same port
 //! as everything else, through the same middleware.
 
 use std::collections::HashMap;

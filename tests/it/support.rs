@@ -181,9 +181,9 @@ pub fn assert_text_eq(actual: &str, expected: &str, what: &str) {
     }
 }
 
-/// The shared conformance folder, `../shared/conformance` beside the repo.
+/// The conformance cases, `tests/conformance`.
 pub fn conformance_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     assert!(
         dir.is_dir(),
         "conformance cases not found at {}",

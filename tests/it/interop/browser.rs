@@ -18,6 +18,7 @@ async fn requests(gw: &Gateway, handler: &str, code: u16) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and the npm packages of tests/interop/node; run by scripts/test.sh"]
 async fn browser_fetch_with_cors() {
     let open = Gateway::start().await;
     let restricted = Gateway::start_with(prom_aggregation_gateway::Config {

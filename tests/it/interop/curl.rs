@@ -17,6 +17,7 @@ fn curl(args: &[&str], stdin: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs curl and gzip; run by scripts/test.sh"]
 async fn curl_plain_and_gzip_pushes() {
     let gw = Gateway::start().await;
     let body = "# TYPE deploys_total counter\ndeploys_total{env=\"prod\"} 2\n\

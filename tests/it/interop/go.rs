@@ -41,6 +41,7 @@ pub fn build(pkg: &str) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs go; run by scripts/test.sh"]
 async fn client_golang_push_add_delete() {
     let gw = Gateway::start().await;
     let bin = build("pagpush");

@@ -6,6 +6,7 @@ use super::{node, run_client};
 use crate::support::{Gateway, assert_text_eq};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and the npm packages of tests/interop/node; run by scripts/test.sh"]
 async fn prom_client_push_pushadd_delete() {
     let gw = Gateway::start().await;
     run_client(

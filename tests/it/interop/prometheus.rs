@@ -222,7 +222,7 @@ async fn check_classic(prom: &Prometheus) {
         !series[0].0.contains_key("exported_job"),
         "honor_labels lost: {series:?}"
     );
-    // Bounds 0.1, 0.5, 1, +Inf: 2, 2+4, 4+4, 8 (SPEC's union). The median
+    // Bounds 0.1, 0.5, 1, +Inf: 2, 2+4, 4+4, 8 (the contract's union, §4). The median
     // (4th of 8) lies in (0.1, 0.5], 2 of its 4 observations in: 0.3.
     let median = prom
         .value(r#"histogram_quantile(0.5, job_seconds_bucket{job="batch"})"#)
@@ -244,6 +244,7 @@ async fn scrapes(gw: &Gateway, format: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus; run by scripts/test.sh"]
 async fn prometheus_scrapes_openmetrics_text() {
     let gw = Gateway::start().await;
     push_senders(&gw).await;
@@ -286,6 +287,7 @@ fn native_histogram() -> pb::MetricFamily {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus; run by scripts/test.sh"]
 async fn prometheus_scrapes_protobuf_with_native_histograms() {
     let gw = Gateway::start().await;
     push_senders(&gw).await;
@@ -341,6 +343,7 @@ async fn prometheus_scrapes_protobuf_with_native_histograms() {
 
 /// `promtool check metrics` (lint) on the aggregate and on /-/metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs promtool; run by scripts/test.sh"]
 async fn promtool_check_metrics() {
     let gw = Gateway::start().await;
     push_senders(&gw).await;

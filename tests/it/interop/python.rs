@@ -55,6 +55,7 @@ fn run(gw: &Gateway, step: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python with prometheus_client (PAG_PYTHON); run by scripts/test.sh"]
 async fn prometheus_client_push_pushadd_delete() {
     let gw = Gateway::start().await;
     let now: f64 = run(&gw, "push").trim().parse().unwrap();
@@ -129,6 +130,7 @@ except HTTPError as e:
 /// `--auth-users`: right credentials push, wrong ones get the 401 and its
 /// reason, and leave nothing behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python with prometheus_client (PAG_PYTHON); run by scripts/test.sh"]
 async fn prometheus_client_basic_auth() {
     let gw = Gateway::start_with(prom_aggregation_gateway::Config {
         auth_users: vec![(
