@@ -89,7 +89,9 @@ grep -q '^# fail 0$' "$log_dir/node.log"
 log "cargo test (ignored ones included)"
 cargo test --workspace --lib --bins --tests --examples --locked -- --include-ignored 2>&1 \
   | tee "$log_dir/cargo.log"
-cargo test --workspace --benches --locked 2>&1 | tee -a "$log_dir/cargo.log"
+# The benches, once each as a test (their own log: this run repeats the
+# unit tests, which the line above counted already).
+cargo test --workspace --benches --locked 2>&1 | tee "$log_dir/benches.log"
 
 log "fuzzing (${PAG_FUZZ_SECONDS:-60}s per target)"
 scripts/fuzz.sh
