@@ -317,23 +317,24 @@ impl Aggregator {
         stored: Option<&StoredFamily>,
     ) -> Result<(), Rejection> {
         let limit = self.settings.max_buckets;
-        let mut bounds: Vec<f64> = stored.map(|f| f.bounds().to_vec()).unwrap_or_default();
-        let before = bounds.len();
+        let stored = stored.map_or(&[][..], |f| f.bounds());
+        // Copied only when a push brings a bound not stored yet: pushes of
+        // the stored bounds (the common case) allocate nothing.
+        let mut bounds: Option<Vec<f64>> = None;
         for s in &family.series {
-            if let Value::Histogram(h) = &s.value
-                && store::new_bounds(&bounds, h) > 0
-            {
-                for b in &h.buckets {
-                    if let Err(at) = bounds.binary_search_by(|x| x.total_cmp(&b.le)) {
-                        if bounds.len() >= limit {
-                            return Err(Rejection::FamilyLimit(format!(
-                                "metric {}: histogram bucket bounds would number over {limit} (--max-buckets); {before} are stored",
-                                family.name
-                            )));
-                        }
-                        bounds.insert(at, b.le);
-                    }
-                }
+            let Value::Histogram(h) = &s.value else {
+                continue;
+            };
+            if store::new_bounds(bounds.as_deref().unwrap_or(stored), h) == 0 {
+                continue;
+            }
+            let bounds = bounds.get_or_insert_with(|| stored.to_vec());
+            if !store::add_bounds(bounds, h, limit) {
+                return Err(Rejection::FamilyLimit(format!(
+                    "metric {}: histogram bucket bounds would number over {limit} (--max-buckets); {} are stored",
+                    family.name,
+                    stored.len()
+                )));
             }
         }
         Ok(())

@@ -37,10 +37,7 @@ impl Options<'_> {
         key_len: usize,
         value: &crate::model::Value,
     ) -> Result<(), Rejection> {
-        match self.spend {
-            Some(spend) => spend.add(crate::model::cost::series_bytes(key_len, value), 1),
-            None => Ok(()),
-        }
+        self.charge_bytes(crate::model::cost::series_bytes(key_len, value), 1)
     }
 
     /// Charges `bytes` of a push being decoded that hold `series` new
@@ -55,10 +52,7 @@ impl Options<'_> {
 
     /// Charges a decoded family, as [`Options::charge`] does a series.
     pub(crate) fn charge_family(&self, name: &str, help: &str) -> Result<(), Rejection> {
-        match self.spend {
-            Some(spend) => spend.add(crate::model::cost::family_bytes(name, help), 0),
-            None => Ok(()),
-        }
+        self.charge_bytes(crate::model::cost::family_bytes(name, help), 0)
     }
 }
 
@@ -122,11 +116,6 @@ impl Spend {
         }
         self.pending.set(0);
         self.reservation.borrow_mut().grow(pending)
-    }
-
-    /// The reservation, with all charged so far.
-    pub fn into_reservation(self) -> crate::memory::Reservation {
-        self.reservation.into_inner()
     }
 }
 

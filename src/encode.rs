@@ -53,14 +53,6 @@ impl Rendering {
     pub fn chunks(&self) -> &[bytes::Bytes] {
         &self.chunks
     }
-
-    /// Everything as one buffer (copied when in several chunks).
-    pub fn to_bytes(&self) -> bytes::Bytes {
-        match &*self.chunks {
-            [one] => one.clone(),
-            many => many.concat().into(),
-        }
-    }
 }
 
 /// The last rendering of each format (plain and gzip), kept until the

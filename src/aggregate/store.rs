@@ -136,14 +136,15 @@ impl Shard {
         stored.series.reserve(family.series.len());
         for s in family.series {
             if let Value::Histogram(h) = &s.value {
-                add_bounds(&mut stored.bounds, h);
+                // Validation kept the bounds within --max-buckets.
+                add_bounds(&mut stored.bounds, h, usize::MAX);
             }
             match stored.series.get_mut(&*s.key) {
                 Some(existing) => {
-                    let before = value_heap(&existing.value) as isize;
+                    let before = existing.value.heap_bytes() as isize;
                     merge::merge(rule, existing, s.value, s.created, settings);
                     existing.touched = now;
-                    grown += value_heap(&existing.value) as isize - before;
+                    grown += existing.value.heap_bytes() as isize - before;
                 }
                 None => {
                     grown += series_bytes(s.key.len(), &s.value) as isize;
@@ -229,15 +230,21 @@ impl Shard {
 }
 
 /// Adds a histogram's bounds to a family's sorted bounds.
-fn add_bounds(bounds: &mut Vec<f64>, h: &crate::model::Histogram) {
+/// Stops at `limit` bounds: returns false, with the bounds up to there
+/// added, when `h` would take them past it.
+pub(crate) fn add_bounds(bounds: &mut Vec<f64>, h: &crate::model::Histogram, limit: usize) -> bool {
     if same_bounds(bounds, h) {
-        return;
+        return true;
     }
     for b in &h.buckets {
         if let Err(at) = bounds.binary_search_by(|x| x.total_cmp(&b.le)) {
+            if bounds.len() >= limit {
+                return false;
+            }
             bounds.insert(at, b.le);
         }
     }
+    true
 }
 
 /// The sorted bounds of every classic histogram of a family.
@@ -245,7 +252,7 @@ fn family_bounds(f: &StoredFamily) -> Vec<f64> {
     let mut bounds = Vec::new();
     for (_, s) in f.series() {
         if let Value::Histogram(h) = &s.value {
-            add_bounds(&mut bounds, h);
+            add_bounds(&mut bounds, h, usize::MAX);
         }
     }
     bounds
@@ -265,10 +272,6 @@ pub(crate) fn new_bounds(bounds: &[f64], h: &crate::model::Histogram) -> usize {
 /// The common case, every series with the same bounds: one comparison each.
 fn same_bounds(bounds: &[f64], h: &crate::model::Histogram) -> bool {
     bounds.len() == h.buckets.len() && bounds.iter().zip(&h.buckets).all(|(a, b)| *a == b.le)
-}
-
-fn value_heap(v: &Value) -> usize {
-    v.heap_bytes()
 }
 
 #[cfg(test)]

@@ -109,53 +109,43 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Rejection::BodyTooLarge { limit });
     }
-    // The declared size is a hint, not trusted past the limit; a body that
-    // comes in one frame (the common case) is kept without a copy.
+    // A body that comes in one frame (the common case) is kept as it came;
+    // from a second frame on, the frames are copied into one buffer.
     let mut first: Option<bytes::Bytes> = None;
-    let mut rest = bytes::BytesMut::new();
+    let mut joined = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|e| Rejection::invalid(format!("could not read the body: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let total = first.as_ref().map_or(0, |f| f.len()) + rest.len() + data.len();
-        if total > limit {
+        let held = first.as_ref().map_or(0, |f| f.len()) + joined.len();
+        if held + data.len() > limit {
             return Err(Rejection::BodyTooLarge { limit });
         }
-        match &first {
-            None => {
-                reservation.grow(data.len())?;
-                first = Some(data);
-            }
-            Some(f) => {
-                // Copied into one buffer, grown by doubling, each growth
-                // reserved before it is allocated (never from the declared
-                // length alone).
-                let needed = if rest.is_empty() { f.len() } else { 0 } + rest.len() + data.len();
-                if needed > rest.capacity() {
-                    // The declared length sizes the buffer, up to 1 MiB: a
-                    // claim, so it is not trusted further.
-                    let hint = declared.map_or(0, |n| (n as usize).min(1 << 20));
-                    let grown = needed.max(2 * rest.capacity()).max(hint).min(limit);
-                    reservation.grow(grown - rest.capacity())?;
-                    rest.reserve(grown - rest.len());
-                }
-                if rest.is_empty() {
-                    rest.extend_from_slice(f);
-                    // The first frame is now in `rest`: its own bytes go.
-                    reservation.shrink(f.len());
-                    first = Some(bytes::Bytes::new());
-                }
-                rest.extend_from_slice(&data);
-            }
+        if held == 0 && first.is_none() {
+            reservation.grow(data.len())?;
+            first = Some(data);
+            continue;
         }
+        let needed = held + data.len();
+        if needed > joined.capacity() {
+            // Grown by doubling, sized from the declared length only up to
+            // 1 MiB (a claim, not trusted further), each growth reserved
+            // before it is allocated.
+            let hint = declared.map_or(0, |n| (n as usize).min(1 << 20));
+            let grown = needed.max(2 * joined.capacity()).max(hint).min(limit);
+            reservation.grow(grown - joined.capacity())?;
+            joined.reserve(grown - joined.len());
+        }
+        if let Some(f) = first.take() {
+            joined.extend_from_slice(&f);
+            // The first frame now lives in `joined`: its own bytes go.
+            reservation.shrink(f.len());
+        }
+        joined.extend_from_slice(&data);
     }
-    Ok(if rest.is_empty() {
-        first.unwrap_or_default()
-    } else {
-        rest.freeze()
-    })
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// `POST`/`PUT /metrics[/<labels>]`: decode, then apply all or nothing,

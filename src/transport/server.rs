@@ -186,11 +186,11 @@ async fn connection<I>(
                 } else {
                     opts.idle_timeout.min(opts.header_read_timeout)
                 };
-                // Nothing was ever asked on it: nothing to finish politely.
-                if !served && activity.idle_for() >= limit {
-                    return;
-                }
                 if activity.idle_for() >= limit {
+                    // Nothing was ever asked on it: nothing to finish politely.
+                    if !served {
+                        return;
+                    }
                     conn.as_mut().graceful_shutdown();
                     closing = Some(tokio::time::Instant::now() + opts.write_timeout);
                 }
