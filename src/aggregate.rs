@@ -89,6 +89,8 @@ pub struct Aggregator {
     /// Bumped by every change, so a snapshot writer can skip an unchanged
     /// aggregate.
     generation: AtomicU64,
+    /// Stamps families as they change (see [`StoredFamily::changed`]).
+    stamps: AtomicU64,
     /// The clock of `StoredSeries::touched`.
     epoch: Instant,
     /// Every name a stored family claims (see [`names::claimed`]), with the
@@ -116,6 +118,7 @@ impl Aggregator {
             series: AtomicUsize::new(0),
             shard_hasher: RandomState::default(),
             generation: AtomicU64::new(0),
+            stamps: AtomicU64::new(0),
             epoch: Instant::now(),
             claims: Mutex::default(),
         }
@@ -286,11 +289,12 @@ impl Aggregator {
         let _span = tracing::info_span!("apply", new_series).entered();
 
         let now = self.now();
+        let stamp = self.stamp();
         let mut touched = 0;
         let mut grown: isize = 0;
         for (family, shard) in push.families.into_iter().zip(shard_ids) {
             touched += family.series.len();
-            grown += guards[slot(shard)].merge(family, &self.settings, now);
+            grown += guards[slot(shard)].merge(family, &self.settings, now, stamp);
         }
         // `need` was charged as a bound; settle on what really changed (a
         // native histogram lowered to fewer buckets may even shrink).
@@ -370,6 +374,11 @@ impl Aggregator {
         })
     }
 
+    /// A stamp no family had before.
+    fn stamp(&self) -> u64 {
+        self.stamps.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     fn lock_all(&self) -> Vec<MutexGuard<'_, store::Shard>> {
         self.shards.iter().map(|s| s.lock()).collect()
     }
@@ -384,6 +393,7 @@ impl Aggregator {
             .map(|g| {
                 g.retain_series(
                     &self.settings.memory,
+                    self.stamp(),
                     |key, _| !labels::contains_all(key, matchers),
                     |name, kind| unclaim(&mut claims, name, kind),
                 )
@@ -420,6 +430,7 @@ impl Aggregator {
                 let mut shard = s.lock();
                 shard.retain_series(
                     &self.settings.memory,
+                    self.stamp(),
                     |_, series| series.touched >= cutoff,
                     // Shard lock, then claims: the order pushes take them in.
                     |name, kind| unclaim(&mut self.claims.lock(), name, kind),
@@ -440,7 +451,7 @@ impl Aggregator {
         let mut guards = self.lock_all();
         let dropped: usize = guards
             .iter_mut()
-            .map(|g| g.retain_series(&self.settings.memory, |_, _| false, |_, _| {}))
+            .map(|g| g.retain_series(&self.settings.memory, 0, |_, _| false, |_, _| {}))
             .sum();
         self.claims.lock().clear();
         self.dropped(dropped);
@@ -475,13 +486,7 @@ impl Aggregator {
             .flat_map(|g| g.families.iter().map(|(n, f)| (n.as_str(), f)))
             .collect();
         families.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let out = f(&families, generation);
-        drop(families);
-        // Renderings `f` kept count toward the budget from now on.
-        for g in guards.iter_mut() {
-            g.settle_renderings(&self.settings.memory);
-        }
-        out
+        f(&families, generation)
     }
 }
 

@@ -9,15 +9,12 @@ use indexmap::IndexMap;
 
 use super::Settings;
 use super::merge;
-use crate::format::Format;
 use crate::model::{Family, Kind, SeriesKey, Value};
 
 /// One shard of the aggregate.
 #[derive(Default)]
 pub(crate) struct Shard {
     pub(crate) families: HashMap<String, StoredFamily, RandomState>,
-    /// Bytes of the families' kept renderings charged to the budget.
-    pub(crate) cached_bytes: usize,
 }
 
 pub(crate) use crate::model::cost::{family_bytes, series_bytes};
@@ -34,14 +31,12 @@ pub struct StoredFamily {
     /// Every classic bucket bound of the family's series, sorted
     /// (`--max-buckets` bounds their number).
     bounds: Vec<f64>,
-    /// The family rendered in each scrape format (indexed by
-    /// [`Format`] as usize), kept until the family changes: a scrape copies
-    /// every family nobody pushed to since the last scrape instead of
-    /// rendering it again. Filled only for the formats asked for.
-    rendered: Rendered,
+    /// Set from the aggregator's change counter whenever the family
+    /// changes: a family's name and stamp name its content for good, which
+    /// is what lets the encode side keep renderings without the aggregate
+    /// knowing about formats.
+    changed: u64,
 }
-
-type Rendered = [std::sync::OnceLock<bytes::Bytes>; 3];
 
 /// A stored series.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,36 +56,15 @@ impl StoredFamily {
         self.series.get(key)
     }
 
-    /// The family's rendering in `format`, made by `render` the first time
-    /// it is asked for after a change.
-    pub fn cached(&self, format: Format, render: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
-        self.rendered[format as usize].get_or_init(render)
+    /// A stamp that differs after every change of the family (and between
+    /// any two families ever stored under one name).
+    pub fn changed(&self) -> u64 {
+        self.changed
     }
 
     /// The distinct classic bucket bounds of the family's series, sorted.
     pub fn bounds(&self) -> &[f64] {
         &self.bounds
-    }
-
-    /// Bytes of the renderings kept.
-    fn cached_bytes(&self) -> usize {
-        self.rendered
-            .iter()
-            .filter_map(|r| r.get())
-            .map(|b| b.len())
-            .sum()
-    }
-
-    /// Drops the kept renderings; returns their bytes.
-    fn forget_renderings(&mut self) -> usize {
-        let bytes = self.cached_bytes();
-        self.rendered = Rendered::default();
-        bytes
-    }
-
-    /// The family's rendering in `format`, if one is kept.
-    pub fn cached_only(&self, format: Format) -> Option<&bytes::Bytes> {
-        self.rendered[format as usize].get()
     }
 
     /// The series, sorted by labels when read through
@@ -101,10 +75,16 @@ impl StoredFamily {
 }
 
 impl Shard {
-    /// Merges a validated family into this shard; returns the bytes the
-    /// shard holds now minus before (see [`series_bytes`]), renderings left
-    /// out (see [`Shard::cached_bytes`]).
-    pub(crate) fn merge(&mut self, family: Family, settings: &Settings, now: u32) -> isize {
+    /// Merges a validated family into this shard, stamping it `stamp`;
+    /// returns the bytes the shard holds now minus before (see
+    /// [`series_bytes`]).
+    pub(crate) fn merge(
+        &mut self,
+        family: Family,
+        settings: &Settings,
+        now: u32,
+        stamp: u64,
+    ) -> isize {
         let mut grown: isize = 0;
         let mut fresh = false;
         let stored = match self.families.entry(family.name) {
@@ -118,13 +98,11 @@ impl Shard {
                     series: IndexMap::default(),
                     sorted: true,
                     bounds: Vec::new(),
-                    rendered: Rendered::default(),
+                    changed: stamp,
                 })
             }
         };
-        let forgot = stored.forget_renderings().min(self.cached_bytes);
-        self.cached_bytes -= forgot;
-        settings.memory.release(forgot);
+        stored.changed = stamp;
         if stored.help.is_empty() && !family.help.is_empty() {
             // A family made without help was charged without it.
             if !fresh {
@@ -168,18 +146,18 @@ impl Shard {
     }
 
     /// Keeps the series `keep` says yes to, dropping emptied families and
-    /// giving their bytes back to `memory`; returns how many series were
-    /// dropped, and calls `gone` with the name and kind of each family
-    /// dropped.
+    /// giving their bytes back to `memory`, stamping families that lost
+    /// series `stamp`; returns how many series were dropped, and calls
+    /// `gone` with the name and kind of each family dropped.
     pub(crate) fn retain_series(
         &mut self,
         memory: &crate::memory::Memory,
+        stamp: u64,
         mut keep: impl FnMut(&[u8], &StoredSeries) -> bool,
         mut gone: impl FnMut(&str, Kind),
     ) -> usize {
         let mut dropped = 0;
         let mut freed = 0;
-        let mut renderings = 0;
         self.families.retain(|name, f| {
             let before = f.series.len();
             // `retain` keeps the relative order, so a sorted family stays sorted.
@@ -192,7 +170,7 @@ impl Shard {
             });
             if f.series.len() != before {
                 dropped += before - f.series.len();
-                renderings += f.forget_renderings();
+                f.changed = stamp;
                 f.bounds = family_bounds(f);
             }
             if f.series.is_empty() {
@@ -201,22 +179,8 @@ impl Shard {
             }
             !f.series.is_empty()
         });
-        let renderings = renderings.min(self.cached_bytes);
-        self.cached_bytes -= renderings;
-        memory.release(freed + renderings);
+        memory.release(freed);
         dropped
-    }
-
-    /// Charges (or gives back) the renderings made since the last call, so
-    /// the budget holds what the shard's families keep.
-    pub(crate) fn settle_renderings(&mut self, memory: &crate::memory::Memory) {
-        let now: usize = self.families.values().map(StoredFamily::cached_bytes).sum();
-        if now > self.cached_bytes {
-            memory.charge(now - self.cached_bytes);
-        } else {
-            memory.release(self.cached_bytes - now);
-        }
-        self.cached_bytes = now;
     }
 
     pub(crate) fn sort_series(&mut self) {

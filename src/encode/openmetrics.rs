@@ -8,22 +8,9 @@ use super::write_escaped;
 use crate::aggregate::StoredFamily;
 use crate::model::{Kind, Value, created_seconds};
 
-/// Appends the families in OpenMetrics text, each from its cached rendering
-/// when it did not change since the last scrape.
-pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
-    for (name, f) in families {
-        let one = f.cached(super::Format::OpenMetrics, || {
-            let mut one = Vec::with_capacity(f.series().len() * 112 + 64);
-            render_family(name, f, &mut one);
-            one.into()
-        });
-        out.extend_from_slice(one);
-    }
-    out.extend_from_slice(b"# EOF\n");
-}
-
-/// Appends one family in OpenMetrics text.
-fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+/// Appends one family in OpenMetrics text (the `# EOF` after the last
+/// family is the caller's).
+pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
     {
         let base = match f.kind {
             Kind::Counter => name.strip_suffix("_total").unwrap_or(name),

@@ -7,26 +7,12 @@ use crate::aggregate::StoredFamily;
 use crate::model::{Created, Kind, Value, created_parts, labels};
 use crate::pb::io::prometheus::client as pb;
 
-/// Appends the families as delimited protobuf messages, each from its
-/// cached encoding when it did not change since the last scrape.
-pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
-    for (name, f) in families {
-        let one = f.cached(super::Format::Protobuf, || {
-            let mut one = Vec::with_capacity(f.series().len() * 96 + 64);
-            write_family(name, f, &mut one);
-            one.into()
-        });
-        out.extend_from_slice(one);
-    }
-}
-
 /// Families up to this many series are written through one buffer (about
 /// 100 bytes a series); larger ones series by series.
 const STREAM_ABOVE: usize = 16_384;
 
 /// Writes one family as a delimited message to `out` without keeping a
-/// rendering of it: its kept rendering, if any, is copied as it is; a small
-/// family goes through `scratch`; a large one is written series by series,
+/// rendering of it: a small family goes through `scratch`; a large one is written series by series,
 /// one series' bytes at a time, the message length (written first) coming
 /// from a sizing pass. A snapshot of a million-series family must not build
 /// the whole message in memory.
@@ -36,10 +22,6 @@ pub fn write_family_streaming(
     out: &mut impl std::io::Write,
     scratch: &mut Vec<u8>,
 ) -> std::io::Result<u64> {
-    if let Some(kept) = f.cached_only(super::Format::Protobuf) {
-        out.write_all(kept)?;
-        return Ok(kept.len() as u64);
-    }
     if f.series().len() <= STREAM_ABOVE {
         scratch.clear();
         write_family(name, f, scratch);
@@ -110,7 +92,7 @@ fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
 }
 
 /// Appends one family as a delimited `MetricFamily`.
-fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+pub(super) fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(f.series().len() * 96 + 64);
     write_family_head(name, f, &mut body);
     let mut metric = Vec::with_capacity(256);

@@ -6,19 +6,6 @@ use super::write_escaped;
 use crate::aggregate::StoredFamily;
 use crate::model::Value;
 
-/// Appends the families in text format 0.0.4, each from its cached
-/// rendering when it did not change since the last scrape.
-pub fn render(families: &[(&str, &StoredFamily)], out: &mut Vec<u8>) {
-    for (name, f) in families {
-        let text = f.cached(super::Format::Text, || {
-            let mut one = Vec::with_capacity(f.series().len() * 96 + 64);
-            render_family(name, f, &mut one);
-            one.into()
-        });
-        out.extend_from_slice(text);
-    }
-}
-
 /// Renderings below this are copied together into one chunk; larger ones
 /// are sent as they are kept.
 const SHARED_CHUNK: usize = 64 << 10;
@@ -26,16 +13,14 @@ const SHARED_CHUNK: usize = 64 << 10;
 /// The families in text format 0.0.4 as chunks: each family's kept
 /// rendering (made now if none is kept), small ones copied together.
 /// Returns the chunks and how many bytes were copied.
-pub fn chunks(families: &[(&str, &StoredFamily)]) -> (Vec<bytes::Bytes>, usize) {
+pub fn chunks(
+    families: &[(&str, &StoredFamily)],
+    kept: &mut super::FamilyRenderings,
+) -> (Vec<bytes::Bytes>, usize) {
     let mut chunks = Vec::new();
     let mut small: Vec<u8> = Vec::new();
     let mut copied = 0;
-    for (name, f) in families {
-        let text = f.cached(super::Format::Text, || {
-            let mut one = Vec::with_capacity(f.series().len() * 96 + 64);
-            render_family(name, f, &mut one);
-            one.into()
-        });
+    kept.walk(families, |text| {
         if text.len() < SHARED_CHUNK {
             small.extend_from_slice(text);
             if small.len() >= SHARED_CHUNK {
@@ -49,7 +34,7 @@ pub fn chunks(families: &[(&str, &StoredFamily)]) -> (Vec<bytes::Bytes>, usize) 
             }
             chunks.push(text.clone());
         }
-    }
+    });
     if !small.is_empty() {
         copied += small.len();
         chunks.push(small.into());
@@ -58,7 +43,7 @@ pub fn chunks(families: &[(&str, &StoredFamily)]) -> (Vec<bytes::Bytes>, usize) 
 }
 
 /// Appends one family in text format 0.0.4.
-fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
     {
         let name = name.as_bytes();
         if !f.help.is_empty() {
