@@ -238,9 +238,16 @@ impl From<Rejection> for tonic::Status {
     }
 }
 
-/// Whether a request is a gRPC call (`content-type: application/grpc...`).
+/// Whether a request is a gRPC call, so its refusals are answered as gRPC
+/// statuses.
 pub fn is_grpc<B>(req: &axum::http::Request<B>) -> bool {
     req.headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .is_some_and(|v| is_grpc_content_type(v.as_bytes()))
+}
+
+/// Whether a `Content-Type` is gRPC's (`application/grpc`, `+proto`, ...):
+/// the one test of it.
+pub fn is_grpc_content_type(content_type: &[u8]) -> bool {
+    content_type.starts_with(b"application/grpc")
 }

@@ -93,6 +93,24 @@ impl Ticket {
 }
 
 impl Gateway {
+    /// Runs a push (`push`: all a transport does for one, from reading the
+    /// request to [`Gateway::ingest`]) and records it in the self-metrics:
+    /// the one place every protocol's pushes are counted and timed.
+    pub async fn recorded(
+        &self,
+        protocol: crate::telemetry::Protocol,
+        push: impl std::future::Future<Output = Result<Ingested, Rejection>>,
+    ) -> Result<Ingested, Rejection> {
+        let started = Instant::now();
+        let result = push.await;
+        self.telemetry().push(
+            protocol,
+            result.as_ref().map(|i| i.samples),
+            started.elapsed(),
+        );
+        result
+    }
+
     /// Decodes a push with `decode` under these path (or request) labels and
     /// applies it all or nothing, if `ticket` still allows it once the push
     /// is validated.

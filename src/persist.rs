@@ -206,8 +206,13 @@ fn verify(file: &File, len: u64) -> std::io::Result<()> {
             one.clear();
             one.extend_from_slice(&head);
             one.extend_from_slice(&framed);
-            decode::protobuf::family(&one, &opts, &mut scratch, n)
-                .map_err(|e| bad(e.to_string()))?;
+            decode::protobuf::family(
+                &one,
+                &opts,
+                &mut scratch,
+                decode::protobuf::Origin::Delimited(n),
+            )
+            .map_err(|e| bad(e.to_string()))?;
         }
         if metrics == 0 {
             return Err(bad(format!("family message {n} holds no series")));

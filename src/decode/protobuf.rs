@@ -35,7 +35,7 @@ pub fn delimited(body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
                 "protobuf message {n}: not a delimited MetricFamily: {e}"
             ))
         })?;
-        if let Some(f) = family(message, opts, &mut scratch, n)? {
+        if let Some(f) = family(message, opts, &mut scratch, Origin::Delimited(n))? {
             families.push(f);
         }
     }
@@ -48,19 +48,33 @@ pub struct Scratch {
     key: Vec<u8>,
 }
 
-/// Decodes one `MetricFamily` message (`n` counts messages from 1, for
-/// errors); `None` when it has no metrics.
+/// Where a `MetricFamily` message came from, counted from 1: what its
+/// errors name.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    /// The n-th message of a delimited body.
+    Delimited(usize),
+    /// The n-th `families` entry of a gRPC `PushRequest`.
+    PushRequest(usize),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Delimited(n) => write!(f, "protobuf message {n}"),
+            Origin::PushRequest(n) => write!(f, "PushRequest family {n}"),
+        }
+    }
+}
+
+/// Decodes one `MetricFamily` message; `None` when it has no metrics.
 pub fn family(
     bytes: &[u8],
     opts: &Options<'_>,
     scratch: &mut Scratch,
-    n: usize,
+    at: Origin,
 ) -> Result<Option<Family>, Rejection> {
-    let malformed = |e: &str| {
-        Rejection::invalid(format!(
-            "protobuf message {n}: not a delimited MetricFamily: {e}"
-        ))
-    };
+    let malformed = |e: &str| Rejection::invalid(format!("{at}: not a valid MetricFamily: {e}"));
     let (mut name, mut help, mut kind_number) = ("", "", 0u64);
     let mut r = Reader::new(bytes);
     while let Some((field, w)) = r.field().map_err(malformed)? {

@@ -36,7 +36,7 @@ pub struct RouteFit;
 
 /// Why `content_type` does not fit `route`, if it does not.
 pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
-    let grpc = content_type.is_some_and(|ct| ct.starts_with(b"application/grpc"));
+    let grpc = content_type.is_some_and(crate::error::is_grpc_content_type);
     let shown = || String::from_utf8_lossy(content_type.unwrap_or_default()).into_owned();
     match route.body {
         routes::Body::Grpc => {

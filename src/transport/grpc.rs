@@ -10,20 +10,21 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
-use prost::Message;
-use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings, EncodeBuf};
+use bytes::Bytes;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::BoxFuture;
 use tonic::server::{ClientStreamingService, NamedService, UnaryService};
 use tonic::{Request, Response, Status, Streaming};
 
+pub mod codec;
+
 use crate::Gateway;
-use crate::decode::protobuf::{self, wire};
+use crate::decode::push_request;
 use crate::error::Rejection;
 use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
-use crate::model::Push;
 use crate::pb::aggregation_gateway::v1::PushResponse;
 use crate::telemetry::Protocol;
+use codec::Codec;
 
 /// The descriptor set of `proto/`, for server reflection.
 pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
@@ -55,79 +56,25 @@ pub struct PushService {
     gateway: Gateway,
 }
 
-/// Splits a `PushRequest` into its labels and its `MetricFamily` messages,
-/// then decodes the families.
-fn decode_request(bytes: &[u8], opts: &crate::decode::Options<'_>) -> Result<Push, Rejection> {
-    let mut r = wire::Reader::new(bytes);
-    let mut scratch = protobuf::Scratch::default();
-    let mut families = Vec::new();
-    let mut n = 0;
-    let malformed = |e: &str| Rejection::invalid(format!("malformed PushRequest: {e}"));
-    while let Some((field, w)) = r.field().map_err(malformed)? {
-        if let (1, wire::Wire::Bytes(b)) = (field, w) {
-            n += 1;
-            if let Some(f) = protobuf::family(b, opts, &mut scratch, n)? {
-                families.push(f);
-            }
-        }
-    }
-    Ok(Push { families })
-}
-
-/// The request's `labels` map (field 2), read before the families need it;
-/// more than `max` entries are refused as soon as they are seen.
-fn request_labels(bytes: &[u8], max: usize) -> Result<Vec<(String, String)>, Rejection> {
-    let malformed = |e: &str| Rejection::invalid(format!("malformed PushRequest: {e}"));
-    let mut labels = Vec::new();
-    let mut r = wire::Reader::new(bytes);
-    while let Some((field, w)) = r.field().map_err(malformed)? {
-        if let (2, wire::Wire::Bytes(entry)) = (field, w) {
-            let (mut k, mut v) = ("", "");
-            let mut e = wire::Reader::new(entry);
-            while let Some((f, w)) = e.field().map_err(malformed)? {
-                match f {
-                    1 => k = wire::string(w).map_err(malformed)?,
-                    2 => v = wire::string(w).map_err(malformed)?,
-                    _ => {}
-                }
-            }
-            if labels.len() == max {
-                return Err(Rejection::invalid(format!(
-                    "request labels number over the limit of {max} (--max-labels)"
-                )));
-            }
-            labels.push((k.to_string(), v.to_string()));
-        }
-    }
-    Ok(labels)
-}
-
 impl PushService {
     /// Applies one `PushRequest` unless `deadline` passes first.
     async fn apply(&self, req: Bytes, deadline: Option<Instant>) -> Result<Ingested, Rejection> {
-        let started = Instant::now();
         let gw = self.gateway.clone();
         // Dropped with this future: a push not applied by then never will be.
         let (ticket, _guard) = Ticket::new(deadline);
-        let result = async {
+        let push = async {
             let mut reservation = gw.memory().reservation();
             reservation.grow(req.len())?;
             run_sized(req.len() > BLOCKING_BYTES, move || {
-                let labels = request_labels(&req, gw.config().limits.max_labels)?;
+                let labels = push_request::labels(&req, gw.config().limits.max_labels)?;
                 let input = req.len();
                 gw.ingest(labels, &ticket, reservation, input, |opts| {
-                    decode_request(&req, opts)
+                    push_request::families(&req, opts)
                 })
             })
             .await
-        }
-        .await;
-        self.gateway.telemetry().push(
-            Protocol::Grpc,
-            result.as_ref().map(|i| i.samples),
-            started.elapsed(),
-        );
-        result
+        };
+        self.gateway.recorded(Protocol::Grpc, push).await
     }
 }
 
@@ -243,50 +190,6 @@ where
     }
 }
 
-/// Decodes each message as its bytes; encodes `PushResponse` with prost.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-#[derive(Debug)]
-struct RawDecoder;
-
-#[derive(Debug)]
-struct ResponseEncoder;
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl tonic::codec::Encoder for ResponseEncoder {
-    type Item = PushResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: PushResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
-    }
-}
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = PushResponse;
-    type Decode = Bytes;
-    type Encoder = ResponseEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> ResponseEncoder {
-        ResponseEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
 /// The tower service tonic routes calls of `AggregationGateway` to.
 #[derive(Debug, Clone)]
 pub struct PushServer {
@@ -299,11 +202,11 @@ impl NamedService for PushServer {
 }
 
 impl PushServer {
-    fn grpc(&self) -> tonic::server::Grpc<RawCodec> {
+    fn grpc(&self) -> tonic::server::Grpc<Codec<PushResponse, Bytes>> {
         let mut accept = EnabledCompressionEncodings::default();
         accept.enable(CompressionEncoding::Gzip);
         accept.enable(CompressionEncoding::Zstd);
-        tonic::server::Grpc::new(RawCodec)
+        tonic::server::Grpc::new(Codec::default())
             .apply_compression_config(accept, EnabledCompressionEncodings::default())
             .apply_max_message_size_config(Some(self.max_message_bytes), None)
     }

@@ -98,7 +98,8 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 /// Reads a body, refusing more than `limit` bytes, each frame reserved
-/// from the byte budget before it is kept.
+/// from the byte budget before it is kept. (A declared length over the
+/// limit was refused by the middleware before the body was read.)
 async fn read_body(
     headers: &HeaderMap,
     mut body: Body,
@@ -106,9 +107,6 @@ async fn read_body(
     reservation: &mut Reservation,
 ) -> Result<bytes::Bytes, Rejection> {
     let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Rejection::BodyTooLarge { limit });
-    }
     // A body that comes in one frame (the common case) is kept as it came;
     // from a second frame on, the frames are copied into one buffer.
     let mut first: Option<bytes::Bytes> = None;
@@ -157,14 +155,13 @@ async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
     let deadline = deadline.map(|Extension(Deadline(at))| at);
-    let result = push_inner(&gw, deadline, &uri, &headers, body).await;
-    gw.telemetry().push(
-        Protocol::Http,
-        result.as_ref().map(|i| i.samples),
-        started.elapsed(),
-    );
+    let result = gw
+        .recorded(
+            Protocol::Http,
+            push_inner(&gw, deadline, &uri, &headers, body),
+        )
+        .await;
     match result {
         Ok(_) => StatusCode::OK.into_response(),
         Err(r) => r.into_response(),

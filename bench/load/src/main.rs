@@ -16,6 +16,8 @@ mod attack;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use prom_aggregation_gateway::pb::aggregation_gateway::v1::PushResponse;
+use prom_aggregation_gateway::transport::grpc::codec::Codec;
 use prom_aggregation_gateway_client::MetricFamily;
 use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
@@ -144,53 +146,7 @@ fn families(prefix: &str, n: usize) -> Vec<MetricFamily> {
 
 /// Sends a pre-encoded `PushRequest` as is, so the load tool spends no CPU
 /// re-encoding a 10k-series batch per call on the machine it shares with
-/// the gateway (the HTTP bodies are pre-encoded too), and decodes the
-/// `PushResponse`.
-#[derive(Clone, Default)]
-struct RawCodec;
-
-struct RawEncoder;
-struct ResponseDecoder;
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: bytes::Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for ResponseDecoder {
-    type Item = prom_aggregation_gateway_client::PushResponse;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Self::Item>, tonic::Status> {
-        Message::decode(src)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
-    }
-}
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = bytes::Bytes;
-    type Decode = prom_aggregation_gateway_client::PushResponse;
-    type Encoder = RawEncoder;
-    type Decoder = ResponseDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> ResponseDecoder {
-        ResponseDecoder
-    }
-}
-
+/// the gateway (the HTTP bodies are pre-encoded too).
 async fn grpc_push_raw(
     grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
     request: bytes::Bytes,
@@ -201,7 +157,9 @@ async fn grpc_push_raw(
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(
         "/aggregation_gateway.v1.AggregationGateway/Push",
     );
-    grpc.unary(tonic::Request::new(request), path, RawCodec)
+    // The server's codec, turned round: bytes out, PushResponse in.
+    let codec = Codec::<bytes::Bytes, PushResponse>::default();
+    grpc.unary(tonic::Request::new(request), path, codec)
         .await
         .map(|_| ())
 }
