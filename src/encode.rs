@@ -124,7 +124,10 @@ impl FamilyRenderings {
     /// The families rendered into one buffer (what [`render_families`]
     /// gives), through the kept renderings.
     pub fn render(&mut self, families: &[(&str, &StoredFamily)]) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized as the last rendering (or a guess at the first): an 11 MB
+        // scrape grown by doubling cost as much as copying it.
+        let guess = families.iter().map(|(_, f)| f.series().len() * 64).sum();
+        let mut out = Vec::with_capacity(self.bytes.max(guess) + 8);
         self.walk(families, |r| out.extend_from_slice(r));
         finish(self.format, &mut out);
         out
