@@ -16,11 +16,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(protos, ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("descriptors.bin"), descriptors.encode_to_vec())?;
-    // Only the client is generated (tests use it): the server is written
-    // out in `transport/grpc.rs`, taking each request's bytes rather than
-    // prost's owned types.
+    // Messages only: the server is written out in `transport/grpc.rs`
+    // (taking each request's bytes rather than prost's owned types), and
+    // tests call it with the Rust client (`clients/rust`).
     tonic_prost_build::configure()
-        .build_client(true)
+        .build_client(false)
         .build_server(false)
         .include_file("pb.rs")
         .compile_fds(descriptors)?;

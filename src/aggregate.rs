@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
@@ -51,6 +51,8 @@ pub struct Settings {
     pub max_buckets: usize,
     /// `--max-native-buckets`: buckets of one native histogram series.
     pub max_native_buckets: usize,
+    /// What series ages (`--series-ttl`) are measured on.
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             memory: Memory::new(usize::MAX),
             max_buckets: 256,
             max_native_buckets: 160,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -91,8 +94,8 @@ pub struct Aggregator {
     generation: AtomicU64,
     /// Stamps families as they change (see [`StoredFamily::changed`]).
     stamps: AtomicU64,
-    /// The clock of `StoredSeries::touched`.
-    epoch: Instant,
+    /// The clock of `StoredSeries::touched` (`Settings::clock`).
+    clock: crate::clock::Clock,
     /// Every name a stored family claims (see [`names::claimed`]), with the
     /// family that claims it. Taken after the shard locks, and only when a
     /// push adds a family or a family goes: pushes to stored families never
@@ -112,6 +115,7 @@ impl std::fmt::Debug for Aggregator {
 impl Aggregator {
     /// An empty aggregate.
     pub fn new(settings: Settings) -> Aggregator {
+        let clock = settings.clock.clone();
         Aggregator {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             settings,
@@ -119,7 +123,7 @@ impl Aggregator {
             shard_hasher: RandomState::default(),
             generation: AtomicU64::new(0),
             stamps: AtomicU64::new(0),
-            epoch: Instant::now(),
+            clock,
             claims: Mutex::default(),
         }
     }
@@ -411,7 +415,7 @@ impl Aggregator {
     }
 
     fn now(&self) -> u32 {
-        self.epoch.elapsed().as_secs().min(u64::from(u32::MAX)) as u32
+        self.clock.elapsed().as_secs().min(u64::from(u32::MAX)) as u32
     }
 
     /// Drops series not pushed to for `ttl`; returns how many. Takes one

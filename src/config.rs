@@ -267,6 +267,9 @@ pub struct Config {
     pub persistence_interval: Duration,
     /// `--persistence-discard-corrupt`.
     pub persistence_discard_corrupt: bool,
+    /// What series ages, the expiry sweep and the snapshot interval are
+    /// measured on: the system's clock (tests set a manual one).
+    pub clock: crate::clock::Clock,
     /// TLS files, when TLS is on.
     pub tls: Option<TlsFiles>,
     /// `--header-read-timeout`.
@@ -378,6 +381,7 @@ impl TryFrom<Args> for Config {
             persistence_file: a.persistence_file,
             persistence_interval: a.persistence_interval,
             persistence_discard_corrupt: a.persistence_discard_corrupt,
+            clock: crate::clock::Clock::system(),
             tls: match (a.tls_cert, a.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert,

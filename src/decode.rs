@@ -6,7 +6,7 @@
 
 pub mod path;
 pub mod protobuf;
-pub mod push_request;
+pub(crate) mod push_request;
 pub mod text;
 
 use std::io::Read;

@@ -2,9 +2,9 @@
 //! (contract §2, "Scrape"). One file per format, as client_rust's `encoding`.
 
 pub mod float;
-pub mod openmetrics;
+pub(crate) mod openmetrics;
 pub mod protobuf;
-pub mod text;
+pub(crate) mod text;
 
 use crate::aggregate::{Aggregator, StoredFamily};
 

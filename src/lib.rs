@@ -10,18 +10,19 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod error;
-pub mod format;
+pub(crate) mod format;
 pub mod ingest;
-pub mod memory;
-pub mod middleware;
+pub(crate) mod memory;
+pub(crate) mod middleware;
 pub mod model;
 pub mod persist;
 pub mod routes;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod trace;
 pub mod transport;
 
@@ -65,6 +66,7 @@ impl Gateway {
             memory: memory.clone(),
             max_buckets: config.limits.max_buckets,
             max_native_buckets: config.limits.max_native_buckets,
+            clock: config.clock.clone(),
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
         Gateway {
@@ -170,11 +172,12 @@ fn spawn_expiry(
     mut stop: tokio::sync::watch::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval((ttl / 4).max(Duration::from_secs(1)));
+        let clock = gateway.config().clock.clone();
+        let period = (ttl / 4).max(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                _ = tick.tick() => {
+                _ = clock.sleep(period) => {
                     let dropped = gateway.aggregator().expire(ttl);
                     gateway.telemetry().expired(dropped);
                 }

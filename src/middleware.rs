@@ -9,7 +9,7 @@ mod admission;
 mod auth;
 mod cors;
 mod metrics;
-pub mod routing;
+pub(crate) mod routing;
 
 use axum::Router;
 use tower::ServiceBuilder;

@@ -6,10 +6,10 @@
 //! [`labels`]). Decoders build it directly, so a pushed series costs one
 //! allocation for its identity and the aggregator hashes and compares bytes.
 
-pub mod cost;
-pub mod labels;
-pub mod names;
-pub mod native;
+pub(crate) mod cost;
+pub(crate) mod labels;
+pub(crate) mod names;
+pub(crate) mod native;
 
 pub use labels::{LabelRules, SeriesKey};
 pub use native::NativeHistogram;

@@ -365,13 +365,12 @@ pub fn spawn_writer(
     mut stop: tokio::sync::watch::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(gw.config().persistence_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+        let clock = gw.config().clock.clone();
+        let interval = gw.config().persistence_interval;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                _ = tick.tick() => {
+                _ = clock.sleep(interval) => {
                     if gw.unsaved_changes() {
                         // Failures are logged and counted; the next tick retries.
                         let _ = save(&gw).await;

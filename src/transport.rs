@@ -6,9 +6,9 @@
 //! through `server.rs`'s accept loop (TLS, header timeout, drain).
 
 pub mod grpc;
-pub mod http;
+pub(crate) mod http;
 mod server;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::future::Future;
 

@@ -3,7 +3,7 @@
 //! `.0` after integers, `# EOF` at the end.
 
 use super::float::write_openmetrics;
-use super::text::write_labels;
+use super::text::write_sample;
 use super::write_escaped;
 use crate::aggregate::StoredFamily;
 use crate::model::{Kind, Value, created_seconds};
@@ -71,10 +71,5 @@ pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
 }
 
 fn sample(out: &mut Vec<u8>, base: &[u8], suffix: &[u8], key: &[u8], le: Option<&[u8]>, v: f64) {
-    out.extend_from_slice(base);
-    out.extend_from_slice(suffix);
-    write_labels(out, key, le);
-    out.push(b' ');
-    write_openmetrics(out, v);
-    out.push(b'\n');
+    write_sample(out, base, suffix, key, le, v, write_openmetrics);
 }

@@ -88,11 +88,26 @@ pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
 }
 
 fn sample(out: &mut Vec<u8>, name: &[u8], suffix: &[u8], key: &[u8], le: Option<&[u8]>, v: f64) {
+    write_sample(out, name, suffix, key, le, v, write_go);
+}
+
+/// One sample line, `<name><suffix>{labels} <value>`, the value written by
+/// `number` (each format has its own spelling of numbers; a generic, so the
+/// writer is inlined on this hot path).
+pub(super) fn write_sample(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    suffix: &[u8],
+    key: &[u8],
+    le: Option<&[u8]>,
+    v: f64,
+    number: impl Fn(&mut Vec<u8>, f64),
+) {
     out.extend_from_slice(name);
     out.extend_from_slice(suffix);
     write_labels(out, key, le);
     out.push(b' ');
-    write_go(out, v);
+    number(out, v);
     out.push(b'\n');
 }
 

@@ -184,45 +184,22 @@ async fn health_status_and_self_metrics() {
 
 #[tokio::test]
 async fn lifecycle_listener_serves_health_and_self_metrics() {
-    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let side = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let side_addr = side.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let listeners = prom_aggregation_gateway::transport::Listeners {
-        main,
-        grpc: None,
-        lifecycle: Some(side),
-    };
-    let server = tokio::spawn(prom_aggregation_gateway::serve(
+    let gw = Gateway::start_on(
         prom_aggregation_gateway::Config::default(),
-        listeners,
-        async {
-            let _ = rx.await;
+        crate::support::Listen {
+            lifecycle: true,
+            ..Default::default()
         },
-    ));
+    )
+    .await;
+    let side = gw.lifecycle_base.clone().unwrap();
     let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let r = loop {
-        if let Ok(r) = client
-            .get(format!("http://{side_addr}/metrics"))
-            .send()
-            .await
-        {
-            break r;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let r = client.get(format!("{side}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("pag_build_info"));
-    let r = client
-        .get(format!("http://{side_addr}/-/ready"))
-        .send()
-        .await
-        .unwrap();
+    let r = client.get(format!("{side}/-/ready")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    gw.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use prom_aggregation_gateway::config::Secret;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
-use crate::grpc::{counter, request};
 use crate::support::Gateway;
+use crate::support::{counter, request};
 
 fn basic(user: &str, pass: &str) -> String {
     format!(

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 
 use crate::support::{Gateway, assert_text_eq};
@@ -85,13 +85,13 @@ fn cases() -> Vec<Case> {
     );
     let long_metric = format!("{} 1\n", "m".repeat(300));
     let bomb = vec![b'a'; 32 << 20];
-    let mut nan_counter = crate::grpc::counter("p_total", &[], f64::NAN);
+    let mut nan_counter = crate::support::counter("p_total", &[], f64::NAN);
     nan_counter.help = None;
-    let mut no_value = crate::grpc::counter("p_total", &[], 1.0);
+    let mut no_value = crate::support::counter("p_total", &[], 1.0);
     no_value.metric[0].counter = None;
-    let mut gauge_hist = crate::grpc::histogram("gh", &[(1.0, 1)], 1, 1.0);
+    let mut gauge_hist = crate::support::histogram("gh", &[(1.0, 1)], 1, 1.0);
     gauge_hist.r#type = Some(pb::MetricType::GaugeHistogram as i32);
-    let mut bad_native = crate::grpc::histogram("nh", &[], 1, 1.0);
+    let mut bad_native = crate::support::histogram("nh", &[], 1, 1.0);
     if let Some(h) = bad_native.metric[0].histogram.as_mut() {
         h.schema = Some(9);
         h.positive_span = vec![pb::BucketSpan {
@@ -100,7 +100,7 @@ fn cases() -> Vec<Case> {
         }];
         h.positive_delta = vec![1];
     }
-    let mut span_mismatch = crate::grpc::histogram("nh", &[], 1, 1.0);
+    let mut span_mismatch = crate::support::histogram("nh", &[], 1, 1.0);
     if let Some(h) = span_mismatch.metric[0].histogram.as_mut() {
         h.schema = Some(0);
         h.positive_span = vec![pb::BucketSpan {
@@ -109,7 +109,7 @@ fn cases() -> Vec<Case> {
         }];
         h.positive_delta = vec![1];
     }
-    let mut negative_delta = crate::grpc::histogram("nh", &[], 1, 1.0);
+    let mut negative_delta = crate::support::histogram("nh", &[], 1, 1.0);
     if let Some(h) = negative_delta.metric[0].histogram.as_mut() {
         h.schema = Some(0);
         h.positive_span = vec![pb::BucketSpan {
@@ -118,7 +118,7 @@ fn cases() -> Vec<Case> {
         }];
         h.positive_delta = vec![1, -5];
     }
-    let valid_proto = delimited(&[crate::grpc::counter("p_total", &[], 1.0)]);
+    let valid_proto = delimited(&[crate::support::counter("p_total", &[], 1.0)]);
     let mut absurd_varint = vec![0xff; 10];
     absurd_varint.push(0x01);
     let mut long_prefix = vec![0xff, 0xff, 0xff, 0x7f];
@@ -656,21 +656,21 @@ fn cases() -> Vec<Case> {
         with(
             "protobuf bad metric name",
             vec![("content-type", PROTO)],
-            delimited(&[crate::grpc::counter("a b", &[], 1.0)]),
+            delimited(&[crate::support::counter("a b", &[], 1.0)]),
             400,
             "invalid metric name",
         ),
         with(
             "protobuf bad label name",
             vec![("content-type", PROTO)],
-            delimited(&[crate::grpc::counter("p_total", &[("a b", "1")], 1.0)]),
+            delimited(&[crate::support::counter("p_total", &[("a b", "1")], 1.0)]),
             400,
             "invalid label name",
         ),
         with(
             "protobuf duplicate label",
             vec![("content-type", PROTO)],
-            delimited(&[crate::grpc::counter(
+            delimited(&[crate::support::counter(
                 "p_total",
                 &[("a", "1"), ("a", "2")],
                 1.0,
@@ -682,8 +682,8 @@ fn cases() -> Vec<Case> {
             "protobuf family twice",
             vec![("content-type", PROTO)],
             delimited(&[
-                crate::grpc::counter("p_total", &[], 1.0),
-                crate::grpc::counter("p_total", &[], 1.0),
+                crate::support::counter("p_total", &[], 1.0),
+                crate::support::counter("p_total", &[], 1.0),
             ]),
             400,
             "given twice",

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use prom_aggregation_gateway::Config;
 use prom_aggregation_gateway::model::Limits;
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 
-use crate::grpc::{counter, delimited, histogram, request};
-use crate::support::{Gateway, sample_value};
+use crate::support::{Gateway, eventually, sample_value};
+use crate::support::{counter, delimited, histogram, request};
 
 /// A gateway with these per-series and per-push limits.
 async fn start_limited(limits: Limits) -> Gateway {
@@ -507,12 +507,12 @@ async fn trickling_pushes_do_not_starve_health_or_scrapes() {
             .unwrap();
         tricklers.push(s);
     }
-    // Wait until the push slots are taken.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.push("/metrics", "p_total 1\n").await.status != 503 {
-        assert!(Instant::now() < deadline, "push slots never taken");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Until the push slots are taken.
+    let gw_ref = &gw;
+    eventually("the push slots taken", Duration::from_secs(10), || async move {
+        (gw_ref.push("/metrics", "p_total 1\n").await.status == 503).then_some(())
+    })
+    .await;
     for path in ["/-/healthy", "/-/ready", "/metrics", "/api/v1/status"] {
         assert_eq!(gw.request("GET", path, &[], "").await.status, 200, "{path}");
     }

@@ -13,12 +13,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::support::{TempDir, free_port};
+use crate::support::{TempDir, eventually, free_port};
 
 fn chart_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/prom-aggregation-gateway")
@@ -176,8 +176,12 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(&format!("ready at {url}"), Duration::from_secs(20), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("the binary refused the chart's arguments {args:?} ({status}):\n{err}");
+        }
         let ready = tokio::task::block_in_place(|| {
             Command::new("curl")
                 .args(["-ksf", "-o", "/dev/null", &url])
@@ -185,17 +189,9 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
                 .expect("curl (apt install curl)")
                 .success()
         });
-        if ready {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
-            panic!("the binary refused the chart's arguments {args:?} ({status}):\n{err}");
-        }
-        assert!(Instant::now() < deadline, "not ready at {url}: {args:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        std::future::ready(ready.then_some(()))
+    })
+    .await;
     let _ = child.kill();
     let _ = child.wait();
 }

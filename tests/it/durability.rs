@@ -1,10 +1,10 @@
 //! Snapshots, graceful shutdown and crashes, with the real binary.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Process, TempDir, assert_text_eq, sample_value};
+use crate::support::{Process, TempDir, assert_text_eq, eventually, sample_value};
 
 pub(crate) fn snapshot_path(name: &str) -> (TempDir, String) {
     let dir = TempDir::new(name);
@@ -91,26 +91,29 @@ async fn sigterm_lets_an_in_flight_push_finish_and_keeps_it() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&body.as_bytes()[..5]).await.unwrap();
-    // Wait (polling, with a deadline) until the request is in flight.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw
-        .self_metric("pag_requests_in_flight{handler=\"push\",protocol=\"http\"}")
-        .await
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "push never in flight");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Until the request is in flight.
+    let in_flight = "pag_requests_in_flight{handler=\"push\",protocol=\"http\"}";
+    let gw_ref = &gw;
+    eventually(
+        "the push in flight",
+        Duration::from_secs(10),
+        || async move { (gw_ref.self_metric(in_flight).await >= 1.0).then_some(()) },
+    )
+    .await;
     gw.signal("TERM");
     // New connections are refused once the listener closes ...
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
-        .await
-        .is_ok()
-    {
-        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let port = gw.port;
+    eventually(
+        "connections refused after SIGTERM",
+        Duration::from_secs(10),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
     // ... but the open push completes and is answered.
     s.write_all(&body.as_bytes()[5..]).await.unwrap();
     let mut reply = vec![0u8; 256];
@@ -162,15 +165,17 @@ async fn kill_9_mid_load_loses_at_most_one_interval_and_never_corrupts() {
     // A lower bound the snapshot must hold: pushes acknowledged before a
     // snapshot that started after them. Seeing the write counter at w and
     // later at w + 2 proves one whole write began after the first look.
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut lower = 0;
     for _ in 0..3 {
         let seen_acked = acked.load(std::sync::atomic::Ordering::SeqCst);
         let w = gw.self_metric(writes).await;
-        while gw.self_metric(writes).await < w + 2.0 {
-            assert!(Instant::now() < deadline, "snapshots are not being written");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let gw_ref = &gw;
+        eventually(
+            "two more snapshots written",
+            Duration::from_secs(20),
+            || async move { (gw_ref.self_metric(writes).await >= w + 2.0).then_some(()) },
+        )
+        .await;
         lower = seen_acked;
     }
     assert!(lower > 0, "no push acknowledged");

@@ -1,83 +1,14 @@
 //! The gRPC push service (contract §3) and protobuf over HTTP, on the same port
 //! as everything else, through the same middleware.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use prom_aggregation_gateway::Config;
-use prom_aggregation_gateway::pb::aggregation_gateway::v1::PushRequest;
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
-use prost::Message;
 use tonic::Code;
 
-use crate::support::{Gateway, assert_text_eq};
-
-pub fn label(name: &str, value: &str) -> pb::LabelPair {
-    pb::LabelPair {
-        name: Some(name.into()),
-        value: Some(value.into()),
-    }
-}
-
-pub fn counter(name: &str, labels: &[(&str, &str)], v: f64) -> pb::MetricFamily {
-    pb::MetricFamily {
-        name: Some(name.into()),
-        help: Some(format!("{name} help")),
-        r#type: Some(pb::MetricType::Counter as i32),
-        metric: vec![pb::Metric {
-            label: labels.iter().map(|(n, v)| label(n, v)).collect(),
-            counter: Some(pb::Counter {
-                value: Some(v),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        unit: None,
-    }
-}
-
-pub fn histogram(name: &str, bounds: &[(f64, u64)], count: u64, sum: f64) -> pb::MetricFamily {
-    pb::MetricFamily {
-        name: Some(name.into()),
-        help: None,
-        r#type: Some(pb::MetricType::Histogram as i32),
-        metric: vec![pb::Metric {
-            histogram: Some(pb::Histogram {
-                sample_count: Some(count),
-                sample_sum: Some(sum),
-                bucket: bounds
-                    .iter()
-                    .map(|&(le, c)| pb::Bucket {
-                        upper_bound: Some(le),
-                        cumulative_count: Some(c),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        unit: None,
-    }
-}
-
-pub fn request(families: Vec<pb::MetricFamily>, labels: &[(&str, &str)]) -> PushRequest {
-    PushRequest {
-        metric_families: families,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<HashMap<_, _>>(),
-    }
-}
-
-pub fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in families {
-        f.encode_length_delimited(&mut out).unwrap();
-    }
-    out
-}
+use crate::support::{
+    Gateway, PushRequest, assert_text_eq, counter, delimited, histogram, pb, request,
+};
 
 const PROTO_CT: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
@@ -370,36 +301,22 @@ async fn health_service_answers() {
 
 #[tokio::test]
 async fn separate_grpc_port_serves_the_same_aggregate() {
-    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (main_addr, grpc_addr) = (main.local_addr().unwrap(), grpc.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let listeners = prom_aggregation_gateway::transport::Listeners {
-        main,
-        grpc: Some(grpc),
-        lifecycle: None,
-    };
-    let server = tokio::spawn(prom_aggregation_gateway::serve(
+    let gw = crate::support::Gateway::start_on(
         Config::default(),
-        listeners,
-        async {
-            let _ = rx.await;
+        crate::support::Listen {
+            grpc: true,
+            ..Default::default()
         },
-    ));
-    let mut client = crate::support::grpc_client(&format!("http://{grpc_addr}")).await;
+    )
+    .await;
+    let mut client = crate::support::grpc_client(gw.grpc_base.as_deref().unwrap()).await;
     client
         .push(request(vec![counter("sep_total", &[], 4.0)], &[]))
         .await
         .unwrap();
-    let text = reqwest::get(format!("http://{main_addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.scrape().await;
     assert!(text.contains("sep_total 4\n"), "{text}");
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    gw.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! UNAVAILABLE) and the request timeout answers 408 / DEADLINE_EXCEEDED,
 //! in each caller's protocol.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prom_aggregation_gateway::Config;
 use tokio::io::AsyncWriteExt;
@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::grpc::{counter, request};
-use crate::support::Gateway;
+use crate::support::{Gateway, eventually};
+use crate::support::{counter, request};
 
 /// Opens a push whose body never completes, holding one in-flight slot.
 async fn hold_slot(gw: &Gateway) -> TcpStream {
@@ -32,17 +32,18 @@ async fn overload_is_shed_in_each_protocol() {
     let gw = Gateway::start_with(config).await;
     let mut client = gw.grpc().await;
     let _held = hold_slot(&gw).await;
-    // Poll (with a deadline) until the held push occupies the push slot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = gw.request("POST", "/metrics", &[], "p 1\n").await;
-        if r.status == 503 {
-            assert_eq!(r.text(), "gateway overloaded, retry later\n");
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never taken");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Until the held push occupies the push slot.
+    let gw_ref = &gw;
+    let r = eventually(
+        "the push slot taken",
+        Duration::from_secs(10),
+        || async move {
+            let r = gw_ref.request("POST", "/metrics", &[], "p 1\n").await;
+            (r.status == 503).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(r.text(), "gateway overloaded, retry later\n");
     let err = client
         .push(request(vec![counter("x_total", &[], 1.0)], &[]))
         .await
@@ -104,31 +105,36 @@ async fn slow_headers_are_cut_off() {
     );
 }
 
+/// On a manual clock: no real seconds pass.
 #[tokio::test]
 async fn series_expire_after_the_ttl() {
+    let clock = prom_aggregation_gateway::clock::Clock::manual();
     let config = Config {
         series_ttl: Some(Duration::from_secs(2)),
+        clock: clock.clone(),
         ..Config::default()
     };
     let gw = Gateway::start_with(config).await;
     gw.push_ok("/metrics", "# TYPE once counter\nonce 1\n")
         .await;
-    // Keep one series fresh while the other ages out (polling, with a deadline).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        gw.push_ok("/metrics", "# TYPE kept counter\nkept 1\n")
-            .await;
-        let text = gw.scrape().await;
-        if !text.contains("once ") {
-            assert!(
-                text.contains("kept "),
-                "the fresh series expired too:\n{text}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "series never expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    clock.advance(Duration::from_millis(1500));
+    // Younger than the TTL: both stay.
+    gw.push_ok("/metrics", "# TYPE kept counter\nkept 1\n")
+        .await;
+    let text = gw.scrape().await;
+    assert!(text.contains("once ") && text.contains("kept "), "{text}");
+    // `once` is 3.5 s old, `kept` 2 s: the next sweep drops `once` only.
+    clock.advance(Duration::from_secs(2));
+    let gw_ref = &gw;
+    let text = eventually("`once` expired", Duration::from_secs(10), || async move {
+        let text = gw_ref.scrape().await;
+        (!text.contains("once ")).then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("kept "),
+        "the fresh series expired too:\n{text}"
+    );
     let m = gw.request("GET", "/-/metrics", &[], "").await.text();
     assert!(m.contains("pag_series_expired_total 1"), "{m}");
 }

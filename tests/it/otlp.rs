@@ -3,7 +3,6 @@
 //! receiver (a tonic server of the collector's TraceService) run by the test;
 //! a client's W3C `traceparent` (HTTP header, gRPC metadata) is the parent.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -16,7 +15,8 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::mpsc;
 use tonic::metadata::MetadataValue;
 
-use crate::grpc::{counter, request};
+use crate::support::{Process, free_port};
+use crate::support::{counter, request};
 
 struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
 
@@ -29,23 +29,6 @@ impl TraceService for Receiver {
         let _ = self.0.send(req.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -61,29 +44,20 @@ async fn spans_reach_an_otlp_receiver_with_the_callers_parent() {
         tonic::service::Routes::new(TraceServiceServer::new(Receiver(tx))).into_axum_router();
     tokio::spawn(axum::serve(receiver, routes).into_future());
 
-    let port = free_port();
-    let _gw = Killed(
-        Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://{receiver_addr}"),
-            )
-            .env("OTEL_SERVICE_NAME", "pag-under-test")
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the gateway binary"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let receiver_url = format!("http://{receiver_addr}");
+    let gw = Process::start_env(
+        free_port(),
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver_url),
+            ("OTEL_SERVICE_NAME", "pag-under-test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .await;
+    let base = gw.base.clone();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/-/healthy")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     let http_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let http_parent = "00f067aa0ba902b7";
@@ -122,6 +96,7 @@ async fn spans_reach_an_otlp_receiver_with_the_callers_parent() {
                 && names.len() >= 4
         })
     };
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !complete(&spans) {
         let left = deadline.saturating_duration_since(Instant::now());
         let batch = tokio::time::timeout(left, rx.recv())

@@ -12,9 +12,9 @@ use axum::http::Method;
 use base64::Engine;
 use prom_aggregation_gateway::Config;
 use prom_aggregation_gateway::config::Secret;
-use prom_aggregation_gateway::pb::aggregation_gateway::v1::PushRequest;
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
 use prom_aggregation_gateway::routes::{self, Body, Handler, Route, Scope};
+use prom_aggregation_gateway_client::pb::aggregation_gateway::v1::PushRequest;
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 
 use crate::support::Gateway;

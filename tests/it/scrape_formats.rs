@@ -1,7 +1,7 @@
 //! Scrape content negotiation: the protobuf and OpenMetrics scrapes say the
 //! same as the text scrape, checked with decoders independent of ours.
 
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 
 use crate::support::{Gateway, assert_text_eq};

@@ -10,8 +10,8 @@ use std::time::Duration;
 use prom_aggregation_gateway::Config;
 use prost::Message;
 
-use crate::grpc::{counter, histogram, request};
 use crate::support::{Gateway, sample_value};
+use crate::support::{counter, histogram, request};
 
 const PROTO_CT: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";

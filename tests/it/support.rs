@@ -3,7 +3,10 @@
 use std::time::{Duration, Instant};
 
 use prom_aggregation_gateway::Config;
-use prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient;
+pub use prom_aggregation_gateway_client::PushRequest;
+use prom_aggregation_gateway_client::families;
+use prom_aggregation_gateway_client::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient;
+pub use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 
 /// The generated gRPC client over a tonic channel.
 pub type GrpcClient = AggregationGatewayClient<tonic::transport::Channel>;
@@ -13,9 +16,41 @@ use tokio::sync::oneshot;
 
 /// A running gateway on `127.0.0.1:<ephemeral>`; stopped when dropped.
 pub struct Gateway {
+    /// `http://` (or `https://` with TLS) and the main listener's address.
     pub base: String,
+    /// The main listener's address.
+    pub addr: std::net::SocketAddr,
+    /// The separate gRPC listener's base, when asked for.
+    pub grpc_base: Option<String>,
+    /// The lifecycle listener's base, when asked for.
+    pub lifecycle_base: Option<String>,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Which listeners besides the main one a gateway gets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listen {
+    pub grpc: bool,
+    pub lifecycle: bool,
+}
+
+/// Polls `check` until it gives `Some`, failing the test with `what` after
+/// `within`: the one way tests wait for something to happen (never a fixed
+/// sleep). Bind references outside and use `async move` blocks.
+pub async fn eventually<T, Fut>(what: &str, within: Duration, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A response's status and body.
@@ -38,42 +73,77 @@ impl Gateway {
     }
 
     pub async fn start_with(config: Config) -> Gateway {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        Gateway::start_on(config, Listen::default()).await
+    }
+
+    /// A gateway in this process (`prom_aggregation_gateway::serve`) on
+    /// ephemeral loopback ports: the main listener, and the others `listen`
+    /// asks for. With TLS in `config` the base is `https://` (the tests'
+    /// plain client cannot use it: TLS tests bring their own).
+    pub async fn start_on(config: Config, listen: Listen) -> Gateway {
+        async fn bind() -> TcpListener {
+            TcpListener::bind("127.0.0.1:0").await.unwrap()
+        }
+        let main = bind().await;
+        let addr = main.local_addr().unwrap();
+        let grpc = if listen.grpc {
+            Some(bind().await)
+        } else {
+            None
+        };
+        let lifecycle = if listen.lifecycle {
+            Some(bind().await)
+        } else {
+            None
+        };
+        let base_of = |l: &TcpListener| format!("http://{}", l.local_addr().unwrap());
+        let (grpc_base, lifecycle_base) =
+            (grpc.as_ref().map(base_of), lifecycle.as_ref().map(base_of));
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let listeners = prom_aggregation_gateway::transport::Listeners {
-            main: listener,
-            grpc: None,
-            lifecycle: None,
+            main,
+            grpc,
+            lifecycle,
         };
-        tokio::spawn(prom_aggregation_gateway::serve(config, listeners, async {
+        let served = tokio::spawn(prom_aggregation_gateway::serve(config, listeners, async {
             let _ = rx.await;
         }));
         let gw = Gateway {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
+            addr,
+            grpc_base,
+            lifecycle_base,
             client: reqwest::Client::new(),
             stop: Some(tx),
+            served: Some(served),
         };
-        gw.wait_healthy().await;
+        // The listeners are bound: connections wait in their backlogs until
+        // the server (restoring a snapshot first, if any) accepts them.
+        if scheme == "http" {
+            // Health is the lifecycle listener's, when there is one.
+            let health = gw.lifecycle_base.as_ref().unwrap_or(&gw.base);
+            let (client, url) = (&gw.client, format!("{health}/-/healthy"));
+            eventually("gateway healthy", Duration::from_secs(10), || {
+                let url = url.clone();
+                async move {
+                    let r = client.get(url).send().await.ok()?;
+                    (r.status() == 200).then_some(())
+                }
+            })
+            .await;
+        }
         gw
     }
 
-    /// Polls `/-/healthy` with a deadline (never a fixed sleep).
-    async fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/-/healthy", self.base))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "gateway did not become healthy");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    /// Stops the gateway as a shutdown signal does; what `serve` returned.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        let _ = self.stop.take().map(|s| s.send(()));
+        self.served.take().unwrap().await.unwrap()
     }
 
     pub async fn request(
@@ -226,9 +296,15 @@ pub fn free_port() -> u16 {
 impl Process {
     /// Starts the binary with `args` on `port` and waits until it is healthy.
     pub async fn start_on(port: u16, args: &[&str]) -> Process {
+        Process::start_env(port, args, &[]).await
+    }
+
+    /// [`Process::start_on`] with these environment variables set.
+    pub async fn start_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> Process {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -238,20 +314,20 @@ impl Process {
             base: format!("http://127.0.0.1:{port}"),
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
         let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{}/-/healthy", p.base)).send().await
-                && r.status() == 200
-            {
-                return p;
-            }
+        let url = format!("{}/-/healthy", p.base);
+        eventually("gateway binary healthy", Duration::from_secs(20), || {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("gateway exited at start ({status}): {}", p.stderr());
             }
-            assert!(Instant::now() < deadline, "gateway did not become healthy");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            let (client, url) = (&client, url.clone());
+            async move {
+                let r = client.get(url).send().await.ok()?;
+                (r.status() == 200).then_some(())
+            }
+        })
+        .await;
+        p
     }
 
     pub async fn start(args: &[&str]) -> Process {
@@ -348,4 +424,43 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+// Protobuf and gRPC builders, on the Rust client's (`clients/rust`) where
+// they fit: tests build what a client of the gateway builds.
+
+pub fn label(name: &str, value: &str) -> pb::LabelPair {
+    pb::LabelPair {
+        name: Some(name.into()),
+        value: Some(value.into()),
+    }
+}
+
+/// A counter family of one series, with help `<name> help`.
+pub fn counter(name: &str, labels: &[(&str, &str)], v: f64) -> pb::MetricFamily {
+    families::counter(name, &format!("{name} help"), labels, v)
+}
+
+/// A classic histogram family of one unlabelled series, without help.
+pub fn histogram(name: &str, bounds: &[(f64, u64)], count: u64, sum: f64) -> pb::MetricFamily {
+    families::histogram(name, "", &[], bounds, count, sum)
+}
+
+pub fn request(families: Vec<pb::MetricFamily>, labels: &[(&str, &str)]) -> PushRequest {
+    PushRequest {
+        metric_families: families,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// Families as a delimited protobuf body.
+pub fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in families {
+        prost::Message::encode_length_delimited(f, &mut out).unwrap();
+    }
+    out
 }

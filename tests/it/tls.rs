@@ -3,7 +3,7 @@
 //! Certificates are made by the test with rcgen.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prom_aggregation_gateway::Config;
 use prom_aggregation_gateway::config::TlsFiles;
@@ -12,8 +12,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::grpc::{counter, request};
 use crate::support::TempDir as Dir;
+use crate::support::{Gateway, counter, eventually, request};
 
 struct Pki {
     ca_pem: String,
@@ -126,23 +126,15 @@ async fn https(
     Ok((status, body))
 }
 
-async fn start(tls: TlsFiles) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let config = Config {
+/// A gateway serving TLS with these files; its address, and the gateway
+/// (stopped when dropped).
+async fn start(tls: TlsFiles) -> (String, Gateway) {
+    let gw = Gateway::start_with(Config {
         tls: Some(tls),
         ..Config::default()
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let listeners = prom_aggregation_gateway::transport::Listeners {
-        main: listener,
-        grpc: None,
-        lifecycle: None,
-    };
-    tokio::spawn(prom_aggregation_gateway::serve(config, listeners, async {
-        let _ = rx.await;
-    }));
-    (addr, tx)
+    })
+    .await;
+    (gw.addr.to_string(), gw)
 }
 
 #[tokio::test]
@@ -172,7 +164,7 @@ async fn https_and_grpc_over_tls() {
         .connect()
         .await
         .unwrap();
-    let mut client = prom_aggregation_gateway::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient::new(channel);
+    let mut client = prom_aggregation_gateway_client::pb::aggregation_gateway::v1::aggregation_gateway_client::AggregationGatewayClient::new(channel);
     client
         .push(request(vec![counter("c", &[], 3.0)], &[("job", "tls")]))
         .await
@@ -247,16 +239,21 @@ async fn certificates_reload_when_the_files_change() {
     std::fs::rename(dir.path.join("k.tmp"), &files.key).unwrap();
     std::fs::write(dir.path.join("c.tmp"), cert).unwrap();
     std::fs::rename(dir.path.join("c.tmp"), &files.cert).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, _)) = https(&addr, &new.ca_pem, None, "GET", "/-/healthy", "").await {
-            break;
-        }
-        assert!(Instant::now() < deadline, "new certificate never served");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (addr, ca) = (&addr, &new.ca_pem);
+    eventually(
+        "the new certificate served",
+        Duration::from_secs(30),
+        || async move {
+            matches!(
+                https(addr, ca, None, "GET", "/-/healthy", "").await,
+                Ok((200, _))
+            )
+            .then_some(())
+        },
+    )
+    .await;
     assert!(
-        https(&addr, &old.ca_pem, None, "GET", "/-/healthy", "")
+        https(addr, &old.ca_pem, None, "GET", "/-/healthy", "")
             .await
             .is_err()
     );

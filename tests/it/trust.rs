@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use prom_aggregation_gateway::Config;
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 use tonic::Code;
 
-use crate::grpc::{counter, histogram, label, request};
 use crate::support::{ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, Gateway, assert_text_eq};
+use crate::support::{counter, histogram, label, request};
 
 const PROTO: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";

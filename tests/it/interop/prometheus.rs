@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prom_aggregation_gateway::pb::io::prometheus::client as pb;
+use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use serde_json::Value;
 
 use super::pipe;
-use crate::grpc::request;
+use crate::support::request;
 use crate::support::{Gateway, TempDir, free_port, sample_value};
 
 /// A Prometheus server scraping one gateway every second; killed on drop.
