@@ -405,36 +405,33 @@ mod tests {
     /// series, or out of range, are dropped; other gauges stay.
     #[test]
     fn earlier_created_gauges_fold_into_their_metrics() {
-        let fam = |name: &str, kind, series| Family {
+        // Families of scalar series, as (labels key, value).
+        let fam = |name: &str, kind, scalars: &[(&[u8], f64)]| Family {
             name: name.into(),
             help: String::new(),
             kind,
-            series,
+            series: scalars
+                .iter()
+                .map(|&(key, v)| series(key, Value::Scalar(v)))
+                .collect(),
         };
         let mut push = Push {
             families: vec![
                 fam(
                     "x_created",
                     Kind::Gauge,
-                    vec![
-                        series(b"a\x001\x00", Value::Scalar(1.5)),
-                        series(b"a\x009\x00", Value::Scalar(2.0)),
-                        series(b"", Value::Scalar(f64::INFINITY)),
+                    &[
+                        (b"a\x001\x00", 1.5),
+                        (b"a\x009\x00", 2.0),
+                        (b"", f64::INFINITY),
                     ],
                 ),
                 fam(
                     "x_total",
                     Kind::Counter,
-                    vec![
-                        series(b"a\x001\x00", Value::Scalar(3.0)),
-                        series(b"", Value::Scalar(1.0)),
-                    ],
+                    &[(b"a\x001\x00", 3.0), (b"", 1.0)],
                 ),
-                fam(
-                    "y_created",
-                    Kind::Gauge,
-                    vec![series(b"", Value::Scalar(1.0))],
-                ),
+                fam("y_created", Kind::Gauge, &[(b"", 1.0)]),
             ],
         };
         assert_eq!(fold_created_families(&mut push), 1);

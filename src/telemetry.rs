@@ -134,76 +134,33 @@ impl Telemetry {
             memory: Gauge::default(),
             memory_limit: Gauge::default(),
         };
-        registry.register("pushes", "Pushes applied", t.pushes.clone());
-        registry.register(
-            "push_rejections",
-            "Pushes refused, by reason",
-            t.rejections.clone(),
-        );
-        registry.register("samples_ingested", "Samples applied", t.samples.clone());
-        registry.register(
-            "push_duration_seconds",
-            "Time to decode, validate and apply a push",
-            t.push_duration.clone(),
-        );
-        registry.register(
-            "scrape_duration_seconds",
-            "Time to render a scrape of the aggregate",
-            t.scrape_duration.clone(),
-        );
-        registry.register(
-            "scrapes",
-            "Scrapes of the aggregate, by the format served",
-            t.scrapes.clone(),
-        );
-        registry.register(
-            "requests",
-            "Requests by protocol, handler and HTTP status",
-            t.requests.clone(),
-        );
-        registry.register(
-            "requests_in_flight",
-            "Requests being handled now",
-            t.in_flight.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Request time, through every layer",
-            t.request_duration.clone(),
-        );
-        registry.register("series", "Series stored", t.series.clone());
-        registry.register("families", "Metric families stored", t.families.clone());
-        registry.register("max_series", "The --max-series limit", t.max_series.clone());
-        registry.register(
-            "memory_bytes",
-            "Bytes held for senders' data (aggregate, kept scrape renderings, requests in progress), as charged against --max-memory",
-            t.memory.clone(),
-        );
-        registry.register(
-            "memory_limit_bytes",
-            "The --max-memory limit",
-            t.memory_limit.clone(),
-        );
-        registry.register(
-            "series_expired",
-            "Series dropped by --series-ttl",
-            t.expired.clone(),
-        );
-        registry.register(
-            "snapshot_writes",
-            "Snapshot writes by result",
-            t.snapshots.clone(),
-        );
-        registry.register(
-            "snapshot_size_bytes",
-            "Size of the last snapshot written",
-            t.snapshot_bytes.clone(),
-        );
-        registry.register(
-            "snapshot_duration_seconds",
-            "Time to copy, encode and write a snapshot",
-            t.snapshot_duration.clone(),
-        );
+        // name => help, metric (each registered as a clone: one handle
+        // here, one in the registry).
+        macro_rules! register {
+            ($($name:literal => $help:literal, $metric:expr;)*) => {
+                $(registry.register($name, $help, $metric.clone());)*
+            };
+        }
+        register! {
+            "pushes" => "Pushes applied", t.pushes;
+            "push_rejections" => "Pushes refused, by reason", t.rejections;
+            "samples_ingested" => "Samples applied", t.samples;
+            "push_duration_seconds" => "Time to decode, validate and apply a push", t.push_duration;
+            "scrape_duration_seconds" => "Time to render a scrape of the aggregate", t.scrape_duration;
+            "scrapes" => "Scrapes of the aggregate, by the format served", t.scrapes;
+            "requests" => "Requests by protocol, handler and HTTP status", t.requests;
+            "requests_in_flight" => "Requests being handled now", t.in_flight;
+            "request_duration_seconds" => "Request time, through every layer", t.request_duration;
+            "series" => "Series stored", t.series;
+            "families" => "Metric families stored", t.families;
+            "max_series" => "The --max-series limit", t.max_series;
+            "memory_bytes" => "Bytes held for senders' data (aggregate, kept scrape renderings, requests in progress), as charged against --max-memory", t.memory;
+            "memory_limit_bytes" => "The --max-memory limit", t.memory_limit;
+            "series_expired" => "Series dropped by --series-ttl", t.expired;
+            "snapshot_writes" => "Snapshot writes by result", t.snapshots;
+            "snapshot_size_bytes" => "Size of the last snapshot written", t.snapshot_bytes;
+            "snapshot_duration_seconds" => "Time to copy, encode and write a snapshot", t.snapshot_duration;
+        }
         registry.register(
             "build",
             "Build information",

@@ -399,7 +399,6 @@ mod tests {
     use crate::aggregate::{Aggregator, GaugeMode, Settings};
     use crate::decode::{Format, Options, decode};
     use crate::model::LabelRules;
-    use crate::pb::io::prometheus::client as pb;
 
     fn apply(a: &Aggregator, body: &[u8], format: Format) {
         let rules = LabelRules::default();
@@ -462,41 +461,27 @@ mod tests {
                   # TYPE h histogram\nh_bucket{le=\"0.5\"} 1.5\nh_bucket{le=\"+Inf\"} 2.5\nh_sum 3\nh_count 2.5\nh_created 1700000001\n\
                   h_bucket{k=\"i\",le=\"1\"} 1\nh_bucket{k=\"i\",le=\"+Inf\"} 4\nh_sum{k=\"i\"} 9\nh_count{k=\"i\"} 4\n# EOF\n";
         apply(&a, om.as_bytes(), Format::OpenMetrics);
+        // Integer deltas, or float counts (then the float count too).
         let native = |name: &str,
                       deltas: Vec<i64>,
                       counts: Vec<f64>,
                       count: u64,
                       count_float: Option<f64>| {
-            pb::MetricFamily {
-                name: Some(name.into()),
-                help: None,
-                r#type: Some(pb::MetricType::Histogram as i32),
-                metric: vec![pb::Metric {
-                    histogram: Some(pb::Histogram {
-                        sample_count: (count_float.is_none()).then_some(count),
-                        sample_count_float: count_float,
-                        sample_sum: Some(1.25),
-                        schema: Some(1),
-                        zero_threshold: Some(1e-128),
-                        zero_count: Some(0),
-                        positive_span: vec![
-                            pb::BucketSpan {
-                                offset: Some(-2),
-                                length: Some(2),
-                            },
-                            pb::BucketSpan {
-                                offset: Some(3),
-                                length: Some(1),
-                            },
-                        ],
-                        positive_delta: deltas,
-                        positive_count: counts,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }],
-                unit: None,
+            use prom_aggregation_gateway_client::families;
+            let buckets = families::NativeBuckets {
+                schema: 1,
+                zero_threshold: 1e-128,
+                positive_spans: vec![(-2, 2), (3, 1)],
+                positive_deltas: deltas,
+                ..Default::default()
+            };
+            let mut f = families::native_histogram(name, "", &[], &buckets, count, 1.25);
+            let h = f.metric[0].histogram.as_mut().unwrap();
+            h.positive_count = counts;
+            if count_float.is_some() {
+                (h.sample_count, h.sample_count_float) = (None, count_float);
             }
+            f
         };
         let mut body = Vec::new();
         native("n_int", vec![1, 1, -1], vec![], 4, None)

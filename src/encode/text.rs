@@ -46,69 +46,99 @@ pub fn chunks(
 pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
     {
         let name = name.as_bytes();
-        if !f.help.is_empty() {
-            out.extend_from_slice(b"# HELP ");
-            out.extend_from_slice(name);
-            out.push(b' ');
-            write_escaped(out, f.help.as_bytes(), false);
-            out.push(b'\n');
-        }
+        write_help(out, name, &f.help, false);
         out.extend_from_slice(b"# TYPE ");
         out.extend_from_slice(name);
         out.push(b' ');
         out.extend_from_slice(f.kind.as_str().as_bytes());
         out.push(b'\n');
+        let samples = Samples {
+            name,
+            scalar_suffix: b"",
+            count_first: false,
+            number: write_go,
+        };
+        let mut le = Vec::with_capacity(24);
         for (key, s) in f.series() {
-            match &s.value {
-                Value::Scalar(v) => sample(out, name, b"", key, None, *v),
-                Value::Histogram(h) => {
-                    let mut le = Vec::with_capacity(24);
-                    for b in &h.buckets {
-                        le.clear();
-                        write_go(&mut le, b.le);
-                        sample(out, name, b"_bucket", key, Some(&le), b.count);
-                    }
-                    sample(out, name, b"_sum", key, None, h.sum);
-                    sample(out, name, b"_count", key, None, h.count);
-                }
-                // The text format has no native buckets: a classic-compatible
-                // view, as client_golang writes native-only histograms.
-                Value::Native(h) => {
-                    sample(out, name, b"_bucket", key, Some(b"+Inf"), h.count);
-                    sample(out, name, b"_sum", key, None, h.sum);
-                    sample(out, name, b"_count", key, None, h.count);
-                }
-                Value::Summary { count, sum } => {
-                    sample(out, name, b"_sum", key, None, *sum);
-                    sample(out, name, b"_count", key, None, *count);
-                }
-            }
+            samples.write(out, key, &s.value, &mut le);
         }
     }
 }
 
-fn sample(out: &mut Vec<u8>, name: &[u8], suffix: &[u8], key: &[u8], le: Option<&[u8]>, v: f64) {
-    write_sample(out, name, suffix, key, le, v, write_go);
+/// `# HELP <name> <help>`, unless there is no help; `quote` escapes double
+/// quotes too (OpenMetrics does).
+pub(super) fn write_help(out: &mut Vec<u8>, name: &[u8], help: &str, quote: bool) {
+    if help.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(name);
+    out.push(b' ');
+    write_escaped(out, help.as_bytes(), quote);
+    out.push(b'\n');
 }
 
-/// One sample line, `<name><suffix>{labels} <value>`, the value written by
-/// `number` (each format has its own spelling of numbers; a generic, so the
-/// writer is inlined on this hot path).
-pub(super) fn write_sample(
-    out: &mut Vec<u8>,
-    name: &[u8],
-    suffix: &[u8],
-    key: &[u8],
-    le: Option<&[u8]>,
-    v: f64,
-    number: impl Fn(&mut Vec<u8>, f64),
-) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(suffix);
-    write_labels(out, key, le);
-    out.push(b' ');
-    number(out, v);
-    out.push(b'\n');
+/// How a text format writes a series' sample lines: under which name, with
+/// which suffix on a counter's or gauge's one sample, `_count` before or
+/// after `_sum`, and numbers spelled by `number` (each format has its own;
+/// a generic, so the writer is inlined on this hot path).
+pub(super) struct Samples<'a, F> {
+    pub(super) name: &'a [u8],
+    pub(super) scalar_suffix: &'a [u8],
+    pub(super) count_first: bool,
+    pub(super) number: F,
+}
+
+impl<F: Fn(&mut Vec<u8>, f64)> Samples<'_, F> {
+    /// The sample lines of the series `key` holding `value`; `le` is
+    /// scratch for bucket bounds.
+    pub(super) fn write(&self, out: &mut Vec<u8>, key: &[u8], value: &Value, le: &mut Vec<u8>) {
+        let (count, sum) = match value {
+            Value::Scalar(v) => {
+                self.line(out, self.scalar_suffix, key, None, *v);
+                return;
+            }
+            Value::Histogram(h) => {
+                for b in &h.buckets {
+                    le.clear();
+                    (self.number)(le, b.le);
+                    self.line(out, b"_bucket", key, Some(le), b.count);
+                }
+                (h.count, h.sum)
+            }
+            // The text formats have no native buckets: a classic-compatible
+            // view, as client_golang writes native-only histograms.
+            Value::Native(h) => {
+                self.line(out, b"_bucket", key, Some(b"+Inf"), h.count);
+                (h.count, h.sum)
+            }
+            Value::Summary { count, sum } => (*count, *sum),
+        };
+        if self.count_first {
+            self.line(out, b"_count", key, None, count);
+            self.line(out, b"_sum", key, None, sum);
+        } else {
+            self.line(out, b"_sum", key, None, sum);
+            self.line(out, b"_count", key, None, count);
+        }
+    }
+
+    /// One sample line, `<name><suffix>{labels} <value>`.
+    pub(super) fn line(
+        &self,
+        out: &mut Vec<u8>,
+        suffix: &[u8],
+        key: &[u8],
+        le: Option<&[u8]>,
+        v: f64,
+    ) {
+        out.extend_from_slice(self.name);
+        out.extend_from_slice(suffix);
+        write_labels(out, key, le);
+        out.push(b' ');
+        (self.number)(out, v);
+        out.push(b'\n');
+    }
 }
 
 /// Appends `{a="1",b="2"}` for a key, with `le` last when given; nothing for

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use prom_aggregation_gateway::Config;
+use prom_aggregation_gateway_client::families;
 use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 use tonic::Code;
@@ -305,31 +306,14 @@ fn native(
     count: u64,
     schema: i32,
 ) -> pb::MetricFamily {
-    pb::MetricFamily {
-        name: Some(name.into()),
-        help: None,
-        r#type: Some(pb::MetricType::Histogram as i32),
-        metric: vec![pb::Metric {
-            histogram: Some(pb::Histogram {
-                sample_count: Some(count),
-                sample_sum: Some(1.0),
-                schema: Some(schema),
-                zero_threshold: Some(1e-128),
-                zero_count: Some(0),
-                positive_span: spans
-                    .iter()
-                    .map(|&(o, l)| pb::BucketSpan {
-                        offset: Some(o),
-                        length: Some(l),
-                    })
-                    .collect(),
-                positive_delta: deltas.to_vec(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        unit: None,
-    }
+    let buckets = families::NativeBuckets {
+        schema,
+        zero_threshold: 1e-128,
+        positive_spans: spans.to_vec(),
+        positive_deltas: deltas.to_vec(),
+        ..Default::default()
+    };
+    families::native_histogram(name, "", &[], &buckets, count, 1.0)
 }
 
 #[tokio::test]

@@ -12,12 +12,22 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<pb::LabelPair> {
         .collect()
 }
 
-fn family(name: &str, help: &str, kind: pb::MetricType, metric: pb::Metric) -> pb::MetricFamily {
+/// A family of one series: `metric` (its value) under these labels.
+fn family(
+    name: &str,
+    help: &str,
+    kind: pb::MetricType,
+    label_pairs: &[(&str, &str)],
+    metric: pb::Metric,
+) -> pb::MetricFamily {
     pb::MetricFamily {
         name: Some(name.into()),
         help: (!help.is_empty()).then(|| help.into()),
         r#type: Some(kind as i32),
-        metric: vec![metric],
+        metric: vec![pb::Metric {
+            label: labels(label_pairs),
+            ..metric
+        }],
         unit: None,
     }
 }
@@ -33,8 +43,8 @@ pub fn counter(
         name,
         help,
         pb::MetricType::Counter,
+        label_pairs,
         pb::Metric {
-            label: labels(label_pairs),
             counter: Some(pb::Counter {
                 value: Some(value),
                 ..Default::default()
@@ -50,8 +60,8 @@ pub fn gauge(name: &str, help: &str, label_pairs: &[(&str, &str)], value: f64) -
         name,
         help,
         pb::MetricType::Gauge,
+        label_pairs,
         pb::Metric {
-            label: labels(label_pairs),
             gauge: Some(pb::Gauge { value: Some(value) }),
             ..Default::default()
         },
@@ -72,8 +82,8 @@ pub fn histogram(
         name,
         help,
         pb::MetricType::Histogram,
+        label_pairs,
         pb::Metric {
-            label: labels(label_pairs),
             histogram: Some(pb::Histogram {
                 sample_count: Some(count),
                 sample_sum: Some(sum),
@@ -85,6 +95,70 @@ pub fn histogram(
                         ..Default::default()
                     })
                     .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+}
+
+/// The buckets of a native histogram as Prometheus' protobuf carries them:
+/// a schema (resolution: bucket boundaries grow by 2^(2^-schema)), the zero
+/// bucket, and for each sign runs of buckets (`(offset, length)` spans) with
+/// each bucket's count as the difference from the one before.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NativeBuckets {
+    /// From -4 (coarsest) to 8 (finest).
+    pub schema: i32,
+    /// Observations with an absolute value up to this count as zero.
+    pub zero_threshold: f64,
+    /// How many observations did.
+    pub zero_count: u64,
+    /// Spans of positive buckets: the first offset is the first bucket's
+    /// index, each further one the gap after the previous span.
+    pub positive_spans: Vec<(i32, u32)>,
+    /// Count of each positive bucket, as the change from the previous one.
+    pub positive_deltas: Vec<i64>,
+    /// Spans of negative buckets, as `positive_spans`.
+    pub negative_spans: Vec<(i32, u32)>,
+    /// Count of each negative bucket, as `positive_deltas`.
+    pub negative_deltas: Vec<i64>,
+}
+
+/// A native histogram family with one series.
+pub fn native_histogram(
+    name: &str,
+    help: &str,
+    label_pairs: &[(&str, &str)],
+    buckets: &NativeBuckets,
+    count: u64,
+    sum: f64,
+) -> pb::MetricFamily {
+    let spans = |spans: &[(i32, u32)]| {
+        spans
+            .iter()
+            .map(|&(offset, length)| pb::BucketSpan {
+                offset: Some(offset),
+                length: Some(length),
+            })
+            .collect()
+    };
+    family(
+        name,
+        help,
+        pb::MetricType::Histogram,
+        label_pairs,
+        pb::Metric {
+            histogram: Some(pb::Histogram {
+                sample_count: Some(count),
+                sample_sum: Some(sum),
+                schema: Some(buckets.schema),
+                zero_threshold: Some(buckets.zero_threshold),
+                zero_count: Some(buckets.zero_count),
+                positive_span: spans(&buckets.positive_spans),
+                positive_delta: buckets.positive_deltas.clone(),
+                negative_span: spans(&buckets.negative_spans),
+                negative_delta: buckets.negative_deltas.clone(),
                 ..Default::default()
             }),
             ..Default::default()
