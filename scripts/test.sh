@@ -83,6 +83,9 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "cargo package (the Rust client builds on its own, protos inside)"
+cargo package --locked --allow-dirty -p prom-aggregation-gateway-client 2>&1 | tail -n 3
+
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
 
