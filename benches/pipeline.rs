@@ -166,6 +166,33 @@ fn benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // What a scrape costs the gateway (no socket): the same 100k series in
+    // a gateway, one family pushed to before each scrape, through the
+    // scrape cache; plain text shares the kept renderings, gzip compresses
+    // them family by family.
+    let gw = prom_aggregation_gateway::Gateway::new(prom_aggregation_gateway::Config {
+        max_series: 10_000_000,
+        ..Default::default()
+    });
+    gw.aggregator().apply(parse(&text_body)).unwrap();
+    let other = parse("# TYPE other_total counter\nother_total 1\n");
+    for (name, gzip) in [
+        ("scrape_text_100k_one_family_changed", false),
+        ("scrape_gzip_100k_one_family_changed", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || gw.aggregator().apply(other.clone()).unwrap(),
+                |_| {
+                    black_box(
+                        gw.scrape_cache()
+                            .render(gw.aggregator(), Format::Text, gzip),
+                    )
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
 }
 
