@@ -32,6 +32,33 @@ fn family(
     }
 }
 
+/// A histogram family (classic or native) of one series of `count`
+/// observations adding up to `sum`.
+fn histogram_family(
+    name: &str,
+    help: &str,
+    label_pairs: &[(&str, &str)],
+    count: u64,
+    sum: f64,
+    histogram: pb::Histogram,
+) -> pb::MetricFamily {
+    let histogram = pb::Histogram {
+        sample_count: Some(count),
+        sample_sum: Some(sum),
+        ..histogram
+    };
+    family(
+        name,
+        help,
+        pb::MetricType::Histogram,
+        label_pairs,
+        pb::Metric {
+            histogram: Some(histogram),
+            ..Default::default()
+        },
+    )
+}
+
 /// A counter family with one series (`name` as stored, e.g. `jobs_total`).
 pub fn counter(
     name: &str,
@@ -78,28 +105,18 @@ pub fn histogram(
     count: u64,
     sum: f64,
 ) -> pb::MetricFamily {
-    family(
-        name,
-        help,
-        pb::MetricType::Histogram,
-        label_pairs,
-        pb::Metric {
-            histogram: Some(pb::Histogram {
-                sample_count: Some(count),
-                sample_sum: Some(sum),
-                bucket: buckets
-                    .iter()
-                    .map(|&(le, c)| pb::Bucket {
-                        upper_bound: Some(le),
-                        cumulative_count: Some(c),
-                        ..Default::default()
-                    })
-                    .collect(),
+    let classic = pb::Histogram {
+        bucket: buckets
+            .iter()
+            .map(|&(le, c)| pb::Bucket {
+                upper_bound: Some(le),
+                cumulative_count: Some(c),
                 ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    histogram_family(name, help, label_pairs, count, sum, classic)
 }
 
 /// The buckets of a native histogram as Prometheus' protobuf carries them:
@@ -143,25 +160,15 @@ pub fn native_histogram(
             })
             .collect()
     };
-    family(
-        name,
-        help,
-        pb::MetricType::Histogram,
-        label_pairs,
-        pb::Metric {
-            histogram: Some(pb::Histogram {
-                sample_count: Some(count),
-                sample_sum: Some(sum),
-                schema: Some(buckets.schema),
-                zero_threshold: Some(buckets.zero_threshold),
-                zero_count: Some(buckets.zero_count),
-                positive_span: spans(&buckets.positive_spans),
-                positive_delta: buckets.positive_deltas.clone(),
-                negative_span: spans(&buckets.negative_spans),
-                negative_delta: buckets.negative_deltas.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
+    let native = pb::Histogram {
+        schema: Some(buckets.schema),
+        zero_threshold: Some(buckets.zero_threshold),
+        zero_count: Some(buckets.zero_count),
+        positive_span: spans(&buckets.positive_spans),
+        positive_delta: buckets.positive_deltas.clone(),
+        negative_span: spans(&buckets.negative_spans),
+        negative_delta: buckets.negative_deltas.clone(),
+        ..Default::default()
+    };
+    histogram_family(name, help, label_pairs, count, sum, native)
 }
