@@ -299,7 +299,9 @@ pub fn render_families(families: &[(&str, &StoredFamily)], format: Format) -> Ve
 
 /// One family in `format`.
 fn render_family(name: &str, f: &StoredFamily, format: Format) -> bytes::Bytes {
-    let mut out = Vec::with_capacity(f.series().len() * 112 + 64);
+    // About what a series takes in each format.
+    let per_series = if format == Format::OpenMetrics { 112 } else { 96 };
+    let mut out = Vec::with_capacity(f.series().len() * per_series + 64);
     match format {
         Format::Text => text::render_family(name, f, &mut out),
         Format::OpenMetrics => openmetrics::render_family(name, f, &mut out),
