@@ -300,7 +300,11 @@ pub fn render_families(families: &[(&str, &StoredFamily)], format: Format) -> Ve
 /// One family in `format`.
 fn render_family(name: &str, f: &StoredFamily, format: Format) -> bytes::Bytes {
     // About what a series takes in each format.
-    let per_series = if format == Format::OpenMetrics { 112 } else { 96 };
+    let per_series = if format == Format::OpenMetrics {
+        112
+    } else {
+        96
+    };
     let mut out = Vec::with_capacity(f.series().len() * per_series + 64);
     match format {
         Format::Text => text::render_family(name, f, &mut out),
