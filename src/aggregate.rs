@@ -8,6 +8,7 @@
 //! shards, so it never sees half a push.
 
 mod merge;
+mod series;
 mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +23,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::error::Rejection;
 use crate::memory::Memory;
 use crate::model::{Kind, Push, Value, labels, names};
-pub use store::{StoredFamily, StoredSeries};
+pub use store::{FamilyView, StoredFamily, StoredSeries};
 
 /// How gauges pushed to the same series combine (`--gauge-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -92,7 +93,7 @@ pub struct Aggregator {
     /// Bumped by every change, so a snapshot writer can skip an unchanged
     /// aggregate.
     generation: AtomicU64,
-    /// Stamps families as they change (see [`StoredFamily::changed`]).
+    /// Stamps families as they change (see [`FamilyView::changed`]).
     stamps: AtomicU64,
     /// The clock of `StoredSeries::touched` (`Settings::clock`).
     clock: crate::clock::Clock,
@@ -200,7 +201,7 @@ impl Aggregator {
                     family.name
                 )));
             }
-            let stored = guards[slot(shard)].families.get(&family.name);
+            let stored = guards[slot(shard)].families.get(family.name.as_str());
             if let Some(stored) = stored
                 && stored.kind != family.kind
             {
@@ -473,24 +474,45 @@ impl Aggregator {
     }
 
     /// Calls `f` with every family, sorted by name, each with its series
-    /// sorted by labels, while pushes wait: the view is consistent.
-    pub fn read<R>(&self, f: impl FnOnce(&[(&str, &StoredFamily)]) -> R) -> R {
+    /// sorted by labels: a consistent view (no half push), taken while
+    /// pushes wait and read after they go on (see [`FamilyView`]).
+    pub fn read<R>(&self, f: impl FnOnce(&[(&str, &FamilyView)]) -> R) -> R {
         self.read_at(|families, _| f(families))
     }
 
     /// [`Aggregator::read`], also passing the generation the view is at.
-    pub fn read_at<R>(&self, f: impl FnOnce(&[(&str, &StoredFamily)], u64) -> R) -> R {
-        let mut guards = self.lock_all();
-        let generation = self.generation();
-        for g in guards.iter_mut() {
-            g.sort_series();
-        }
-        let mut families: Vec<(&str, &StoredFamily)> = guards
-            .iter()
-            .flat_map(|g| g.families.iter().map(|(n, f)| (n.as_str(), f)))
-            .collect();
-        families.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pub fn read_at<R>(&self, f: impl FnOnce(&[(&str, &FamilyView)], u64) -> R) -> R {
+        let (views, generation) = self.view();
+        let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
         f(&families, generation)
+    }
+
+    /// Every family's view, sorted by name, and the generation they are at.
+    /// The shard locks are held only to take the views (a reference count
+    /// per page); series added out of key order since the last view are
+    /// sorted after, and the order handed back to the store, so the next
+    /// view finds it done.
+    pub(crate) fn view(&self) -> (Vec<(Arc<str>, FamilyView)>, u64) {
+        let guards = self.lock_all();
+        let generation = self.generation();
+        let mut views: Vec<(Arc<str>, FamilyView)> = guards
+            .iter()
+            .flat_map(|g| g.families.iter().map(|(n, f)| (n.clone(), f.view())))
+            .collect();
+        drop(guards);
+        views.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, view) in &mut views {
+            let name: &str = name;
+            if !view.needs_order() {
+                continue;
+            }
+            view.complete_order();
+            let mut shard = self.shards[self.shard_of(name)].lock();
+            if let Some(stored) = shard.families.get_mut(name) {
+                stored.adopt_order(view);
+            }
+        }
+        (views, generation)
     }
 }
 

@@ -6,7 +6,7 @@ pub(crate) mod openmetrics;
 pub mod protobuf;
 pub(crate) mod text;
 
-use crate::aggregate::{Aggregator, StoredFamily};
+use crate::aggregate::{Aggregator, FamilyView};
 
 pub use crate::format::Format;
 
@@ -57,7 +57,7 @@ impl Rendering {
 }
 
 /// Each family's last rendering in one format, kept while the family's
-/// change stamp ([`StoredFamily::changed`]) stays the same: a scrape
+/// change stamp ([`FamilyView::changed`]) stays the same: a scrape
 /// renders only the families pushed to since the last one and copies the
 /// rest. Held in name order, as [`Aggregator::read`] gives families, so
 /// matching the kept renderings to the families is one merge walk, no
@@ -90,11 +90,7 @@ impl FamilyRenderings {
     /// Calls `each` with every family's rendering, in order, from the kept
     /// one when the family did not change; keeps them for the next call and
     /// forgets families that are gone.
-    pub fn walk(
-        &mut self,
-        families: &[(&str, &StoredFamily)],
-        mut each: impl FnMut(&bytes::Bytes),
-    ) {
+    pub fn walk(&mut self, families: &[(&str, &FamilyView)], mut each: impl FnMut(&bytes::Bytes)) {
         let mut old = std::mem::take(&mut self.kept).into_iter().peekable();
         let mut kept = Vec::with_capacity(families.len());
         let mut bytes = 0;
@@ -123,7 +119,7 @@ impl FamilyRenderings {
 
     /// The families rendered into one buffer (what [`render_families`]
     /// gives), through the kept renderings.
-    pub fn render(&mut self, families: &[(&str, &StoredFamily)]) -> Vec<u8> {
+    pub fn render(&mut self, families: &[(&str, &FamilyView)]) -> Vec<u8> {
         // Sized as the last rendering (or a guess at the first): an 11 MB
         // scrape grown by doubling cost as much as copying it.
         let guess = families.iter().map(|(_, f)| f.series().len() * 64).sum();
@@ -139,20 +135,28 @@ impl FamilyRenderings {
     }
 }
 
-/// The last rendering of each format (plain and gzip), kept until the
-/// aggregate changes, over each family's last rendering: scrapes of an
-/// unchanged aggregate (HA Prometheus pairs, several scrapers, retries)
-/// cost a copy of an `Arc`, scrapes that arrive while one renders wait for
-/// it rather than render again, and a scrape after a push renders only the
-/// families it changed. Every byte held is charged to the byte budget
-/// (never refused: a scrape must not fail for memory).
+/// Bytes a scrape renders ahead of the socket at a time.
+pub const CHUNK: usize = 256 << 10;
+
+/// The most a format's kept renderings (the whole scrape, and each
+/// family's) may hold. Up to it, a scrape of an unchanged aggregate (HA
+/// Prometheus pairs, several scrapers, retries) costs a copy of an `Arc`,
+/// and a scrape after a push renders only the families it changed. Over it
+/// (about 300k series), keeping renderings would cost more memory than the
+/// series themselves: scrapes render afresh, stream as they render, and
+/// keep nothing.
+pub const KEEP_BYTES: usize = 32 << 20;
+
+/// What is kept of past scrapes (see [`KEEP_BYTES`]). Every byte held is
+/// charged to the byte budget (never refused: a scrape must not fail for
+/// memory).
 #[derive(Debug)]
 pub struct Cache {
     slots: parking_lot::Mutex<[Option<Slot>; 6]>,
-    /// One renderer per slot at a time.
+    /// One renderer per slot at a time, for scrapes of one [`Rendering`].
     rendering: [parking_lot::Mutex<()>; 6],
-    /// Per format; locked inside [`Aggregator::read_at`] (after the shard
-    /// locks), by one renderer of that format's plain or gzip slot.
+    /// Per format; taken by one renderer of that format at a time (others
+    /// render without it).
     families: [parking_lot::Mutex<Charged<FamilyRenderings>>; 3],
     memory: std::sync::Arc<crate::memory::Memory>,
 }
@@ -193,62 +197,89 @@ impl Cache {
         (format as usize) * 2 + usize::from(gzip)
     }
 
-    fn cached(&self, slot: usize, now: u64) -> Option<Rendering> {
-        self.slots.lock()[slot]
+    /// The kept rendering of the aggregate as it is now, if there is one.
+    pub fn kept(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> Option<Rendering> {
+        let now = aggregator.generation();
+        self.slots.lock()[Self::slot(format, gzip)]
             .as_ref()
             .filter(|s| s.generation == now)
             .map(|s| s.body.clone())
     }
 
-    /// The aggregate in `format`, gzipped when asked, from the cache when
-    /// nothing changed since it was rendered.
+    /// The aggregate in `format`, gzipped when asked, in one [`Rendering`]:
+    /// the kept one when nothing changed, else rendered (scrapes arriving
+    /// meanwhile wait for it and share it).
     pub fn render(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> Rendering {
-        let slot = Self::slot(format, gzip);
-        if let Some(body) = self.cached(slot, aggregator.generation()) {
+        if let Some(body) = self.kept(aggregator, format, gzip) {
             return body;
         }
-        let _one = self.rendering[slot].lock();
-        if let Some(body) = self.cached(slot, aggregator.generation()) {
+        let _one = self.rendering[Self::slot(format, gzip)].lock();
+        if let Some(body) = self.kept(aggregator, format, gzip) {
             return body;
         }
-        let _span = tracing::info_span!("encode", format = ?format, gzip, series = aggregator.series_count()).entered();
-        let (generation, body, charged) = aggregator.read_at(|families, generation| {
-            let mut kept = self.families[format as usize].lock();
-            let rendered = if format == Format::Text && !gzip {
-                // Plain text is the families' own renderings, shared; only
-                // the small ones are copied together.
-                let (chunks, copied) = text::chunks(families, &mut kept.held);
-                (generation, Rendering::new(chunks), copied)
-            } else {
-                let body = if gzip {
-                    // Each family's rendering goes through the compressor as
-                    // it is: no plain copy of the whole scrape is made.
-                    let mut gz = Gzip::new(kept.held.bytes());
-                    kept.held.walk(families, |r| gz.write(r));
-                    let mut tail = Vec::new();
-                    finish(format, &mut tail);
-                    gz.write(&tail);
-                    gz.finish()
-                } else {
-                    kept.held.render(families)
-                };
-                let len = body.len();
-                (generation, Rendering::new(vec![body.into()]), len)
-            };
-            let now = kept.held.bytes();
-            self.settle(&mut kept.charged, now);
-            rendered
+        let mut chunks = Vec::new();
+        self.render_to(aggregator, format, gzip, &mut |c| {
+            chunks.push(c);
+            true
         });
+        Rendering::new(chunks)
+    }
+
+    /// Renders the aggregate as it is now in `format`, gzipped when asked,
+    /// handing `emit` chunks of about [`CHUNK`] bytes as they are made
+    /// (`emit` returns false to stop: the client went away). Takes the
+    /// aggregate's view under the shard locks and renders after they are
+    /// released. Keeps what [`KEEP_BYTES`] allows. Blocking.
+    pub fn render_to(
+        &self,
+        aggregator: &Aggregator,
+        format: Format,
+        gzip: bool,
+        emit: &mut dyn FnMut(bytes::Bytes) -> bool,
+    ) {
+        let _span = tracing::info_span!("encode", format = ?format, gzip, series = aggregator.series_count()).entered();
+        let (views, generation) = aggregator.view();
+        let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
+        let mut sink = Sink::new(gzip, emit);
+        // About what the plain rendering takes (as `render_family` guesses).
+        let estimate: usize = families.iter().map(|(_, f)| f.len() * 112).sum();
+        let mut kept = self.families[format as usize].try_lock();
+        match &mut kept {
+            Some(kept) if estimate <= KEEP_BYTES => {
+                kept.held.walk(&families, |r| sink.shared(r));
+                let now = kept.held.bytes();
+                self.settle(&mut kept.charged, now);
+            }
+            other => {
+                if let Some(kept) = other {
+                    kept.held = FamilyRenderings::new(format);
+                    self.settle(&mut kept.charged, 0);
+                }
+                drop(kept);
+                let mut scratch = Vec::new();
+                for (name, f) in &families {
+                    if !sink.open {
+                        return;
+                    }
+                    render_streaming(name, f, format, &mut sink, &mut scratch);
+                }
+            }
+        }
+        finish(format, sink.buf());
+        let Some(whole) = sink.finish() else {
+            return;
+        };
+        let body = Rendering::new(whole);
+        let charged = body.len();
         self.memory.charge(charged);
-        let old = self.slots.lock()[slot].replace(Slot {
+        let old = self.slots.lock()[Self::slot(format, gzip)].replace(Slot {
             generation,
-            body: body.clone(),
+            body,
             charged,
         });
         if let Some(old) = old {
             self.memory.release(old.charged);
         }
-        body
     }
 
     /// Charges or gives back the difference between `charged` and `now`.
@@ -262,43 +293,164 @@ impl Cache {
     }
 }
 
-/// A gzip stream written piece by piece into memory, at the fastest level:
-/// on 100k series (11 MB) level 6 took ~240 ms, level 1 a fraction of that,
-/// for a scrape that travels over a LAN.
-/// Small pieces (a family of a few series renders to a few hundred bytes)
-/// are gathered into 64 KiB before they reach the compressor, which costs
-/// per call; large ones go through as they are.
-struct Gzip(std::io::BufWriter<flate2::write::GzEncoder<Vec<u8>>>);
+/// Where a renderer writes: a buffer, which a scrape empties every
+/// [`CHUNK`] bytes (a `Vec<u8>` is never emptied: it holds the whole).
+pub(crate) trait Out {
+    /// The buffer to append to.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// Called after each series: hands the buffer on if it is full.
+    fn series_done(&mut self) {}
+}
 
-impl Gzip {
-    /// For about `plain` bytes of input.
-    fn new(plain: usize) -> Gzip {
-        Gzip(std::io::BufWriter::with_capacity(
-            64 << 10,
-            flate2::write::GzEncoder::new(
-                Vec::with_capacity(plain / 8),
-                flate2::Compression::fast(),
-            ),
-        ))
+impl Out for Vec<u8> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self
+    }
+}
+
+/// A scrape being rendered: its buffer goes to `emit` every [`CHUNK`]
+/// bytes, through a gzip stream at the fastest level when asked (on 100k
+/// series, 11 MB, level 6 took ~240 ms, level 1 a fraction of that, for a
+/// scrape that travels over a LAN); what it emits is gathered for keeping
+/// while it stays within [`KEEP_BYTES`].
+struct Sink<'a> {
+    buf: Vec<u8>,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    emit: &'a mut dyn FnMut(bytes::Bytes) -> bool,
+    /// False once `emit` refused.
+    open: bool,
+    /// Everything emitted, while within [`KEEP_BYTES`].
+    whole: Option<Vec<bytes::Bytes>>,
+    whole_len: usize,
+}
+
+impl<'a> Sink<'a> {
+    fn new(gzip: bool, emit: &'a mut dyn FnMut(bytes::Bytes) -> bool) -> Sink<'a> {
+        Sink {
+            buf: Vec::with_capacity(CHUNK + CHUNK / 4),
+            gzip: gzip.then(|| {
+                flate2::write::GzEncoder::new(
+                    Vec::with_capacity(CHUNK),
+                    flate2::Compression::fast(),
+                )
+            }),
+            emit,
+            open: true,
+            whole: Some(Vec::new()),
+            whole_len: 0,
+        }
     }
 
-    fn write(&mut self, data: &[u8]) {
+    /// Hands on the buffer (compressed first, when gzipped; the compressed
+    /// bytes go on once they fill a chunk, or at the end).
+    fn spill(&mut self, last: bool) {
         use std::io::Write;
-        // Writing into a Vec cannot fail.
-        let _ = self.0.write_all(data);
+        let chunk = match &mut self.gzip {
+            Some(gz) => {
+                // Writing into a Vec cannot fail.
+                let _ = gz.write_all(&self.buf);
+                self.buf.clear();
+                if !last && gz.get_ref().len() < CHUNK {
+                    return;
+                }
+                std::mem::take(gz.get_mut())
+            }
+            None => std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + CHUNK / 4)),
+        };
+        self.send(chunk.into());
     }
 
-    fn finish(self) -> Vec<u8> {
-        self.0
-            .into_inner()
-            .ok()
-            .and_then(|gz| gz.finish().ok())
-            .unwrap_or_default()
+    fn send(&mut self, chunk: bytes::Bytes) {
+        if chunk.is_empty() || !self.open {
+            return;
+        }
+        self.whole_len += chunk.len();
+        if self.whole_len > KEEP_BYTES {
+            self.whole = None;
+        }
+        if let Some(whole) = &mut self.whole {
+            whole.push(chunk.clone());
+        }
+        self.open = (self.emit)(chunk);
+    }
+
+    /// A kept family rendering: sent as it is (no copy) when plain and
+    /// large, else copied into the buffer.
+    fn shared(&mut self, rendering: &bytes::Bytes) {
+        if self.gzip.is_none() && rendering.len() >= CHUNK / 4 {
+            if !self.buf.is_empty() {
+                self.spill(false);
+            }
+            self.send(rendering.clone());
+        } else {
+            self.buf.extend_from_slice(rendering);
+            self.series_done();
+        }
+    }
+
+    /// Sends what is left; returns every chunk sent when they were within
+    /// [`KEEP_BYTES`] and all went out.
+    fn finish(mut self) -> Option<Vec<bytes::Bytes>> {
+        if let Some(gz) = self.gzip.take() {
+            use std::io::Write;
+            let mut gz = gz;
+            let _ = gz.write_all(&self.buf);
+            self.buf.clear();
+            let tail = gz.finish().unwrap_or_default();
+            self.send(tail.into());
+        } else {
+            let tail = std::mem::take(&mut self.buf);
+            self.send(tail.into());
+        }
+        self.whole.filter(|_| self.open)
+    }
+}
+
+impl Out for Sink<'_> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn series_done(&mut self) {
+        if self.buf.len() >= CHUNK {
+            self.spill(false);
+        }
+    }
+}
+
+impl std::io::Write for Sink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        self.series_done();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One family into a scrape, series by series: a million-series family
+/// never sits whole in memory.
+fn render_streaming(
+    name: &str,
+    f: &FamilyView,
+    format: Format,
+    sink: &mut Sink<'_>,
+    scratch: &mut Vec<u8>,
+) {
+    match format {
+        Format::Text => text::render_family(name, f, sink),
+        Format::OpenMetrics => openmetrics::render_family(name, f, sink),
+        // Writing into a Sink cannot fail.
+        Format::Protobuf => {
+            let _ = protobuf::write_family_streaming(name, f, sink, scratch);
+        }
     }
 }
 
 /// Renders families (sorted, as [`Aggregator::read`] gives them).
-pub fn render_families(families: &[(&str, &StoredFamily)], format: Format) -> Vec<u8> {
+pub fn render_families(families: &[(&str, &FamilyView)], format: Format) -> Vec<u8> {
     let mut out = Vec::with_capacity(families.iter().map(|(_, f)| f.series().len() * 64).sum());
     for (name, f) in families {
         out.extend_from_slice(&render_family(name, f, format));
@@ -308,7 +460,7 @@ pub fn render_families(families: &[(&str, &StoredFamily)], format: Format) -> Ve
 }
 
 /// One family in `format`.
-fn render_family(name: &str, f: &StoredFamily, format: Format) -> bytes::Bytes {
+fn render_family(name: &str, f: &FamilyView, format: Format) -> bytes::Bytes {
     // About what a series takes in each format.
     let per_series = if format == Format::OpenMetrics {
         112

@@ -36,10 +36,7 @@ pub(crate) fn merge(
     created: Option<crate::model::Created>,
     settings: &super::Settings,
 ) {
-    stored.created = match (stored.created, created) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    stored.merge_created(created);
     match (&mut stored.value, pushed) {
         (Value::Scalar(a), Value::Scalar(b)) => {
             *a = match rule {

@@ -1,20 +1,21 @@
-//! What the aggregate holds: per shard, families by name; per family, series
-//! by key in an `IndexMap`, so lookups hash and scrapes iterate in key order
-//! after a sort that only runs when series were added since the last one.
+//! What the aggregate holds: per shard, families by name; per family, its
+//! series in a [`SeriesTable`] (pages a scrape can hold without a lock, see
+//! `series.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use indexmap::IndexMap;
 
 use super::Settings;
 use super::merge;
-use crate::model::{Family, Kind, SeriesKey, Value};
+use super::series::{SeriesTable, SeriesView};
+use crate::model::{Created, Family, Kind, Value};
 
 /// One shard of the aggregate.
 #[derive(Default)]
 pub(crate) struct Shard {
-    pub(crate) families: HashMap<String, StoredFamily, RandomState>,
+    pub(crate) families: HashMap<Arc<str>, StoredFamily, RandomState>,
 }
 
 pub(crate) use crate::model::cost::{family_bytes, series_bytes};
@@ -25,9 +26,8 @@ pub struct StoredFamily {
     /// The family's type, fixed by its first push.
     pub kind: Kind,
     /// The first non-empty `# HELP` text pushed.
-    pub help: String,
-    series: IndexMap<SeriesKey, StoredSeries, RandomState>,
-    sorted: bool,
+    pub help: Arc<str>,
+    series: SeriesTable,
     /// Every classic bucket bound of the family's series, sorted
     /// (`--max-buckets` bounds their number).
     bounds: Vec<f64>,
@@ -38,16 +38,48 @@ pub struct StoredFamily {
     changed: u64,
 }
 
-/// A stored series.
+/// A stored series. 40 bytes besides its key (a unit test holds it there):
+/// a million series are most of what the gateway holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredSeries {
     /// The aggregated value.
     pub value: Value,
-    /// The earliest creation timestamp pushed, if any.
-    pub created: Option<crate::model::Created>,
+    /// The earliest creation timestamp pushed, or [`NO_CREATED`].
+    created: Created,
     /// When it was last pushed to, in seconds of the aggregate's clock
     /// (for `--series-ttl`).
     pub touched: u32,
+    /// Where the series' key ends in its page's key buffer.
+    pub(super) key_end: u32,
+}
+
+/// No creation timestamp: below any the decoders accept (their range is
+/// the years 1678..2262 in nanoseconds, well inside `i64`).
+const NO_CREATED: Created = Created::MIN;
+
+impl StoredSeries {
+    fn new(value: Value, created: Option<Created>, touched: u32) -> StoredSeries {
+        StoredSeries {
+            value,
+            created: created.unwrap_or(NO_CREATED),
+            touched,
+            key_end: 0,
+        }
+    }
+
+    /// The earliest creation timestamp pushed, if any.
+    pub fn created(&self) -> Option<Created> {
+        (self.created != NO_CREATED).then_some(self.created)
+    }
+
+    /// Keeps the earlier of the stored and the pushed creation timestamp.
+    pub(super) fn merge_created(&mut self, pushed: Option<Created>) {
+        if let Some(c) = pushed
+            && (self.created == NO_CREATED || c < self.created)
+        {
+            self.created = c;
+        }
+    }
 }
 
 impl StoredFamily {
@@ -56,21 +88,67 @@ impl StoredFamily {
         self.series.get(key)
     }
 
+    /// The distinct classic bucket bounds of the family's series, sorted.
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// What a scrape reads of the family, sharing its pages.
+    pub(crate) fn view(&self) -> FamilyView {
+        FamilyView {
+            kind: self.kind,
+            help: self.help.clone(),
+            changed: self.changed,
+            series: self.series.view(),
+        }
+    }
+
+    /// Takes the series order a scrape completed (see [`SeriesView`]).
+    pub(crate) fn adopt_order(&mut self, view: &FamilyView) {
+        self.series.adopt_order(&view.series);
+    }
+}
+
+/// A family as a scrape sees it: taken while pushes wait, read after they
+/// go on. It shares the stored pages; a push that changes one copies it.
+#[derive(Debug, Clone)]
+pub struct FamilyView {
+    /// The family's type.
+    pub kind: Kind,
+    /// Its `# HELP` text, empty when none was pushed.
+    pub help: Arc<str>,
+    changed: u64,
+    series: SeriesView,
+}
+
+impl FamilyView {
     /// A stamp that differs after every change of the family (and between
     /// any two families ever stored under one name).
     pub fn changed(&self) -> u64 {
         self.changed
     }
 
-    /// The distinct classic bucket bounds of the family's series, sorted.
-    pub fn bounds(&self) -> &[f64] {
-        &self.bounds
+    /// Series in the family.
+    pub fn len(&self) -> usize {
+        self.series.len()
     }
 
-    /// The series, sorted by labels when read through
-    /// [`crate::aggregate::Aggregator::read`].
+    /// Whether it has none (never, for a stored family).
+    pub fn is_empty(&self) -> bool {
+        self.series.len() == 0
+    }
+
+    /// The series, sorted by labels.
     pub fn series(&self) -> impl ExactSizeIterator<Item = (&[u8], &StoredSeries)> {
-        self.series.iter().map(|(k, s)| (&**k, s))
+        self.series.iter()
+    }
+
+    pub(super) fn needs_order(&self) -> bool {
+        self.series.needs_order()
+    }
+
+    pub(super) fn complete_order(&mut self) {
+        self.series.complete_order();
     }
 }
 
@@ -87,16 +165,15 @@ impl Shard {
     ) -> isize {
         let mut grown: isize = 0;
         let mut fresh = false;
-        let stored = match self.families.entry(family.name) {
+        let stored = match self.families.entry(family.name.into()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 fresh = true;
                 grown += family_bytes(e.key(), &family.help) as isize;
                 e.insert(StoredFamily {
                     kind: family.kind,
-                    help: String::new(),
-                    series: IndexMap::default(),
-                    sorted: true,
+                    help: "".into(),
+                    series: SeriesTable::default(),
                     bounds: Vec::new(),
                     changed: stamp,
                 })
@@ -108,16 +185,17 @@ impl Shard {
             if !fresh {
                 grown += family.help.len() as isize;
             }
-            stored.help = family.help;
+            stored.help = family.help.into();
         }
         let rule = merge::Rule::of(stored.kind, settings.gauge_mode);
         stored.series.reserve(family.series.len());
+        let mut added = Vec::new();
         for s in family.series {
             if let Value::Histogram(h) = &s.value {
                 // Validation kept the bounds within --max-buckets.
                 add_bounds(&mut stored.bounds, h, usize::MAX);
             }
-            match stored.series.get_mut(&*s.key) {
+            match stored.series.get_mut(&s.key) {
                 Some(existing) => {
                     let before = existing.value.heap_bytes() as isize;
                     merge::merge(rule, existing, s.value, s.created, settings);
@@ -126,21 +204,18 @@ impl Shard {
                 }
                 None => {
                     grown += series_bytes(s.key.len(), &s.value) as isize;
-                    if stored.sorted
-                        && let Some((last, _)) = stored.series.last()
-                    {
-                        stored.sorted = **last < *s.key;
-                    }
-                    stored.series.insert(
-                        s.key,
-                        StoredSeries {
-                            value: s.value,
-                            created: s.created,
-                            touched: now,
-                        },
-                    );
+                    added.push(s);
                 }
             }
+        }
+        // New series go into the pages in key order: scrapes read in key
+        // order, and reading a page's series one after another is several
+        // times faster than jumping between pages at every series.
+        added.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        for s in added {
+            stored
+                .series
+                .insert(&s.key, StoredSeries::new(s.value, s.created, now), stamp);
         }
         grown
     }
@@ -159,37 +234,24 @@ impl Shard {
         let mut dropped = 0;
         let mut freed = 0;
         self.families.retain(|name, f| {
-            let before = f.series.len();
-            // `retain` keeps the relative order, so a sorted family stays sorted.
-            f.series.retain(|k, s| {
-                let kept = keep(k, s);
-                if !kept {
-                    freed += series_bytes(k.len(), &s.value);
-                }
-                kept
-            });
-            if f.series.len() != before {
-                dropped += before - f.series.len();
+            let lost = f.series.retain(
+                &mut keep,
+                |k, s| freed += series_bytes(k.len(), &s.value),
+                stamp,
+            );
+            if lost > 0 {
+                dropped += lost;
                 f.changed = stamp;
                 f.bounds = family_bounds(f);
             }
-            if f.series.is_empty() {
+            if f.series.len() == 0 {
                 freed += family_bytes(name, &f.help);
                 gone(name, f.kind);
             }
-            !f.series.is_empty()
+            f.series.len() > 0
         });
         memory.release(freed);
         dropped
-    }
-
-    pub(crate) fn sort_series(&mut self) {
-        for f in self.families.values_mut() {
-            if !f.sorted {
-                f.series.sort_unstable_keys();
-                f.sorted = true;
-            }
-        }
     }
 }
 
@@ -214,7 +276,7 @@ pub(crate) fn add_bounds(bounds: &mut Vec<f64>, h: &crate::model::Histogram, lim
 /// The sorted bounds of every classic histogram of a family.
 fn family_bounds(f: &StoredFamily) -> Vec<f64> {
     let mut bounds = Vec::new();
-    for (_, s) in f.series() {
+    for (_, s) in f.series.iter() {
         if let Value::Histogram(h) = &s.value {
             add_bounds(&mut bounds, h, usize::MAX);
         }
@@ -242,12 +304,17 @@ fn same_bounds(bounds: &[f64], h: &crate::model::Histogram) -> bool {
 mod tests {
     use super::*;
 
-    /// The charge per series covers the map entry, its index slot and the
-    /// slack of a table grown by doubling.
+    /// The charge per series covers its slot in a page, in the index and
+    /// in the order, with the slack of tables grown by doubling.
     #[test]
     fn series_charge_covers_the_entry() {
-        let entry = std::mem::size_of::<(u64, SeriesKey, StoredSeries)>()
-            + 2 * std::mem::size_of::<usize>();
-        assert!(crate::model::cost::SERIES_OVERHEAD >= entry * 3 / 2);
+        let slots = std::mem::size_of::<StoredSeries>() + 2 * std::mem::size_of::<u32>() + 1;
+        assert!(crate::model::cost::SERIES_OVERHEAD >= slots * 3 / 2);
+    }
+
+    /// What a stored series costs beside its key and heap parts.
+    #[test]
+    fn stored_series_is_small() {
+        assert!(std::mem::size_of::<StoredSeries>() <= 64);
     }
 }

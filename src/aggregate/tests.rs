@@ -101,7 +101,7 @@ fn gauge_modes_and_created() {
         assert!(!out.contains("x_created"), "{out}");
         let created = a.read(|families| {
             let (_, x) = families.iter().find(|(n, _)| *n == "x_total").unwrap();
-            x.series().next().unwrap().1.created
+            x.series().next().unwrap().1.created()
         });
         assert_eq!(created, Some(10_000_000_000));
     }

@@ -4,13 +4,14 @@
 
 use super::float::write_openmetrics;
 use super::text::{Samples, write_help};
-use crate::aggregate::StoredFamily;
+use crate::aggregate::FamilyView;
 use crate::model::{Kind, created_seconds};
 
 /// Appends one family in OpenMetrics text (the `# EOF` after the last
 /// family is the caller's).
-pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl super::Out) {
     {
+        let out = to.buf();
         let base = match f.kind {
             Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
             _ => name,
@@ -38,10 +39,12 @@ pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
         };
         let mut le = Vec::with_capacity(24);
         for (key, s) in f.series() {
+            let out = to.buf();
             samples.write(out, key, &s.value, &mut le);
-            if let Some(c) = s.created {
+            if let Some(c) = s.created() {
                 samples.line(out, b"_created", key, None, created_seconds(c));
             }
+            to.series_done();
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use prost::Message;
 
-use crate::aggregate::StoredFamily;
+use crate::aggregate::FamilyView;
 use crate::model::{Created, Kind, Value, created_parts, labels};
 use crate::pb::io::prometheus::client as pb;
 
@@ -18,7 +18,7 @@ const STREAM_ABOVE: usize = 16_384;
 /// the whole message in memory.
 pub fn write_family_streaming(
     name: &str,
-    f: &StoredFamily,
+    f: &FamilyView,
     out: &mut impl std::io::Write,
     scratch: &mut Vec<u8>,
 ) -> std::io::Result<u64> {
@@ -92,7 +92,7 @@ fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
 }
 
 /// Appends one family as a delimited `MetricFamily`.
-pub(super) fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+pub(super) fn write_family(name: &str, f: &FamilyView, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(f.series().len() * 96 + 64);
     write_family_head(name, f, &mut body);
     let mut metric = Vec::with_capacity(256);
@@ -106,7 +106,7 @@ pub(super) fn write_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
 }
 
 /// A `MetricFamily`'s name, help and type fields.
-fn write_family_head(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+fn write_family_head(name: &str, f: &FamilyView, out: &mut Vec<u8>) {
     bytes(out, 1, name.as_bytes());
     if !f.help.is_empty() {
         bytes(out, 2, f.help.as_bytes());
@@ -150,7 +150,7 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, s: &crate::aggregate::StoredSeries
     match (&s.value, kind) {
         (Value::Scalar(v), Kind::Counter) => {
             double(out, 1, *v);
-            created(out, 3, s.created);
+            created(out, 3, s.created());
             3
         }
         (Value::Scalar(v), Kind::Gauge) => {
@@ -184,19 +184,19 @@ fn write_value(out: &mut Vec<u8>, kind: Kind, s: &crate::aggregate::StoredSeries
             if let Some(cf) = count_float {
                 double(out, 4, cf);
             }
-            created(out, 15, s.created);
+            created(out, 15, s.created());
             7
         }
         // Rare, and many optional parts: prost encodes this one.
         (Value::Native(h), _) => {
-            let _ = native_to_proto(h, s.created.map(timestamp)).encode(out);
+            let _ = native_to_proto(h, s.created().map(timestamp)).encode(out);
             7
         }
         (Value::Summary { count, sum }, _) => {
             let (c, _) = split_count(*count);
             uint(out, 1, c.unwrap_or(count.round() as u64));
             double(out, 2, *sum);
-            created(out, 4, s.created);
+            created(out, 4, s.created());
             4
         }
     }
@@ -232,7 +232,7 @@ fn metric_type(kind: Kind) -> pb::MetricType {
 
 /// One stored family as a prost message: what [`render`] writes, built the
 /// slow way (the reference its tests compare the wire writer with).
-pub fn to_proto(name: &str, f: &StoredFamily) -> pb::MetricFamily {
+pub fn to_proto(name: &str, f: &FamilyView) -> pb::MetricFamily {
     let kind = metric_type(f.kind);
     let metric = f
         .series()
@@ -246,7 +246,7 @@ pub fn to_proto(name: &str, f: &StoredFamily) -> pb::MetricFamily {
                     .collect(),
                 ..Default::default()
             };
-            let created = s.created.map(timestamp);
+            let created = s.created().map(timestamp);
             match (&s.value, f.kind) {
                 (Value::Scalar(v), Kind::Counter) => {
                     m.counter = Some(pb::Counter {
@@ -296,7 +296,7 @@ pub fn to_proto(name: &str, f: &StoredFamily) -> pb::MetricFamily {
         .collect();
     pb::MetricFamily {
         name: Some(name.to_string()),
-        help: (!f.help.is_empty()).then(|| f.help.clone()),
+        help: (!f.help.is_empty()).then(|| f.help.to_string()),
         r#type: Some(kind as i32),
         metric,
         unit: None,

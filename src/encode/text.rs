@@ -3,49 +3,14 @@
 
 use super::float::write_go;
 use super::write_escaped;
-use crate::aggregate::StoredFamily;
+use crate::aggregate::FamilyView;
 use crate::model::Value;
 
-/// Renderings below this are copied together into one chunk; larger ones
-/// are sent as they are kept.
-const SHARED_CHUNK: usize = 64 << 10;
-
-/// The families in text format 0.0.4 as chunks: each family's kept
-/// rendering (made now if none is kept), small ones copied together.
-/// Returns the chunks and how many bytes were copied.
-pub fn chunks(
-    families: &[(&str, &StoredFamily)],
-    kept: &mut super::FamilyRenderings,
-) -> (Vec<bytes::Bytes>, usize) {
-    let mut chunks = Vec::new();
-    let mut small: Vec<u8> = Vec::new();
-    let mut copied = 0;
-    kept.walk(families, |text| {
-        if text.len() < SHARED_CHUNK {
-            small.extend_from_slice(text);
-            if small.len() >= SHARED_CHUNK {
-                copied += small.len();
-                chunks.push(std::mem::take(&mut small).into());
-            }
-        } else {
-            if !small.is_empty() {
-                copied += small.len();
-                chunks.push(std::mem::take(&mut small).into());
-            }
-            chunks.push(text.clone());
-        }
-    });
-    if !small.is_empty() {
-        copied += small.len();
-        chunks.push(small.into());
-    }
-    (chunks, copied)
-}
-
 /// Appends one family in text format 0.0.4.
-pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
+pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl super::Out) {
     {
         let name = name.as_bytes();
+        let out = to.buf();
         write_help(out, name, &f.help, false);
         out.extend_from_slice(b"# TYPE ");
         out.extend_from_slice(name);
@@ -60,7 +25,8 @@ pub(super) fn render_family(name: &str, f: &StoredFamily, out: &mut Vec<u8>) {
         };
         let mut le = Vec::with_capacity(24);
         for (key, s) in f.series() {
-            samples.write(out, key, &s.value, &mut le);
+            samples.write(to.buf(), key, &s.value, &mut le);
+            to.series_done();
         }
     }
 }

@@ -5,10 +5,10 @@
 use super::Value;
 
 /// What a stored series costs beside its key and its value's heap parts:
-/// the map entry (hash, key, value), its slot in the index table, and
-/// slack for the table's growth by doubling (a unit test in the store
-/// checks it covers the entry).
-pub const SERIES_OVERHEAD: usize = 176;
+/// its slot in a page, in the index and in the key order, and slack for
+/// tables grown by doubling (a unit test in the store checks it covers
+/// them).
+pub const SERIES_OVERHEAD: usize = 112;
 
 /// What a stored family costs beside its series: the map entry, the
 /// claims of its names, and the allocator's rounding.

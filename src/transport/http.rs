@@ -279,35 +279,31 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
 }
 
 /// `GET /metrics`: the aggregate, in the format `Accept` asks for, gzipped
-/// when `Accept-Encoding` allows, from the scrape cache when unchanged.
+/// when `Accept-Encoding` allows: the kept rendering when unchanged; else,
+/// for a small aggregate, rendered here whole (sent with its length), and
+/// for a large one rendered on a blocking thread and streamed as it
+/// renders, so no scrape holds a whole large rendering.
 async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let started = Instant::now();
     let format = encode::Format::negotiate(header_str(&headers, header::ACCEPT));
     let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
-    let large = gw.aggregator().series_count() > BLOCKING_SCRAPE;
-    let gw2 = gw.clone();
-    let rendered = run_sized(large, move || {
-        Ok(gw2.scrape_cache().render(gw2.aggregator(), format, gzip))
-    })
-    .await;
-    // Never an empty 200: Prometheus would read it as every series gone.
-    let rendering = match rendered {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
+    let cache = gw.scrape_cache();
+    let kept = cache.kept(gw.aggregator(), format, gzip);
+    let (body, len) = match kept {
+        Some(r) => whole(r),
+        None if gw.aggregator().series_count() <= BLOCKING_SCRAPE => {
+            whole(cache.render(gw.aggregator(), format, gzip))
+        }
+        None => (streamed(gw.clone(), format, gzip, started), None),
     };
-    gw.telemetry().scrape(format, started.elapsed());
-    let len = rendering.len();
-    // The chunks are shared with every scrape of the same state.
-    let body = match rendering.chunks() {
-        [one] => Body::from(one.clone()),
-        _ => Body::from_stream(futures_util::stream::iter(
-            (0..rendering.chunks().len())
-                .map(move |i| Ok::<_, std::convert::Infallible>(rendering.chunks()[i].clone())),
-        )),
-    };
+    if len.is_some() {
+        gw.telemetry().scrape(format, started.elapsed());
+    }
     let mut res = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     h.insert(
         header::VARY,
         HeaderValue::from_static("accept, accept-encoding"),
@@ -316,6 +312,46 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     res
+}
+
+/// A whole rendering as a body (its chunks are shared with every scrape of
+/// the same state), and its length.
+fn whole(rendering: encode::Rendering) -> (Body, Option<usize>) {
+    let len = rendering.len();
+    let body = match rendering.chunks() {
+        [one] => Body::from(one.clone()),
+        _ => Body::from_stream(futures_util::stream::iter(
+            (0..rendering.chunks().len())
+                .map(move |i| Ok::<_, std::convert::Infallible>(rendering.chunks()[i].clone())),
+        )),
+    };
+    (body, Some(len))
+}
+
+/// A large scrape, rendered on a blocking thread a few chunks ahead of the
+/// socket. A client that stops reading stalls the renderer until
+/// `--write-timeout` closes the connection, which stops it. Should the
+/// renderer fail, the body ends in an error (the connection is cut), never
+/// as a shorter scrape Prometheus would take for series gone.
+fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Instant) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _in = span.enter();
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gw.scrape_cache()
+                .render_to(gw.aggregator(), format, gzip, &mut |chunk| {
+                    tx.blocking_send(Ok(chunk)).is_ok()
+                });
+        }));
+        match rendered {
+            Ok(()) => gw.telemetry().scrape(format, started.elapsed()),
+            Err(_) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other("scrape rendering failed")));
+            }
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with q above 0).
