@@ -366,3 +366,107 @@ impl<'a> Iterator for Ordered<'a> {
 impl ExactSizeIterator for Ordered<'_> {}
 
 impl SeriesView {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::Value;
+
+    fn series(v: f64) -> StoredSeries {
+        StoredSeries::new(Value::Scalar(v), None, 0)
+    }
+
+    fn contents(view: &SeriesView) -> Vec<(Vec<u8>, f64)> {
+        let mut view = view.clone();
+        view.complete_order();
+        view.iter()
+            .map(|(k, s)| match s.value {
+                Value::Scalar(v) => (k.to_vec(), v),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Insert if absent, else add to it.
+        Push(u16, f64),
+        /// Drop keys divisible by this.
+        Drop(u16),
+        /// Take a view, complete its order and hand it back.
+        Scrape,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (0u16..3000, 1.0f64..10.0).prop_map(|(k, v)| Op::Push(k, v)),
+            1 => (2u16..9).prop_map(Op::Drop),
+            2 => Just(Op::Scrape),
+        ]
+    }
+
+    fn key(k: u16) -> Vec<u8> {
+        // Keys of different lengths, not inserted in key order.
+        format!("k{}", k.wrapping_mul(7919) % 3000).repeat(1 + k as usize % 3).into_bytes()
+    }
+
+    proptest::proptest! {
+        /// The table agrees with a sorted map after any sequence of pushes,
+        /// drops and scrapes (over several pages), and every view taken
+        /// stays what it was when taken, whatever happens after.
+        #[test]
+        fn table_matches_a_sorted_map(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut table = SeriesTable::default();
+            let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+            let mut views: Vec<(SeriesView, Vec<(Vec<u8>, f64)>)> = Vec::new();
+            let mut layout = 0;
+            for op in ops {
+                layout += 1;
+                match op {
+                    Op::Push(k, v) => {
+                        let key = key(k);
+                        for i in 0..(if k % 5 == 0 { 400 } else { 1 }) {
+                            let key = [key.clone(), i.to_string().into_bytes()].concat();
+                            match table.get_mut(&key) {
+                                Some(s) => {
+                                    if let Value::Scalar(x) = &mut s.value {
+                                        *x += v;
+                                    }
+                                }
+                                None => table.insert(&key, series(v), layout),
+                            }
+                            *model.entry(key).or_insert(0.0) += v;
+                        }
+                    }
+                    Op::Drop(d) => {
+                        let keep = |k: &[u8]| k.len() % d as usize != 0;
+                        let mut gone = 0;
+                        let n = table.retain(|k, _| keep(k), |_, _| gone += 1, layout);
+                        proptest::prop_assert_eq!(n, gone);
+                        model.retain(|k, _| keep(k));
+                    }
+                    Op::Scrape => {
+                        let mut view = table.view();
+                        view.complete_order();
+                        table.adopt_order(&view);
+                        let expected: Vec<(Vec<u8>, f64)> =
+                            model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                        views.push((view, expected));
+                    }
+                }
+                proptest::prop_assert_eq!(table.len(), model.len());
+            }
+            let now: Vec<(Vec<u8>, f64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            proptest::prop_assert_eq!(contents(&table.view()), now);
+            for (k, v) in &model {
+                proptest::prop_assert_eq!(&table.get(k).unwrap().value, &Value::Scalar(*v));
+            }
+            for (view, expected) in &views {
+                proptest::prop_assert_eq!(&contents(view), expected);
+            }
+        }
+    }
+}

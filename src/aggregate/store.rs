@@ -58,7 +58,7 @@ pub struct StoredSeries {
 const NO_CREATED: Created = Created::MIN;
 
 impl StoredSeries {
-    fn new(value: Value, created: Option<Created>, touched: u32) -> StoredSeries {
+    pub(super) fn new(value: Value, created: Option<Created>, touched: u32) -> StoredSeries {
         StoredSeries {
             value,
             created: created.unwrap_or(NO_CREATED),
