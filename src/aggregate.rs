@@ -192,6 +192,8 @@ impl Aggregator {
         let mut new_families: Vec<&crate::model::Family> = Vec::new();
         let mut keys: HashSet<&[u8], RandomState> = HashSet::default();
         let mut new_series = 0usize;
+        // Per family, where each of its series is stored (none: new).
+        let mut positions: Vec<Vec<Option<u32>>> = Vec::with_capacity(push.families.len());
         // Bytes the aggregate grows by at most: what `--max-memory` must have.
         let mut need = 0usize;
         for (family, &shard) in push.families.iter().zip(&shard_ids) {
@@ -220,6 +222,8 @@ impl Aggregator {
                 self.check_bounds(family, stored)?;
             }
             keys.clear();
+            // Where each series is stored, for the merge: looked up once.
+            let mut found_at = Vec::with_capacity(family.series.len());
             for s in &family.series {
                 if !keys.insert(&s.key) {
                     return Err(Rejection::invalid(format!(
@@ -228,7 +232,9 @@ impl Aggregator {
                         labels::describe(&s.key)
                     )));
                 }
-                match stored.and_then(|f| f.get(&s.key)) {
+                let found = stored.and_then(|f| f.find(&s.key));
+                found_at.push(found);
+                match found.and_then(|at| stored.map(|f| f.at(at))) {
                     None => {
                         new_series += 1;
                         need += store::series_bytes(s.key.len(), &s.value);
@@ -256,6 +262,7 @@ impl Aggregator {
                     }
                 }
             }
+            positions.push(found_at);
         }
         // Names of new families against every stored family's, and each
         // other's: held until the push is applied.
@@ -297,9 +304,9 @@ impl Aggregator {
         let stamp = self.stamp();
         let mut touched = 0;
         let mut grown: isize = 0;
-        for (family, shard) in push.families.into_iter().zip(shard_ids) {
+        for ((family, shard), found) in push.families.into_iter().zip(shard_ids).zip(positions) {
             touched += family.series.len();
-            grown += guards[slot(shard)].merge(family, &self.settings, now, stamp);
+            grown += guards[slot(shard)].merge(family, &found, &self.settings, now, stamp);
         }
         // `need` was charged as a bound; settle on what really changed (a
         // native histogram lowered to fewer buckets may even shrink).

@@ -353,7 +353,7 @@ impl<'a> Sink<'a> {
                 if !last && gz.get_ref().len() < CHUNK {
                     return;
                 }
-                std::mem::take(gz.get_mut())
+                std::mem::replace(gz.get_mut(), Vec::with_capacity(CHUNK + CHUNK / 4))
             }
             None => std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + CHUNK / 4)),
         };

@@ -98,7 +98,7 @@ impl SeriesTable {
         self.len
     }
 
-    fn find(&self, key: &[u8]) -> Option<u32> {
+    pub(crate) fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.index
             .find(hash, |&at| key_at(&self.pages, at) == key)
@@ -109,10 +109,34 @@ impl SeriesTable {
         self.find(key).map(|at| series_at(&self.pages, at))
     }
 
+    /// The series at `at` (from [`SeriesTable::find`]).
+    pub(crate) fn at(&self, at: u32) -> &StoredSeries {
+        series_at(&self.pages, at)
+    }
+
     /// The series with this key, its page copied first if a scrape holds it.
+    #[cfg(test)]
     pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut StoredSeries> {
         let (page, slot) = split(self.find(key)?);
         Some(&mut Arc::make_mut(&mut self.pages[page]).series[slot])
+    }
+
+    /// The pages holding the series at `positions`, writable: each copied
+    /// once if a scrape holds it (a reference-count check per page, not
+    /// per series).
+    pub(crate) fn writable(&mut self, positions: impl Iterator<Item = u32>) -> Writable<'_> {
+        let mut wanted = vec![false; self.pages.len()];
+        for at in positions {
+            wanted[split(at).0] = true;
+        }
+        Writable {
+            pages: self
+                .pages
+                .iter_mut()
+                .zip(wanted)
+                .map(|(page, wanted)| wanted.then(|| Arc::make_mut(page)))
+                .collect(),
+        }
     }
 
     /// Room for `more` series without growing the index.
@@ -252,6 +276,19 @@ impl SeriesTable {
     }
 }
 
+/// Series of a table made writable by [`SeriesTable::writable`].
+pub(crate) struct Writable<'a> {
+    pages: Vec<Option<&'a mut Page>>,
+}
+
+impl Writable<'_> {
+    /// The series at `at`, if its page was made writable.
+    pub(crate) fn get(&mut self, at: u32) -> Option<&mut StoredSeries> {
+        let (page, slot) = split(at);
+        self.pages.get_mut(page)?.as_mut()?.series.get_mut(slot)
+    }
+}
+
 /// The series of a family as a scrape took them (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SeriesView {
@@ -378,7 +415,10 @@ mod tests {
         StoredSeries::new(Value::Scalar(v), None, 0)
     }
 
-    fn contents(view: &SeriesView) -> Vec<(Vec<u8>, f64)> {
+    /// Keys and values, in key order.
+    type Contents = Vec<(Vec<u8>, f64)>;
+
+    fn contents(view: &SeriesView) -> Contents {
         let mut view = view.clone();
         view.complete_order();
         view.iter()
@@ -410,7 +450,9 @@ mod tests {
 
     fn key(k: u16) -> Vec<u8> {
         // Keys of different lengths, not inserted in key order.
-        format!("k{}", k.wrapping_mul(7919) % 3000).repeat(1 + k as usize % 3).into_bytes()
+        format!("k{}", k.wrapping_mul(7919) % 3000)
+            .repeat(1 + k as usize % 3)
+            .into_bytes()
     }
 
     proptest::proptest! {
@@ -421,7 +463,7 @@ mod tests {
         fn table_matches_a_sorted_map(ops in proptest::collection::vec(op(), 1..400)) {
             let mut table = SeriesTable::default();
             let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
-            let mut views: Vec<(SeriesView, Vec<(Vec<u8>, f64)>)> = Vec::new();
+            let mut views: Vec<(SeriesView, Contents)> = Vec::new();
             let mut layout = 0;
             for op in ops {
                 layout += 1;
@@ -442,7 +484,7 @@ mod tests {
                         }
                     }
                     Op::Drop(d) => {
-                        let keep = |k: &[u8]| k.len() % d as usize != 0;
+                        let keep = |k: &[u8]| !k.len().is_multiple_of(d as usize);
                         let mut gone = 0;
                         let n = table.retain(|k, _| keep(k), |_, _| gone += 1, layout);
                         proptest::prop_assert_eq!(n, gone);

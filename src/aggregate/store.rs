@@ -88,6 +88,17 @@ impl StoredFamily {
         self.series.get(key)
     }
 
+    /// Where the series with this key is stored (valid until the family
+    /// next changes).
+    pub(crate) fn find(&self, key: &[u8]) -> Option<u32> {
+        self.series.find(key)
+    }
+
+    /// The series stored at `at`, from [`StoredFamily::find`].
+    pub(crate) fn at(&self, at: u32) -> &StoredSeries {
+        self.series.at(at)
+    }
+
     /// The distinct classic bucket bounds of the family's series, sorted.
     pub fn bounds(&self) -> &[f64] {
         &self.bounds
@@ -154,11 +165,13 @@ impl FamilyView {
 
 impl Shard {
     /// Merges a validated family into this shard, stamping it `stamp`;
-    /// returns the bytes the shard holds now minus before (see
+    /// `found` is where each of its series is stored (from validation,
+    /// under the same locks; none for a new series); returns the bytes the shard holds now minus before (see
     /// [`series_bytes`]).
     pub(crate) fn merge(
         &mut self,
         family: Family,
+        found: &[Option<u32>],
         settings: &Settings,
         now: u32,
         stamp: u64,
@@ -188,14 +201,16 @@ impl Shard {
             stored.help = family.help.into();
         }
         let rule = merge::Rule::of(stored.kind, settings.gauge_mode);
-        stored.series.reserve(family.series.len());
         let mut added = Vec::new();
-        for s in family.series {
+        // Each page written to is made writable once (copied if a scrape
+        // holds it), not once per series.
+        let mut writable = stored.series.writable(found.iter().flatten().copied());
+        for (s, &at) in family.series.into_iter().zip(found) {
             if let Value::Histogram(h) = &s.value {
                 // Validation kept the bounds within --max-buckets.
                 add_bounds(&mut stored.bounds, h, usize::MAX);
             }
-            match stored.series.get_mut(&s.key) {
+            match at.and_then(|at| writable.get(at)) {
                 Some(existing) => {
                     let before = existing.value.heap_bytes() as isize;
                     merge::merge(rule, existing, s.value, s.created, settings);
@@ -208,6 +223,8 @@ impl Shard {
                 }
             }
         }
+        drop(writable);
+        stored.series.reserve(added.len());
         // New series go into the pages in key order: scrapes read in key
         // order, and reading a page's series one after another is several
         // times faster than jumping between pages at every series.

@@ -52,6 +52,10 @@ enum Cmd {
         /// Metric name prefix (distinct runs can use distinct series).
         #[arg(long, default_value = "load")]
         prefix: String,
+        /// Meanwhile, scrape `/metrics` (text) every this many
+        /// milliseconds, one scrape at a time: push latency under scrapes.
+        #[arg(long)]
+        scrape_every_ms: Option<u64>,
     },
     /// Hostile inputs, one class at a time, with what each cost the
     /// gateway (`bench/resources.sh` runs it).
@@ -82,7 +86,20 @@ enum Cmd {
         /// caches its rendering must render again (an honest scrape time).
         #[arg(long)]
         touch: bool,
+        /// Labels of the preloaded series.
+        #[arg(long, value_enum, default_value_t = Shape::Wide)]
+        shape: Shape,
     },
+}
+
+/// Labels of preloaded series.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Shape {
+    /// `method`, `path`, `status`, `instance` (and `job` from the path):
+    /// what the push workloads send.
+    Wide,
+    /// `code` and `route`, two short labels (and `job`).
+    Short,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -111,6 +128,19 @@ fn text_body(prefix: &str, n: usize, offset: usize) -> String {
         out.push_str(&format!(
             "{prefix}_requests_total{{method=\"GET\",path=\"/api/v1/items/{i}\",status=\"200\",instance=\"host-{}\"}} 1\n",
             i % 17
+        ));
+    }
+    out
+}
+
+/// `n` counter series of `{prefix}_requests_total` with two short labels.
+fn short_body(prefix: &str, n: usize, offset: usize) -> String {
+    let mut out = format!("# TYPE {prefix}_requests_total counter\n");
+    for i in offset..offset + n {
+        out.push_str(&format!(
+            "{prefix}_requests_total{{code=\"{}\",route=\"r{}\"}} 1\n",
+            i % 1000,
+            i / 1000
         ));
     }
     out
@@ -182,6 +212,7 @@ async fn push(
     concurrency: usize,
     seconds: u64,
     prefix: &str,
+    scrape_every_ms: Option<u64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("{}{}", args.target, args.path);
     let text = text_body(prefix, series, 0);
@@ -248,6 +279,21 @@ async fn push(
             (lat, errors)
         }));
     }
+    let scraper = scrape_every_ms.map(|every| {
+        let (http, url) = (reqwest::Client::new(), format!("{}/metrics", args.target));
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            while Instant::now() < deadline {
+                let next = Instant::now() + Duration::from_millis(every);
+                if let Ok(r) = http.get(&url).send().await {
+                    let _ = r.bytes().await;
+                }
+                n += 1;
+                tokio::time::sleep_until(next.into()).await;
+            }
+            n
+        })
+    });
     let started = Instant::now();
     let (mut lat, mut errors) = (Vec::new(), 0);
     for t in tasks {
@@ -256,10 +302,14 @@ async fn push(
         errors += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let scrapes = match scraper {
+        Some(s) => s.await?,
+        None => 0,
+    };
     lat.sort();
     let rps = lat.len() as f64 / elapsed;
     println!(
-        "push protocol={protocol:?} series={series} concurrency={concurrency} requests={} errors={errors} req/s={rps:.0} samples/s={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3}",
+        "push protocol={protocol:?} series={series} concurrency={concurrency} scrapes={scrapes} requests={} errors={errors} req/s={rps:.0} samples/s={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3}",
         lat.len(),
         rps * series as f64,
         ms(percentile(&lat, 0.5)),
@@ -276,17 +326,19 @@ async fn scrape(
     accept: Accept,
     gzip: bool,
     touch: bool,
+    shape: Shape,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::new();
     let url = format!("{}{}", args.target, args.path);
     let mut offset = 0;
+    let loading = Instant::now();
     while offset < preload {
         let n = (preload - offset).min(10_000);
-        let r = http
-            .post(&url)
-            .body(text_body("preload", n, offset))
-            .send()
-            .await?;
+        let body = match shape {
+            Shape::Wide => text_body("preload", n, offset),
+            Shape::Short => short_body("preload", n, offset),
+        };
+        let r = http.post(&url).body(body).send().await?;
         if !r.status().is_success() {
             return Err(format!("preload push failed: {} {}", r.status(), r.text().await?).into());
         }
@@ -299,15 +351,18 @@ async fn scrape(
             "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
         }
     };
-    let mut lat = Vec::new();
+    let preload_s = loading.elapsed().as_secs_f64();
+    let (mut lat, mut touched) = (Vec::new(), Vec::new());
     let mut bytes = 0;
     for _ in 0..times {
+        let t = Instant::now();
         if touch {
             http.post(format!("{url}/chunk/touch"))
                 .body(text_body("touch", 1, 0))
                 .send()
                 .await?;
         }
+        let pushed = t.elapsed();
         let mut req = http
             .get(format!("{}/metrics", args.target))
             .header("accept", accept_header);
@@ -317,14 +372,19 @@ async fn scrape(
         let t = Instant::now();
         let body = req.send().await?.bytes().await?;
         lat.push(t.elapsed());
+        touched.push(pushed + t.elapsed());
         bytes = body.len();
     }
     lat.sort();
+    touched.sort();
+    let first = |l: &[Duration]| l.first().copied().unwrap_or_default();
+    let last = |l: &[Duration]| l.last().copied().unwrap_or_default();
     println!(
-        "scrape preload={preload} accept={accept:?} gzip={gzip} touch={touch} bytes={bytes} times={times} p50_ms={:.2} min_ms={:.2} max_ms={:.2}",
+        "scrape preload={preload} preload_s={preload_s:.3} accept={accept:?} gzip={gzip} touch={touch} bytes={bytes} times={times} p50_ms={:.2} min_ms={:.2} max_ms={:.2} push_and_scrape_p50_ms={:.2}",
         ms(percentile(&lat, 0.5)),
-        ms(lat[0]),
-        ms(lat[lat.len() - 1]),
+        ms(first(&lat)),
+        ms(last(&lat)),
+        ms(percentile(&touched, 0.5)),
     );
     Ok(())
 }
@@ -339,14 +399,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             concurrency,
             seconds,
             prefix,
-        } => push(&args, *protocol, *series, *concurrency, *seconds, prefix).await,
+            scrape_every_ms,
+        } => {
+            push(
+                &args,
+                *protocol,
+                *series,
+                *concurrency,
+                *seconds,
+                prefix,
+                *scrape_every_ms,
+            )
+            .await
+        }
         Cmd::Scrape {
             preload,
             times,
             accept,
             gzip,
             touch,
-        } => scrape(&args, *preload, *times, *accept, *gzip, *touch).await,
+            shape,
+        } => scrape(&args, *preload, *times, *accept, *gzip, *touch, *shape).await,
         Cmd::Attack {
             pid,
             max_body,
