@@ -236,8 +236,10 @@ pub fn created_seconds(created: Created) -> f64 {
 pub enum Value {
     /// Counter, gauge or untyped value.
     Scalar(f64),
-    /// Classic histogram.
-    Histogram(Histogram),
+    /// Classic histogram. Boxed, as the native one: every stored series
+    /// pays for the enum's size, and a boxed histogram keeps it at 24
+    /// bytes (a stored series at 40).
+    Histogram(Box<Histogram>),
     /// Native (exponential) histogram; pushed as protobuf only. Boxed: it is
     /// rare and large, and every stored series pays for the enum's size.
     Native(Box<NativeHistogram>),
@@ -254,7 +256,9 @@ impl Value {
     /// Bytes the value holds on the heap (buckets), for the byte budget.
     pub fn heap_bytes(&self) -> usize {
         match self {
-            Value::Histogram(h) => h.buckets.len() * std::mem::size_of::<Bucket>(),
+            Value::Histogram(h) => {
+                std::mem::size_of::<Histogram>() + h.buckets.len() * std::mem::size_of::<Bucket>()
+            }
             Value::Native(n) => {
                 std::mem::size_of::<NativeHistogram>()
                     + n.bucket_count() * std::mem::size_of::<(i32, f64)>()

@@ -169,7 +169,7 @@ fn to_push(name: &str, h: &Histogram) -> Push {
             kind: crate::model::Kind::Histogram,
             series: vec![crate::model::Series {
                 key: Box::default(),
-                value: Value::Histogram(h.clone()),
+                value: Value::Histogram(Box::new(h.clone())),
                 created: None,
             }],
         }],

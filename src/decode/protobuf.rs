@@ -353,7 +353,7 @@ fn metric_value(
                 })
                 .collect();
             let h = Histogram::from_parts(buckets, Some(count), Some(h.sample_sum()))?;
-            Ok((Value::Histogram(h), created))
+            Ok((Value::Histogram(Box::new(h)), created))
         }
     }
 }

@@ -765,9 +765,9 @@ impl<'a> Parser<'a, '_> {
                                 s.buckets.len()
                             )));
                         }
-                        Value::Histogram(
+                        Value::Histogram(Box::new(
                             Histogram::from_parts(s.buckets, s.count, s.sum).map_err(at)?,
-                        )
+                        ))
                     }
                     Kind::Summary => {
                         // `+ 0.0`: a `-0` count is stored as `0`.
