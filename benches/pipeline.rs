@@ -141,13 +141,18 @@ fn benches(c: &mut Criterion) {
             )
         });
     }
+    // What a scrape holds the shard locks for: taking every family's view
+    // (a reference count per page of series); rendering happens after.
+    g.bench_function("view_100k", |b| {
+        b.iter(|| black_box(agg.read(|families| families.len())))
+    });
     // Text again, nothing changed: every family copied from its kept
     // rendering.
     let mut kept = encode::FamilyRenderings::new(Format::Text);
     g.bench_function("render_text_100k_cached", |b| {
         b.iter(|| black_box(agg.read(|families| kept.render(families))))
     });
-    // What a snapshot holds the locks for: every family streamed, series
+    // What writing a snapshot costs (outside the locks): every family streamed, series
     // by series, into the file (here a sink); no copy of the aggregate.
     g.throughput(Throughput::Elements(agg.series_count() as u64));
     // Touched first, as the renders: no kept rendering to copy.

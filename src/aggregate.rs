@@ -4,8 +4,10 @@
 //! are locked (in index order, so pushes never deadlock), the whole push is
 //! validated against what is stored (type conflicts, duplicate series,
 //! `--max-series`), and only then merged. Families are spread over shards by
-//! name, so pushes to different families run in parallel; a scrape locks all
-//! shards, so it never sees half a push.
+//! name, so pushes to different families run in parallel. A scrape (or a
+//! snapshot) locks all shards only to take a view of each family (see
+//! `series.rs`), so it never sees half a push, and reads the view after
+//! the locks are released.
 
 mod merge;
 mod series;

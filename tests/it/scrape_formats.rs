@@ -201,3 +201,133 @@ async fn unchanged_families_are_served_from_cache_and_changes_show() {
         assert_ne!(before, after, "{accept}");
     }
 }
+
+/// Sample values of a text scrape, by series as written.
+fn values(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, v) = l.rsplit_once(' ').unwrap();
+            (series.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Large aggregates (over 10k series) are scraped as a stream rendered
+/// outside the shard locks: in every format the body is whole and says
+/// what a whole-body render says, and while pushes run, every scrape shows
+/// each push entirely or not at all (two families changed by one push
+/// always agree).
+#[tokio::test]
+async fn large_scrapes_stream_a_consistent_view() {
+    let gw = Gateway::start().await;
+    let http = reqwest::Client::new();
+    let push = {
+        let (http, url) = (http.clone(), format!("{}/metrics/job/big", gw.base));
+        move |body: String| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let r = http.post(url).body(body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }
+    };
+    for chunk in 0..3 {
+        let mut body = String::from("# TYPE big_total counter\n");
+        for i in chunk * 10_000..(chunk + 1) * 10_000 {
+            // Not in label order: the store sorts them.
+            body.push_str(&format!("big_total{{i=\"{}\"}} 1\n", (i * 7919) % 30_000));
+        }
+        push(body).await;
+    }
+    let both = "# TYPE big_total counter\nbig_total{i=\"0\"} 1\n# TYPE small_total counter\nsmall_total 1\n";
+    push(both.into()).await;
+
+    let scrape_url = format!("{}/metrics", gw.base);
+    let get = |accept: &'static str, gzip: bool| {
+        let (http, url) = (http.clone(), scrape_url.clone());
+        async move {
+            let mut req = http.get(url).header("accept", accept);
+            if gzip {
+                req = req.header("accept-encoding", "gzip");
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let streamed = r.headers().get("content-length").is_none();
+            let body = r.bytes().await.unwrap().to_vec();
+            let body = if gzip {
+                use std::io::Read;
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                plain
+            } else {
+                body
+            };
+            (body, streamed)
+        }
+    };
+    // The first scrape of a state renders it (streamed); the next ones of
+    // the same state get the kept rendering.
+    let (text, streamed) = get("text/plain", false).await;
+    assert!(streamed, "a large scrape is streamed");
+    assert!(!get("text/plain", false).await.1, "then kept");
+    let text = String::from_utf8(text).unwrap();
+    let v = values(&text);
+    assert_eq!(v.len(), 30_001);
+    assert_eq!(v["big_total{i=\"0\",job=\"big\"}"], 2.0);
+    assert_eq!(v["small_total{job=\"big\"}"], 1.0);
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("big_total{"))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by_key(|l| {
+        let i: u32 = l.split('"').nth(1).unwrap().parse().unwrap();
+        i.to_string()
+    });
+    assert_eq!(keys, sorted, "series in label order");
+    assert_eq!(
+        String::from_utf8(get("text/plain", true).await.0).unwrap(),
+        text,
+        "gzip"
+    );
+    let proto = get(PROTO_ACCEPT, false).await.0;
+    assert_text_eq(&proto_to_text(&decode_delimited(&proto)), &text, "protobuf");
+    let om = String::from_utf8(
+        get("application/openmetrics-text;version=1.0.0", false)
+            .await
+            .0,
+    )
+    .unwrap();
+    assert!(om.ends_with("# EOF\n"));
+    assert_eq!(
+        om.lines().filter(|l| l.starts_with("big_total{")).count(),
+        30_000
+    );
+
+    // Pushes of one change to both families, while scrapes run.
+    let pushes = tokio::spawn({
+        let push = push.clone();
+        async move {
+            for _ in 0..40 {
+                push(both.into()).await;
+            }
+        }
+    });
+    let mut seen = 0;
+    while !pushes.is_finished() || seen == 0 {
+        let v = values(&String::from_utf8(get("text/plain", false).await.0).unwrap());
+        assert_eq!(
+            v["big_total{i=\"0\",job=\"big\"}"] - 1.0,
+            v["small_total{job=\"big\"}"],
+            "a scrape saw half a push"
+        );
+        seen += 1;
+    }
+    pushes.await.unwrap();
+    let v = values(&String::from_utf8(get("text/plain", false).await.0).unwrap());
+    assert_eq!(v["small_total{job=\"big\"}"], 41.0);
+    gw.check_valid().await;
+}
