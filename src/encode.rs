@@ -240,9 +240,11 @@ impl Cache {
         let _span = tracing::info_span!("encode", format = ?format, gzip, series = aggregator.series_count()).entered();
         let (views, generation) = aggregator.view();
         let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
-        let mut sink = Sink::new(gzip, emit);
         // About what the plain rendering takes (as `render_family` guesses).
         let estimate: usize = families.iter().map(|(_, f)| f.len() * 112).sum();
+        // A plain rendering that will not be kept is not gathered either (a
+        // gzipped one is about a twentieth: it may well be kept).
+        let mut sink = Sink::new(gzip, emit, gzip || estimate <= KEEP_BYTES);
         let mut kept = self.families[format as usize].try_lock();
         match &mut kept {
             Some(kept) if estimate <= KEEP_BYTES => {
@@ -325,9 +327,10 @@ struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    fn new(gzip: bool, emit: &'a mut dyn FnMut(bytes::Bytes) -> bool) -> Sink<'a> {
+    fn new(gzip: bool, emit: &'a mut dyn FnMut(bytes::Bytes) -> bool, keep: bool) -> Sink<'a> {
         Sink {
-            buf: Vec::with_capacity(CHUNK + CHUNK / 4),
+            // Grown as needed: most scrapes are small.
+            buf: Vec::new(),
             gzip: gzip.then(|| {
                 flate2::write::GzEncoder::new(
                     Vec::with_capacity(CHUNK),
@@ -336,7 +339,7 @@ impl<'a> Sink<'a> {
             }),
             emit,
             open: true,
-            whole: Some(Vec::new()),
+            whole: keep.then(Vec::new),
             whole_len: 0,
         }
     }
@@ -377,11 +380,23 @@ impl<'a> Sink<'a> {
     /// A kept family rendering: sent as it is (no copy) when plain and
     /// large, else copied into the buffer.
     fn shared(&mut self, rendering: &bytes::Bytes) {
-        if self.gzip.is_none() && rendering.len() >= CHUNK / 4 {
+        if rendering.len() >= CHUNK / 4 {
             if !self.buf.is_empty() {
                 self.spill(false);
             }
-            self.send(rendering.clone());
+            match &mut self.gzip {
+                None => self.send(rendering.clone()),
+                // Straight into the compressor, not through the buffer.
+                Some(gz) => {
+                    use std::io::Write;
+                    let _ = gz.write_all(rendering);
+                    if gz.get_ref().len() >= CHUNK {
+                        let chunk =
+                            std::mem::replace(gz.get_mut(), Vec::with_capacity(CHUNK + CHUNK / 4));
+                        self.send(chunk.into());
+                    }
+                }
+            }
         } else {
             self.buf.extend_from_slice(rendering);
             self.series_done();
