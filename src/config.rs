@@ -61,6 +61,14 @@ pub struct Args {
     #[arg(long, env = "PAG_MAX_MEMORY", value_parser = parse_size)]
     pub max_memory: Option<usize>,
 
+    /// Most bytes of renderings a scrape format keeps for the next scrapes
+    /// (the whole scrape while unchanged, and each family's while it is).
+    /// Past it (about 300k series at the default), scrapes render afresh
+    /// and stream as they render, keeping nothing: at a million series,
+    /// keeping renderings would cost more memory than the series.
+    #[arg(long, env = "PAG_SCRAPE_KEEP_BYTES", default_value = "32MiB", value_parser = parse_size)]
+    pub scrape_keep_bytes: usize,
+
     /// Most distinct classic histogram bucket bounds in one family; a push
     /// that would exceed it is refused whole (429).
     #[arg(long, env = "PAG_MAX_BUCKETS", default_value_t = 256)]
@@ -284,6 +292,8 @@ pub struct Config {
     pub max_series: usize,
     /// `--max-memory`, or its default.
     pub max_memory: usize,
+    /// `--scrape-keep-bytes`.
+    pub scrape_keep_bytes: usize,
     /// `--body-read-timeout`.
     pub body_read_timeout: Duration,
     /// `--idle-timeout`.
@@ -398,6 +408,7 @@ impl TryFrom<Args> for Config {
             max_body_bytes: a.max_body_bytes,
             max_series: a.max_series,
             max_memory,
+            scrape_keep_bytes: a.scrape_keep_bytes,
             body_read_timeout: a.body_read_timeout,
             idle_timeout: a.idle_timeout,
             write_timeout: a.write_timeout,

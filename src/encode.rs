@@ -138,16 +138,18 @@ impl FamilyRenderings {
 /// Bytes a scrape renders ahead of the socket at a time.
 pub const CHUNK: usize = 256 << 10;
 
-/// The most a format's kept renderings (the whole scrape, and each
-/// family's) may hold. Up to it, a scrape of an unchanged aggregate (HA
-/// Prometheus pairs, several scrapers, retries) costs a copy of an `Arc`,
-/// and a scrape after a push renders only the families it changed. Over it
-/// (about 300k series), keeping renderings would cost more memory than the
-/// series themselves: scrapes render afresh, stream as they render, and
-/// keep nothing.
-pub const KEEP_BYTES: usize = 32 << 20;
+/// About what a series takes in a plain rendering (a guess on the high
+/// side, the largest of [`render_family`]'s).
+pub const SERIES_BYTES: usize = 112;
 
-/// What is kept of past scrapes (see [`KEEP_BYTES`]). Every byte held is
+/// What is kept of past scrapes. A format's kept renderings (the whole
+/// scrape, and each family's) hold at most `--scrape-keep-bytes` (32 MiB by
+/// default). Up to it, a scrape of an unchanged aggregate (HA Prometheus
+/// pairs, several scrapers, retries) costs a copy of an `Arc`, and a scrape
+/// after a push renders only the families it changed. Over it (about 300k
+/// series), keeping renderings would cost more memory than the series
+/// themselves: scrapes render afresh, stream as they render, and keep
+/// nothing. Every byte held is
 /// charged to the byte budget (never refused: a scrape must not fail for
 /// memory).
 #[derive(Debug)]
@@ -159,6 +161,8 @@ pub struct Cache {
     /// render without it).
     families: [parking_lot::Mutex<Charged<FamilyRenderings>>; 3],
     memory: std::sync::Arc<crate::memory::Memory>,
+    /// `--scrape-keep-bytes`.
+    keep_bytes: usize,
 }
 
 /// Something with the bytes charged for it.
@@ -177,8 +181,9 @@ struct Slot {
 }
 
 impl Cache {
-    /// An empty cache charging `memory`.
-    pub fn new(memory: std::sync::Arc<crate::memory::Memory>) -> Cache {
+    /// An empty cache charging `memory`, keeping up to `keep_bytes` of
+    /// renderings per format.
+    pub fn new(memory: std::sync::Arc<crate::memory::Memory>, keep_bytes: usize) -> Cache {
         let families = [Format::Text, Format::OpenMetrics, Format::Protobuf].map(|f| {
             parking_lot::Mutex::new(Charged {
                 held: FamilyRenderings::new(f),
@@ -190,7 +195,14 @@ impl Cache {
             rendering: Default::default(),
             families,
             memory,
+            keep_bytes,
         }
+    }
+
+    /// Whether a scrape of `series` series is kept once rendered (else it
+    /// is streamed and forgotten).
+    pub fn keeps(&self, series: usize) -> bool {
+        series.saturating_mul(SERIES_BYTES) <= self.keep_bytes
     }
 
     fn slot(format: Format, gzip: bool) -> usize {
@@ -229,7 +241,7 @@ impl Cache {
     /// handing `emit` chunks of about [`CHUNK`] bytes as they are made
     /// (`emit` returns false to stop: the client went away). Takes the
     /// aggregate's view under the shard locks and renders after they are
-    /// released. Keeps what [`KEEP_BYTES`] allows. Blocking.
+    /// released. Keeps what `--scrape-keep-bytes` allows. Blocking.
     pub fn render_to(
         &self,
         aggregator: &Aggregator,
@@ -240,14 +252,18 @@ impl Cache {
         let _span = tracing::info_span!("encode", format = ?format, gzip, series = aggregator.series_count()).entered();
         let (views, generation) = aggregator.view();
         let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
-        // About what the plain rendering takes (as `render_family` guesses).
-        let estimate: usize = families.iter().map(|(_, f)| f.len() * 112).sum();
+        let estimate: usize = families.iter().map(|(_, f)| f.len() * SERIES_BYTES).sum();
         // A plain rendering that will not be kept is not gathered either (a
         // gzipped one is about a twentieth: it may well be kept).
-        let mut sink = Sink::new(gzip, emit, gzip || estimate <= KEEP_BYTES);
+        let mut sink = Sink::new(
+            gzip,
+            emit,
+            self.keep_bytes,
+            gzip || estimate <= self.keep_bytes,
+        );
         let mut kept = self.families[format as usize].try_lock();
         match &mut kept {
-            Some(kept) if estimate <= KEEP_BYTES => {
+            Some(kept) if estimate <= self.keep_bytes => {
                 kept.held.walk(&families, |r| sink.shared(r));
                 let now = kept.held.bytes();
                 self.settle(&mut kept.charged, now);
@@ -314,20 +330,26 @@ impl Out for Vec<u8> {
 /// bytes, through a gzip stream at the fastest level when asked (on 100k
 /// series, 11 MB, level 6 took ~240 ms, level 1 a fraction of that, for a
 /// scrape that travels over a LAN); what it emits is gathered for keeping
-/// while it stays within [`KEEP_BYTES`].
+/// while it stays within `--scrape-keep-bytes`.
 struct Sink<'a> {
     buf: Vec<u8>,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
     emit: &'a mut dyn FnMut(bytes::Bytes) -> bool,
     /// False once `emit` refused.
     open: bool,
-    /// Everything emitted, while within [`KEEP_BYTES`].
+    /// Everything emitted, while within `keep_bytes`.
     whole: Option<Vec<bytes::Bytes>>,
     whole_len: usize,
+    keep_bytes: usize,
 }
 
 impl<'a> Sink<'a> {
-    fn new(gzip: bool, emit: &'a mut dyn FnMut(bytes::Bytes) -> bool, keep: bool) -> Sink<'a> {
+    fn new(
+        gzip: bool,
+        emit: &'a mut dyn FnMut(bytes::Bytes) -> bool,
+        keep_bytes: usize,
+        keep: bool,
+    ) -> Sink<'a> {
         Sink {
             // Grown as needed: most scrapes are small.
             buf: Vec::new(),
@@ -340,6 +362,7 @@ impl<'a> Sink<'a> {
             emit,
             open: true,
             whole: keep.then(Vec::new),
+            keep_bytes,
             whole_len: 0,
         }
     }
@@ -368,7 +391,7 @@ impl<'a> Sink<'a> {
             return;
         }
         self.whole_len += chunk.len();
-        if self.whole_len > KEEP_BYTES {
+        if self.whole_len > self.keep_bytes {
             self.whole = None;
         }
         if let Some(whole) = &mut self.whole {
@@ -404,7 +427,7 @@ impl<'a> Sink<'a> {
     }
 
     /// Sends what is left; returns every chunk sent when they were within
-    /// [`KEEP_BYTES`] and all went out.
+    /// `--scrape-keep-bytes` and all went out.
     fn finish(mut self) -> Option<Vec<bytes::Bytes>> {
         if let Some(gz) = self.gzip.take() {
             use std::io::Write;
@@ -579,7 +602,7 @@ mod tests {
             memory: memory.clone(),
             ..Default::default()
         });
-        let cache = Cache::new(memory.clone());
+        let cache = Cache::new(memory.clone(), 32 << 20);
         push(&agg, "a_total 1\nb_total 1\n");
         let stored = memory.used();
         let body = cache.render(&agg, Format::OpenMetrics, false);

@@ -69,6 +69,7 @@ impl Gateway {
             clock: config.clock.clone(),
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
+        let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);
         Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -76,7 +77,7 @@ impl Gateway {
                 telemetry,
                 started: Instant::now(),
                 saved: std::sync::atomic::AtomicU64::new(0),
-                scrape_cache: encode::Cache::new(memory),
+                scrape_cache,
             }),
         }
     }

@@ -280,19 +280,32 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
 
 /// `GET /metrics`: the aggregate, in the format `Accept` asks for, gzipped
 /// when `Accept-Encoding` allows: the kept rendering when unchanged; else,
-/// for a small aggregate, rendered here whole (sent with its length), and
-/// for a large one rendered on a blocking thread and streamed as it
-/// renders, so no scrape holds a whole large rendering.
+/// up to what is kept (`--scrape-keep-bytes`), rendered whole (on a blocking
+/// thread past 10k series) and sent with its length; past it rendered on a
+/// blocking thread and streamed as it renders, so no scrape holds a whole
+/// large rendering.
 async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let started = Instant::now();
     let format = encode::Format::negotiate(header_str(&headers, header::ACCEPT));
     let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
     let cache = gw.scrape_cache();
     let kept = cache.kept(gw.aggregator(), format, gzip);
+    let series = gw.aggregator().series_count();
     let (body, len) = match kept {
         Some(r) => whole(r),
-        None if gw.aggregator().series_count() <= BLOCKING_SCRAPE => {
-            whole(cache.render(gw.aggregator(), format, gzip))
+        None if series <= BLOCKING_SCRAPE => whole(cache.render(gw.aggregator(), format, gzip)),
+        // Kept once rendered: rendered whole (on a blocking thread), sent
+        // with its length.
+        None if cache.keeps(series) => {
+            let gw2 = gw.clone();
+            match run_sized(true, move || {
+                Ok(gw2.scrape_cache().render(gw2.aggregator(), format, gzip))
+            })
+            .await
+            {
+                Ok(r) => whole(r),
+                Err(r) => return r.into_response(),
+            }
         }
         None => (streamed(gw.clone(), format, gzip, started), None),
     };
