@@ -149,9 +149,8 @@ pub const SERIES_BYTES: usize = 112;
 /// after a push renders only the families it changed. Over it (about 300k
 /// series), keeping renderings would cost more memory than the series
 /// themselves: scrapes render afresh, stream as they render, and keep
-/// nothing. Every byte held is
-/// charged to the byte budget (never refused: a scrape must not fail for
-/// memory).
+/// nothing. Every byte held is charged to the byte budget (never refused:
+/// a scrape must not fail for memory).
 #[derive(Debug)]
 pub struct Cache {
     slots: parking_lot::Mutex<[Option<Slot>; 6]>,

@@ -293,17 +293,16 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let series = gw.aggregator().series_count();
     let (body, len) = match kept {
         Some(r) => whole(r),
-        None if series <= BLOCKING_SCRAPE => whole(cache.render(gw.aggregator(), format, gzip)),
-        // Kept once rendered: rendered whole (on a blocking thread), sent
-        // with its length.
-        None if cache.keeps(series) => {
+        // Small, or kept once rendered: rendered whole, sent with its length.
+        None if series <= BLOCKING_SCRAPE || cache.keeps(series) => {
             let gw2 = gw.clone();
-            match run_sized(true, move || {
+            let rendered = run_sized(series > BLOCKING_SCRAPE, move || {
                 Ok(gw2.scrape_cache().render(gw2.aggregator(), format, gzip))
-            })
-            .await
-            {
+            });
+            match rendered.await {
                 Ok(r) => whole(r),
+                // Never an empty 200: Prometheus would read it as every
+                // series gone.
                 Err(r) => return r.into_response(),
             }
         }
