@@ -138,6 +138,9 @@ impl FamilyRenderings {
 /// Bytes a scrape renders ahead of the socket at a time.
 pub const CHUNK: usize = 256 << 10;
 
+/// Scrapes rendered and streamed at once; more wait their turn.
+pub const STREAMS: usize = 8;
+
 /// About what a series takes in a plain rendering (a guess on the high
 /// side, the largest of [`render_family`]'s).
 pub const SERIES_BYTES: usize = 112;
@@ -162,6 +165,8 @@ pub struct Cache {
     memory: std::sync::Arc<crate::memory::Memory>,
     /// `--scrape-keep-bytes`.
     keep_bytes: usize,
+    /// Scrapes streaming at once (see [`Cache::stream_permit`]).
+    streams: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Something with the bytes charged for it.
@@ -195,7 +200,17 @@ impl Cache {
             families,
             memory,
             keep_bytes,
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(STREAMS)),
         }
+    }
+
+    /// A turn to stream a scrape: at most [`STREAMS`] render at once, so
+    /// what scrapes hold in flight (about 1 MiB each: the chunks queued
+    /// for the socket and the one being rendered) and the cores they use
+    /// stay bounded however many clients ask at once; the others wait.
+    /// (`None` only if the semaphore were closed, which it never is.)
+    pub async fn stream_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.streams.clone().acquire_owned().await.ok()
     }
 
     /// Whether a scrape of `series` series is kept once rendered (else it

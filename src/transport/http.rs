@@ -306,7 +306,7 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
                 Err(r) => return r.into_response(),
             }
         }
-        None => (streamed(gw.clone(), format, gzip, started), None),
+        None => (streamed(gw.clone(), format, gzip, started).await, None),
     };
     if len.is_some() {
         gw.telemetry().scrape(format, started.elapsed());
@@ -340,16 +340,21 @@ fn whole(rendering: encode::Rendering) -> (Body, Option<usize>) {
     (body, Some(len))
 }
 
-/// A large scrape, rendered on a blocking thread a few chunks ahead of the
+/// A large scrape, rendered on a blocking thread two chunks ahead of the
 /// socket. A client that stops reading stalls the renderer until
 /// `--write-timeout` closes the connection, which stops it. Should the
 /// renderer fail, the body ends in an error (the connection is cut), never
 /// as a shorter scrape Prometheus would take for series gone.
-fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Instant) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+async fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Instant) -> Body {
+    // Waits (within --request-timeout) while as many streams render as
+    // the cache allows: each holds a few chunks, and a render is a core's
+    // work for a while.
+    let permit = gw.scrape_cache().stream_permit().await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _in = span.enter();
+        let _permit = permit;
         let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             gw.scrape_cache()
                 .render_to(gw.aggregator(), format, gzip, &mut |chunk| {

@@ -309,6 +309,15 @@ async fn large_scrapes_stream_a_consistent_view() {
         30_000
     );
 
+    // More scrapes at once than stream at once: the others wait their
+    // turn, and every one is whole.
+    let many: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(get("text/plain", false)))
+        .collect();
+    for scrape in many {
+        assert_eq!(scrape.await.unwrap().0, text.as_bytes());
+    }
+
     // Pushes of one change to both families, while scrapes run.
     let pushes = tokio::spawn({
         let push = push.clone();
