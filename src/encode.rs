@@ -142,7 +142,7 @@ pub const CHUNK: usize = 256 << 10;
 pub const STREAMS: usize = 8;
 
 /// About what a series takes in a plain rendering (a guess on the high
-/// side, the largest of [`render_family`]'s).
+/// side, the largest of `render_family`'s).
 pub const SERIES_BYTES: usize = 112;
 
 /// What is kept of past scrapes. A format's kept renderings (the whole

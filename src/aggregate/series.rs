@@ -14,7 +14,9 @@
 //! `u32`). Scrapes read series in key order: `order` holds the positions of
 //! the series in key order; series added out of order are left after it
 //! (the tail) and merged in by the next scrape, outside the locks (see
-//! [`FamilyView::complete_order`]).
+//! [`SeriesView::complete_order`]). Positions have 22 bits for the page:
+//! room for 4 million pages, kept in proportion to the series by
+//! repacking when drops leave them less than half full.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
