@@ -269,12 +269,8 @@ impl Cache {
         let estimate: usize = families.iter().map(|(_, f)| f.len() * SERIES_BYTES).sum();
         // A plain rendering that will not be kept is not gathered either (a
         // gzipped one is about a twentieth: it may well be kept).
-        let mut sink = Sink::new(
-            gzip,
-            emit,
-            self.keep_bytes,
-            gzip || estimate <= self.keep_bytes,
-        );
+        let keep = (gzip || estimate <= self.keep_bytes).then_some(self.keep_bytes);
+        let mut sink = Sink::new(gzip, emit, keep);
         let mut kept = self.families[format as usize].try_lock();
         match &mut kept {
             Some(kept) if estimate <= self.keep_bytes => {
@@ -358,11 +354,11 @@ struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
+    /// `keep`: gather what is emitted for keeping, up to that many bytes.
     fn new(
         gzip: bool,
         emit: &'a mut dyn FnMut(bytes::Bytes) -> bool,
-        keep_bytes: usize,
-        keep: bool,
+        keep: Option<usize>,
     ) -> Sink<'a> {
         Sink {
             // Grown as needed: most scrapes are small.
@@ -375,8 +371,8 @@ impl<'a> Sink<'a> {
             }),
             emit,
             open: true,
-            whole: keep.then(Vec::new),
-            keep_bytes,
+            whole: keep.map(|_| Vec::new()),
+            keep_bytes: keep.unwrap_or(0),
             whole_len: 0,
         }
     }

@@ -107,6 +107,7 @@ impl SeriesTable {
             .copied()
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&StoredSeries> {
         self.find(key).map(|at| series_at(&self.pages, at))
     }
@@ -442,7 +443,7 @@ impl<'a> Iterator for Ordered<'a> {
             let (page, slot) = split(ahead);
             let page = &pages[page];
             let end = page.series[slot].key_end as usize;
-            std::hint::black_box(page.keys.get(end.wrapping_sub(1)));
+            std::hint::black_box(page.keys.get(end.wrapping_sub(1)).copied());
         }
         self.next += 1;
         Some((key_at(pages, at), series_at(pages, at)))

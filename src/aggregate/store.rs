@@ -83,11 +83,6 @@ impl StoredSeries {
 }
 
 impl StoredFamily {
-    /// The stored series with this key.
-    pub fn get(&self, key: &[u8]) -> Option<&StoredSeries> {
-        self.series.get(key)
-    }
-
     /// Where the series with this key is stored (valid until the family
     /// next changes).
     pub(crate) fn find(&self, key: &[u8]) -> Option<u32> {
@@ -166,8 +161,8 @@ impl FamilyView {
 impl Shard {
     /// Merges a validated family into this shard, stamping it `stamp`;
     /// `found` is where each of its series is stored (from validation,
-    /// under the same locks; none for a new series); returns the bytes the shard holds now minus before (see
-    /// [`series_bytes`]).
+    /// under the same locks; none for a new series); returns the bytes the
+    /// shard holds now minus before (see [`series_bytes`]).
     pub(crate) fn merge(
         &mut self,
         family: Family,
