@@ -10,7 +10,9 @@
 //! the locks are released.
 
 mod merge;
+mod plan;
 mod series;
+pub(crate) mod sources;
 mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -25,6 +27,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::error::Rejection;
 use crate::memory::Memory;
 use crate::model::{Kind, Push, Value, labels, names};
+use crate::rules::{Routes, RuleSet};
 pub use store::{FamilyView, StoredFamily, StoredSeries};
 
 /// How gauges pushed to the same series combine (`--gauge-mode`).
@@ -56,6 +59,9 @@ pub struct Settings {
     pub max_native_buckets: usize,
     /// What series ages (`--series-ttl`) are measured on.
     pub clock: crate::clock::Clock,
+    /// `--series-ttl`: how long a series no rule gives a `ttl` lives
+    /// without a push (`None`: for ever).
+    pub series_ttl: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -69,6 +75,7 @@ impl Default for Settings {
             max_buckets: 256,
             max_native_buckets: 160,
             clock: crate::clock::Clock::system(),
+            series_ttl: None,
         }
     }
 }
@@ -97,7 +104,7 @@ pub struct Aggregator {
     generation: AtomicU64,
     /// Stamps families as they change (see [`FamilyView::changed`]).
     stamps: AtomicU64,
-    /// The clock of `StoredSeries::touched` (`Settings::clock`).
+    /// The clock of `StoredSeries::expires` (`Settings::clock`).
     clock: crate::clock::Clock,
     /// Every name a stored family claims (see [`names::claimed`]), with the
     /// family that claims it. Taken after the shard locks, and only when a
@@ -159,7 +166,24 @@ impl Aggregator {
         push: Push,
         commit: impl FnOnce() -> Result<(), Rejection>,
     ) -> Result<Applied, Rejection> {
-        self.apply_with(push, commit, false)
+        self.apply_with(push, None, commit, false)
+    }
+
+    /// [`Aggregator::apply_if`] for a push `rules` routed (see
+    /// [`RuleSet::route`]): series a rule sent to one output series are
+    /// combined, `total` sources add their increase, and each series merges
+    /// by its rule's mode and lives for its rule's `ttl`.
+    pub fn apply_routed(
+        &self,
+        push: Push,
+        routes: &Routes,
+        rules: &RuleSet,
+        commit: impl FnOnce() -> Result<(), Rejection>,
+    ) -> Result<Applied, Rejection> {
+        if routes.is_default() {
+            return self.apply_with(push, None, commit, false);
+        }
+        self.apply_with(push, Some((routes, rules)), commit, false)
     }
 
     /// Applies a snapshot's push: as [`Aggregator::apply`], but what it
@@ -167,12 +191,13 @@ impl Aggregator {
     /// limits are not checked: limits lowered since it was written must
     /// not lose the data (`--max-series` still holds).
     pub fn restore(&self, push: Push) -> Result<Applied, Rejection> {
-        self.apply_with(push, || Ok(()), true)
+        self.apply_with(push, None, || Ok(()), true)
     }
 
     fn apply_with(
         &self,
-        push: Push,
+        mut push: Push,
+        routing: Option<(&Routes, &RuleSet)>,
         commit: impl FnOnce() -> Result<(), Rejection>,
         restoring: bool,
     ) -> Result<Applied, Rejection> {
@@ -187,6 +212,30 @@ impl Aggregator {
         let mut guards: Vec<MutexGuard<'_, store::Shard>> =
             order.iter().map(|&i| self.shards[i].lock()).collect();
         let slot = |shard: usize| order.binary_search(&shard).unwrap_or(0);
+        let now = self.now();
+
+        // Rules first: series sent to one output series combined, `total`
+        // sources turned into increases (under the locks: they read the
+        // stored sources).
+        let mut plans: Vec<plan::Plan> = Vec::with_capacity(push.families.len());
+        for (i, (family, &shard)) in push.families.iter_mut().zip(&shard_ids).enumerate() {
+            plans.push(match routing {
+                None => plan::Plan::default_modes(),
+                Some((routes, rules)) => {
+                    let cx = plan::Context {
+                        rules,
+                        gauge_mode: self.settings.gauge_mode,
+                        max_native: self.settings.max_native_buckets,
+                        now,
+                        sources: guards[slot(shard)]
+                            .sources
+                            .get(family.name.as_str())
+                            .map(|s| &**s),
+                    };
+                    plan::resolve(family, &routes.families[i], &cx)?
+                }
+            });
+        }
 
         // Validate everything before changing anything.
         let span = tracing::info_span!("validate", series = push.series_count()).entered();
@@ -197,8 +246,8 @@ impl Aggregator {
         // Per family, where each of its series is stored (none: new).
         let mut positions: Vec<Vec<Option<u32>>> = Vec::with_capacity(push.families.len());
         // Bytes the aggregate grows by at most: what `--max-memory` must have.
-        let mut need = 0usize;
-        for (family, &shard) in push.families.iter().zip(&shard_ids) {
+        let mut need: usize = plans.iter().map(|p| p.source_need).sum();
+        for ((family, &shard), plan) in push.families.iter().zip(&shard_ids).zip(&plans) {
             if !names.insert(&family.name) {
                 return Err(Rejection::invalid(format!(
                     "metric {}: family given twice in one push",
@@ -219,7 +268,6 @@ impl Aggregator {
                 new_families.push(family);
                 need += store::family_bytes(&family.name, &family.help);
             }
-            let rule = merge::Rule::of(family.kind, self.settings.gauge_mode);
             if family.kind == Kind::Histogram && !restoring {
                 self.check_bounds(family, stored)?;
             }
@@ -229,7 +277,11 @@ impl Aggregator {
             keys.reserve(family.series.len());
             // Where each series is stored, for the merge: looked up once.
             let mut found_at = Vec::with_capacity(family.series.len());
-            for s in &family.series {
+            for (i, s) in family.series.iter().enumerate() {
+                let rule = plan
+                    .modes
+                    .get(i, family.kind, self.settings.gauge_mode)
+                    .rule;
                 if !keys.insert(&s.key) {
                     return Err(Rejection::invalid(format!(
                         "metric {}: series {} given twice in one push",
@@ -241,6 +293,16 @@ impl Aggregator {
                 found_at.push(found);
                 match found.and_then(|at| stored.map(|f| f.at(at))) {
                     None => {
+                        // A NaN added to would stay NaN for good.
+                        if rule == merge::Rule::Add
+                            && matches!(s.value, Value::Scalar(v) if v.is_nan())
+                        {
+                            return Err(Rejection::invalid(format!(
+                                "metric {}: series {}: NaN cannot be added up",
+                                family.name,
+                                labels::describe(&s.key)
+                            )));
+                        }
                         new_series += 1;
                         need += store::series_bytes(s.key.len(), &s.value);
                     }
@@ -305,13 +367,37 @@ impl Aggregator {
         drop(span);
         let _span = tracing::info_span!("apply", new_series).entered();
 
-        let now = self.now();
         let stamp = self.stamp();
         let mut touched = 0;
         let mut grown: isize = 0;
-        for ((family, shard), found) in push.families.into_iter().zip(shard_ids).zip(positions) {
+        for (((family, shard), found), plan) in push
+            .families
+            .into_iter()
+            .zip(shard_ids)
+            .zip(positions)
+            .zip(plans)
+        {
             touched += family.series.len();
-            grown += guards[slot(shard)].merge(family, &found, &self.settings, now, stamp);
+            if let (Some((_, rules)), plan::Modes::Each(modes)) = (routing, &plan.modes) {
+                for m in modes {
+                    if let Some(i) = m.from {
+                        rules.rule(i).stats.series_out.inc();
+                    }
+                }
+            } else if let (Some((_, rules)), plan::Modes::All(m)) = (routing, &plan.modes)
+                && let Some(i) = m.from
+            {
+                rules
+                    .rule(i)
+                    .stats
+                    .series_out
+                    .inc_by(family.series.len() as u64);
+            }
+            let shard = &mut guards[slot(shard)];
+            if !plan.sources.is_empty() {
+                grown += shard.update_sources(&family.name, plan.sources);
+            }
+            grown += shard.merge(family, &found, &plan.modes, &self.settings, now, stamp);
         }
         // `need` was charged as a bound; settle on what really changed (a
         // native histogram lowered to fewer buckets may even shrink).
@@ -431,24 +517,23 @@ impl Aggregator {
         self.clock.elapsed().as_secs().min(u64::from(u32::MAX)) as u32
     }
 
-    /// Drops series not pushed to for `ttl`; returns how many. Takes one
-    /// shard lock at a time, so pushes to other shards go on meanwhile.
-    pub fn expire(&self, ttl: Duration) -> usize {
-        let Some(cutoff) = self
-            .now()
-            .checked_sub(ttl.as_secs().min(u64::from(u32::MAX)) as u32)
-        else {
-            return 0;
-        };
+    /// Drops series whose TTL (`--series-ttl`, or their rule's `ttl`)
+    /// has run out, and forgets `total` sources silent for their
+    /// `source_ttl`; returns how many series were dropped. Takes one shard
+    /// lock at a time, so pushes to other shards go on meanwhile.
+    pub fn expire(&self) -> usize {
+        let now = self.now();
         let dropped = self
             .shards
             .iter()
             .map(|s| {
                 let mut shard = s.lock();
+                let freed = shard.expire_sources(now);
+                self.settings.memory.release(freed);
                 shard.retain_series(
                     &self.settings.memory,
                     self.stamp(),
-                    |_, series| series.touched >= cutoff,
+                    |_, series| series.expires >= now,
                     // Shard lock, then claims: the order pushes take them in.
                     |name, kind| unclaim(&mut self.claims.lock(), name, kind),
                 )
@@ -468,7 +553,17 @@ impl Aggregator {
         let mut guards = self.lock_all();
         let dropped: usize = guards
             .iter_mut()
-            .map(|g| g.retain_series(&self.settings.memory, 0, |_, _| false, |_, _| {}))
+            .map(|g| {
+                let freed: usize = g.sources.values().map(|s| s.bytes()).sum();
+                for s in g.sources.values() {
+                    for state in s.by_id.values() {
+                        state.stats.sources.dec();
+                    }
+                }
+                g.sources.clear();
+                self.settings.memory.release(freed);
+                g.retain_series(&self.settings.memory, 0, |_, _| false, |_, _| {})
+            })
             .sum();
         self.claims.lock().clear();
         self.dropped(dropped);
@@ -505,8 +600,68 @@ impl Aggregator {
     /// sorted after, and the order handed back to the store, so the next
     /// view finds it done.
     pub(crate) fn view(&self) -> (Vec<(Arc<str>, FamilyView)>, u64) {
+        let (views, generation, _) = self.view_with(false);
+        (views, generation)
+    }
+
+    /// [`Aggregator::read_at`] for a snapshot: also every family's `total`
+    /// sources, sorted by family name, taken under the same locks, and
+    /// the time on the aggregate's clock they are at.
+    pub(crate) fn read_snapshot<R>(
+        &self,
+        f: impl FnOnce(&[(&str, &FamilyView)], &SourcesView, u32) -> R,
+    ) -> R {
+        let now = self.now();
+        let (views, _, sources) = self.view_with(true);
+        let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
+        f(&families, &sources, now)
+    }
+
+    /// Puts back one `total` source from a snapshot: its last `value` for
+    /// the `output` series of `family`, forgotten in `left` seconds,
+    /// counted in `stats`. Charged to the byte budget without refusal, as
+    /// a restored series is.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn restore_source(
+        &self,
+        family: &str,
+        output: &[u8],
+        source: &[u8],
+        value: Value,
+        created: Option<crate::model::Created>,
+        left: u32,
+        stats: Arc<crate::rules::RuleStats>,
+    ) {
+        let update = sources::SourceUpdate {
+            id: sources::source_id(output, source),
+            state: sources::SourceState {
+                value,
+                created,
+                expires: self.now().saturating_add(left),
+                stats,
+            },
+            reset: false,
+        };
+        let mut shard = self.shards[self.shard_of(family)].lock();
+        let grown = shard.update_sources(family, vec![update]);
+        if grown > 0 {
+            self.settings.memory.charge(grown as usize);
+        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn view_with(&self, with_sources: bool) -> (Vec<(Arc<str>, FamilyView)>, u64, SourcesView) {
         let guards = self.lock_all();
         let generation = self.generation();
+        let mut sources: SourcesView = if with_sources {
+            guards
+                .iter()
+                .flat_map(|g| g.sources.iter().map(|(n, s)| (n.clone(), s.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        sources.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut views: Vec<(Arc<str>, FamilyView)> = guards
             .iter()
             .flat_map(|g| g.families.iter().map(|(n, f)| (n.clone(), f.view())))
@@ -524,9 +679,13 @@ impl Aggregator {
                 stored.adopt_order(view);
             }
         }
-        (views, generation)
+        (views, generation, sources)
     }
 }
+
+/// Every family's `total` sources, by family name (sorted), as a snapshot
+/// holds them.
+pub(crate) type SourcesView = Vec<(Arc<str>, Arc<sources::Sources>)>;
 
 /// Refuses new families whose names meet a stored family's (in `claims`)
 /// or each other's.

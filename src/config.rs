@@ -161,6 +161,16 @@ pub struct Args {
     #[arg(long, env = "PAG_SERIES_TTL", value_parser = parse_duration)]
     pub series_ttl: Option<Duration>,
 
+    /// Aggregation rules (YAML): per metric, how pushes add up (sum,
+    /// total for cumulative senders, last/max/min), which labels the
+    /// output keeps, and a TTL. Re-read on SIGHUP and when it changes.
+    #[arg(long, env = "PAG_RULES")]
+    pub rules: Option<PathBuf>,
+
+    /// How often the rules file is checked for changes.
+    #[arg(long, env = "PAG_RULES_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub rules_check_interval: Duration,
+
     /// Snapshot file of the aggregate: restored at start, written every
     /// --persistence-interval and at shutdown.
     #[arg(long, env = "PAG_PERSISTENCE_FILE")]
@@ -269,6 +279,10 @@ pub struct Config {
     pub limits: crate::model::Limits,
     /// `--series-ttl`.
     pub series_ttl: Option<Duration>,
+    /// `--rules`.
+    pub rules_file: Option<PathBuf>,
+    /// `--rules-check-interval`.
+    pub rules_check_interval: Duration,
     /// `--persistence-file`.
     pub persistence_file: Option<PathBuf>,
     /// `--persistence-interval`.
@@ -388,6 +402,8 @@ impl TryFrom<Args> for Config {
                 max_buckets: a.max_buckets,
             },
             series_ttl: a.series_ttl.filter(|d| !d.is_zero()),
+            rules_file: a.rules,
+            rules_check_interval: a.rules_check_interval.max(Duration::from_millis(100)),
             persistence_file: a.persistence_file,
             persistence_interval: a.persistence_interval,
             persistence_discard_corrupt: a.persistence_discard_corrupt,

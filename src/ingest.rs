@@ -128,16 +128,20 @@ impl Gateway {
         decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
     ) -> Result<Ingested, Rejection> {
         let config = self.config();
+        let rule_set = self.rules();
         let rules = LabelRules::new(path_labels, &config.drop_labels, config.limits)
             .map_err(Rejection::Invalid)?;
         let spend = Spend::new(reservation, config.limits.max_series_per_push, input);
         let opts = Options {
             labels: &rules,
-            gauge_nan_ok: self.aggregator().settings().gauge_mode != GaugeMode::Sum,
+            // With rules a gauge may be kept last/max/min; the aggregator
+            // refuses a NaN that would be added.
+            gauge_nan_ok: self.aggregator().settings().gauge_mode != GaugeMode::Sum
+                || !rule_set.is_empty(),
             spend: Some(&spend),
         };
         let span = info_span!("decode", series = tracing::field::Empty);
-        let push = span.in_scope(|| decode(&opts))?;
+        let mut push = span.in_scope(|| decode(&opts))?;
         let series = push.series_count();
         span.record("series", series);
         if series > config.limits.max_series_per_push {
@@ -159,7 +163,13 @@ impl Gateway {
             )));
         }
         let samples = push.sample_count();
-        let applied = self.aggregator().apply_if(push, || ticket.commit())?;
+        let applied = if rule_set.is_empty() {
+            self.aggregator().apply_if(push, || ticket.commit())?
+        } else {
+            let routes = info_span!("route").in_scope(|| rule_set.route(&mut push));
+            self.aggregator()
+                .apply_routed(push, &routes, &rule_set, || ticket.commit())?
+        };
         Ok(Ingested {
             series: applied.series,
             samples,

@@ -22,6 +22,7 @@ pub(crate) mod middleware;
 pub mod model;
 pub mod persist;
 pub mod routes;
+pub mod rules;
 pub(crate) mod telemetry;
 pub mod trace;
 pub mod transport;
@@ -54,6 +55,10 @@ struct Inner {
     /// Aggregate generation of the last snapshot written.
     saved: std::sync::atomic::AtomicU64,
     scrape_cache: encode::Cache,
+    /// The rules in force (`--rules`), swapped whole on reload.
+    rules: parking_lot::RwLock<Arc<rules::RuleSet>>,
+    /// The rules file's bytes when last read, to tell a change.
+    rules_read: parking_lot::Mutex<Option<Vec<u8>>>,
 }
 
 impl Gateway {
@@ -67,6 +72,7 @@ impl Gateway {
             max_buckets: config.limits.max_buckets,
             max_native_buckets: config.limits.max_native_buckets,
             clock: config.clock.clone(),
+            series_ttl: config.series_ttl,
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
         let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);
@@ -78,7 +84,61 @@ impl Gateway {
                 started: Instant::now(),
                 saved: std::sync::atomic::AtomicU64::new(0),
                 scrape_cache,
+                rules: Default::default(),
+                rules_read: Default::default(),
             }),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<rules::RuleSet> {
+        self.inner.rules.read().clone()
+    }
+
+    /// Puts `rules` in force (tests; `--rules` files go through
+    /// [`Gateway::load_rules`]).
+    pub fn set_rules(&self, rules: rules::RuleSet) {
+        *self.inner.rules.write() = Arc::new(rules);
+    }
+
+    /// Parses rules text in the YAML of `--rules` (`file` names it in
+    /// errors), with this gateway's self-metrics.
+    pub fn parse_rules(&self, file: &str, text: &str) -> Result<rules::RuleSet, rules::LoadError> {
+        rules::parse(file, text, |name| self.telemetry().rule_stats(name)).map(rules::RuleSet::new)
+    }
+
+    /// Reads the `--rules` file and puts its rules in force, unless it is
+    /// unchanged since the last read and `force` is false. A file that
+    /// cannot be read or is invalid changes nothing; the error says why.
+    /// Returns whether new rules were put in force.
+    pub fn load_rules(&self, force: bool) -> Result<bool, rules::LoadError> {
+        let Some(path) = &self.config().rules_file else {
+            return Ok(false);
+        };
+        let shown = path.display().to_string();
+        let bytes = read_limited(path, RULES_FILE_LIMIT)
+            .map_err(|e| rules::LoadError(format!("rules file {shown}: {e}")))?;
+        let mut last = self.inner.rules_read.lock();
+        if !force && last.as_deref() == Some(&bytes[..]) {
+            return Ok(false);
+        }
+        let result = std::str::from_utf8(&bytes)
+            .map_err(|_| rules::LoadError(format!("rules file {shown}: not UTF-8 text")))
+            .and_then(|text| self.parse_rules(&shown, text));
+        // A refused file is remembered too: it is reported once, not at
+        // every check, until it changes again.
+        *last = Some(bytes);
+        match result {
+            Ok(set) => {
+                self.telemetry().rules_loaded(Ok(set.rules().len()));
+                tracing::info!(file = %shown, rules = set.rules().len(), "rules loaded");
+                self.set_rules(set);
+                Ok(true)
+            }
+            Err(e) => {
+                self.telemetry().rules_loaded(Err(()));
+                Err(e)
+            }
         }
     }
 
@@ -136,6 +196,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let gateway = Gateway::new(config);
+    // Invalid rules stop the start; later, they keep the rules in force.
+    gateway.load_rules(true).map_err(std::io::Error::other)?;
     let restored = persist::restore(&gateway).map_err(std::io::Error::other)?;
     if restored > 0 {
         tracing::info!(series = restored, "snapshot restored");
@@ -143,8 +205,9 @@ pub async fn serve(
     }
     let (stop, stopped) = tokio::sync::watch::channel(());
     let mut background = Vec::new();
-    if let Some(ttl) = gateway.config().series_ttl {
-        background.push(spawn_expiry(gateway.clone(), ttl, stopped.clone()));
+    background.push(spawn_expiry(gateway.clone(), stopped.clone()));
+    if gateway.config().rules_file.is_some() {
+        background.push(spawn_rules_reload(gateway.clone(), stopped.clone()));
     }
     if gateway.config().persistence_file.is_some() {
         background.push(persist::spawn_writer(gateway.clone(), stopped));
@@ -165,23 +228,96 @@ pub async fn serve(
     served
 }
 
-/// Drops series older than `ttl`, sweeping a few times per `ttl` (at most
-/// once a second) rather than on every scrape.
+/// Largest rules file read.
+const RULES_FILE_LIMIT: u64 = 4 << 20;
+
+/// Reads a file of at most `limit` bytes.
+fn read_limited(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            limit >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Drops series whose TTL ran out and forgets silent `total` sources,
+/// sweeping a few times per shortest TTL in force (`--series-ttl`, the
+/// rules' `ttl` and `source_ttl`), between once a second and once a
+/// minute, rather than on every scrape.
 fn spawn_expiry(
     gateway: Gateway,
-    ttl: Duration,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let clock = gateway.config().clock.clone();
-        let period = (ttl / 4).max(Duration::from_secs(1));
         loop {
+            let rules = gateway.rules();
+            let shortest = rules
+                .rules()
+                .iter()
+                .flat_map(|r| {
+                    [
+                        r.ttl,
+                        Some(r.source_ttl).filter(|_| r.mode == rules::Mode::Total),
+                    ]
+                })
+                .chain([gateway.config().series_ttl])
+                .flatten()
+                .min();
+            drop(rules);
+            let period = shortest
+                .map_or(Duration::from_secs(60), |t| t / 4)
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = clock.sleep(period) => {
-                    let dropped = gateway.aggregator().expire(ttl);
+                    let dropped = gateway.aggregator().expire();
                     gateway.telemetry().expired(dropped);
                 }
+            }
+        }
+    })
+}
+
+/// Re-reads the rules file on SIGHUP and when it changes (checked every
+/// `--rules-check-interval`); a refused file keeps the rules in force.
+fn spawn_rules_reload(
+    gateway: Gateway,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let period = gateway.config().rules_check_interval;
+        loop {
+            #[cfg(unix)]
+            let signalled = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signalled = std::future::pending::<()>();
+            let force = tokio::select! {
+                _ = stop.changed() => return,
+                _ = signalled => true,
+                _ = tokio::time::sleep(period) => false,
+            };
+            let gw = gateway.clone();
+            let loaded = tokio::task::spawn_blocking(move || gw.load_rules(force)).await;
+            if let Ok(Err(e)) = loaded {
+                tracing::error!("{e}; the rules in force are kept");
             }
         }
     })

@@ -4,10 +4,17 @@
 //!
 //! File layout, all little-endian:
 //! `b"PAGSNAP\0"` | format version `u32` | payload length `u64` | CRC-32 of
-//! the payload `u32` | payload. The payload is the aggregate as
+//! the payload `u32` | payload. In version 2 the payload is the length of
+//! the sources section `u64` | the sources section | the aggregate; in
+//! version 1 (still restored) the aggregate alone. The aggregate is
 //! length-delimited `io.prometheus.client.MetricFamily` messages, the same
 //! encoding as a protobuf scrape, so restoring is decoding a push and
-//! applying it. A file is written to `<file>.tmp`, fsynced, renamed over the
+//! applying it. The sources section holds the `total` rules' per-source
+//! state (see `aggregate/sources.rs`): length-delimited records, each a
+//! delimited `MetricFamily` (the family's name; one metric per source: the
+//! output series' labels, the source's last value and creation time) then,
+//! per metric, the source labels' key, the seconds until it is forgotten
+//! (varint) and its rule's name, each length-delimited. A file is written to `<file>.tmp`, fsynced, renamed over the
 //! old one and the folder fsynced: a crash at any moment leaves the old or
 //! the new snapshot, never a torn one.
 
@@ -23,7 +30,7 @@ use crate::encode;
 use crate::model::{LabelRules, Limits};
 
 const MAGIC: &[u8; 8] = b"PAGSNAP\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 fn header(len: u64, crc: u32) -> [u8; HEADER] {
@@ -38,9 +45,13 @@ fn header(len: u64, crc: u32) -> [u8; HEADER] {
 /// Encodes a snapshot of the gateway's aggregate into memory (tests and
 /// tools; the writer streams to the file instead).
 pub fn encode(gw: &Gateway) -> Vec<u8> {
-    let payload = gw
-        .aggregator()
-        .read(|families| encode::render_families(families, encode::Format::Protobuf));
+    let payload = gw.aggregator().read_snapshot(|families, sources, now| {
+        let section = encode_sources(sources, now);
+        let mut payload = (section.len() as u64).to_le_bytes().to_vec();
+        payload.extend_from_slice(&section);
+        payload.extend(encode::render_families(families, encode::Format::Protobuf));
+        payload
+    });
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&header(payload.len() as u64, crc32fast::hash(&payload)));
     out.extend_from_slice(&payload);
@@ -108,12 +119,15 @@ pub fn write_snapshot(gw: &Gateway, path: &Path) -> std::io::Result<u64> {
 fn write_into(gw: &Gateway, file: File) -> std::io::Result<(File, u64)> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&[0u8; HEADER])?;
-    let (len, crc) = gw.aggregator().read(|families| {
+    let (len, crc) = gw.aggregator().read_snapshot(|families, sources, now| {
         let mut sink = Crc {
             out: &mut out,
             crc: crc32fast::Hasher::new(),
         };
-        let mut len = 0u64;
+        let section = encode_sources(sources, now);
+        sink.write_all(&(section.len() as u64).to_le_bytes())?;
+        sink.write_all(&section)?;
+        let mut len = 8 + section.len() as u64;
         let mut scratch = Vec::new();
         for (name, f) in families {
             len += encode::protobuf::write_family_streaming(name, f, &mut sink, &mut scratch)?;
@@ -175,6 +189,16 @@ fn verify(file: &File, len: u64) -> std::io::Result<()> {
     let mut r = BufReader::with_capacity(1 << 20, f.take(len));
     let rules = restore_rules();
     let opts = restore_options(&rules);
+    let mut section_len = [0u8; 8];
+    r.read_exact(&mut section_len)?;
+    let mut section = Vec::new();
+    (&mut r)
+        .take(u64::from_le_bytes(section_len))
+        .read_to_end(&mut section)?;
+    if section.len() as u64 != u64::from_le_bytes(section_len) {
+        return Err(bad("truncated sources section".into()));
+    }
+    read_sources(&section, &opts, |_| {}).map_err(bad)?;
     let (mut head, mut one) = (Vec::new(), Vec::new());
     let mut scratch = decode::protobuf::Scratch::default();
     let mut n = 0;
@@ -245,16 +269,138 @@ fn restore_options(rules: &LabelRules) -> Options<'_> {
     }
 }
 
-/// Checks a snapshot file's framing and returns its payload.
-fn payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+/// What kind a source's value is written as (its family's kind is not
+/// kept with it; the value tells all the restore needs).
+fn kind_of(value: &crate::model::Value) -> crate::model::Kind {
+    use crate::model::{Kind, Value};
+    match value {
+        Value::Scalar(_) => Kind::Untyped,
+        Value::Histogram(_) | Value::Native(_) => Kind::Histogram,
+        Value::Summary { .. } => Kind::Summary,
+    }
+}
+
+/// The sources section (see the module docs).
+fn encode_sources(sources: &crate::aggregate::SourcesView, now: u32) -> Vec<u8> {
+    use crate::model::Kind;
+    let mut out = Vec::new();
+    for (family, s) in sources {
+        let rows: Vec<_> = s.rows(now).collect();
+        for kind in [Kind::Untyped, Kind::Histogram, Kind::Summary] {
+            let of_kind: Vec<_> = rows
+                .iter()
+                .filter(|r| kind_of(&r.series.value) == kind)
+                .collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let mut record = Vec::new();
+            encode::protobuf::write_series(
+                family,
+                kind,
+                of_kind.iter().map(|r| (r.output, &r.series)),
+                &mut record,
+            );
+            for r in &of_kind {
+                encode::protobuf::varint(&mut record, r.source.len() as u64);
+                record.extend_from_slice(r.source);
+                encode::protobuf::varint(&mut record, u64::from(r.left));
+                encode::protobuf::varint(&mut record, r.rule.len() as u64);
+                record.extend_from_slice(r.rule.as_bytes());
+            }
+            encode::protobuf::varint(&mut out, record.len() as u64);
+            out.extend_from_slice(&record);
+        }
+    }
+    out
+}
+
+/// One source read back from a snapshot.
+struct SourceRecord<'a> {
+    family: &'a str,
+    series: crate::model::Series,
+    source: &'a [u8],
+    left: u32,
+    rule: &'a str,
+}
+
+fn take_varint(r: &mut &[u8]) -> Result<u64, String> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&b, rest) = r.split_first().ok_or("truncated varint")?;
+        *r = rest;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err("varint too long".into())
+}
+
+fn take_bytes<'a>(r: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let len = usize::try_from(take_varint(r)?).map_err(|_| "length too large")?;
+    if len > r.len() {
+        return Err("truncated field".into());
+    }
+    let (field, rest) = r.split_at(len);
+    *r = rest;
+    Ok(field)
+}
+
+/// Decodes the sources section, calling `each` with every source.
+fn read_sources(
+    mut section: &[u8],
+    opts: &Options<'_>,
+    mut each: impl FnMut(SourceRecord<'_>),
+) -> Result<(), String> {
+    let mut scratch = decode::protobuf::Scratch::default();
+    let mut n = 0;
+    while !section.is_empty() {
+        n += 1;
+        let mut record =
+            take_bytes(&mut section).map_err(|e| format!("sources record {n}: {e}"))?;
+        let fail = |e: String| format!("sources record {n}: {e}");
+        let message = take_bytes(&mut record).map_err(fail)?;
+        let family = decode::protobuf::family(
+            message,
+            opts,
+            &mut scratch,
+            decode::protobuf::Origin::Delimited(n),
+        )
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("no sources".into()))?;
+        let name = family.name;
+        for series in family.series {
+            let source = take_bytes(&mut record).map_err(fail)?;
+            let left = take_varint(&mut record).map_err(fail)?;
+            let rule = std::str::from_utf8(take_bytes(&mut record).map_err(fail)?)
+                .map_err(|_| fail("rule name is not UTF-8".into()))?;
+            each(SourceRecord {
+                family: &name,
+                series,
+                source,
+                left: left.min(u64::from(u32::MAX)) as u32,
+                rule,
+            });
+        }
+        if !record.is_empty() {
+            return Err(fail("trailing bytes".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a snapshot file's framing and returns its format version and
+/// payload.
+fn payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), String> {
     let bad = |why: &str| format!("snapshot {} is unusable: {why}", path.display());
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return Err(bad("not a prom-aggregation-gateway snapshot (bad header)"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
+    if version != 1 && version != VERSION {
         return Err(bad(&format!(
-            "format version {version}, this build reads {VERSION}"
+            "format version {version}, this build reads 1 to {VERSION}"
         )));
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
@@ -269,7 +415,7 @@ fn payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], String> {
     if crc32fast::hash(body) != crc {
         return Err(bad("checksum mismatch (file corrupt)"));
     }
-    Ok(body)
+    Ok((version, body))
 }
 
 /// Restores the snapshot at `--persistence-file` into the (empty) aggregate.
@@ -301,10 +447,22 @@ pub fn restore(gw: &Gateway) -> Result<usize, String> {
 /// Restores a snapshot's bytes (read from `path`, named in errors) into the
 /// (empty) aggregate; returns how many series it created.
 pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, String> {
-    let body = payload(path, bytes)?;
+    let (version, mut body) = payload(path, bytes)?;
+    let unusable = |e: String| format!("snapshot {} is unusable: {e}", path.display());
     let rules = restore_rules();
-    let mut push = decode::protobuf::delimited(body, &restore_options(&rules))
-        .map_err(|e| format!("snapshot {} is unusable: {e}", path.display()))?;
+    let opts = restore_options(&rules);
+    let mut sources = &[][..];
+    if version >= 2 {
+        let len = body
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .filter(|&l| l <= (body.len() - 8) as u64)
+            .ok_or_else(|| unusable("truncated sources section".into()))?;
+        sources = &body[8..8 + len as usize];
+        body = &body[8 + len as usize..];
+    }
+    let mut push = decode::protobuf::delimited(body, &opts).map_err(|e| unusable(e.to_string()))?;
     // Snapshots of earlier versions kept text clients' `<name>_created`
     // gauges as families of their own.
     let folded = crate::model::fold_created_families(&mut push);
@@ -315,6 +473,23 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
         );
     }
     let restored = gw.aggregator().restore(push);
+    let mut tracked = 0usize;
+    read_sources(sources, &opts, |r| {
+        tracked += 1;
+        gw.aggregator().restore_source(
+            r.family,
+            &r.series.key,
+            r.source,
+            r.series.value,
+            r.series.created,
+            r.left,
+            gw.telemetry().rule_stats(r.rule),
+        );
+    })
+    .map_err(unusable)?;
+    if tracked > 0 {
+        tracing::info!(sources = tracked, "total rules' sources restored");
+    }
     let memory = gw.memory();
     if memory.used() > memory.limit() {
         tracing::warn!(
@@ -394,7 +569,7 @@ mod tests {
         good.extend_from_slice(&3u64.to_le_bytes());
         good.extend_from_slice(&crc32fast::hash(b"abc").to_le_bytes());
         good.extend_from_slice(b"abc");
-        assert_eq!(payload(path, &good).unwrap(), b"abc");
+        assert_eq!(payload(path, &good).unwrap(), (VERSION, &b"abc"[..]));
         let mut flipped = good.clone();
         flipped[HEADER] ^= 1;
         assert!(payload(path, &flipped).unwrap_err().contains("checksum"));
@@ -408,9 +583,12 @@ mod tests {
                 .unwrap_err()
                 .contains("bad header")
         );
-        let mut v2 = good.clone();
-        v2[8] = 2;
-        assert!(payload(path, &v2).unwrap_err().contains("version 2"));
+        let mut v1 = good.clone();
+        v1[8] = 1;
+        assert_eq!(payload(path, &v1).unwrap().0, 1);
+        let mut v3 = good.clone();
+        v3[8] = 3;
+        assert!(payload(path, &v3).unwrap_err().contains("version 3"));
         assert!(payload(path, &good).is_ok());
         assert!(payload(path, b"").unwrap_err().contains("snap.bin"));
     }

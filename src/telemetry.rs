@@ -70,6 +70,11 @@ struct FormatLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
     protocol: Protocol,
     reason: &'static str,
@@ -101,6 +106,14 @@ pub struct Telemetry {
     max_series: Gauge,
     memory: Gauge,
     memory_limit: Gauge,
+    rule_series_in: Family<RuleLabels, Counter>,
+    rule_series_out: Family<RuleLabels, Counter>,
+    rule_sources: Family<RuleLabels, Gauge>,
+    rule_resets: Family<RuleLabels, Counter>,
+    rule_sources_expired: Family<RuleLabels, Counter>,
+    rules_loaded: Gauge,
+    rules_reloads: Family<ResultLabels, Counter>,
+    rules_last_reload_ok: Gauge,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -133,6 +146,14 @@ impl Telemetry {
             max_series: Gauge::default(),
             memory: Gauge::default(),
             memory_limit: Gauge::default(),
+            rule_series_in: Family::default(),
+            rule_series_out: Family::default(),
+            rule_sources: Family::default(),
+            rule_resets: Family::default(),
+            rule_sources_expired: Family::default(),
+            rules_loaded: Gauge::default(),
+            rules_reloads: Family::default(),
+            rules_last_reload_ok: Gauge::default(),
         };
         // name => help, metric (each registered as a clone: one handle
         // here, one in the registry).
@@ -160,6 +181,14 @@ impl Telemetry {
             "snapshot_writes" => "Snapshot writes by result", t.snapshots;
             "snapshot_size_bytes" => "Size of the last snapshot written", t.snapshot_bytes;
             "snapshot_duration_seconds" => "Time to copy, encode and write a snapshot", t.snapshot_duration;
+            "rule_series_matched" => "Pushed series each rule took", t.rule_series_in;
+            "rule_series_written" => "Series each rule wrote into the aggregate, after combining", t.rule_series_out;
+            "rule_sources" => "Sources a total rule tracks now", t.rule_sources;
+            "rule_source_resets" => "Restarts of sources a total rule detected", t.rule_resets;
+            "rule_sources_expired" => "Sources a total rule forgot after its source_ttl", t.rule_sources_expired;
+            "rules" => "Rules in force", t.rules_loaded;
+            "rules_reloads" => "Loads of the rules file, by result", t.rules_reloads;
+            "rules_last_reload_successful" => "Whether the last load of the rules file was taken (1) or refused, keeping the rules before it (0)", t.rules_last_reload_ok;
         }
         registry.register(
             "build",
@@ -211,6 +240,33 @@ impl Telemetry {
         self.request_duration
             .get_or_create(&HandlerLabels { protocol, handler })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The self-metrics of the rule named `rule`: the same handles for the
+    /// same name, so counts go on across reloads.
+    pub fn rule_stats(&self, rule: &str) -> std::sync::Arc<crate::rules::RuleStats> {
+        let labels = RuleLabels { rule: rule.into() };
+        std::sync::Arc::new(crate::rules::RuleStats {
+            name: rule.into(),
+            series_in: self.rule_series_in.get_or_create(&labels).clone(),
+            series_out: self.rule_series_out.get_or_create(&labels).clone(),
+            sources: self.rule_sources.get_or_create(&labels).clone(),
+            resets: self.rule_resets.get_or_create(&labels).clone(),
+            sources_expired: self.rule_sources_expired.get_or_create(&labels).clone(),
+        })
+    }
+
+    /// Records a load of the rules file: how many rules it holds, or a
+    /// refusal.
+    pub fn rules_loaded(&self, result: Result<usize, ()>) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.rules_reloads
+            .get_or_create(&ResultLabels { result: outcome })
+            .inc();
+        self.rules_last_reload_ok.set(i64::from(result.is_ok()));
+        if let Ok(n) = result {
+            self.rules_loaded.set(n as i64);
+        }
     }
 
     /// Records series dropped by expiry.

@@ -37,7 +37,14 @@ pub(crate) fn merge(
     settings: &super::Settings,
 ) {
     stored.merge_created(created);
-    match (&mut stored.value, pushed) {
+    merge_value(rule, &mut stored.value, pushed, settings.max_native_buckets);
+}
+
+/// Combines `pushed` into `into` by `rule` (values of one kind; a
+/// mismatch, which validation refuses, changes nothing). A native sum is
+/// lowered to `max_native` buckets where it can be.
+pub(crate) fn merge_value(rule: Rule, into: &mut Value, pushed: Value, max_native: usize) {
+    match (into, pushed) {
         (Value::Scalar(a), Value::Scalar(b)) => {
             *a = match rule {
                 Rule::Add => *a + b,
@@ -50,7 +57,7 @@ pub(crate) fn merge(
         (Value::Native(a), Value::Native(b)) => {
             a.add(&b);
             // Validation made sure this fits (see `native_refusal`).
-            let _ = a.limit_buckets(settings.max_native_buckets);
+            let _ = a.limit_buckets(max_native);
         }
         (Value::Summary { count, sum }, Value::Summary { count: c, sum: s }) => {
             *count += c;
@@ -59,6 +66,136 @@ pub(crate) fn merge(
         // Validation keeps kinds apart; a mismatch cannot reach here.
         _ => {}
     }
+}
+
+/// What a cumulative sender's new value `now` adds since its last value
+/// `last` (`total` mode), and whether the source restarted: a value below
+/// the last one (any bucket, the count), a creation time later than the
+/// last one's, or a different bucket layout all mean a restart, and the
+/// new value is then counted in full.
+pub(crate) fn increase(
+    last: &Value,
+    last_created: Option<crate::model::Created>,
+    now: &Value,
+    now_created: Option<crate::model::Created>,
+) -> (Value, bool) {
+    let restarted_later = matches!((last_created, now_created), (Some(a), Some(b)) if b > a);
+    let delta = if restarted_later {
+        None
+    } else {
+        difference(last, now)
+    };
+    match delta {
+        Some(d) => (d, false),
+        None => (now.clone(), true),
+    }
+}
+
+/// `now - last` when no part of it decreased; `None` otherwise.
+fn difference(last: &Value, now: &Value) -> Option<Value> {
+    // Equal values (infinities included) add nothing; a lower one is a
+    // restart.
+    let step = |a: f64, b: f64| -> Option<f64> {
+        if a == b {
+            Some(0.0)
+        } else if b > a {
+            Some(b - a)
+        } else {
+            None
+        }
+    };
+    Some(match (last, now) {
+        (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(step(*a, *b)?),
+        (Value::Summary { count: c0, sum: s0 }, Value::Summary { count: c1, sum: s1 }) => {
+            Value::Summary {
+                count: step(*c0, *c1)?,
+                // A sum may go down (negative observations): only the
+                // count tells a restart.
+                sum: if s0 == s1 { 0.0 } else { s1 - s0 },
+            }
+        }
+        (Value::Histogram(a), Value::Histogram(b)) => {
+            if a.buckets.len() != b.buckets.len()
+                || a.buckets.iter().zip(&b.buckets).any(|(x, y)| x.le != y.le)
+            {
+                return None;
+            }
+            let mut buckets = Vec::with_capacity(b.buckets.len());
+            for (x, y) in a.buckets.iter().zip(&b.buckets) {
+                buckets.push(Bucket {
+                    le: y.le,
+                    count: step(x.count, y.count)?,
+                });
+            }
+            // Differences of cumulative counts that all grew may still
+            // shrink with `le` (a bucket re-read between two pushes);
+            // refuse to make a histogram that is not cumulative.
+            if buckets.windows(2).any(|w| w[1].count < w[0].count) {
+                return None;
+            }
+            Value::Histogram(Box::new(Histogram {
+                count: step(a.count, b.count)?,
+                sum: if a.sum == b.sum { 0.0 } else { b.sum - a.sum },
+                buckets,
+            }))
+        }
+        (Value::Native(a), Value::Native(b)) => Value::Native(Box::new(native_difference(a, b)?)),
+        _ => return None,
+    })
+}
+
+fn native_difference(
+    a: &crate::model::NativeHistogram,
+    b: &crate::model::NativeHistogram,
+) -> Option<crate::model::NativeHistogram> {
+    if a.schema != b.schema || a.zero_threshold != b.zero_threshold {
+        return None;
+    }
+    let side = |x: &[(i32, f64)], y: &[(i32, f64)]| -> Option<Vec<(i32, f64)>> {
+        let mut out = Vec::with_capacity(y.len());
+        let (mut i, mut j) = (0, 0);
+        while i < x.len() || j < y.len() {
+            let (index, was, is) = match (x.get(i), y.get(j)) {
+                (Some(&(ix, cx)), Some(&(iy, cy))) if ix == iy => {
+                    i += 1;
+                    j += 1;
+                    (ix, cx, cy)
+                }
+                (Some(&(ix, cx)), Some(&(iy, _))) if ix < iy => {
+                    i += 1;
+                    (ix, cx, 0.0)
+                }
+                (Some(&(ix, cx)), None) => {
+                    i += 1;
+                    (ix, cx, 0.0)
+                }
+                (_, Some(&(iy, cy))) => {
+                    j += 1;
+                    (iy, 0.0, cy)
+                }
+                (None, None) => break,
+            };
+            if is < was {
+                return None;
+            }
+            if is > was {
+                out.push((index, is - was));
+            }
+        }
+        Some(out)
+    };
+    if b.count < a.count || b.zero_count < a.zero_count {
+        return None;
+    }
+    Some(crate::model::NativeHistogram {
+        schema: b.schema,
+        zero_threshold: b.zero_threshold,
+        zero_count: b.zero_count - a.zero_count,
+        count: b.count - a.count,
+        sum: if a.sum == b.sum { 0.0 } else { b.sum - a.sum },
+        positive: side(&a.positive, &b.positive)?,
+        negative: side(&a.negative, &b.negative)?,
+    })
 }
 
 /// 2^64: a summary `_count` a protobuf scrape (and so a snapshot) can hold

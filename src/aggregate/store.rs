@@ -9,13 +9,18 @@ use foldhash::fast::RandomState;
 
 use super::Settings;
 use super::merge;
+use super::plan::Modes;
 use super::series::{SeriesTable, SeriesView};
+use super::sources::{SourceUpdate, Sources};
 use crate::model::{Created, Family, Kind, Value};
 
 /// One shard of the aggregate.
 #[derive(Default)]
 pub(crate) struct Shard {
     pub(crate) families: HashMap<Arc<str>, StoredFamily, RandomState>,
+    /// The `total` sources of families of this shard, by family name (see
+    /// `sources.rs`: they outlive the family's series).
+    pub(crate) sources: HashMap<Arc<str>, Arc<Sources>, RandomState>,
 }
 
 pub(crate) use crate::model::cost::{family_bytes, series_bytes};
@@ -46,9 +51,10 @@ pub struct StoredSeries {
     pub value: Value,
     /// The earliest creation timestamp pushed, or [`NO_CREATED`].
     created: Created,
-    /// When it was last pushed to, in seconds of the aggregate's clock
-    /// (for `--series-ttl`).
-    pub touched: u32,
+    /// When it expires without another push, in seconds of the
+    /// aggregate's clock (`--series-ttl` or its rule's `ttl` after its last
+    /// push; [`NEVER`] without either).
+    pub expires: u32,
     /// Where the series' key ends in its page's key buffer.
     pub(super) key_end: u32,
 }
@@ -57,12 +63,20 @@ pub struct StoredSeries {
 /// the years 1678..2262 in nanoseconds, well inside `i64`).
 const NO_CREATED: Created = Created::MIN;
 
+/// The expiry of a series no TTL applies to.
+pub const NEVER: u32 = u32::MAX;
+
+/// When a series pushed at `now` expires with a TTL of `ttl` seconds.
+pub(crate) fn expiry(now: u32, ttl: Option<u32>) -> u32 {
+    ttl.map_or(NEVER, |t| now.saturating_add(t).min(NEVER - 1))
+}
+
 impl StoredSeries {
-    pub(super) fn new(value: Value, created: Option<Created>, touched: u32) -> StoredSeries {
+    pub(super) fn new(value: Value, created: Option<Created>, expires: u32) -> StoredSeries {
         StoredSeries {
             value,
             created: created.unwrap_or(NO_CREATED),
-            touched,
+            expires,
             key_end: 0,
         }
     }
@@ -167,6 +181,7 @@ impl Shard {
         &mut self,
         family: Family,
         found: &[Option<u32>],
+        modes: &Modes,
         settings: &Settings,
         now: u32,
         stamp: u64,
@@ -195,12 +210,16 @@ impl Shard {
             }
             stored.help = family.help.into();
         }
-        let rule = merge::Rule::of(stored.kind, settings.gauge_mode);
+        let default_ttl = settings
+            .series_ttl
+            .map(|t| t.as_secs().min(u64::from(u32::MAX)) as u32);
         let mut added = Vec::new();
         // Each page written to is made writable once (copied if a scrape
         // holds it), not once per series.
         let mut writable = stored.series.writable(found.iter().flatten().copied());
-        for (s, &at) in family.series.into_iter().zip(found) {
+        for (i, (s, &at)) in family.series.into_iter().zip(found).enumerate() {
+            let mode = modes.get(i, stored.kind, settings.gauge_mode);
+            let expires = expiry(now, mode.ttl.or(default_ttl));
             if let Value::Histogram(h) = &s.value {
                 // Validation kept the bounds within --max-buckets.
                 add_bounds(&mut stored.bounds, h, usize::MAX);
@@ -208,13 +227,13 @@ impl Shard {
             match at.and_then(|at| writable.get(at)) {
                 Some(existing) => {
                     let before = existing.value.heap_bytes() as isize;
-                    merge::merge(rule, existing, s.value, s.created, settings);
-                    existing.touched = now;
+                    merge::merge(mode.rule, existing, s.value, s.created, settings);
+                    existing.expires = expires;
                     grown += existing.value.heap_bytes() as isize - before;
                 }
                 None => {
                     grown += series_bytes(s.key.len(), &s.value) as isize;
-                    added.push(s);
+                    added.push((s, expires));
                 }
             }
         }
@@ -223,13 +242,41 @@ impl Shard {
         // New series go into the pages in key order: scrapes read in key
         // order, and reading a page's series one after another is several
         // times faster than jumping between pages at every series.
-        added.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        for s in added {
-            stored
-                .series
-                .insert(&s.key, StoredSeries::new(s.value, s.created, now), stamp);
+        added.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
+        for (s, expires) in added {
+            stored.series.insert(
+                &s.key,
+                StoredSeries::new(s.value, s.created, expires),
+                stamp,
+            );
         }
         grown
+    }
+
+    /// Writes a family's `total` sources; returns the bytes held now
+    /// minus before.
+    pub(crate) fn update_sources(&mut self, family: &str, updates: Vec<SourceUpdate>) -> isize {
+        if updates.is_empty() {
+            return 0;
+        }
+        let sources = match self.sources.get_mut(family) {
+            Some(s) => s,
+            None => self.sources.entry(family.into()).or_default(),
+        };
+        // Copied once if a snapshot holds it.
+        Arc::make_mut(sources).apply(updates)
+    }
+
+    /// Forgets sources whose expiry is before `now`; returns the bytes freed.
+    pub(crate) fn expire_sources(&mut self, now: u32) -> usize {
+        let mut freed = 0;
+        self.sources.retain(|_, s| {
+            if s.by_id.values().any(|v| v.expires < now) {
+                freed += Arc::make_mut(s).expire(now);
+            }
+            !s.by_id.is_empty()
+        });
+        freed
     }
 
     /// Keeps the series `keep` says yes to, dropping emptied families and

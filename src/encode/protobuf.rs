@@ -105,6 +105,26 @@ pub(super) fn write_family(name: &str, f: &FamilyView, out: &mut Vec<u8>) {
     out.extend_from_slice(&body);
 }
 
+/// Appends, as one delimited `MetricFamily` of `kind` without help, these
+/// series (snapshots of `total` sources, which are not a stored family).
+pub(crate) fn write_series<'a>(
+    name: &str,
+    kind: Kind,
+    series: impl Iterator<Item = (&'a [u8], &'a crate::aggregate::StoredSeries)>,
+    out: &mut Vec<u8>,
+) {
+    let mut body = Vec::with_capacity(256);
+    bytes(&mut body, 1, name.as_bytes());
+    uint(&mut body, 3, metric_type(kind) as u64);
+    let (mut metric, mut inner) = (Vec::with_capacity(256), Vec::with_capacity(256));
+    for (labels_key, s) in series {
+        write_metric(kind, labels_key, s, &mut metric, &mut inner);
+        bytes(&mut body, 4, &metric);
+    }
+    varint(out, body.len() as u64);
+    out.extend_from_slice(&body);
+}
+
 /// A `MetricFamily`'s name, help and type fields.
 fn write_family_head(name: &str, f: &FamilyView, out: &mut Vec<u8>) {
     bytes(out, 1, name.as_bytes());

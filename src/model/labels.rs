@@ -326,6 +326,20 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
+/// The label pairs of a key, in order, as `(name, the pair's bytes in
+/// the key)`: copying the bytes of some pairs, in order, makes the key of
+/// those labels.
+pub fn raw_pairs(key: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = key;
+    std::iter::from_fn(move || {
+        let before = rest;
+        let mut it = pairs(rest);
+        let (name, _) = it.next()?;
+        rest = it.rest;
+        Some((name, &before[..before.len() - rest.len()]))
+    })
+}
+
 /// A key as `{a="1",b="2"}` (`{}` when empty), for error messages.
 pub fn describe(key: &[u8]) -> String {
     let pairs: Vec<String> = pairs(key)

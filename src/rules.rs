@@ -1,0 +1,375 @@
+//! Aggregation rules (`--rules FILE`): per metric, how pushes add up.
+//!
+//! A rule takes the series its PromQL selector matches (the first rule that
+//! matches a pushed series wins; series no rule matches keep the defaults:
+//! sums, and `--gauge-mode` for gauges). It says how pushes combine
+//! ([`Mode`]), which labels the output keeps (`by` / `without`), and how
+//! long its series live (`ttl`). In `total` mode pushes are cumulative per
+//! source: the aggregator keeps each source's last value and adds only the
+//! increase (see `aggregate/sources.rs`).
+//!
+//! This stage runs before the aggregator and outside its locks:
+//! [`RuleSet::route`] picks each series' rule, rewrites its key to the
+//! output key and names its source. The aggregator then combines series
+//! that now share a key and applies the per-source step under its locks.
+
+mod file;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use parking_lot::RwLock;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use promql_parser::label::Matcher;
+
+pub use file::{LoadError, parse};
+
+use crate::model::{Kind, Push, SeriesKey, labels};
+
+/// How the pushes a rule takes combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Each push is added (delta semantics): every type.
+    Sum,
+    /// Pushes are cumulative per source: the increase since the source's
+    /// last push is added; a decrease is a restart. Counters, untyped,
+    /// histograms and summaries.
+    Total,
+    /// The last pushed value: gauges and untyped.
+    Last,
+    /// The largest pushed value: gauges and untyped.
+    Max,
+    /// The smallest pushed value: gauges and untyped.
+    Min,
+}
+
+impl Mode {
+    /// The mode's name in the rules file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sum => "sum",
+            Mode::Total => "total",
+            Mode::Last => "last",
+            Mode::Max => "max",
+            Mode::Min => "min",
+        }
+    }
+
+    /// Whether the mode applies to series of `kind`. A rule whose mode does
+    /// not fit a series' type is passed over for it, as if it did not match.
+    pub fn fits(self, kind: Kind) -> bool {
+        match self {
+            Mode::Sum => true,
+            Mode::Total => kind != Kind::Gauge,
+            Mode::Last | Mode::Max | Mode::Min => matches!(kind, Kind::Gauge | Kind::Untyped),
+        }
+    }
+}
+
+/// The labels a rule's output keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keep {
+    /// All of them.
+    All,
+    /// Only these (sorted).
+    By(Vec<String>),
+    /// All but these (sorted).
+    Without(Vec<String>),
+}
+
+impl Keep {
+    fn keeps(&self, name: &[u8]) -> bool {
+        let listed = |names: &[String]| names.binary_search_by(|n| n.as_bytes().cmp(name)).is_ok();
+        match self {
+            Keep::All => true,
+            Keep::By(names) => listed(names),
+            Keep::Without(names) => !listed(names),
+        }
+    }
+}
+
+/// A rule's self-metrics: handles on the telemetry's families, labelled
+/// with the rule's name, kept across reloads by name.
+#[derive(Debug, Clone, Default)]
+pub struct RuleStats {
+    /// The rule's name.
+    pub name: String,
+    /// Pushed series the rule took.
+    pub series_in: Counter,
+    /// Series the rule wrote into the aggregate (after combining).
+    pub series_out: Counter,
+    /// Sources tracked now (`total` mode).
+    pub sources: Gauge,
+    /// Restarts of sources detected (`total` mode).
+    pub resets: Counter,
+    /// Sources forgotten after `source_ttl` (`total` mode).
+    pub sources_expired: Counter,
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its name (`name:`, or the selector as written): the `rule` label of
+    /// its self-metrics.
+    pub name: String,
+    /// How pushes combine.
+    pub mode: Mode,
+    /// Matchers on `__name__` (the family name).
+    name_matchers: Vec<Matcher>,
+    /// Matchers on other labels.
+    label_matchers: Vec<Matcher>,
+    /// The labels the output keeps.
+    pub keep: Keep,
+    /// `total` mode: the labels naming a source (`source_labels`, as
+    /// `Keep::By`); `Keep::All`: every label of the pushed series.
+    pub source: Keep,
+    /// How long the rule's series live without a push (`None`:
+    /// `--series-ttl`).
+    pub ttl: Option<Duration>,
+    /// `total` mode: how long a silent source's last value is kept.
+    pub source_ttl: Duration,
+    /// Its self-metrics.
+    pub stats: Arc<RuleStats>,
+}
+
+/// Default `source_ttl`: long enough for services pushing every few
+/// minutes through a long outage; a source silent longer is counted anew
+/// when it comes back (README, "Which mode for which sender").
+pub const DEFAULT_SOURCE_TTL: Duration = Duration::from_secs(3600);
+
+impl Rule {
+    /// Whether the rule's label matchers accept these series labels (a
+    /// missing label matches as the empty value, as in PromQL).
+    fn matches_labels(&self, key: &[u8]) -> bool {
+        self.label_matchers.iter().all(|m| {
+            let value = labels::pairs(key)
+                .find(|(n, _)| *n == m.name.as_bytes())
+                .map(|(_, v)| v);
+            let value = value.as_deref().map(std::str::from_utf8);
+            m.is_match(value.unwrap_or(Ok("")).unwrap_or(""))
+        })
+    }
+
+    fn matches_name(&self, name: &str) -> bool {
+        self.name_matchers.iter().all(|m| m.is_match(name))
+    }
+}
+
+/// The rules that may apply to one family name and type, in order; when
+/// the first has no label matchers it takes every series.
+#[derive(Debug, Default)]
+struct Candidates {
+    rules: Vec<u16>,
+}
+
+/// Family names remembered with their candidate rules; past this many the
+/// memo is emptied (names come from senders).
+const MEMO_LIMIT: usize = 1 << 16;
+
+/// The rules in force: an ordered list, with a memo of which rules can
+/// match each family name, so a push evaluates the name matchers (regexes)
+/// once per family name, not per series.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    memo: RwLock<HashMap<Box<str>, Arc<[Candidates; KINDS]>, RandomState>>,
+}
+
+const KINDS: usize = 5;
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Counter => 0,
+        Kind::Gauge => 1,
+        Kind::Histogram => 2,
+        Kind::Summary => 3,
+        Kind::Untyped => 4,
+    }
+}
+
+/// How one family of a push is routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FamilyRoute {
+    /// No rule takes any of its series: the defaults.
+    Default,
+    /// One rule takes every series, keeps every label and is not `total`:
+    /// keys are unchanged.
+    Whole(u16),
+    /// Per series, in the family's order.
+    Each(Vec<Route>),
+}
+
+/// How one pushed series is routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The rule that takes it (index in the set), if any.
+    pub rule: Option<u16>,
+    /// `total` mode: the series' source, as a key of the source labels.
+    pub source: Option<SeriesKey>,
+}
+
+/// The routes of a push's families, in its order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// One per family of the push.
+    pub families: Vec<FamilyRoute>,
+}
+
+impl Routes {
+    /// Whether every family takes the defaults.
+    pub fn is_default(&self) -> bool {
+        self.families.iter().all(|f| *f == FamilyRoute::Default)
+    }
+}
+
+impl RuleSet {
+    /// A set of these rules (at most 65535).
+    pub fn new(rules: Vec<Rule>) -> RuleSet {
+        RuleSet {
+            rules,
+            memo: RwLock::default(),
+        }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rule at `index` (from a [`Route`]).
+    pub fn rule(&self, index: u16) -> &Rule {
+        &self.rules[usize::from(index)]
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    fn candidates(&self, name: &str) -> Arc<[Candidates; KINDS]> {
+        if let Some(c) = self.memo.read().get(name) {
+            return c.clone();
+        }
+        let by_kind = [
+            Kind::Counter,
+            Kind::Gauge,
+            Kind::Histogram,
+            Kind::Summary,
+            Kind::Untyped,
+        ]
+        .map(|kind| Candidates {
+            rules: self
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.mode.fits(kind) && r.matches_name(name))
+                .map(|(i, _)| i as u16)
+                // Rules after one that takes every series never apply.
+                .scan(false, |done, i| {
+                    if *done {
+                        return None;
+                    }
+                    *done = self.rules[usize::from(i)].label_matchers.is_empty();
+                    Some(i)
+                })
+                .collect(),
+        });
+        let by_kind = Arc::new(by_kind);
+        let mut memo = self.memo.write();
+        if memo.len() >= MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(name.into(), by_kind.clone());
+        by_kind
+    }
+
+    /// Picks each series' rule, rewrites the keys of series a rule
+    /// projects (`by` / `without`) to their output keys, and names the
+    /// source of each `total` series. Several series may then share a key:
+    /// the aggregator combines them.
+    pub fn route(&self, push: &mut Push) -> Routes {
+        if self.rules.is_empty() {
+            return Routes {
+                families: vec![FamilyRoute::Default; push.families.len()],
+            };
+        }
+        let mut scratch = Vec::new();
+        let families = push
+            .families
+            .iter_mut()
+            .map(|family| {
+                let memo = self.candidates(&family.name);
+                let candidates = &memo[kind_index(family.kind)].rules;
+                let Some(&first) = candidates.first() else {
+                    return FamilyRoute::Default;
+                };
+                let first_rule = self.rule(first);
+                if first_rule.label_matchers.is_empty()
+                    && first_rule.keep == Keep::All
+                    && first_rule.mode != Mode::Total
+                {
+                    first_rule
+                        .stats
+                        .series_in
+                        .inc_by(family.series.len() as u64);
+                    return FamilyRoute::Whole(first);
+                }
+                let mut any = false;
+                let routes = family
+                    .series
+                    .iter_mut()
+                    .map(|s| {
+                        let rule = candidates
+                            .iter()
+                            .copied()
+                            .find(|&i| self.rule(i).matches_labels(&s.key));
+                        let Some(index) = rule else {
+                            return Route {
+                                rule: None,
+                                source: None,
+                            };
+                        };
+                        any = true;
+                        let rule = self.rule(index);
+                        rule.stats.series_in.inc();
+                        let source = (rule.mode == Mode::Total).then(|| match &rule.source {
+                            Keep::All => s.key.clone(),
+                            keep => project(&s.key, keep, &mut scratch),
+                        });
+                        if rule.keep != Keep::All {
+                            s.key = project(&s.key, &rule.keep, &mut scratch);
+                        }
+                        Route {
+                            rule: Some(index),
+                            source,
+                        }
+                    })
+                    .collect();
+                if any {
+                    FamilyRoute::Each(routes)
+                } else {
+                    FamilyRoute::Default
+                }
+            })
+            .collect();
+        Routes { families }
+    }
+}
+
+/// The key of the labels of `key` that `keep` keeps.
+fn project(key: &[u8], keep: &Keep, scratch: &mut Vec<u8>) -> SeriesKey {
+    scratch.clear();
+    for (name, pair) in labels::raw_pairs(key) {
+        if keep.keeps(name) {
+            scratch.extend_from_slice(pair);
+        }
+    }
+    scratch.as_slice().into()
+}
+
+#[cfg(test)]
+mod tests;
