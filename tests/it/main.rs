@@ -14,6 +14,7 @@ mod interop;
 mod limits;
 mod otlp;
 mod routes;
+mod rules;
 mod scrape_formats;
 mod soak;
 mod support;
