@@ -7,6 +7,7 @@
 //! these modules start a gateway, run them, and assert the exact scrape.
 
 mod browser;
+mod cumulative;
 mod curl;
 pub mod go;
 mod node;

@@ -21,7 +21,7 @@ use crate::support::request;
 use crate::support::{Gateway, TempDir, free_port, sample_value};
 
 /// A Prometheus server scraping one gateway every second; killed on drop.
-struct Prometheus {
+pub(super) struct Prometheus {
     child: Child,
     base: String,
     dir: TempDir,
@@ -29,7 +29,7 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    async fn start(gateway: &str, native_histograms: bool) -> Prometheus {
+    pub(super) async fn start(gateway: &str, native_histograms: bool) -> Prometheus {
         let dir = TempDir::new("prometheus");
         let target = gateway.trim_start_matches("http://");
         let config = format!(
@@ -74,7 +74,7 @@ impl Prometheus {
 
     /// Polls `check` until it gives a value; fails with Prometheus' log
     /// after a minute.
-    async fn wait<'a, T, F, Fut>(&'a self, what: &str, check: F) -> T
+    pub(super) async fn wait<'a, T, F, Fut>(&'a self, what: &str, check: F) -> T
     where
         F: Fn(&'a Prometheus) -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
@@ -95,19 +95,8 @@ impl Prometheus {
     }
 
     /// An instant query: each result's labels and value.
-    async fn query(&self, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let q_enc = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
-        let body = self
-            .client
-            .get(format!("{}/api/v1/query?query={q_enc}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let r: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(r["status"], "success", "query {q}: {r}");
+    pub(super) async fn query(&self, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let r = self.query_raw(q, None).await;
         r["data"]["result"]
             .as_array()
             .unwrap()
@@ -120,8 +109,27 @@ impl Prometheus {
             .collect()
     }
 
+    /// An instant query at `time` (Unix seconds; now when `None`): the
+    /// API's JSON answer, checked to be a success.
+    pub(super) async fn query_raw(&self, q: &str, time: Option<f64>) -> Value {
+        let q_enc = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
+        let at = time.map(|t| format!("&time={t:.3}")).unwrap_or_default();
+        let body = self
+            .client
+            .get(format!("{}/api/v1/query?query={q_enc}{at}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let r: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(r["status"], "success", "query {q}: {r}");
+        r
+    }
+
     /// The one value of `q`, once Prometheus has it.
-    async fn value(&self, q: &str) -> f64 {
+    pub(super) async fn value(&self, q: &str) -> f64 {
         let q = q.to_string();
         self.wait(&format!("a result for {q}"), |p| {
             let q = q.clone();
