@@ -154,6 +154,10 @@ async fn run_rendered_args(args: &[String], probe: &str, root: &Path) {
                 .replace(
                     "/etc/prom-aggregation-gateway/tls",
                     &tls_dir.to_string_lossy(),
+                )
+                .replace(
+                    "/etc/prom-aggregation-gateway/rules",
+                    &root.join("rules").to_string_lossy(),
                 );
             match a.split_once("=0.0.0.0:") {
                 Some((flag, port)) => {
@@ -508,6 +512,79 @@ async fn persistence() {
     // The binary writes its snapshot where the chart mounts the volume.
     let root = TempDir::new("chart-run");
     run_rendered_args(&args(&c), "8888", &root.path).await;
+}
+
+/// Rules from the values: a ConfigMap mounted as a folder (so the gateway
+/// sees its updates; no checksum restarts the pods), the flag pointing at
+/// it, and the rendered file taken by the binary. A bad rule is refused by
+/// the schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
+async fn rules_from_values() {
+    let out = render(&[r#"
+rules:
+  list:
+    - match: 'http_requests_total{job="web"}'
+      mode: total
+      source_labels: [instance]
+      without: [instance, pod]
+      source_ttl: 2h
+    - match: '{__name__=~"lambda_.*"}'
+      ttl: 10m
+  checkInterval: 5s
+"#]);
+    let cm = object(&out, "ConfigMap");
+    let file = cm["data"]["rules.yml"].as_str().unwrap();
+    let c = container(&out, "Deployment");
+    let a = args(&c);
+    assert!(
+        a.contains(&"--rules=/etc/prom-aggregation-gateway/rules/rules.yml".to_string()),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&"--rules-check-interval=5s".to_string()),
+        "{a:?}"
+    );
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "rules")
+        .expect("the rules mount");
+    assert_eq!(mount["mountPath"], "/etc/prom-aggregation-gateway/rules");
+    assert!(mount["subPath"].is_null(), "a subPath mount never updates");
+    let pod = &object(&out, "Deployment")["spec"]["template"];
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "rules")
+        .expect("the rules volume");
+    assert_eq!(volume["configMap"]["name"], cm["metadata"]["name"]);
+    assert!(
+        pod["metadata"]["annotations"]["checksum/rules"].is_null(),
+        "rule changes must not restart pods"
+    );
+    // The binary takes the rendered file.
+    let root = TempDir::new("chart-rules");
+    std::fs::create_dir_all(root.path.join("rules")).unwrap();
+    std::fs::write(root.path.join("rules/rules.yml"), file).unwrap();
+    run_rendered_args(&a, "8888", &root.path).await;
+
+    // Someone else's ConfigMap.
+    let out = render(&["rules:\n  existingConfigMap: my-rules\n"]);
+    assert!(!kinds(&out).contains("ConfigMap"));
+    let pod = &object(&out, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "my-rules");
+
+    // The schema refuses what the binary would.
+    let err = render_result(
+        &["rules:\n  list:\n    - match: a\n      mode: sometimes\n"],
+        "default",
+    )
+    .err()
+    .expect("an unknown mode refused");
+    assert!(err.contains("mode"), "{err}");
 }
 
 /// `helm lint --strict`: warnings fail too.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use prom_aggregation_gateway::Config;
 
 use crate::support::{
-    ACCEPT_PROTOBUF, Gateway, Process, TempDir, counter, delimited, eventually, free_port,
-    request, sample_value,
+    ACCEPT_PROTOBUF, Gateway, Process, TempDir, counter, delimited, eventually, free_port, request,
+    sample_value,
 };
 
 const TOTAL: &str = "
@@ -47,7 +47,8 @@ async fn rules_apply_alike_to_every_protocol() {
     // Source a over HTTP text, b over gRPC, c over HTTP protobuf; each
     // pushes its running total twice.
     for v in [3.0, 5.0] {
-        gw.push_ok("/metrics/job/j/instance/a", &cumulative(v)).await;
+        gw.push_ok("/metrics/job/j/instance/a", &cumulative(v))
+            .await;
     }
     let mut grpc = gw.grpc().await;
     for v in [4.0, 6.0] {
@@ -70,7 +71,11 @@ async fn rules_apply_alike_to_every_protocol() {
         assert_eq!(r.status, 200, "{}", r.text());
     }
     let text = gw.scrape().await;
-    assert_eq!(sample_value(&text, "jobs_total{job=\"j\"}"), Some(13.0), "{text}");
+    assert_eq!(
+        sample_value(&text, "jobs_total{job=\"j\"}"),
+        Some(13.0),
+        "{text}"
+    );
     assert!(!text.contains("instance="), "{text}");
     let m = gw.request("GET", "/-/metrics", &[], "").await.text();
     for line in [
@@ -134,18 +139,34 @@ async fn rules_reload_on_change_and_on_sighup_and_a_bad_file_keeps_them() {
     // Changed on disk: min from now on.
     write(&file, "rules:\n  - match: 'temp'\n    mode: min\n");
     let p_ref = &p;
-    eventually("the changed file in force", Duration::from_secs(10), || async move {
-        (p_ref.self_metric("pag_rules_reloads_total{result=\"ok\"}").await >= 2.0).then_some(())
-    })
+    eventually(
+        "the changed file in force",
+        Duration::from_secs(10),
+        || async move {
+            (p_ref
+                .self_metric("pag_rules_reloads_total{result=\"ok\"}")
+                .await
+                >= 2.0)
+                .then_some(())
+        },
+    )
     .await;
     push(4.0).await;
     assert_eq!(sample_value(&p.scrape().await, "temp"), Some(4.0));
 
     // A bad file: logged, counted, the rules in force kept.
     write(&file, "rules:\n  - match: 'temp{'\n");
-    eventually("the bad file refused", Duration::from_secs(10), || async move {
-        (p_ref.self_metric("pag_rules_reloads_total{result=\"error\"}").await >= 1.0).then_some(())
-    })
+    eventually(
+        "the bad file refused",
+        Duration::from_secs(10),
+        || async move {
+            (p_ref
+                .self_metric("pag_rules_reloads_total{result=\"error\"}")
+                .await
+                >= 1.0)
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(p.self_metric("pag_rules_last_reload_successful").await, 0.0);
     push(2.0).await;
@@ -155,14 +176,24 @@ async fn rules_reload_on_change_and_on_sighup_and_a_bad_file_keeps_them() {
 
     // SIGHUP re-reads even an unchanged file.
     write(&file, "rules:\n  - match: 'temp'\n    mode: last\n");
-    eventually("the fixed file in force", Duration::from_secs(10), || async move {
-        (p_ref.self_metric("pag_rules_last_reload_successful").await == 1.0).then_some(())
-    })
+    eventually(
+        "the fixed file in force",
+        Duration::from_secs(10),
+        || async move {
+            (p_ref.self_metric("pag_rules_last_reload_successful").await == 1.0).then_some(())
+        },
+    )
     .await;
-    let before = p.self_metric("pag_rules_reloads_total{result=\"ok\"}").await;
+    let before = p
+        .self_metric("pag_rules_reloads_total{result=\"ok\"}")
+        .await;
     p.signal("HUP");
     eventually("SIGHUP reload", Duration::from_secs(10), || async move {
-        (p_ref.self_metric("pag_rules_reloads_total{result=\"ok\"}").await > before).then_some(())
+        (p_ref
+            .self_metric("pag_rules_reloads_total{result=\"ok\"}")
+            .await
+            > before)
+            .then_some(())
     })
     .await;
     push(7.0).await;

@@ -84,6 +84,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- range $cfg.dropLabels }}
 - {{ printf "--drop-label=%v" (.) | quote }}
 {{- end }}
+{{- if or .Values.rules.list .Values.rules.existingConfigMap }}
+- --rules=/etc/prom-aggregation-gateway/rules/rules.yml
+- {{ printf "--rules-check-interval=%v" (.Values.rules.checkInterval) | quote }}
+{{- end }}
 {{- if .Values.persistence.enabled }}
 - --persistence-file=/var/lib/prom-aggregation-gateway/aggregate.snap
 - {{ printf "--persistence-interval=%v" (.Values.persistence.interval) | quote }}

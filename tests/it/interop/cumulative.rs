@@ -96,7 +96,9 @@ fn sender(kind: &str, gateway: &str, instance: &str, rounds: u32, seed: u32) -> 
         ),
         _ => run_client(
             "prom-client sender",
-            node("cumulative_sender.js").arg(format!("http://{gateway}")).args(&args[1..]),
+            node("cumulative_sender.js")
+                .arg(format!("http://{gateway}"))
+                .args(&args[1..]),
         ),
     };
     Counted::parse(&out)
@@ -169,7 +171,13 @@ async fn cumulative_senders_with_restarts_sum_exactly_through_prometheus() {
                     scope.spawn(move || {
                         let mut counted = Counted::default();
                         for (run, &n) in rounds.iter().enumerate() {
-                            counted.add(sender(kind, &addr, instance, n, (s * 10 + run) as u32 + 1));
+                            counted.add(sender(
+                                kind,
+                                &addr,
+                                instance,
+                                n,
+                                (s * 10 + run) as u32 + 1,
+                            ));
                         }
                         counted
                     })
@@ -187,9 +195,21 @@ async fn cumulative_senders_with_restarts_sum_exactly_through_prometheus() {
     // The gateway's own sums, then Prometheus', once it has scraped them.
     let text = gw.scrape().await;
     let value = |s: &str| crate::support::sample_value(&text, s);
-    assert_eq!(value("work_done_total{job=\"svc\",kind=\"a\"}"), Some(truth.a), "{text}");
-    assert_eq!(value("work_done_total{job=\"svc\",kind=\"b\"}"), Some(truth.b), "{text}");
-    assert_eq!(value("work_seconds_count{job=\"svc\"}"), Some(truth.observations), "{text}");
+    assert_eq!(
+        value("work_done_total{job=\"svc\",kind=\"a\"}"),
+        Some(truth.a),
+        "{text}"
+    );
+    assert_eq!(
+        value("work_done_total{job=\"svc\",kind=\"b\"}"),
+        Some(truth.b),
+        "{text}"
+    );
+    assert_eq!(
+        value("work_seconds_count{job=\"svc\"}"),
+        Some(truth.observations),
+        "{text}"
+    );
     let want = truth.a;
     prom.wait("the last sums scraped", |p| async move {
         let s = samples(p, r#"work_done_total{job="svc",kind="a"}"#).await;
@@ -212,7 +232,8 @@ async fn cumulative_senders_with_restarts_sum_exactly_through_prometheus() {
     }
     // Restarts the gateway absorbed: every run after a service's first.
     let m = gw.request("GET", "/-/metrics", &[], "").await.text();
-    let resets = crate::support::sample_value(&m, "pag_rule_source_resets_total{rule=\"services\"}")
-        .unwrap_or(0.0);
+    let resets =
+        crate::support::sample_value(&m, "pag_rule_source_resets_total{rule=\"services\"}")
+            .unwrap_or(0.0);
     assert!(resets >= 4.0, "resets {resets}:\n{m}");
 }
