@@ -12,6 +12,7 @@ use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, protobuf, text};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::{LabelRules, Push};
+use prom_aggregation_gateway::rules::{self, RuleSet};
 
 const SERIES: usize = 100_000;
 
@@ -41,6 +42,18 @@ fn parse(body: &str) -> Push {
         spend: None,
     };
     text::parse(body.as_bytes(), text::Dialect::Prometheus, &opts).expect("valid body")
+}
+
+/// 99 rules `{__name__=~"app<i>_.*"}` (matching no family here), then
+/// `last`.
+fn rules_yaml(last: &str) -> String {
+    let mut out = String::from("rules:\n");
+    for i in 1..100 {
+        out.push_str(&format!(
+            "  - match: '{{__name__=~\"app{i}_.*\"}}'\n    mode: total\n"
+        ));
+    }
+    out + last
 }
 
 fn aggregator() -> Aggregator {
@@ -113,6 +126,48 @@ fn benches(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.finish();
+
+    // Rules: the same push routed through 100 regex rules, once matching
+    // none of its families, once through a label matcher, once folding
+    // `instance` (17 values) away, and once as cumulative sources.
+    let mut g = c.benchmark_group("rules");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(samples));
+    let rule_sets = [
+        ("none", String::new()),
+        (
+            "unmatched_100",
+            rules_yaml("  - match: '{__name__=~\"app100_.*\"}'\n"),
+        ),
+        (
+            "matched_100",
+            rules_yaml("  - match: '{instance=~\"host-.*\"}'\n"),
+        ),
+        (
+            "without_100",
+            rules_yaml("  - match: '{instance=~\"host-.*\"}'\n    without: [instance]\n"),
+        ),
+        (
+            "total_100",
+            rules_yaml("  - match: '{instance=~\"host-.*\"}'\n    mode: total\n"),
+        ),
+    ];
+    for (name, yaml) in rule_sets {
+        let rules = RuleSet::new(
+            rules::parse("bench", &yaml, |_| Default::default()).expect("valid rules"),
+        );
+        let agg = aggregator();
+        let apply = |push: Push| {
+            let mut push = push;
+            let routes = rules.route(&mut push);
+            agg.apply_routed(push, &routes, &rules, || Ok(())).unwrap()
+        };
+        apply(parse(&text_body));
+        g.bench_function(format!("parse_and_apply_100k_{name}"), |b| {
+            b.iter(|| apply(parse(&text_body)))
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("scrape");

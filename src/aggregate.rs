@@ -370,6 +370,17 @@ impl Aggregator {
         let stamp = self.stamp();
         let mut touched = 0;
         let mut grown: isize = 0;
+        // Series written per rule, counted once per push: the counters are
+        // shared by every sender.
+        let mut written: Vec<(u16, u64)> = Vec::new();
+        let mut wrote = |from: Option<u16>, n: u64| {
+            if let Some(i) = from {
+                match written.iter_mut().find(|(r, _)| *r == i) {
+                    Some((_, total)) => *total += n,
+                    None => written.push((i, n)),
+                }
+            }
+        };
         for (((family, shard), found), plan) in push
             .families
             .into_iter()
@@ -378,20 +389,11 @@ impl Aggregator {
             .zip(plans)
         {
             touched += family.series.len();
-            if let (Some((_, rules)), plan::Modes::Each(modes)) = (routing, &plan.modes) {
-                for m in modes {
-                    if let Some(i) = m.from {
-                        rules.rule(i).stats.series_out.inc();
-                    }
-                }
-            } else if let (Some((_, rules)), plan::Modes::All(m)) = (routing, &plan.modes)
-                && let Some(i) = m.from
-            {
-                rules
-                    .rule(i)
-                    .stats
-                    .series_out
-                    .inc_by(family.series.len() as u64);
+            match &plan.modes {
+                plan::Modes::Each(modes) => modes.iter().for_each(|m| wrote(m.from, 1)),
+                plan::Modes::Rules(of, _) => of.iter().for_each(|r| wrote(*r, 1)),
+                plan::Modes::All(m) => wrote(m.from, family.series.len() as u64),
+                plan::Modes::Default => {}
             }
             let shard = &mut guards[slot(shard)];
             if !plan.sources.is_empty() {
@@ -410,6 +412,11 @@ impl Aggregator {
         self.series.fetch_add(new_series, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
         drop(claims);
+        if let Some((_, rules)) = routing {
+            for (i, n) in written {
+                rules.rule(i).stats.series_out.inc_by(n);
+            }
+        }
         Ok(Applied {
             series: touched,
             created: new_series,

@@ -141,16 +141,48 @@ pub struct Rule {
 /// when it comes back (README, "Which mode for which sender").
 pub const DEFAULT_SOURCE_TTL: Duration = Duration::from_secs(3600);
 
+/// Label matcher results by label value, for one family of one push:
+/// values repeat (a handful of jobs or instances over thousands of
+/// series) and a regex costs several times a lookup here. One table per
+/// rule and matcher (a few per family: found by a scan); at most
+/// `SEEN_LIMIT` values each, then matched directly.
+#[derive(Default)]
+struct Seen {
+    by_matcher: Vec<((u16, u16), HashMap<Box<[u8]>, bool, RandomState>)>,
+}
+
+const SEEN_LIMIT: usize = 1024;
+
+impl Seen {
+    fn table(&mut self, at: (u16, u16)) -> &mut HashMap<Box<[u8]>, bool, RandomState> {
+        let i = match self.by_matcher.iter().position(|(k, _)| *k == at) {
+            Some(i) => i,
+            None => {
+                self.by_matcher.push((at, HashMap::default()));
+                self.by_matcher.len() - 1
+            }
+        };
+        &mut self.by_matcher[i].1
+    }
+}
+
 impl Rule {
     /// Whether the rule's label matchers accept these series labels (a
     /// missing label matches as the empty value, as in PromQL).
-    fn matches_labels(&self, key: &[u8]) -> bool {
-        self.label_matchers.iter().all(|m| {
-            let value = labels::pairs(key)
-                .find(|(n, _)| *n == m.name.as_bytes())
-                .map(|(_, v)| v);
-            let value = value.as_deref().map(std::str::from_utf8);
-            m.is_match(value.unwrap_or(Ok("")).unwrap_or(""))
+    fn matches_labels(&self, index: u16, key: &[u8], seen: &mut Seen) -> bool {
+        self.label_matchers.iter().enumerate().all(|(m_index, m)| {
+            let raw = labels::raw_value(key, m.name.as_bytes()).unwrap_or(b"");
+            let seen = seen.table((index, m_index as u16));
+            if let Some(&hit) = seen.get(raw) {
+                return hit;
+            }
+            // Keys are built from `&str`: the value is UTF-8.
+            let value = labels::unescape(raw);
+            let hit = m.is_match(std::str::from_utf8(&value).unwrap_or(""));
+            if seen.len() < SEEN_LIMIT {
+                seen.insert(raw.into(), hit);
+            }
+            hit
         })
     }
 
@@ -199,17 +231,18 @@ pub enum FamilyRoute {
     /// One rule takes every series, keeps every label and is not `total`:
     /// keys are unchanged.
     Whole(u16),
-    /// Per series, in the family's order.
-    Each(Vec<Route>),
-}
-
-/// How one pushed series is routed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The rule that takes it (index in the set), if any.
-    pub rule: Option<u16>,
-    /// `total` mode: the series' source, as a key of the source labels.
-    pub source: Option<SeriesKey>,
+    /// Per series, in the family's order, each series' rule (if any); no
+    /// key was rewritten and no rule is `total`: only how each merges
+    /// differs.
+    Modes(Vec<Option<u16>>),
+    /// Per series, in the family's order; some keys were rewritten or
+    /// sources named: the aggregator combines what now shares a key.
+    Each {
+        /// Each series' rule, if any.
+        rules: Vec<Option<u16>>,
+        /// Each series' source (`total` rules; empty when none is).
+        sources: Vec<Option<SeriesKey>>,
+    },
 }
 
 /// The routes of a push's families, in its order.
@@ -318,41 +351,64 @@ impl RuleSet {
                         .inc_by(family.series.len() as u64);
                     return FamilyRoute::Whole(first);
                 }
-                let mut any = false;
-                let routes = family
-                    .series
-                    .iter_mut()
-                    .map(|s| {
-                        let rule = candidates
-                            .iter()
-                            .copied()
-                            .find(|&i| self.rule(i).matches_labels(&s.key));
-                        let Some(index) = rule else {
-                            return Route {
-                                rule: None,
-                                source: None,
-                            };
-                        };
-                        any = true;
-                        let rule = self.rule(index);
-                        rule.stats.series_in.inc();
-                        let source = (rule.mode == Mode::Total).then(|| match &rule.source {
+                // Counted per family, not per series: the counters are
+                // shared by every sender.
+                let mut taken: Vec<(u16, u64)> = Vec::new();
+                let family_len = family.series.len();
+                let mut rewritten = false;
+                let mut seen = Seen::default();
+                let mut rules: Vec<Option<u16>> = Vec::with_capacity(family.series.len());
+                // Allocated at the first `total` series.
+                let mut sources: Option<Vec<Option<SeriesKey>>> = None;
+                for s in family.series.iter_mut() {
+                    let rule = candidates
+                        .iter()
+                        .copied()
+                        .find(|&i| self.rule(i).matches_labels(i, &s.key, &mut seen));
+                    rules.push(rule);
+                    let Some(index) = rule else {
+                        if let Some(sources) = &mut sources {
+                            sources.push(None);
+                        }
+                        continue;
+                    };
+                    match taken.iter_mut().find(|(i, _)| *i == index) {
+                        Some((_, n)) => *n += 1,
+                        None => taken.push((index, 1)),
+                    }
+                    let rule = self.rule(index);
+                    if rule.mode == Mode::Total {
+                        let source = match &rule.source {
                             Keep::All => s.key.clone(),
                             keep => project(&s.key, keep, &mut scratch),
+                        };
+                        let sources = sources.get_or_insert_with(|| {
+                            let mut v = Vec::with_capacity(family_len);
+                            v.resize(rules.len() - 1, None);
+                            v
                         });
-                        if rule.keep != Keep::All {
-                            s.key = project(&s.key, &rule.keep, &mut scratch);
-                        }
-                        Route {
-                            rule: Some(index),
-                            source,
-                        }
-                    })
-                    .collect();
-                if any {
-                    FamilyRoute::Each(routes)
-                } else {
+                        sources.push(Some(source));
+                        rewritten = true;
+                    } else if let Some(sources) = &mut sources {
+                        sources.push(None);
+                    }
+                    if rule.keep != Keep::All {
+                        s.key = project(&s.key, &rule.keep, &mut scratch);
+                        rewritten = true;
+                    }
+                }
+                for (index, n) in &taken {
+                    self.rule(*index).stats.series_in.inc_by(*n);
+                }
+                if taken.is_empty() {
                     FamilyRoute::Default
+                } else if !rewritten {
+                    FamilyRoute::Modes(rules)
+                } else {
+                    FamilyRoute::Each {
+                        rules,
+                        sources: sources.unwrap_or_default(),
+                    }
                 }
             })
             .collect();

@@ -8,7 +8,6 @@
 //! key once and validation and merging go on as for any push.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use foldhash::fast::RandomState;
 
@@ -31,26 +30,31 @@ pub(crate) struct SeriesMode {
 }
 
 /// How the series of one family merge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Modes {
+#[derive(Debug, Clone)]
+pub(crate) enum Modes<'a> {
     /// The defaults: sums, `--gauge-mode`, `--series-ttl`.
     Default,
     /// One mode for every series.
     All(SeriesMode),
+    /// Each series' rule (if any), keys as pushed: looked up as merged,
+    /// no list of modes built.
+    Rules(&'a [Option<u16>], &'a RuleSet),
     /// One per series, in the family's order.
     Each(Vec<SeriesMode>),
 }
 
-impl Modes {
+impl Modes<'_> {
     /// The mode of series `i` of a family of `kind`.
     pub(crate) fn get(&self, i: usize, kind: Kind, gauge_mode: GaugeMode) -> SeriesMode {
+        let default = || SeriesMode {
+            rule: Rule::of(kind, gauge_mode),
+            ttl: None,
+            from: None,
+        };
         match self {
-            Modes::Default => SeriesMode {
-                rule: Rule::of(kind, gauge_mode),
-                ttl: None,
-                from: None,
-            },
+            Modes::Default => default(),
             Modes::All(m) => *m,
+            Modes::Rules(of, rules) => of[i].map_or_else(default, |r| mode_of(rules, r)),
             Modes::Each(each) => each[i],
         }
     }
@@ -58,17 +62,17 @@ impl Modes {
 
 /// What resolving a family decided.
 #[derive(Debug)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<'a> {
     /// How each of its series (as rewritten) merges.
-    pub(crate) modes: Modes,
+    pub(crate) modes: Modes<'a>,
     /// `total` sources to write when the push is applied.
     pub(crate) sources: Vec<SourceUpdate>,
     /// Bytes the sources grow by at most.
     pub(crate) source_need: usize,
 }
 
-impl Plan {
-    pub(crate) fn default_modes() -> Plan {
+impl Plan<'_> {
+    pub(crate) fn default_modes() -> Plan<'static> {
         Plan {
             modes: Modes::Default,
             sources: Vec::new(),
@@ -78,13 +82,13 @@ impl Plan {
 }
 
 /// What resolving needs besides the family.
-pub(crate) struct Context<'a> {
+pub(crate) struct Context<'a, 's> {
     pub(crate) rules: &'a RuleSet,
     pub(crate) gauge_mode: GaugeMode,
     pub(crate) max_native: usize,
     pub(crate) now: u32,
     /// The family's stored sources, if any.
-    pub(crate) sources: Option<&'a Sources>,
+    pub(crate) sources: Option<&'s Sources>,
 }
 
 fn seconds(d: std::time::Duration) -> u32 {
@@ -106,11 +110,11 @@ fn mode_of(rules: &RuleSet, index: u16) -> SeriesMode {
 }
 
 /// Resolves one family's routes (see the module docs); rewrites its series.
-pub(crate) fn resolve(
+pub(crate) fn resolve<'a>(
     family: &mut Family,
-    route: &FamilyRoute,
-    cx: &Context<'_>,
-) -> Result<Plan, Rejection> {
+    route: &'a FamilyRoute,
+    cx: &Context<'a, '_>,
+) -> Result<Plan<'a>, Rejection> {
     let routes = match route {
         FamilyRoute::Default => return Ok(Plan::default_modes()),
         FamilyRoute::Whole(i) => {
@@ -119,63 +123,61 @@ pub(crate) fn resolve(
                 ..Plan::default_modes()
             });
         }
-        FamilyRoute::Each(routes) => routes,
+        FamilyRoute::Modes(rules) => {
+            return Ok(Plan {
+                modes: Modes::Rules(rules, cx.rules),
+                ..Plan::default_modes()
+            });
+        }
+        FamilyRoute::Each { rules, sources } => (rules, sources),
     };
+    let (rules, sources) = routes;
+    let source_of = |i: usize| sources.get(i).and_then(|s| s.as_ref());
     let default = SeriesMode {
         rule: Rule::of(family.kind, cx.gauge_mode),
         ttl: None,
         from: None,
     };
     let name = family.name.as_str();
-
-    // 1. Series of one rule, output series and source, combined.
-    struct Group {
-        series: Series,
-        mode: SeriesMode,
-        source: Option<SeriesKey>,
-    }
     let pushed = std::mem::take(&mut family.series);
+
+    // 1. Series of one rule, output series and source, combined. Groups
+    // are found by borrowing the keys, then the series moved: no key is
+    // copied.
+    let group_of = group_by(pushed.iter().enumerate().map(|(i, s)| {
+        (
+            rules[i].unwrap_or(u16::MAX),
+            &*s.key,
+            source_of(i).map_or(&[][..], |k| &**k),
+        )
+    }));
     let mut groups: Vec<Group> = Vec::with_capacity(pushed.len());
-    let mut at: HashMap<Vec<u8>, usize, RandomState> = HashMap::default();
-    at.reserve(pushed.len());
-    for (s, route) in pushed.into_iter().zip(routes) {
-        let mode = route.rule.map_or(default, |i| mode_of(cx.rules, i));
-        let mut id =
-            Vec::with_capacity(3 + s.key.len() + route.source.as_ref().map_or(0, |k| k.len() + 1));
-        id.extend_from_slice(&route.rule.unwrap_or(u16::MAX).to_le_bytes());
-        id.extend_from_slice(&s.key);
-        if let Some(source) = &route.source {
-            id.push(0xFF);
-            id.extend_from_slice(source);
+    for (i, (s, &g)) in pushed.into_iter().zip(&group_of).enumerate() {
+        let rule_index = rules[i];
+        let source = source_of(i);
+        let mode = rule_index.map_or(default, |r| mode_of(cx.rules, r));
+        if g == groups.len() {
+            groups.push(Group {
+                series: s,
+                mode,
+                source: source.cloned(),
+            });
+            continue;
         }
-        match at.entry(id) {
-            Entry::Vacant(e) => {
-                e.insert(groups.len());
-                groups.push(Group {
-                    series: s,
-                    mode,
-                    source: route.source.clone(),
-                });
-            }
-            Entry::Occupied(e) => {
-                if route.rule.is_none() {
-                    return Err(Rejection::invalid(format!(
-                        "metric {name}: series {} given twice in one push",
-                        labels::describe(&s.key)
-                    )));
-                }
-                let g = &mut groups[*e.get()];
-                // One source's parts of a cumulative value add up.
-                let rule = if route.source.is_some() {
-                    Rule::Add
-                } else {
-                    mode.rule
-                };
-                combine(name, rule, &mut g.series, s, cx.max_native)?;
-            }
+        if rule_index.is_none() {
+            return Err(Rejection::invalid(format!(
+                "metric {name}: series {} given twice in one push",
+                labels::describe(&s.key)
+            )));
         }
+        // One source's parts of a cumulative value add up.
+        let rule = if source.is_some() {
+            Rule::Add
+        } else {
+            mode.rule
+        };
+        combine(name, rule, &mut groups[g].series, s, cx.max_native)?;
     }
-    drop(at);
 
     // 2. Each source's cumulative value becomes its increase.
     let mut updates = Vec::new();
@@ -213,22 +215,29 @@ pub(crate) fn resolve(
         });
     }
 
-    // 3. Everything for one output series, combined.
+    // 3. Everything for one output series, combined: only where two
+    // groups can share one (several rules, or sources).
+    let one_rule = groups
+        .iter()
+        .all(|g| g.source.is_none() && g.mode.from == groups[0].mode.from);
+    if one_rule {
+        let modes = groups.iter().map(|g| g.mode).collect();
+        family.series = groups.into_iter().map(|g| g.series).collect();
+        return Ok(Plan {
+            modes: Modes::Each(modes),
+            sources: updates,
+            source_need,
+        });
+    }
+    let out_of = group_by(groups.iter().map(|g| (0, &*g.series.key, &[][..])));
     let mut series: Vec<Series> = Vec::with_capacity(groups.len());
     let mut modes: Vec<SeriesMode> = Vec::with_capacity(groups.len());
-    let mut by_key: HashMap<SeriesKey, usize, RandomState> = HashMap::default();
-    by_key.reserve(groups.len());
-    for g in groups {
-        match by_key.entry(g.series.key.clone()) {
-            Entry::Vacant(e) => {
-                e.insert(series.len());
-                series.push(g.series);
-                modes.push(g.mode);
-            }
-            Entry::Occupied(e) => {
-                let i = *e.get();
-                combine(name, modes[i].rule, &mut series[i], g.series, cx.max_native)?;
-            }
+    for (g, &o) in groups.into_iter().zip(&out_of) {
+        if o == series.len() {
+            series.push(g.series);
+            modes.push(g.mode);
+        } else {
+            combine(name, modes[o].rule, &mut series[o], g.series, cx.max_native)?;
         }
     }
     family.series = series;
@@ -237,6 +246,26 @@ pub(crate) fn resolve(
         sources: updates,
         source_need,
     })
+}
+
+struct Group {
+    series: Series,
+    mode: SeriesMode,
+    source: Option<SeriesKey>,
+}
+
+/// For each item in order, the index of its group: items with equal
+/// parts share one, numbered by first appearance (so an item opening a
+/// group gets the number of groups before it).
+fn group_by<'a>(items: impl ExactSizeIterator<Item = (u16, &'a [u8], &'a [u8])>) -> Vec<usize> {
+    let mut index: HashMap<(u16, &[u8], &[u8]), usize, RandomState> = HashMap::default();
+    index.reserve(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let next = index.len();
+        out.push(*index.entry(item).or_insert(next));
+    }
+    out
 }
 
 /// Combines pushed series `from` into `into` (same key) by `rule`, or

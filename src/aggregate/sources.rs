@@ -99,10 +99,21 @@ impl Sources {
             }
             let id_len = u.id.len();
             grown += source_bytes(id_len, &u.state.value) as isize;
-            u.state.stats.sources.inc();
-            if let Some(old) = self.by_id.insert(u.id, u.state) {
-                grown -= source_bytes(id_len, &old.value) as isize;
-                old.stats.sources.dec();
+            match self.by_id.get_mut(&u.id) {
+                Some(old) => {
+                    grown -= source_bytes(id_len, &old.value) as isize;
+                    // The gauge moves only when another rule takes the
+                    // source: not two shared counters touched per series.
+                    if !Arc::ptr_eq(&old.stats, &u.state.stats) {
+                        old.stats.sources.dec();
+                        u.state.stats.sources.inc();
+                    }
+                    *old = u.state;
+                }
+                None => {
+                    u.state.stats.sources.inc();
+                    self.by_id.insert(u.id, u.state);
+                }
             }
         }
         grown

@@ -181,7 +181,7 @@ impl Shard {
         &mut self,
         family: Family,
         found: &[Option<u32>],
-        modes: &Modes,
+        modes: &Modes<'_>,
         settings: &Settings,
         now: u32,
         stamp: u64,

@@ -326,6 +326,44 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
+/// The value of label `name` in a key as it is stored there (a NUL in it
+/// still written `0x00 0x01`; see [`unescape`]), if the key has it. Keys
+/// are sorted by name: the search stops at the first name past it.
+pub fn raw_value<'a>(key: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let mut rest = key;
+    while !rest.is_empty() {
+        let n = memchr::memchr(0, rest)?;
+        let found = &rest[..n] == name;
+        if !found && &rest[..n] > name {
+            return None;
+        }
+        // The value ends at the first NUL not followed by 0x01.
+        let mut end = n + 1;
+        while end < rest.len() && !(rest[end] == 0 && rest.get(end + 1) != Some(&1)) {
+            end += if rest[end] == 0 { 2 } else { 1 };
+        }
+        if found {
+            return Some(&rest[n + 1..end.min(rest.len())]);
+        }
+        rest = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    None
+}
+
+/// A value from [`raw_value`] as it was given.
+pub fn unescape(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&0) {
+        return Cow::Borrowed(raw);
+    }
+    let mut v = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        v.push(raw[i]);
+        i += if raw[i] == 0 { 2 } else { 1 };
+    }
+    Cow::Owned(v)
+}
+
 /// The label pairs of a key, in order, as `(name, the pair's bytes in
 /// the key)`: copying the bytes of some pairs, in order, makes the key of
 /// those labels.

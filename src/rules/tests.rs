@@ -488,3 +488,63 @@ fn invalid_files_name_the_line_and_the_problem() {
             .is_empty()
     );
 }
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One sender's runs (process lifetimes), each a list of increments
+    /// it counts and pushes after each; a new run starts from zero with a
+    /// later creation time.
+    fn senders() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
+        prop::collection::vec(
+            prop::collection::vec(prop::collection::vec(0u8..5, 1..6), 1..4),
+            1..4,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Senders pushing running totals, interleaved in any order, with
+        /// restarts: after every push the output never went down, and at
+        /// the end it is everything they counted.
+        #[test]
+        fn total_counts_exactly_what_senders_counted(senders in senders(), order in prop::collection::vec(0usize..4, 0..64)) {
+            let w = world(TOTAL);
+            // Each sender's pushes in its own order: (instance, value, created).
+            let mut queues: Vec<std::collections::VecDeque<(f64, f64)>> = senders
+                .iter()
+                .map(|runs| {
+                    let mut q = std::collections::VecDeque::new();
+                    for (r, run) in runs.iter().enumerate() {
+                        let mut total = 0.0;
+                        for inc in run {
+                            total += f64::from(*inc);
+                            q.push_back((total, 1000.0 + r as f64));
+                        }
+                    }
+                    q
+                })
+                .collect();
+            let truth: f64 = senders.iter().flatten().flatten().map(|&i| f64::from(i)).sum();
+            let mut last = 0.0;
+            let mut pick = order.into_iter().chain(std::iter::repeat(0));
+            while queues.iter().any(|q| !q.is_empty()) {
+                let mut s = pick.next().unwrap_or(0) % queues.len();
+                while queues[s].is_empty() {
+                    s = (s + 1) % queues.len();
+                }
+                let (v, created) = queues[s].pop_front().unwrap();
+                w.push(&format!(
+                    "# TYPE jobs_total counter\njobs_total{{instance=\"s{s}\"}} {v}\n# TYPE jobs_created gauge\njobs_created{{instance=\"s{s}\"}} {created}\n"
+                ));
+                let now: f64 = w.samples()[0].strip_prefix("jobs_total ").unwrap().parse().unwrap();
+                prop_assert!(now >= last, "the output went down: {last} -> {now}");
+                last = now;
+            }
+            prop_assert_eq!(last, truth);
+        }
+    }
+}

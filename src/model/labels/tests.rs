@@ -146,3 +146,22 @@ fn limits_are_enforced() {
     ];
     assert!(LabelRules::new(three, &[], limits).is_err());
 }
+
+#[test]
+fn raw_values_are_found_by_name() {
+    let rules = LabelRules::default();
+    let mut key = Vec::new();
+    rules
+        .write_key(
+            crate::model::Kind::Counter,
+            &mut [("b", "x\0y"), ("a", "1"), ("d", "")],
+            &mut key,
+        )
+        .unwrap();
+    assert_eq!(raw_value(&key, b"a"), Some(&b"1"[..]));
+    assert_eq!(&*unescape(raw_value(&key, b"b").unwrap()), b"x\0y");
+    assert_eq!(raw_value(&key, b"c"), None);
+    assert_eq!(raw_value(&key, b"d"), None);
+    assert_eq!(raw_value(&key, b"z"), None);
+    assert_eq!(raw_value(b"", b"a"), None);
+}
