@@ -148,13 +148,16 @@ pub const DEFAULT_SOURCE_TTL: Duration = Duration::from_secs(3600);
 /// `SEEN_LIMIT` values each, then matched directly.
 #[derive(Default)]
 struct Seen {
-    by_matcher: Vec<((u16, u16), HashMap<Box<[u8]>, bool, RandomState>)>,
+    by_matcher: Vec<((u16, u16), SeenValues)>,
 }
+
+/// One matcher's results by raw label value.
+type SeenValues = HashMap<Box<[u8]>, bool, RandomState>;
 
 const SEEN_LIMIT: usize = 1024;
 
 impl Seen {
-    fn table(&mut self, at: (u16, u16)) -> &mut HashMap<Box<[u8]>, bool, RandomState> {
+    fn table(&mut self, at: (u16, u16)) -> &mut SeenValues {
         let i = match self.by_matcher.iter().position(|(k, _)| *k == at) {
             Some(i) => i,
             None => {
