@@ -16,6 +16,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub(crate) mod format;
+pub(crate) mod hangup;
 pub mod ingest;
 pub(crate) mod memory;
 pub(crate) mod middleware;
@@ -293,25 +294,12 @@ fn spawn_rules_reload(
     mut stop: tokio::sync::watch::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangups = hangup::Hangups::new();
         let period = gateway.config().rules_check_interval;
         loop {
-            #[cfg(unix)]
-            let signalled = async {
-                match hangup.as_mut() {
-                    Some(h) => {
-                        h.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let signalled = std::future::pending::<()>();
             let force = tokio::select! {
                 _ = stop.changed() => return,
-                _ = signalled => true,
+                _ = hangups.next() => true,
                 _ = tokio::time::sleep(period) => false,
             };
             let gw = gateway.clone();

@@ -312,13 +312,7 @@ impl<'a> Iterator for Pairs<'a> {
         let raw = &self.rest[vstart..end];
         self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
         let value = if escaped {
-            let mut v = Vec::with_capacity(raw.len());
-            let mut i = 0;
-            while i < raw.len() {
-                v.push(raw[i]);
-                i += if raw[i] == 0 { 2 } else { 1 };
-            }
-            Cow::Owned(v)
+            unescape(raw)
         } else {
             Cow::Borrowed(raw)
         };

@@ -129,25 +129,12 @@ impl Tls {
     /// Reloads on SIGHUP and on file changes until `stop` fires.
     pub fn watch(self: Arc<Tls>, mut stop: tokio::sync::watch::Receiver<()>) {
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hangups = crate::hangup::Hangups::new();
             let mut tick = tokio::time::interval(WATCH_EVERY);
             loop {
-                #[cfg(unix)]
-                let hangup = async {
-                    match hup.as_mut() {
-                        Some(h) => {
-                            h.recv().await;
-                        }
-                        None => std::future::pending().await,
-                    }
-                };
-                #[cfg(not(unix))]
-                let hangup = std::future::pending::<()>();
                 let why = tokio::select! {
                     _ = stop.changed() => return,
-                    _ = hangup => "SIGHUP",
+                    _ = hangups.next() => "SIGHUP",
                     _ = tick.tick() => {
                         if !self.changed() { continue; }
                         "file change"

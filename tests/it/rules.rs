@@ -112,6 +112,15 @@ async fn invalid_rules_stop_the_start_naming_file_and_line() {
     assert!(err.contains(&want), "{err}");
 }
 
+/// Waits until the self-metric `series` satisfies `ok`.
+async fn wait_for(p: &Process, what: &str, series: &str, ok: impl Fn(f64) -> bool) {
+    let ok = &ok;
+    eventually(what, Duration::from_secs(10), || async move {
+        ok(p.self_metric(series).await).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_reload_on_change_and_on_sighup_and_a_bad_file_keeps_them() {
     let dir = TempDir::new("rules-reload");
@@ -138,17 +147,11 @@ async fn rules_reload_on_change_and_on_sighup_and_a_bad_file_keeps_them() {
 
     // Changed on disk: min from now on.
     write(&file, "rules:\n  - match: 'temp'\n    mode: min\n");
-    let p_ref = &p;
-    eventually(
+    wait_for(
+        &p,
         "the changed file in force",
-        Duration::from_secs(10),
-        || async move {
-            (p_ref
-                .self_metric("pag_rules_reloads_total{result=\"ok\"}")
-                .await
-                >= 2.0)
-                .then_some(())
-        },
+        "pag_rules_reloads_total{result=\"ok\"}",
+        |v| v >= 2.0,
     )
     .await;
     push(4.0).await;
@@ -156,16 +159,11 @@ async fn rules_reload_on_change_and_on_sighup_and_a_bad_file_keeps_them() {
 
     // A bad file: logged, counted, the rules in force kept.
     write(&file, "rules:\n  - match: 'temp{'\n");
-    eventually(
+    wait_for(
+        &p,
         "the bad file refused",
-        Duration::from_secs(10),
-        || async move {
-            (p_ref
-                .self_metric("pag_rules_reloads_total{result=\"error\"}")
-                .await
-                >= 1.0)
-                .then_some(())
-        },
+        "pag_rules_reloads_total{result=\"error\"}",
+        |v| v >= 1.0,
     )
     .await;
     assert_eq!(p.self_metric("pag_rules_last_reload_successful").await, 0.0);
@@ -176,25 +174,23 @@ async fn rules_reload_on_change_and_on_sighup_and_a_bad_file_keeps_them() {
 
     // SIGHUP re-reads even an unchanged file.
     write(&file, "rules:\n  - match: 'temp'\n    mode: last\n");
-    eventually(
+    wait_for(
+        &p,
         "the fixed file in force",
-        Duration::from_secs(10),
-        || async move {
-            (p_ref.self_metric("pag_rules_last_reload_successful").await == 1.0).then_some(())
-        },
+        "pag_rules_last_reload_successful",
+        |v| v == 1.0,
     )
     .await;
     let before = p
         .self_metric("pag_rules_reloads_total{result=\"ok\"}")
         .await;
     p.signal("HUP");
-    eventually("SIGHUP reload", Duration::from_secs(10), || async move {
-        (p_ref
-            .self_metric("pag_rules_reloads_total{result=\"ok\"}")
-            .await
-            > before)
-            .then_some(())
-    })
+    wait_for(
+        &p,
+        "SIGHUP reload",
+        "pag_rules_reloads_total{result=\"ok\"}",
+        |v| v > before,
+    )
     .await;
     push(7.0).await;
     assert_eq!(sample_value(&p.scrape().await, "temp"), Some(7.0));
