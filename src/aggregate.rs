@@ -111,6 +111,9 @@ pub struct Aggregator {
     /// push adds a family or a family goes: pushes to stored families never
     /// touch it.
     claims: Mutex<HashMap<Box<str>, Box<str>, RandomState>>,
+    /// Whether any series was ever given an expiry (`--series-ttl` or a
+    /// rule's `ttl`): until then a sweep has no series to look at.
+    expiring: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -135,6 +138,7 @@ impl Aggregator {
             stamps: AtomicU64::new(0),
             clock,
             claims: Mutex::default(),
+            expiring: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -368,6 +372,19 @@ impl Aggregator {
         let _span = tracing::info_span!("apply", new_series).entered();
 
         let stamp = self.stamp();
+        let expiring = !self.expiring.load(Ordering::Relaxed)
+            && (self.settings.series_ttl.is_some()
+                || plans.iter().any(|p| match &p.modes {
+                    plan::Modes::Default => false,
+                    plan::Modes::All(m) => m.ttl.is_some(),
+                    plan::Modes::Rules(of, rules) => {
+                        of.iter().flatten().any(|&r| rules.rule(r).ttl.is_some())
+                    }
+                    plan::Modes::Each(each) => each.iter().any(|m| m.ttl.is_some()),
+                }));
+        if expiring {
+            self.expiring.store(true, Ordering::Relaxed);
+        }
         let mut touched = 0;
         let mut grown: isize = 0;
         // Series written per rule, counted once per push: the counters are
@@ -530,6 +547,7 @@ impl Aggregator {
     /// lock at a time, so pushes to other shards go on meanwhile.
     pub fn expire(&self) -> usize {
         let now = self.now();
+        let series = self.expiring.load(Ordering::Relaxed);
         let dropped = self
             .shards
             .iter()
@@ -537,6 +555,9 @@ impl Aggregator {
                 let mut shard = s.lock();
                 let freed = shard.expire_sources(now);
                 self.settings.memory.release(freed);
+                if !series {
+                    return 0;
+                }
                 shard.retain_series(
                     &self.settings.memory,
                     self.stamp(),
