@@ -4,7 +4,8 @@
 //! snapshot of the state must restore to the very same scrapes.
 //!
 //! Input: records of `[flags][path length][path][body length: u16 LE][body]`;
-//! the first byte's low two bits pick `--gauge-mode`.
+//! the first byte's low two bits pick `--gauge-mode`, its third bit puts
+//! `RULES` in force (cumulative sources, labels folded away, gauge modes).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +14,21 @@ use prom_aggregation_gateway::decode::{self, Format, path};
 use prom_aggregation_gateway::encode;
 use prom_aggregation_gateway::ingest::Ticket;
 use prom_aggregation_gateway::{Config, Gateway, persist};
+
+const RULES: &str = r#"
+rules:
+  - match: '{instance=~".+"}'
+    mode: total
+    source_labels: [instance]
+    without: [instance]
+  - match: '{__name__=~".*_total"}'
+    without: [a, b]
+  - match: '{a="1"}'
+    mode: last
+  - match: '{__name__=~"g.*"}'
+    mode: max
+    by: [b]
+"#;
 
 fn scrapes(gw: &Gateway) -> [Vec<u8>; 3] {
     [Format::Text, Format::OpenMetrics, Format::Protobuf].map(|f| encode::render(gw.aggregator(), f))
@@ -30,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
         ..Config::default()
     };
     let gw = Gateway::new(config.clone());
+    if first & 4 != 0 {
+        gw.set_rules(gw.parse_rules("fuzz", RULES).expect("valid rules"));
+    }
     while rest.len() >= 2 {
         let flags = rest[0];
         let plen = usize::from(rest[1]);
