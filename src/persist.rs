@@ -324,17 +324,11 @@ struct SourceRecord<'a> {
     rule: &'a str,
 }
 
+/// [`read_varint`] on a slice, which it advances.
 fn take_varint(r: &mut &[u8]) -> Result<u64, String> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = r.split_first().ok_or("truncated varint")?;
-        *r = rest;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err("varint too long".into())
+    read_varint(r)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "truncated varint".into())
 }
 
 fn take_bytes<'a>(r: &mut &'a [u8]) -> Result<&'a [u8], String> {
