@@ -62,6 +62,10 @@ pub struct Settings {
     /// `--series-ttl`: how long a series no rule gives a `ttl` lives
     /// without a push (`None`: for ever).
     pub series_ttl: Option<Duration>,
+    /// Keep what each expiry, delete and wipe drops, for
+    /// [`Aggregator::take_dropped`] (the remote-write output's staleness
+    /// markers); off, nothing is kept.
+    pub journal: bool,
 }
 
 impl Default for Settings {
@@ -76,8 +80,56 @@ impl Default for Settings {
             max_native_buckets: 160,
             clock: crate::clock::Clock::system(),
             series_ttl: None,
+            journal: false,
         }
     }
+}
+
+/// A series the aggregate dropped (expired, deleted or wiped), as
+/// [`Aggregator::take_dropped`] gives it: enough to name every sample it
+/// wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dropped {
+    /// Its family's name.
+    pub family: Arc<str>,
+    /// Its family's type.
+    pub kind: Kind,
+    /// Its key (see [`labels`]).
+    pub key: Box<[u8]>,
+    /// The bucket bounds it had, for a classic histogram (each wrote a
+    /// `_bucket` sample); `None` for a native one; empty otherwise.
+    pub bounds: Option<Box<[f64]>>,
+}
+
+impl Dropped {
+    fn new(family: &Arc<str>, kind: Kind, key: &[u8], value: &Value) -> Dropped {
+        Dropped {
+            family: family.clone(),
+            kind,
+            key: key.into(),
+            bounds: match value {
+                Value::Histogram(h) => Some(h.buckets.iter().map(|b| b.le).collect()),
+                Value::Native(_) => None,
+                Value::Scalar(_) | Value::Summary { .. } => Some(Box::new([])),
+            },
+        }
+    }
+
+    /// Bytes it holds, for the byte budget.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Dropped>()
+            + self.key.len()
+            + self.bounds.as_ref().map_or(0, |b| b.len() * 8)
+    }
+}
+
+/// Series dropped since the remote-write output last took them.
+#[derive(Debug, Default)]
+struct Journal {
+    dropped: Vec<Dropped>,
+    bytes: usize,
+    /// Dropped series not kept: the journal was full.
+    lost: u64,
 }
 
 /// What applying a push did.
@@ -114,6 +166,9 @@ pub struct Aggregator {
     /// Whether any series was ever given an expiry (`--series-ttl` or a
     /// rule's `ttl`): until then a sweep has no series to look at.
     expiring: std::sync::atomic::AtomicBool,
+    /// What expiry, delete and wipe dropped (with `Settings::journal`).
+    /// Taken after the shard locks; it takes none itself.
+    journal: Option<Mutex<Journal>>,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -131,7 +186,6 @@ impl Aggregator {
         let clock = settings.clock.clone();
         Aggregator {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            settings,
             series: AtomicUsize::new(0),
             shard_hasher: RandomState::default(),
             generation: AtomicU64::new(0),
@@ -139,6 +193,8 @@ impl Aggregator {
             clock,
             claims: Mutex::default(),
             expiring: std::sync::atomic::AtomicBool::new(false),
+            journal: settings.journal.then(Mutex::default),
+            settings,
         }
     }
 
@@ -515,6 +571,7 @@ impl Aggregator {
     pub fn delete(&self, matchers: &[(String, String)]) -> usize {
         let mut guards = self.lock_all();
         let mut claims = self.claims.lock();
+        let mut removed = Vec::new();
         let dropped: usize = guards
             .iter_mut()
             .map(|g| {
@@ -523,11 +580,59 @@ impl Aggregator {
                     self.stamp(),
                     |key, _| !labels::contains_all(key, matchers),
                     |name, kind| unclaim(&mut claims, name, kind),
+                    |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
                 )
             })
             .sum();
+        drop(claims);
+        drop(guards);
+        self.journal(removed);
         self.dropped(dropped);
         dropped
+    }
+
+    /// Notes a dropped series for the journal, when one is kept.
+    fn note(
+        &self,
+        removed: &mut Vec<Dropped>,
+        family: &Arc<str>,
+        kind: Kind,
+        key: &[u8],
+        series: &StoredSeries,
+    ) {
+        if self.journal.is_some() {
+            removed.push(Dropped::new(family, kind, key, &series.value));
+        }
+    }
+
+    /// Adds dropped series to the journal, charging their bytes (the
+    /// series they stand for gave back more); past `--max-series` entries
+    /// the rest are counted as lost.
+    fn journal(&self, removed: Vec<Dropped>) {
+        let Some(journal) = &self.journal else { return };
+        if removed.is_empty() {
+            return;
+        }
+        let mut j = journal.lock();
+        let room = self.settings.max_series.saturating_sub(j.dropped.len());
+        let kept = removed.len().min(room);
+        j.lost += (removed.len() - kept) as u64;
+        let bytes: usize = removed[..kept].iter().map(Dropped::bytes).sum();
+        self.settings.memory.charge(bytes);
+        j.bytes += bytes;
+        j.dropped.extend(removed.into_iter().take(kept));
+    }
+
+    /// Takes the series dropped since the last call (oldest first), and
+    /// how many were dropped but not kept, the journal being full. Empty
+    /// without `Settings::journal`.
+    pub fn take_dropped(&self) -> (Vec<Dropped>, u64) {
+        let Some(journal) = &self.journal else {
+            return (Vec::new(), 0);
+        };
+        let mut j = journal.lock();
+        self.settings.memory.release(std::mem::take(&mut j.bytes));
+        (std::mem::take(&mut j.dropped), std::mem::take(&mut j.lost))
     }
 
     fn dropped(&self, n: usize) {
@@ -558,13 +663,18 @@ impl Aggregator {
                 if !series {
                     return 0;
                 }
-                shard.retain_series(
+                let mut removed = Vec::new();
+                let dropped = shard.retain_series(
                     &self.settings.memory,
                     self.stamp(),
                     |_, series| series.expires >= now,
                     // Shard lock, then claims: the order pushes take them in.
                     |name, kind| unclaim(&mut self.claims.lock(), name, kind),
-                )
+                    |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
+                );
+                drop(shard);
+                self.journal(removed);
+                dropped
             })
             .sum();
         self.dropped(dropped);
@@ -579,6 +689,7 @@ impl Aggregator {
     /// Drops everything; returns how many series were dropped.
     pub fn wipe(&self) -> usize {
         let mut guards = self.lock_all();
+        let mut removed = Vec::new();
         let dropped: usize = guards
             .iter_mut()
             .map(|g| {
@@ -590,10 +701,18 @@ impl Aggregator {
                 }
                 g.sources.clear();
                 self.settings.memory.release(freed);
-                g.retain_series(&self.settings.memory, 0, |_, _| false, |_, _| {})
+                g.retain_series(
+                    &self.settings.memory,
+                    0,
+                    |_, _| false,
+                    |_, _| {},
+                    |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
+                )
             })
             .sum();
         self.claims.lock().clear();
+        drop(guards);
+        self.journal(removed);
         self.dropped(dropped);
         dropped
     }

@@ -171,6 +171,41 @@ pub struct Args {
     #[arg(long, env = "PAG_RULES_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub rules_check_interval: Duration,
 
+    /// Remote-write the aggregate to this receiver every
+    /// --remote-write-interval (repeatable; comma-separated in the env).
+    #[arg(
+        long = "remote-write-url",
+        env = "PAG_REMOTE_WRITE_URL",
+        value_delimiter = ','
+    )]
+    pub remote_write_urls: Vec<String>,
+
+    /// Remote-write targets with headers, credentials or TLS (YAML).
+    #[arg(long, env = "PAG_REMOTE_WRITE_CONFIG")]
+    pub remote_write_config: Option<PathBuf>,
+
+    /// How often the aggregate is remote-written.
+    #[arg(long, env = "PAG_REMOTE_WRITE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub remote_write_interval: Duration,
+
+    /// Most samples in one remote-write request.
+    #[arg(
+        long,
+        env = "PAG_REMOTE_WRITE_MAX_SAMPLES_PER_SEND",
+        default_value_t = 5000
+    )]
+    pub remote_write_max_samples_per_send: usize,
+
+    /// The label remote-written series carry to tell replicas apart
+    /// (empty: none). Pushes may not carry it while remote-write is on.
+    #[arg(long, env = "PAG_REPLICA_LABEL", default_value = "gateway_replica")]
+    pub replica_label: String,
+
+    /// This replica's value of --replica-label (default: the host name,
+    /// which is the pod's name in Kubernetes).
+    #[arg(long, env = "PAG_REPLICA")]
+    pub replica: Option<String>,
+
     /// Snapshot file of the aggregate: restored at start, written every
     /// --persistence-interval and at shutdown.
     #[arg(long, env = "PAG_PERSISTENCE_FILE")]
@@ -283,6 +318,9 @@ pub struct Config {
     pub rules_file: Option<PathBuf>,
     /// `--rules-check-interval`.
     pub rules_check_interval: Duration,
+    /// The remote-write output (`--remote-write-url`,
+    /// `--remote-write-config` and their flags), if any target is given.
+    pub remote_write: Option<std::sync::Arc<crate::remote_write::Settings>>,
     /// `--persistence-file`.
     pub persistence_file: Option<PathBuf>,
     /// `--persistence-interval`.
@@ -374,6 +412,7 @@ impl TryFrom<Args> for Config {
         if max_memory < 1 << 20 {
             return Err("--max-memory must be at least 1MiB".into());
         }
+        let remote_write = remote_write(&a)?;
         axum::http::HeaderValue::from_str(&a.cors)
             .map_err(|_| format!("--cors: {:?} is not a valid header value", a.cors))?;
         Ok(Config {
@@ -403,6 +442,7 @@ impl TryFrom<Args> for Config {
             },
             series_ttl: a.series_ttl.filter(|d| !d.is_zero()),
             rules_file: a.rules,
+            remote_write,
             rules_check_interval: a.rules_check_interval.max(Duration::from_millis(100)),
             persistence_file: a.persistence_file,
             persistence_interval: a.persistence_interval,
@@ -434,6 +474,38 @@ impl TryFrom<Args> for Config {
             log_format: a.log_format,
         })
     }
+}
+
+/// The remote-write settings of the flags, checked; `None` without targets.
+fn remote_write(a: &Args) -> Result<Option<std::sync::Arc<crate::remote_write::Settings>>, String> {
+    use crate::remote_write::config;
+    let targets = config::targets(&a.remote_write_urls, a.remote_write_config.as_deref())?;
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    if a.remote_write_interval < Duration::from_secs(1) {
+        return Err("--remote-write-interval must be at least 1s".into());
+    }
+    if a.remote_write_max_samples_per_send == 0 {
+        return Err("--remote-write-max-samples-per-send must be above 0".into());
+    }
+    let replica = if a.replica_label.is_empty() {
+        None
+    } else {
+        config::check_replica_label(&a.replica_label)?;
+        let value = match &a.replica {
+            Some(v) if v.is_empty() => return Err("--replica is empty".into()),
+            Some(v) => v.clone(),
+            None => config::host_name(),
+        };
+        Some((a.replica_label.as_str().into(), value))
+    };
+    Ok(Some(std::sync::Arc::new(crate::remote_write::Settings {
+        targets,
+        interval: a.remote_write_interval,
+        max_samples_per_send: a.remote_write_max_samples_per_send,
+        replica,
+    })))
 }
 
 /// Parses `host:port`, `[v6]:port`, or Go's `:port` (all interfaces).

@@ -93,6 +93,13 @@ impl Ticket {
 }
 
 impl Gateway {
+    /// The label pushes may not carry: the replica label, while
+    /// remote-write is on (the output adds it to every series).
+    fn owned_label(&self) -> Option<std::sync::Arc<str>> {
+        let settings = self.config().remote_write.as_ref()?;
+        settings.replica.as_ref().map(|(l, _)| l.clone())
+    }
+
     /// Runs a push (`push`: all a transport does for one, from reading the
     /// request to [`Gateway::ingest`]) and records it in the self-metrics:
     /// the one place every protocol's pushes are counted and timed.
@@ -130,6 +137,7 @@ impl Gateway {
         let config = self.config();
         let rule_set = self.rules();
         let rules = LabelRules::new(path_labels, &config.drop_labels, config.limits)
+            .and_then(|r| r.owning(self.owned_label()))
             .map_err(Rejection::Invalid)?;
         let spend = Spend::new(reservation, config.limits.max_series_per_push, input);
         let opts = Options {

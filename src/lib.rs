@@ -22,6 +22,7 @@ pub(crate) mod memory;
 pub(crate) mod middleware;
 pub mod model;
 pub mod persist;
+pub mod remote_write;
 pub mod routes;
 pub mod rules;
 pub(crate) mod telemetry;
@@ -74,6 +75,7 @@ impl Gateway {
             max_native_buckets: config.limits.max_native_buckets,
             clock: config.clock.clone(),
             series_ttl: config.series_ttl,
+            journal: config.remote_write.is_some(),
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
         let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);
@@ -209,6 +211,12 @@ pub async fn serve(
     background.push(spawn_expiry(gateway.clone(), stopped.clone()));
     if gateway.config().rules_file.is_some() {
         background.push(spawn_rules_reload(gateway.clone(), stopped.clone()));
+    }
+    if let Some(settings) = gateway.config().remote_write.clone() {
+        background.extend(
+            remote_write::spawn(gateway.clone(), settings, stopped.clone())
+                .map_err(std::io::Error::other)?,
+        );
     }
     if gateway.config().persistence_file.is_some() {
         background.push(persist::spawn_writer(gateway.clone(), stopped));

@@ -3,6 +3,8 @@
 //! durations. Kept with prometheus/client_rust, apart from the aggregate, so
 //! the gateway's health never mixes with what senders pushed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -75,6 +77,17 @@ struct RuleLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetReasonLabels {
+    target: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
     protocol: Protocol,
     reason: &'static str,
@@ -114,6 +127,99 @@ pub struct Telemetry {
     rules_loaded: Gauge,
     rules_reloads: Family<ResultLabels, Counter>,
     rules_last_reload_ok: Gauge,
+    rw_samples: Family<TargetLabels, Counter>,
+    rw_bytes: Family<TargetLabels, Counter>,
+    rw_retries: Family<TargetLabels, Counter>,
+    rw_dropped: Family<TargetReasonLabels, Counter>,
+    rw_skipped: Family<TargetLabels, Counter>,
+    rw_last_success: Family<TargetLabels, Gauge<f64, AtomicU64>>,
+    rw_lag: Family<TargetLabels, Gauge<f64, AtomicU64>>,
+    rw_protocol: Family<TargetLabels, Gauge>,
+    rw_snapshot_duration: Histogram,
+    rw_snapshot_bytes: Gauge,
+    rw_stale: Counter,
+    rw_stale_lost: Counter,
+}
+
+/// One remote-write target's self-metrics (handles into the registry).
+#[derive(Debug, Clone)]
+pub struct RemoteWriteStats {
+    target: String,
+    samples: Counter,
+    bytes: Counter,
+    retries: Counter,
+    dropped: Family<TargetReasonLabels, Counter>,
+    skipped: Counter,
+    last_success: Gauge<f64, AtomicU64>,
+    lag: Gauge<f64, AtomicU64>,
+    protocol: Gauge,
+    /// Timestamp (ms) of the newest snapshot sent whole.
+    sent_ms: Arc<AtomicU64>,
+}
+
+impl RemoteWriteStats {
+    /// A request taken: its samples and compressed bytes.
+    pub fn sent(&self, samples: usize, bytes: usize) {
+        self.samples.inc_by(samples as u64);
+        self.bytes.inc_by(bytes as u64);
+    }
+
+    /// A request to be retried.
+    pub fn retry(&self) {
+        self.retries.inc();
+    }
+
+    /// Samples not sent, by reason (`rejected`: a 4xx answer;
+    /// `carry_full`: staleness markers past the carry bound).
+    pub fn dropped(&self, reason: &'static str, samples: usize) {
+        self.dropped
+            .get_or_create(&TargetReasonLabels {
+                target: self.target.clone(),
+                reason,
+            })
+            .inc_by(samples as u64);
+    }
+
+    /// A snapshot left for a newer one before it was sent whole.
+    pub fn skipped(&self) {
+        self.skipped.inc();
+    }
+
+    /// The protocol sent now (1 or 2).
+    pub fn protocol(&self, p: crate::remote_write::Protocol) {
+        self.protocol.set(match p {
+            crate::remote_write::Protocol::V1 => 1,
+            crate::remote_write::Protocol::V2 => 2,
+        });
+    }
+
+    /// A snapshot taken at `timestamp_ms` went out whole; `ok` when no
+    /// request of it was refused.
+    pub fn done(&self, timestamp_ms: i64, ok: bool) {
+        self.sent_ms.store(timestamp_ms as u64, Ordering::Relaxed);
+        if ok {
+            self.last_success.set(now_seconds());
+        }
+        self.lag(timestamp_ms);
+    }
+
+    /// Sets the lag: how old the newest snapshot sent whole is, seen when
+    /// a snapshot taken at `newest_ms` comes.
+    pub fn lag(&self, newest_ms: i64) {
+        let sent = self.sent_ms.load(Ordering::Relaxed);
+        let lag = if sent == 0 {
+            0.0
+        } else {
+            (newest_ms as f64 - sent as f64).max(0.0) / 1000.0
+        };
+        self.lag.set(lag);
+    }
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -154,6 +260,18 @@ impl Telemetry {
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             rules_last_reload_ok: Gauge::default(),
+            rw_samples: Family::default(),
+            rw_bytes: Family::default(),
+            rw_retries: Family::default(),
+            rw_dropped: Family::default(),
+            rw_skipped: Family::default(),
+            rw_last_success: Family::default(),
+            rw_lag: Family::default(),
+            rw_protocol: Family::default(),
+            rw_snapshot_duration: duration_histogram(),
+            rw_snapshot_bytes: Gauge::default(),
+            rw_stale: Counter::default(),
+            rw_stale_lost: Counter::default(),
         };
         // name => help, metric (each registered as a clone: one handle
         // here, one in the registry).
@@ -189,6 +307,18 @@ impl Telemetry {
             "rules" => "Rules in force", t.rules_loaded;
             "rules_reloads" => "Loads of the rules file, by result", t.rules_reloads;
             "rules_last_reload_successful" => "Whether the last load of the rules file was taken (1) or refused, keeping the rules before it (0)", t.rules_last_reload_ok;
+            "remote_write_samples_sent" => "Samples a remote-write target took (staleness markers included)", t.rw_samples;
+            "remote_write_bytes_sent" => "Compressed request bytes a remote-write target took", t.rw_bytes;
+            "remote_write_retries" => "Remote-write requests retried (5xx, 429, network errors)", t.rw_retries;
+            "remote_write_dropped_samples" => "Samples not remote-written, by reason (rejected: a 4xx answer; carry_full: staleness markers past the carry bound)", t.rw_dropped;
+            "remote_write_snapshots_skipped" => "Snapshots a target left for a newer one before sending them whole (values are cumulative: nothing is lost)", t.rw_skipped;
+            "remote_write_last_success_timestamp_seconds" => "When a target last took a whole snapshot without refusing any of it", t.rw_last_success;
+            "remote_write_lag_seconds" => "How much older the newest snapshot a target took whole is than the newest taken", t.rw_lag;
+            "remote_write_protocol" => "The remote-write version a target is sent (1 or 2)", t.rw_protocol;
+            "remote_write_snapshot_duration_seconds" => "Time to take and encode one remote-write snapshot", t.rw_snapshot_duration;
+            "remote_write_snapshot_bytes" => "Compressed bytes of the last remote-write snapshot", t.rw_snapshot_bytes;
+            "remote_write_staleness_markers" => "Dropped series given staleness markers", t.rw_stale;
+            "remote_write_staleness_markers_lost" => "Dropped series given no staleness marker (more than --max-series dropped between two sends)", t.rw_stale_lost;
         }
         registry.register(
             "build",
@@ -254,6 +384,34 @@ impl Telemetry {
             resets: self.rule_resets.get_or_create(&labels).clone(),
             sources_expired: self.rule_sources_expired.get_or_create(&labels).clone(),
         })
+    }
+
+    /// The self-metrics of the remote-write target named `target`.
+    pub fn remote_write_stats(&self, target: &str) -> RemoteWriteStats {
+        let labels = TargetLabels {
+            target: target.into(),
+        };
+        RemoteWriteStats {
+            target: target.into(),
+            samples: self.rw_samples.get_or_create(&labels).clone(),
+            bytes: self.rw_bytes.get_or_create(&labels).clone(),
+            retries: self.rw_retries.get_or_create(&labels).clone(),
+            dropped: self.rw_dropped.clone(),
+            skipped: self.rw_skipped.get_or_create(&labels).clone(),
+            last_success: self.rw_last_success.get_or_create(&labels).clone(),
+            lag: self.rw_lag.get_or_create(&labels).clone(),
+            protocol: self.rw_protocol.get_or_create(&labels).clone(),
+            sent_ms: Arc::default(),
+        }
+    }
+
+    /// Records one remote-write snapshot: time to take and encode it, its
+    /// compressed bytes, the dropped series it marks stale and those lost.
+    pub fn remote_write_snapshot(&self, elapsed: Duration, bytes: usize, stale: usize, lost: u64) {
+        self.rw_snapshot_duration.observe(elapsed.as_secs_f64());
+        self.rw_snapshot_bytes.set(bytes as i64);
+        self.rw_stale.inc_by(stale as u64);
+        self.rw_stale_lost.inc_by(lost);
     }
 
     /// Records a load of the rules file: how many rules it holds, or a

@@ -282,20 +282,26 @@ impl Shard {
     /// Keeps the series `keep` says yes to, dropping emptied families and
     /// giving their bytes back to `memory`, stamping families that lost
     /// series `stamp`; returns how many series were dropped, and calls
-    /// `gone` with the name and kind of each family dropped.
+    /// `gone` with the name and kind of each family dropped and `removed`
+    /// with each series dropped (family name, kind, key, series).
     pub(crate) fn retain_series(
         &mut self,
         memory: &crate::memory::Memory,
         stamp: u64,
         mut keep: impl FnMut(&[u8], &StoredSeries) -> bool,
         mut gone: impl FnMut(&str, Kind),
+        mut removed: impl FnMut(&Arc<str>, Kind, &[u8], &StoredSeries),
     ) -> usize {
         let mut dropped = 0;
         let mut freed = 0;
         self.families.retain(|name, f| {
+            let kind = f.kind;
             let lost = f.series.retain(
                 &mut keep,
-                |k, s| freed += series_bytes(k.len(), &s.value),
+                |k, s| {
+                    freed += series_bytes(k.len(), &s.value);
+                    removed(name, kind, k, s);
+                },
                 stamp,
             );
             if lost > 0 {

@@ -57,9 +57,9 @@ pub fn write_family_streaming(
 // bytes are the same as prost's: fields in tag order, proto2 optionals
 // written when set, repeated scalars unpacked.
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
 
 /// Appends `v` as a protobuf varint.
 pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -70,22 +70,22 @@ pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn key(out: &mut Vec<u8>, field: u8, wire: u8) {
+pub(crate) fn key(out: &mut Vec<u8>, field: u8, wire: u8) {
     // Every field number here is below 16: one byte.
     out.push(field << 3 | wire);
 }
 
-fn double(out: &mut Vec<u8>, field: u8, v: f64) {
+pub(crate) fn double(out: &mut Vec<u8>, field: u8, v: f64) {
     key(out, field, FIXED64);
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn uint(out: &mut Vec<u8>, field: u8, v: u64) {
+pub(crate) fn uint(out: &mut Vec<u8>, field: u8, v: u64) {
     key(out, field, VARINT);
     varint(out, v);
 }
 
-fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
+pub(crate) fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
     key(out, field, LEN);
     varint(out, b.len() as u64);
     out.extend_from_slice(b);

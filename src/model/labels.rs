@@ -85,6 +85,9 @@ pub struct LabelRules {
     /// Sorted.
     drop: Vec<String>,
     limits: super::Limits,
+    /// A label the gateway writes itself (`--replica-label` while
+    /// remote-write is on): no series may carry it.
+    owned: Option<std::sync::Arc<str>>,
 }
 
 impl LabelRules {
@@ -117,7 +120,20 @@ impl LabelRules {
             fixed,
             drop,
             limits,
+            owned: None,
         })
+    }
+
+    /// These rules, also refusing any series that carries `label` (one the
+    /// gateway writes itself); on error, the reason.
+    pub fn owning(mut self, label: Option<std::sync::Arc<str>>) -> Result<LabelRules, String> {
+        if let Some(l) = &label
+            && self.fixed.iter().any(|(n, _)| n.as_str() == &**l)
+        {
+            return Err(owned_refusal(l));
+        }
+        self.owned = label;
+        Ok(self)
     }
 
     /// Writes the key of a series of a family of `kind` with these body
@@ -146,6 +162,12 @@ impl LabelRules {
             if i > 0 && labels[i - 1].0.as_ref() == name {
                 return Err(format!("label {name} given twice"));
             }
+        }
+        if let Some(owned) = &self.owned
+            && labels.iter().any(|(n, _)| n.as_ref() == &**owned)
+            && !self.is_dropped(owned)
+        {
+            return Err(owned_refusal(owned));
         }
         if let Some(own) = format_label(kind)
             && (labels.iter().any(|(n, _)| n.as_ref() == own)
@@ -203,6 +225,11 @@ impl LabelRules {
     fn is_dropped(&self, name: &str) -> bool {
         !self.drop.is_empty() && self.drop.iter().any(|d| d == name)
     }
+}
+
+#[cold]
+fn owned_refusal(label: &str) -> String {
+    format!("label {label} is the gateway's replica label (--replica-label) and may not be pushed")
 }
 
 #[cold]

@@ -27,11 +27,12 @@ pub struct Tls {
     stamps: Mutex<Vec<Option<SystemTime>>>,
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The PEM certificates of a file (at least one).
+pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let certs: Vec<_> = rustls_pemfile_certs(&mut BufReader::new(file))
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -50,7 +51,8 @@ fn rustls_pemfile_certs(
         .map_err(|e| format!("bad PEM: {e}"))
 }
 
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+/// The PEM private key of a file.
+pub(crate) fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     use rustls::pki_types::pem::PemObject;
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| format!("{}: no usable private key: {e}", path.display()))

@@ -1,0 +1,142 @@
+//! Remote-write output: every `--remote-write-interval`, one consistent
+//! snapshot of the aggregate (a view taken under the shard locks, so never
+//! half a push; one timestamp for every sample) is encoded once per
+//! protocol in use and handed to each target's sender.
+//!
+//! `aggregate -> remote_write::encode -> remote_write::send`: the producer
+//! (`produce`) takes the view and the series dropped since the last send
+//! (for staleness markers), encodes on the blocking pool, and publishes
+//! the snapshot on a `watch` channel, which holds only the newest: a
+//! sender still busy with an older snapshot (a receiver down or slow)
+//! moves to the newest at its next retry. Values are cumulative, so a
+//! skipped snapshot loses nothing; its staleness markers are carried over.
+//! Pushes never wait for any of it.
+
+pub mod config;
+pub mod encode;
+mod send;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use config::{Protocol, Settings, Target};
+
+use crate::Gateway;
+
+/// One send's snapshot, encoded for the protocols the targets use.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// The samples' timestamp (milliseconds since the epoch).
+    timestamp_ms: i64,
+    v1: Option<encode::Encoded>,
+    v2: Option<encode::Encoded>,
+}
+
+impl Snapshot {
+    fn encoded(&self, protocol: Protocol) -> Option<&encode::Encoded> {
+        match protocol {
+            Protocol::V1 => self.v1.as_ref(),
+            Protocol::V2 => self.v2.as_ref(),
+        }
+    }
+}
+
+/// Starts the producer and one sender per target; they end after a last
+/// send once `stop` fires.
+pub(crate) fn spawn(
+    gateway: Gateway,
+    settings: Arc<Settings>,
+    stop: tokio::sync::watch::Receiver<()>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let mut senders = Vec::new();
+    for target in &settings.targets {
+        let stats = gateway.telemetry().remote_write_stats(&target.name);
+        senders.push(Arc::new(send::Sender::new(target.clone(), stats)?));
+    }
+    let mut tasks = Vec::new();
+    for sender in &senders {
+        let (sender, rx, wake) = (sender.clone(), rx.clone(), wake.clone());
+        tasks.push(tokio::spawn(async move { sender.run(rx, wake).await }));
+    }
+    tasks.push(tokio::spawn(produce(
+        gateway, settings, senders, tx, stop, wake,
+    )));
+    Ok(tasks)
+}
+
+/// Takes and publishes a snapshot every interval (and at once when a
+/// sender falls back to 1.0), then a last one at stop.
+async fn produce(
+    gateway: Gateway,
+    settings: Arc<Settings>,
+    senders: Vec<Arc<send::Sender>>,
+    tx: tokio::sync::watch::Sender<Option<Arc<Snapshot>>>,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let mut tick = tokio::time::interval(settings.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = wake.notified() => false,
+            _ = stop.changed() => true,
+        };
+        let protocols: Vec<Protocol> = senders.iter().map(|s| s.protocol()).collect();
+        let (g, s) = (gateway.clone(), settings.clone());
+        let taken = tokio::task::spawn_blocking(move || take(&g, &s, &protocols)).await;
+        match taken {
+            Ok(snapshot) => {
+                tx.send_replace(Some(Arc::new(snapshot)));
+            }
+            Err(e) => tracing::error!(error = %e, "remote-write snapshot failed"),
+        }
+        if last {
+            // Dropping `tx` tells the senders this snapshot is the last.
+            return;
+        }
+    }
+}
+
+/// Takes the dropped series and a view of the aggregate, and encodes them.
+fn take(gateway: &Gateway, settings: &Settings, protocols: &[Protocol]) -> Snapshot {
+    let started = Instant::now();
+    let aggregator = gateway.aggregator();
+    let (dropped, lost) = aggregator.take_dropped();
+    let timestamp_ms = now_ms();
+    let replica = settings.replica.as_ref().map(|(l, v)| (&**l, v.as_str()));
+    let options = |protocol| encode::Options {
+        protocol,
+        max_samples: settings.max_samples_per_send,
+        replica,
+        timestamp_ms,
+    };
+    let (v1, v2) = aggregator.read(|families| {
+        let v1 = protocols
+            .contains(&Protocol::V1)
+            .then(|| encode::encode(families, &dropped, options(Protocol::V1)));
+        let v2 = protocols
+            .contains(&Protocol::V2)
+            .then(|| encode::encode(families, &dropped, options(Protocol::V2)));
+        (v1, v2)
+    });
+    let bytes = v1.as_ref().map_or(0, encode::Encoded::bytes)
+        + v2.as_ref().map_or(0, encode::Encoded::bytes);
+    gateway
+        .telemetry()
+        .remote_write_snapshot(started.elapsed(), bytes, dropped.len(), lost);
+    Snapshot {
+        timestamp_ms,
+        v1,
+        v2,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
+}

@@ -1,0 +1,578 @@
+//! A view of the aggregate as remote-write requests: snappy-compressed
+//! protobuf bodies of at most `max_samples` samples each.
+//!
+//! Series are named as a Prometheus scraping the text format would store
+//! them (`x`, `x_bucket{le=...}`, `x_sum`, `x_count`), native histograms
+//! as histogram samples; every sample of one send has the same timestamp.
+//! Dropped series (expired, deleted, wiped) get a staleness marker (the
+//! special NaN Prometheus itself writes) one millisecond before it, in
+//! requests sent first: a series dropped and pushed again within one
+//! interval is then stale, then back, in time order.
+//!
+//! The messages are written by hand rather than built as `prost` structs:
+//! a send of a million series would otherwise allocate a string per label
+//! and a struct per sample (see `bench/remote_write.sh` for the cost).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::config::Protocol;
+use crate::aggregate::{Dropped, FamilyView};
+use crate::encode::protobuf::{LEN, VARINT, bytes as field_bytes, double, key, uint, varint};
+use crate::model::{Kind, NativeHistogram, Value, labels};
+
+/// The NaN Prometheus marks a series stale with.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// One request's body, compressed.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Snappy (block format) of the protobuf message.
+    pub body: Bytes,
+    /// Samples in it (a histogram counts one).
+    pub samples: usize,
+}
+
+/// A snapshot as the requests of one protocol.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// Staleness markers, sent first.
+    pub stale: Vec<Batch>,
+    /// The values.
+    pub values: Vec<Batch>,
+}
+
+impl Encoded {
+    /// Compressed bytes held.
+    pub fn bytes(&self) -> usize {
+        self.stale
+            .iter()
+            .chain(&self.values)
+            .map(|b| b.body.len())
+            .sum()
+    }
+}
+
+/// What every request of one snapshot shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// The message.
+    pub protocol: Protocol,
+    /// Most samples in one request.
+    pub max_samples: usize,
+    /// The replica label and its value, added to every series.
+    pub replica: Option<(&'a str, &'a str)>,
+    /// The samples' timestamp, in milliseconds since the epoch.
+    pub timestamp_ms: i64,
+}
+
+/// The requests of one snapshot: `families` (sorted by name, as a view
+/// gives them) and a staleness marker for every `dropped` series.
+pub fn encode(families: &[(&str, &FamilyView)], dropped: &[Dropped], opts: Options<'_>) -> Encoded {
+    let mut w = Writer::new(opts);
+    w.timestamp = opts.timestamp_ms - 1;
+    let mut key_pairs: Vec<(&[u8], Cow<'_, [u8]>)> = Vec::new();
+    for d in dropped {
+        key_pairs.clear();
+        key_pairs.extend(labels::pairs(&d.key));
+        let stale = Out::Float(f64::from_bits(STALE_NAN));
+        let family = Family {
+            name: &d.family,
+            kind: d.kind,
+            help: "",
+        };
+        match &d.bounds {
+            Some(bounds) => {
+                let values = Samples::Stale { bounds };
+                write_samples(&mut w, &family, &key_pairs, values, None);
+            }
+            None => w.series(&family, &[(family.name, "")], &key_pairs, stale, None),
+        }
+    }
+    let stale = w.finish();
+    let mut w = Writer::new(opts);
+    for (name, view) in families {
+        let family = Family {
+            name,
+            kind: view.kind,
+            help: &view.help,
+        };
+        for (key, series) in view.series() {
+            key_pairs.clear();
+            key_pairs.extend(labels::pairs(key));
+            let created = series
+                .created()
+                .map(|c| c.div_euclid(1_000_000))
+                .filter(|_| matches!(view.kind, Kind::Counter | Kind::Histogram | Kind::Summary));
+            write_samples(
+                &mut w,
+                &family,
+                &key_pairs,
+                Samples::Value(&series.value),
+                created,
+            );
+        }
+    }
+    Encoded {
+        stale,
+        values: w.finish(),
+    }
+}
+
+struct Family<'a> {
+    name: &'a str,
+    kind: Kind,
+    help: &'a str,
+}
+
+/// The samples of one stored series: its value, or staleness markers for
+/// every sample it had.
+enum Samples<'a> {
+    Value(&'a Value),
+    Stale { bounds: &'a [f64] },
+}
+
+/// What one output series carries.
+#[derive(Clone, Copy)]
+enum Out<'a> {
+    Float(f64),
+    Native(&'a NativeHistogram),
+}
+
+/// Writes every output series of one stored series.
+fn write_samples(
+    w: &mut Writer<'_>,
+    family: &Family<'_>,
+    key_pairs: &[(&[u8], Cow<'_, [u8]>)],
+    samples: Samples<'_>,
+    created: Option<i64>,
+) {
+    let name = family.name;
+    let suffixed = |suffix: &str| format!("{name}{suffix}");
+    let stale = f64::from_bits(STALE_NAN);
+    match samples {
+        Samples::Value(Value::Scalar(v)) => {
+            w.series(family, &[(name, "")], key_pairs, Out::Float(*v), created)
+        }
+        Samples::Value(Value::Native(h)) => {
+            w.series(family, &[(name, "")], key_pairs, Out::Native(h), created)
+        }
+        Samples::Value(Value::Summary { count, sum }) => {
+            w.series(
+                family,
+                &[(&suffixed("_sum"), "")],
+                key_pairs,
+                Out::Float(*sum),
+                created,
+            );
+            w.series(
+                family,
+                &[(&suffixed("_count"), "")],
+                key_pairs,
+                Out::Float(*count),
+                created,
+            );
+        }
+        Samples::Value(Value::Histogram(h)) => {
+            let bucket = suffixed("_bucket");
+            for b in &h.buckets {
+                let le = crate::encode::float::go(b.le);
+                w.series(
+                    family,
+                    &[(&bucket, &le)],
+                    key_pairs,
+                    Out::Float(b.count),
+                    created,
+                );
+            }
+            w.series(
+                family,
+                &[(&suffixed("_sum"), "")],
+                key_pairs,
+                Out::Float(h.sum),
+                created,
+            );
+            w.series(
+                family,
+                &[(&suffixed("_count"), "")],
+                key_pairs,
+                Out::Float(h.count),
+                created,
+            );
+        }
+        Samples::Stale { bounds } => match family.kind {
+            Kind::Histogram => {
+                let bucket = suffixed("_bucket");
+                for le in bounds {
+                    let le = crate::encode::float::go(*le);
+                    w.series(
+                        family,
+                        &[(&bucket, &le)],
+                        key_pairs,
+                        Out::Float(stale),
+                        None,
+                    );
+                }
+                for suffix in ["_sum", "_count"] {
+                    w.series(
+                        family,
+                        &[(&suffixed(suffix), "")],
+                        key_pairs,
+                        Out::Float(stale),
+                        None,
+                    );
+                }
+            }
+            Kind::Summary => {
+                for suffix in ["_sum", "_count"] {
+                    w.series(
+                        family,
+                        &[(&suffixed(suffix), "")],
+                        key_pairs,
+                        Out::Float(stale),
+                        None,
+                    );
+                }
+            }
+            _ => w.series(family, &[(name, "")], key_pairs, Out::Float(stale), None),
+        },
+    }
+}
+
+/// The label the format adds to a sample: `le` on buckets.
+const LE: &[u8] = b"le";
+const NAME: &[u8] = b"__name__";
+
+/// Builds the requests of one protocol, one batch at a time.
+struct Writer<'a> {
+    opts: Options<'a>,
+    timestamp: i64,
+    /// The batch's `timeseries` entries.
+    body: Vec<u8>,
+    samples: usize,
+    /// 1.0: the batch's `metadata` entries; the family last given one.
+    metadata: Vec<u8>,
+    metadata_of: String,
+    /// 2.0: the batch's symbols, by their bytes, and as `symbols` entries.
+    symbols: HashMap<Vec<u8>, u32, foldhash::fast::RandomState>,
+    symbol_entries: Vec<u8>,
+    /// Scratch for one series.
+    series: Vec<u8>,
+    refs: Vec<u8>,
+    inner: Vec<u8>,
+    done: Vec<Batch>,
+    compressor: snap::raw::Encoder,
+}
+
+impl<'a> Writer<'a> {
+    fn new(opts: Options<'a>) -> Writer<'a> {
+        let mut w = Writer {
+            opts,
+            timestamp: opts.timestamp_ms,
+            body: Vec::new(),
+            samples: 0,
+            metadata: Vec::new(),
+            metadata_of: String::new(),
+            symbols: HashMap::default(),
+            symbol_entries: Vec::new(),
+            series: Vec::with_capacity(256),
+            refs: Vec::with_capacity(64),
+            inner: Vec::with_capacity(256),
+            done: Vec::new(),
+            compressor: snap::raw::Encoder::new(),
+        };
+        w.reset_symbols();
+        w
+    }
+
+    fn reset_symbols(&mut self) {
+        self.symbols.clear();
+        self.symbol_entries.clear();
+        if self.opts.protocol == Protocol::V2 {
+            // 2.0: symbols[0] is the empty string.
+            self.symbol(b"");
+        }
+    }
+
+    fn symbol(&mut self, s: &[u8]) -> u32 {
+        if let Some(&r) = self.symbols.get(s) {
+            return r;
+        }
+        let r = self.symbols.len() as u32;
+        self.symbols.insert(s.to_vec(), r);
+        field_bytes(&mut self.symbol_entries, 4, s);
+        r
+    }
+
+    /// Writes one output series: `extra` are the labels the format adds
+    /// (`__name__` first, then `le`; an empty value is left out),
+    /// `key_pairs` the stored ones, sorted.
+    fn series(
+        &mut self,
+        family: &Family<'_>,
+        extra: &[(&str, &str)],
+        key_pairs: &[(&[u8], Cow<'_, [u8]>)],
+        out: Out<'_>,
+        created: Option<i64>,
+    ) {
+        let (sample_name, le) = extra[0];
+        let mut added: [(&[u8], &[u8]); 3] =
+            [(NAME, sample_name.as_bytes()), (b"", b""), (b"", b"")];
+        let mut n = 1;
+        if !le.is_empty() {
+            added[n] = (LE, le.as_bytes());
+            n += 1;
+        }
+        if let Some((rname, rvalue)) = self.opts.replica {
+            added[n] = (rname.as_bytes(), rvalue.as_bytes());
+            n += 1;
+        }
+        let added = &mut added[..n];
+        added.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.series.clear();
+        self.refs.clear();
+        // Merge the two sorted label lists.
+        let (mut i, mut j) = (0, 0);
+        while i < key_pairs.len() || j < added.len() {
+            let take_key = j >= added.len() || (i < key_pairs.len() && key_pairs[i].0 < added[j].0);
+            let (name, value): (&[u8], &[u8]) = if take_key {
+                i += 1;
+                (key_pairs[i - 1].0, &key_pairs[i - 1].1)
+            } else {
+                j += 1;
+                added[j - 1]
+            };
+            self.label(name, value);
+        }
+        match self.opts.protocol {
+            Protocol::V1 => self.finish_v1(family, out),
+            Protocol::V2 => self.finish_v2(family, out, created),
+        }
+        self.samples += 1;
+        if self.samples >= self.opts.max_samples {
+            self.flush();
+        }
+    }
+
+    fn label(&mut self, name: &[u8], value: &[u8]) {
+        match self.opts.protocol {
+            Protocol::V1 => {
+                // Label { name = 1; value = 2 }
+                self.inner.clear();
+                field_bytes(&mut self.inner, 1, name);
+                field_bytes(&mut self.inner, 2, value);
+                field_bytes(&mut self.series, 1, &self.inner);
+            }
+            Protocol::V2 => {
+                let n = self.symbol(name);
+                let v = self.symbol(value);
+                varint(&mut self.refs, u64::from(n));
+                varint(&mut self.refs, u64::from(v));
+            }
+        }
+    }
+
+    fn finish_v1(&mut self, family: &Family<'_>, out: Out<'_>) {
+        // TimeSeries { labels = 1; samples = 2; histograms = 4 }
+        match out {
+            Out::Float(v) => {
+                self.inner.clear();
+                double(&mut self.inner, 1, v);
+                if self.timestamp != 0 {
+                    uint(&mut self.inner, 2, self.timestamp as u64);
+                }
+                field_bytes(&mut self.series, 2, &self.inner);
+            }
+            Out::Native(h) => {
+                self.inner.clear();
+                native(&mut self.inner, h, self.timestamp);
+                field_bytes(&mut self.series, 4, &self.inner);
+            }
+        }
+        field_bytes(&mut self.body, 1, &self.series);
+        if (!family.help.is_empty() || family.kind != Kind::Untyped)
+            && self.metadata_of != family.name
+        {
+            {
+                self.metadata_of.clear();
+                self.metadata_of.push_str(family.name);
+                // MetricMetadata { type = 1; metric_family_name = 2; help = 4 }
+                self.inner.clear();
+                uint(&mut self.inner, 1, metric_type(family.kind));
+                field_bytes(&mut self.inner, 2, family.name.as_bytes());
+                if !family.help.is_empty() {
+                    field_bytes(&mut self.inner, 4, family.help.as_bytes());
+                }
+                field_bytes(&mut self.metadata, 3, &self.inner);
+            }
+        }
+    }
+
+    fn finish_v2(&mut self, family: &Family<'_>, out: Out<'_>, created: Option<i64>) {
+        // TimeSeries { labels_refs = 1 (packed); samples = 2;
+        //   histograms = 3; metadata = 5; created_timestamp = 6 }
+        key(&mut self.series, 1, LEN);
+        varint(&mut self.series, self.refs.len() as u64);
+        self.series.extend_from_slice(&self.refs);
+        self.inner.clear();
+        match out {
+            Out::Float(v) => {
+                double(&mut self.inner, 1, v);
+                uint(&mut self.inner, 2, self.timestamp as u64);
+                field_bytes(&mut self.series, 2, &self.inner);
+            }
+            Out::Native(h) => {
+                native(&mut self.inner, h, self.timestamp);
+                field_bytes(&mut self.series, 3, &self.inner);
+            }
+        }
+        let help = if family.help.is_empty() {
+            0
+        } else {
+            self.symbol(family.help.as_bytes())
+        };
+        // Metadata { type = 1; help_ref = 3 }
+        self.inner.clear();
+        uint(&mut self.inner, 1, metric_type(family.kind));
+        if help != 0 {
+            uint(&mut self.inner, 3, u64::from(help));
+        }
+        field_bytes(&mut self.series, 5, &self.inner);
+        if let Some(c) = created.filter(|c| *c != 0) {
+            uint(&mut self.series, 6, c as u64);
+        }
+        field_bytes(&mut self.body, 5, &self.series);
+    }
+
+    /// Closes the batch: compresses it and starts the next.
+    fn flush(&mut self) {
+        if self.samples == 0 {
+            return;
+        }
+        let mut message =
+            Vec::with_capacity(self.symbol_entries.len() + self.body.len() + self.metadata.len());
+        match self.opts.protocol {
+            Protocol::V1 => {
+                message.extend_from_slice(&self.body);
+                message.extend_from_slice(&self.metadata);
+            }
+            Protocol::V2 => {
+                message.extend_from_slice(&self.symbol_entries);
+                message.extend_from_slice(&self.body);
+            }
+        }
+        let body = self
+            .compressor
+            .compress_vec(&message)
+            .expect("snappy compresses any input below 4 GiB");
+        self.done.push(Batch {
+            body: Bytes::from(body),
+            samples: self.samples,
+        });
+        self.body.clear();
+        self.metadata.clear();
+        self.metadata_of.clear();
+        self.samples = 0;
+        self.reset_symbols();
+    }
+
+    fn finish(mut self) -> Vec<Batch> {
+        self.flush();
+        self.done
+    }
+}
+
+/// The remote-write metric type of a family (1.0's `MetricType` and
+/// 2.0's `Metadata.MetricType` share their numbers).
+fn metric_type(kind: Kind) -> u64 {
+    match kind {
+        Kind::Untyped => 0,
+        Kind::Counter => 1,
+        Kind::Gauge => 2,
+        Kind::Histogram => 3,
+        Kind::Summary => 5,
+    }
+}
+
+/// A native histogram as the `Histogram` message (the same fields in 1.0
+/// and 2.0): integer counts (`count_int`, `*_deltas`) when every count is
+/// a whole number, as receivers before float histograms need; else float
+/// counts.
+fn native(out: &mut Vec<u8>, h: &NativeHistogram, timestamp: i64) {
+    let whole = |v: f64| v >= 0.0 && v.fract() == 0.0 && v < 9.007_199_254_740_992e15;
+    let integral = whole(h.count)
+        && whole(h.zero_count)
+        && h.positive.iter().chain(&h.negative).all(|(_, c)| whole(*c));
+    if integral {
+        uint(out, 1, h.count as u64);
+    } else {
+        double(out, 2, h.count);
+    }
+    double(out, 3, h.sum);
+    key(out, 4, VARINT);
+    varint(out, zigzag(i64::from(h.schema)));
+    double(out, 5, h.zero_threshold);
+    if integral {
+        uint(out, 6, h.zero_count as u64);
+    } else {
+        double(out, 7, h.zero_count);
+    }
+    buckets(out, &h.negative, 8, integral);
+    buckets(out, &h.positive, 11, integral);
+    uint(out, 15, timestamp as u64);
+}
+
+/// One side's buckets: spans at `spans_field`, then deltas (the field
+/// after) or absolute counts (the one after that).
+fn buckets(out: &mut Vec<u8>, buckets: &[(i32, f64)], spans_field: u8, integral: bool) {
+    if buckets.is_empty() {
+        return;
+    }
+    let mut span = Vec::with_capacity(12);
+    let mut start = 0;
+    let mut previous_end: Option<i32> = None;
+    while start < buckets.len() {
+        let mut end = start + 1;
+        while end < buckets.len() && buckets[end].0 == buckets[end - 1].0.wrapping_add(1) {
+            end += 1;
+        }
+        // BucketSpan { offset = 1 (sint32); length = 2 }
+        let offset = match previous_end {
+            None => i64::from(buckets[start].0),
+            Some(p) => i64::from(buckets[start].0) - i64::from(p) - 1,
+        };
+        span.clear();
+        key(&mut span, 1, VARINT);
+        varint(&mut span, zigzag(offset));
+        uint(&mut span, 2, (end - start) as u64);
+        field_bytes(out, spans_field, &span);
+        previous_end = Some(buckets[end - 1].0);
+        start = end;
+    }
+    let mut packed = Vec::with_capacity(buckets.len() * 8);
+    if integral {
+        let mut last = 0i64;
+        for (_, c) in buckets {
+            let c = *c as i64;
+            varint(&mut packed, zigzag(c - last));
+            last = c;
+        }
+        field_bytes(out, spans_field + 1, &packed);
+    } else {
+        for (_, c) in buckets {
+            packed.extend_from_slice(&c.to_le_bytes());
+        }
+        key(out, spans_field + 2, LEN);
+        varint(out, packed.len() as u64);
+        out.extend_from_slice(&packed);
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[cfg(test)]
+mod tests;
