@@ -24,5 +24,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(false)
         .include_file("pb.rs")
         .compile_fds(descriptors)?;
+    // The remote-write messages the output sends: kept apart from the
+    // descriptor set above, which gRPC reflection serves.
+    let remote_write = [
+        "proto/prometheus/remote.proto",
+        "proto/io/prometheus/write/v2/types.proto",
+    ];
+    for p in remote_write {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .include_file("remote_write_pb.rs")
+        .compile_fds(protox::compile(remote_write, ["proto"])?)?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 # (PAG_FUZZ_SECONDS, default 60).
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
 # What the tests drive, installed here:
-# - Debian: prometheus + promtool, Go with the sources of client_golang (push
+# - Debian: prometheus + promtool, victoria-metrics (remote-write receivers), Go with the sources of client_golang (push
 #   test, GOPATH mode without the module proxy); chromium (browser pushes),
 #   curl, gzip, Node/npm;
 # - PyPI (a venv): prometheus_client, grpcio, pytest, kubernetes-validate,
@@ -34,7 +34,7 @@ command -v python3 >/dev/null || apt_install python3 python3-venv
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || apt_install procps
 debian_pkgs=()
 for need in prometheus:prometheus promtool:prometheus go:golang-go chromium:chromium \
-            curl:curl gzip:gzip node:nodejs npm:npm; do
+            victoria-metrics:victoria-metrics curl:curl gzip:gzip node:nodejs npm:npm; do
   command -v "${need%%:*}" >/dev/null || debian_pkgs+=("${need#*:}")
 done
 # Go sources (GOPATH mode): client_golang for the push test.
@@ -71,6 +71,7 @@ export PAG_KUBERNETES_VALIDATE="$PWD/.venv/bin/kubernetes-validate"
 "$PAG_PYTHON" -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(prometheus.client|grpcio|protobuf|pytest|kubernetes.validate) '
 # The versions the interop tests run against, for the log.
 prometheus --version 2>&1 | head -1
+victoria-metrics -version 2>&1 | head -1
 go version
 "$PAG_HELM" version --short
 chromium --version

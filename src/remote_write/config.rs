@@ -78,10 +78,10 @@ pub struct Target {
     /// credentials and query.
     pub name: String,
     /// Where requests are posted.
-    pub url: reqwest::Url,
+    pub url: hyper::Uri,
     /// The message sent first.
     pub protocol: Protocol,
-    /// Extra headers (a tenant, as `X-Scope-OrgID`).
+    /// Extra headers (a tenant, as `X-Scope-OrgID`), checked valid.
     pub headers: Vec<(String, String)>,
     /// Credentials.
     pub auth: Option<Auth>,
@@ -226,21 +226,23 @@ pub fn targets(urls: &[String], file: Option<&Path>) -> Result<Vec<Target>, Stri
 }
 
 fn target(raw: RawTarget, at: &str) -> Result<Target, String> {
-    let url = reqwest::Url::parse(&raw.url).map_err(|e| format!("{at}: url: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+    let url: hyper::Uri = raw
+        .url
+        .parse()
+        .map_err(|e| format!("{at}: url {:?}: {e}", raw.url))?;
+    let (Some(scheme @ ("http" | "https")), Some(authority)) = (url.scheme_str(), url.authority())
+    else {
         return Err(format!("{at}: url must be http:// or https:// with a host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "{at}: url carries credentials; give them as basic_auth instead"
+        ));
     }
     let name = match raw.name {
         Some(n) if !n.is_empty() => n,
         Some(_) => return Err(format!("{at}: name is empty")),
-        None => {
-            let mut bare = url.clone();
-            let _ = bare.set_username("");
-            let _ = bare.set_password(None);
-            bare.set_query(None);
-            bare.set_fragment(None);
-            bare.to_string()
-        }
+        None => format!("{scheme}://{authority}{}", url.path()),
     };
     let mut headers = Vec::new();
     for (k, v) in raw.headers {
@@ -249,9 +251,9 @@ fn target(raw: RawTarget, at: &str) -> Result<Target, String> {
                 "{at}: header {k} is set by the gateway (use basic_auth or bearer_token for credentials)"
             ));
         }
-        reqwest::header::HeaderName::from_bytes(k.as_bytes())
+        hyper::header::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("{at}: {k:?} is not a header name"))?;
-        reqwest::header::HeaderValue::from_str(&v)
+        hyper::header::HeaderValue::from_str(&v)
             .map_err(|_| format!("{at}: header {k} has a value not allowed in a header"))?;
         headers.push((k, v));
     }

@@ -11,6 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
 use super::Snapshot;
 use super::config::{Auth, Protocol, Target};
 use super::encode::Batch;
@@ -32,10 +40,21 @@ const LAST_SEND: Duration = Duration::from_secs(5);
 /// One target, its client and its state.
 pub(crate) struct Sender {
     target: Target,
-    client: reqwest::Client,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Every request's headers: the protocol's (but for the version),
+    /// the target's, its credentials.
+    headers: HeaderMap,
     /// The protocol sent now (a 2.0 target falls back to 1.0 for good).
     protocol: AtomicU8,
     stats: RemoteWriteStats,
+}
+
+/// When the next request may go, after failures.
+struct Backoff {
+    /// The wait after the next failure (without `Retry-After`).
+    next: Duration,
+    /// No request before this.
+    not_before: Option<Instant>,
 }
 
 /// What became of one request.
@@ -53,20 +72,20 @@ enum Outcome {
 impl Sender {
     pub(crate) fn new(target: Target, stats: RemoteWriteStats) -> Result<Sender, String> {
         let tls = tls_config(&target)?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(target.timeout)
-            .user_agent(concat!(
-                "prom-aggregation-gateway/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|e| format!("remote-write target {}: {e}", target.name))?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let headers = request_headers(&target)?;
         stats.protocol(target.protocol);
         Ok(Sender {
             protocol: AtomicU8::new(target.protocol as u8),
             target,
             client,
+            headers,
             stats,
         })
     }
@@ -88,7 +107,10 @@ impl Sender {
         wake: Arc<tokio::sync::Notify>,
     ) {
         let mut carry: VecDeque<Batch> = VecDeque::new();
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff {
+            next: MIN_BACKOFF,
+            not_before: None,
+        };
         let mut unseen = false;
         let mut closing_at: Option<Instant> = None;
         loop {
@@ -171,78 +193,73 @@ impl Sender {
         &self,
         batch: &Batch,
         rx: &mut tokio::sync::watch::Receiver<Option<Arc<Snapshot>>>,
-        backoff: &mut Duration,
+        backoff: &mut Backoff,
         deadline: Option<Instant>,
     ) -> Outcome {
         loop {
+            // A wait asked for (backoff, `Retry-After`) holds for the
+            // newest snapshot too.
+            if let Some(t) = backoff.not_before.take()
+                && t > Instant::now()
+            {
+                if deadline.is_some_and(|d| t > d) {
+                    return Outcome::Closed;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t.into()) => {}
+                    _ = rx.changed(), if deadline.is_none() => {
+                        backoff.not_before = Some(t);
+                        return Outcome::Superseded;
+                    }
+                }
+            }
             let protocol = self.protocol();
             let wait = match self.post(batch, protocol, deadline).await {
-                Ok(response) => {
-                    let status = response.status();
+                Ok((status, headers, text)) => {
                     if status.is_success() {
                         if protocol == Protocol::V2
-                            && !response
-                                .headers()
-                                .contains_key("x-prometheus-remote-write-samples-written")
+                            && !headers.contains_key("x-prometheus-remote-write-samples-written")
                         {
                             // A 1.0 receiver reads a 2.0 body as an empty
                             // 1.0 one and says yes: it did not confirm 2.0.
                             return self
                                 .fall_back("no X-Prometheus-Remote-Write-Samples-Written header");
                         }
-                        *backoff = MIN_BACKOFF;
+                        backoff.next = MIN_BACKOFF;
                         self.stats.sent(batch.samples, batch.body.len());
                         return Outcome::Sent;
                     }
-                    if status == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE
-                        && protocol == Protocol::V2
-                    {
+                    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && protocol == Protocol::V2 {
                         return self.fall_back("415 Unsupported Media Type");
                     }
-                    let retry = status.is_server_error()
-                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                    let retry = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
                     if !retry {
-                        let reason = response.text().await.unwrap_or_default();
-                        let reason: String = reason.chars().take(256).collect();
                         self.stats.dropped("rejected", batch.samples);
                         tracing::warn!(
                             target_name = %self.target.name,
                             status = status.as_u16(),
-                            reason = reason.trim(),
+                            reason = text.trim(),
                             samples = batch.samples,
                             "remote-write request refused; dropped"
                         );
                         return Outcome::Rejected;
                     }
-                    let after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
+                    let after = headers
+                        .get(header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
                     tracing::debug!(target_name = %self.target.name, status = status.as_u16(), "remote-write retry");
-                    after.unwrap_or(*backoff)
+                    after.unwrap_or(backoff.next)
                 }
                 Err(e) => {
                     tracing::debug!(target_name = %self.target.name, error = %e, "remote-write retry");
-                    *backoff
+                    backoff.next
                 }
             };
             self.stats.retry();
-            *backoff = (*backoff * 2).min(MAX_BACKOFF);
-            if deadline.is_some_and(|d| Instant::now() + wait > d) {
-                return Outcome::Closed;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                changed = rx.changed(), if deadline.is_none() => {
-                    return match changed {
-                        Ok(()) => Outcome::Superseded,
-                        // Stopping: the newest snapshot is sent once more.
-                        Err(_) => Outcome::Superseded,
-                    };
-                }
-            }
+            backoff.next = (backoff.next * 2).min(MAX_BACKOFF);
+            backoff.not_before = Some(Instant::now() + wait);
         }
     }
 
@@ -257,12 +274,14 @@ impl Sender {
         Outcome::FellBack
     }
 
+    /// Posts one request; its status, headers and the first bytes of its
+    /// body (for the log), or why there was no answer.
     async fn post(
         &self,
         batch: &Batch,
         protocol: Protocol,
         deadline: Option<Instant>,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    ) -> Result<(StatusCode, HeaderMap, String), String> {
         let (content_type, version) = match protocol {
             Protocol::V1 => ("application/x-protobuf", "0.1.0"),
             Protocol::V2 => (
@@ -270,31 +289,92 @@ impl Sender {
                 "2.0.0",
             ),
         };
-        let mut request = self
-            .client
-            .post(self.target.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(reqwest::header::CONTENT_ENCODING, "snappy")
-            .header("X-Prometheus-Remote-Write-Version", version)
-            .body(batch.body.clone());
-        for (k, v) in &self.target.headers {
-            request = request.header(k, v);
-        }
-        request = match &self.target.auth {
-            Some(Auth::Basic { username, password }) => {
-                request.basic_auth(username, Some(password))
+        let mut request = hyper::Request::post(self.target.url.clone())
+            .body(Full::new(batch.body.clone()))
+            .map_err(|e| e.to_string())?;
+        let h = request.headers_mut();
+        h.clone_from(&self.headers);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(
+            HeaderName::from_static("x-prometheus-remote-write-version"),
+            HeaderValue::from_static(version),
+        );
+        let limit = deadline.map_or(self.target.timeout, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(self.target.timeout)
+        });
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (parts, body) = response.into_parts();
+            // Only an error's first bytes are read, for the log; a body
+            // larger than that is not waited for.
+            let mut text = String::new();
+            if !parts.status.is_success() {
+                let mut body = body;
+                let mut read = Vec::new();
+                while read.len() < 256 {
+                    match body.frame().await {
+                        Some(Ok(frame)) => {
+                            if let Some(data) = frame.data_ref() {
+                                read.extend_from_slice(data);
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                read.truncate(256);
+                text = String::from_utf8_lossy(&read).into_owned();
             }
-            Some(Auth::Bearer(token)) => request.bearer_auth(token),
-            None => request,
+            Ok((parts.status, parts.headers, text))
         };
-        if let Some(d) = deadline {
-            request = request.timeout(
-                d.saturating_duration_since(Instant::now())
-                    .min(self.target.timeout),
-            );
-        }
-        request.send().await
+        tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| format!("no answer within {limit:?}"))?
     }
+}
+
+/// The headers every request to `target` carries, but the version (set
+/// per request).
+fn request_headers(target: &Target) -> Result<HeaderMap, String> {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+    h.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static(concat!(
+            "prom-aggregation-gateway/",
+            env!("CARGO_PKG_VERSION")
+        )),
+    );
+    let bad = |what: &str| {
+        format!(
+            "remote-write target {}: {what} is not a valid header value",
+            target.name
+        )
+    };
+    for (k, v) in &target.headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?;
+        h.insert(name, HeaderValue::from_str(v).map_err(|_| bad(k))?);
+    }
+    let auth = match &target.auth {
+        Some(Auth::Basic { username, password }) => {
+            use base64::Engine;
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            Some(format!("Basic {pair}"))
+        }
+        Some(Auth::Bearer(token)) => Some(format!("Bearer {token}")),
+        None => None,
+    };
+    if let Some(a) = auth {
+        let mut value = HeaderValue::from_str(&a).map_err(|_| bad("the credential"))?;
+        value.set_sensitive(true);
+        h.insert(header::AUTHORIZATION, value);
+    }
+    Ok(h)
 }
 
 /// The target's TLS client config: its CA file, or the system's roots;
@@ -315,7 +395,7 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig, String> {
             }
             builder.with_root_certificates(roots)
         }
-        None if target.url.scheme() == "https" => {
+        None if target.url.scheme_str() == Some("https") => {
             use rustls_platform_verifier::BuilderVerifierExt;
             builder
                 .with_platform_verifier()
