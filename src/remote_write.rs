@@ -76,6 +76,9 @@ async fn produce(
     mut stop: tokio::sync::watch::Receiver<()>,
     wake: Arc<tokio::sync::Notify>,
 ) {
+    // What the receivers have had: at start, what a snapshot restored
+    // (those series are not new to them).
+    let mut sent = gateway.aggregator().read(encode::series_ids);
     let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -86,12 +89,16 @@ async fn produce(
         };
         let protocols: Vec<Protocol> = senders.iter().map(|s| s.protocol()).collect();
         let (g, s) = (gateway.clone(), settings.clone());
-        let taken = tokio::task::spawn_blocking(move || take(&g, &s, &protocols)).await;
+        let taken = tokio::task::spawn_blocking(move || take(&g, &s, &protocols, sent)).await;
         match taken {
-            Ok(snapshot) => {
+            Ok((snapshot, now_sent)) => {
+                sent = now_sent;
                 tx.send_replace(Some(Arc::new(snapshot)));
             }
-            Err(e) => tracing::error!(error = %e, "remote-write snapshot failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "remote-write snapshot failed");
+                sent = encode::SeriesIds::default();
+            }
         }
         if last {
             // Dropping `tx` tells the senders this snapshot is the last.
@@ -100,11 +107,22 @@ async fn produce(
     }
 }
 
-/// Takes the dropped series and a view of the aggregate, and encodes them.
-fn take(gateway: &Gateway, settings: &Settings, protocols: &[Protocol]) -> Snapshot {
+/// Takes the dropped series and a view of the aggregate, and encodes them;
+/// `sent` is every series sent before, and the series of this snapshot
+/// are given back for the next.
+fn take(
+    gateway: &Gateway,
+    settings: &Settings,
+    protocols: &[Protocol],
+    mut sent: encode::SeriesIds,
+) -> (Snapshot, encode::SeriesIds) {
     let started = Instant::now();
     let aggregator = gateway.aggregator();
     let (dropped, lost) = aggregator.take_dropped();
+    // A dropped series pushed again is a new one: it starts from zero.
+    for d in &dropped {
+        sent.remove(&encode::series_id(&d.family, &d.key));
+    }
     let timestamp_ms = now_ms();
     let replica = settings.replica.as_ref().map(|(l, v)| (&**l, v.as_str()));
     let options = |protocol| encode::Options {
@@ -113,25 +131,29 @@ fn take(gateway: &Gateway, settings: &Settings, protocols: &[Protocol]) -> Snaps
         replica,
         timestamp_ms,
     };
-    let (v1, v2) = aggregator.read(|families| {
-        let v1 = protocols
-            .contains(&Protocol::V1)
-            .then(|| encode::encode(families, &dropped, options(Protocol::V1)));
-        let v2 = protocols
-            .contains(&Protocol::V2)
-            .then(|| encode::encode(families, &dropped, options(Protocol::V2)));
-        (v1, v2)
+    let (v1, v2, now_sent) = aggregator.read(|families| {
+        let encoded = |p| {
+            protocols
+                .contains(&p)
+                .then(|| encode::encode(families, &dropped, &sent, options(p)))
+        };
+        (
+            encoded(Protocol::V1),
+            encoded(Protocol::V2),
+            encode::series_ids(families),
+        )
     });
     let bytes = v1.as_ref().map_or(0, encode::Encoded::bytes)
         + v2.as_ref().map_or(0, encode::Encoded::bytes);
     gateway
         .telemetry()
         .remote_write_snapshot(started.elapsed(), bytes, dropped.len(), lost);
-    Snapshot {
+    let snapshot = Snapshot {
         timestamp_ms,
         v1,
         v2,
-    }
+    };
+    (snapshot, now_sent)
 }
 
 fn now_ms() -> i64 {

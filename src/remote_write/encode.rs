@@ -5,9 +5,17 @@
 //! them (`x`, `x_bucket{le=...}`, `x_sum`, `x_count`), native histograms
 //! as histogram samples; every sample of one send has the same timestamp.
 //! Dropped series (expired, deleted, wiped) get a staleness marker (the
-//! special NaN Prometheus itself writes) one millisecond before it, in
+//! special NaN Prometheus itself writes) two milliseconds before it, in
 //! requests sent first: a series dropped and pushed again within one
 //! interval is then stale, then back, in time order.
+//!
+//! A counter, histogram or summary series the receiver has not had from
+//! this process (new since the last send, or every series after a start
+//! without a snapshot) gets a zero one millisecond before its value, as
+//! Prometheus' own created-timestamp zero injection does: a replica that
+//! restarted empty then reads as a counter reset even when its new total
+//! has already passed the old one, so `increase()` and `rate()` stay
+//! exact.
 //!
 //! The messages are written by hand rather than built as `prost` structs:
 //! a send of a million series would otherwise allocate a string per label
@@ -68,11 +76,40 @@ pub struct Options<'a> {
     pub timestamp_ms: i64,
 }
 
+/// Identities of series (family name and key, hashed), to tell which
+/// series a receiver has had.
+pub type SeriesIds = hashbrown::HashSet<u64, foldhash::fast::FixedState>;
+
+/// One series' identity in [`SeriesIds`].
+pub fn series_id(family: &str, key: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x7061_675f_7277).hash_one((family, key))
+}
+
+/// Every series of `families`.
+pub fn series_ids(families: &[(&str, &FamilyView)]) -> SeriesIds {
+    let mut ids = SeriesIds::with_capacity_and_hasher(
+        families.iter().map(|(_, f)| f.len()).sum(),
+        foldhash::fast::FixedState::default(),
+    );
+    for (name, view) in families {
+        ids.extend(view.series().map(|(key, _)| series_id(name, key)));
+    }
+    ids
+}
+
 /// The requests of one snapshot: `families` (sorted by name, as a view
-/// gives them) and a staleness marker for every `dropped` series.
-pub fn encode(families: &[(&str, &FamilyView)], dropped: &[Dropped], opts: Options<'_>) -> Encoded {
+/// gives them), with a zero first for counter-like series not in `sent`
+/// (those the receiver had before), and a staleness marker for every
+/// `dropped` series.
+pub fn encode(
+    families: &[(&str, &FamilyView)],
+    dropped: &[Dropped],
+    sent: &SeriesIds,
+    opts: Options<'_>,
+) -> Encoded {
     let mut w = Writer::new(opts);
-    w.timestamp = opts.timestamp_ms - 1;
+    w.timestamp = opts.timestamp_ms - 2;
     let mut key_pairs: Vec<(&[u8], Cow<'_, [u8]>)> = Vec::new();
     for d in dropped {
         key_pairs.clear();
@@ -86,9 +123,16 @@ pub fn encode(families: &[(&str, &FamilyView)], dropped: &[Dropped], opts: Optio
         match &d.bounds {
             Some(bounds) => {
                 let values = Samples::Stale { bounds };
-                write_samples(&mut w, &family, &key_pairs, values, None);
+                write_samples(&mut w, &family, &key_pairs, values, None, false);
             }
-            None => w.series(&family, &[(family.name, "")], &key_pairs, stale, None),
+            None => w.series(
+                &family,
+                &[(family.name, "")],
+                &key_pairs,
+                stale,
+                None,
+                false,
+            ),
         }
     }
     let stale = w.finish();
@@ -99,7 +143,9 @@ pub fn encode(families: &[(&str, &FamilyView)], dropped: &[Dropped], opts: Optio
             kind: view.kind,
             help: &view.help,
         };
+        let cumulative = matches!(view.kind, Kind::Counter | Kind::Histogram | Kind::Summary);
         for (key, series) in view.series() {
+            let zero = cumulative && !sent.contains(&series_id(name, key));
             key_pairs.clear();
             key_pairs.extend(labels::pairs(key));
             let created = series
@@ -112,6 +158,7 @@ pub fn encode(families: &[(&str, &FamilyView)], dropped: &[Dropped], opts: Optio
                 &key_pairs,
                 Samples::Value(&series.value),
                 created,
+                zero,
             );
         }
     }
@@ -141,103 +188,83 @@ enum Out<'a> {
     Native(&'a NativeHistogram),
 }
 
-/// Writes every output series of one stored series.
+/// Writes every output series of one stored series; `zero` puts a zero
+/// before each value (see the module docs).
 fn write_samples(
     w: &mut Writer<'_>,
     family: &Family<'_>,
     key_pairs: &[(&[u8], Cow<'_, [u8]>)],
     samples: Samples<'_>,
     created: Option<i64>,
+    zero: bool,
 ) {
     let name = family.name;
-    let suffixed = |suffix: &str| format!("{name}{suffix}");
     let stale = f64::from_bits(STALE_NAN);
-    match samples {
+    let (sum, count, buckets): (f64, f64, Vec<(f64, f64)>) = match samples {
         Samples::Value(Value::Scalar(v)) => {
-            w.series(family, &[(name, "")], key_pairs, Out::Float(*v), created)
+            return w.series(
+                family,
+                &[(name, "")],
+                key_pairs,
+                Out::Float(*v),
+                created,
+                zero,
+            );
         }
         Samples::Value(Value::Native(h)) => {
-            w.series(family, &[(name, "")], key_pairs, Out::Native(h), created)
-        }
-        Samples::Value(Value::Summary { count, sum }) => {
-            w.series(
+            return w.series(
                 family,
-                &[(&suffixed("_sum"), "")],
+                &[(name, "")],
                 key_pairs,
-                Out::Float(*sum),
+                Out::Native(h),
                 created,
-            );
-            w.series(
-                family,
-                &[(&suffixed("_count"), "")],
-                key_pairs,
-                Out::Float(*count),
-                created,
+                zero,
             );
         }
-        Samples::Value(Value::Histogram(h)) => {
-            let bucket = suffixed("_bucket");
-            for b in &h.buckets {
-                let le = crate::encode::float::go(b.le);
-                w.series(
+        Samples::Value(Value::Summary { count, sum }) => (*sum, *count, Vec::new()),
+        Samples::Value(Value::Histogram(h)) => (
+            h.sum,
+            h.count,
+            h.buckets.iter().map(|b| (b.le, b.count)).collect(),
+        ),
+        Samples::Stale { bounds } => match family.kind {
+            Kind::Histogram | Kind::Summary => {
+                (stale, stale, bounds.iter().map(|le| (*le, stale)).collect())
+            }
+            _ => {
+                return w.series(
                     family,
-                    &[(&bucket, &le)],
+                    &[(name, "")],
                     key_pairs,
-                    Out::Float(b.count),
-                    created,
+                    Out::Float(stale),
+                    None,
+                    false,
                 );
             }
-            w.series(
-                family,
-                &[(&suffixed("_sum"), "")],
-                key_pairs,
-                Out::Float(h.sum),
-                created,
-            );
-            w.series(
-                family,
-                &[(&suffixed("_count"), "")],
-                key_pairs,
-                Out::Float(h.count),
-                created,
-            );
-        }
-        Samples::Stale { bounds } => match family.kind {
-            Kind::Histogram => {
-                let bucket = suffixed("_bucket");
-                for le in bounds {
-                    let le = crate::encode::float::go(*le);
-                    w.series(
-                        family,
-                        &[(&bucket, &le)],
-                        key_pairs,
-                        Out::Float(stale),
-                        None,
-                    );
-                }
-                for suffix in ["_sum", "_count"] {
-                    w.series(
-                        family,
-                        &[(&suffixed(suffix), "")],
-                        key_pairs,
-                        Out::Float(stale),
-                        None,
-                    );
-                }
-            }
-            Kind::Summary => {
-                for suffix in ["_sum", "_count"] {
-                    w.series(
-                        family,
-                        &[(&suffixed(suffix), "")],
-                        key_pairs,
-                        Out::Float(stale),
-                        None,
-                    );
-                }
-            }
-            _ => w.series(family, &[(name, "")], key_pairs, Out::Float(stale), None),
         },
+    };
+    let bucket = format!("{name}_bucket");
+    for (le, v) in buckets {
+        let le = crate::encode::float::go(le);
+        w.series(
+            family,
+            &[(&bucket, &le)],
+            key_pairs,
+            Out::Float(v),
+            created,
+            zero,
+        );
+    }
+    for (suffix, v) in [("_sum", sum), ("_count", count)] {
+        let sample = format!("{name}{suffix}");
+        w.series(
+            family,
+            &[(&sample, "")],
+            key_pairs,
+            Out::Float(v),
+            created,
+            zero,
+        );
     }
 }
 
@@ -316,6 +343,7 @@ impl<'a> Writer<'a> {
         key_pairs: &[(&[u8], Cow<'_, [u8]>)],
         out: Out<'_>,
         created: Option<i64>,
+        zero: bool,
     ) {
         let (sample_name, le) = extra[0];
         let mut added: [(&[u8], &[u8]); 3] =
@@ -347,10 +375,10 @@ impl<'a> Writer<'a> {
             self.label(name, value);
         }
         match self.opts.protocol {
-            Protocol::V1 => self.finish_v1(family, out),
-            Protocol::V2 => self.finish_v2(family, out, created),
+            Protocol::V1 => self.finish_v1(family, out, zero),
+            Protocol::V2 => self.finish_v2(family, out, created, zero),
         }
-        self.samples += 1;
+        self.samples += 1 + usize::from(zero);
         if self.samples >= self.opts.max_samples {
             self.flush();
         }
@@ -374,23 +402,41 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn finish_v1(&mut self, family: &Family<'_>, out: Out<'_>) {
-        // TimeSeries { labels = 1; samples = 2; histograms = 4 }
-        match out {
-            Out::Float(v) => {
-                self.inner.clear();
-                double(&mut self.inner, 1, v);
-                if self.timestamp != 0 {
-                    uint(&mut self.inner, 2, self.timestamp as u64);
+    /// The series' samples (or histograms) into `self.series`: a zero a
+    /// millisecond before when `zero`, then `out`.
+    fn write_points(&mut self, out: Out<'_>, zero: bool, sample_field: u8, histogram_field: u8) {
+        let (value_field, stamps) = match out {
+            Out::Float(_) => (sample_field, [self.timestamp - 1, self.timestamp]),
+            Out::Native(_) => (histogram_field, [self.timestamp - 1, self.timestamp]),
+        };
+        for (i, t) in stamps.into_iter().enumerate() {
+            let first = i == 0;
+            if first && !zero {
+                continue;
+            }
+            self.inner.clear();
+            match out {
+                Out::Float(v) => {
+                    double(&mut self.inner, 1, if first { 0.0 } else { v });
+                    uint(&mut self.inner, 2, t as u64);
                 }
-                field_bytes(&mut self.series, 2, &self.inner);
+                Out::Native(h) if first => {
+                    let empty = NativeHistogram {
+                        schema: h.schema,
+                        zero_threshold: h.zero_threshold,
+                        ..NativeHistogram::default()
+                    };
+                    native(&mut self.inner, &empty, t);
+                }
+                Out::Native(h) => native(&mut self.inner, h, t),
             }
-            Out::Native(h) => {
-                self.inner.clear();
-                native(&mut self.inner, h, self.timestamp);
-                field_bytes(&mut self.series, 4, &self.inner);
-            }
+            field_bytes(&mut self.series, value_field, &self.inner);
         }
+    }
+
+    fn finish_v1(&mut self, family: &Family<'_>, out: Out<'_>, zero: bool) {
+        // TimeSeries { labels = 1; samples = 2; histograms = 4 }
+        self.write_points(out, zero, 2, 4);
         field_bytes(&mut self.body, 1, &self.series);
         if (!family.help.is_empty() || family.kind != Kind::Untyped)
             && self.metadata_of != family.name
@@ -410,24 +456,13 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn finish_v2(&mut self, family: &Family<'_>, out: Out<'_>, created: Option<i64>) {
+    fn finish_v2(&mut self, family: &Family<'_>, out: Out<'_>, created: Option<i64>, zero: bool) {
         // TimeSeries { labels_refs = 1 (packed); samples = 2;
         //   histograms = 3; metadata = 5; created_timestamp = 6 }
         key(&mut self.series, 1, LEN);
         varint(&mut self.series, self.refs.len() as u64);
         self.series.extend_from_slice(&self.refs);
-        self.inner.clear();
-        match out {
-            Out::Float(v) => {
-                double(&mut self.inner, 1, v);
-                uint(&mut self.inner, 2, self.timestamp as u64);
-                field_bytes(&mut self.series, 2, &self.inner);
-            }
-            Out::Native(h) => {
-                native(&mut self.inner, h, self.timestamp);
-                field_bytes(&mut self.series, 3, &self.inner);
-            }
-        }
+        self.write_points(out, zero, 2, 3);
         let help = if family.help.is_empty() {
             0
         } else {

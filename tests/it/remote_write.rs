@@ -303,9 +303,36 @@ async fn sums_arrive_with_the_replica_label_headers_and_credentials() {
     assert_eq!(h("x-scope-orgid"), "team-a");
     assert_eq!(h("authorization"), "Bearer s3cret");
     assert!(h("user-agent").starts_with("prom-aggregation-gateway/"));
-    // One timestamp for every sample of a send.
-    let stamps: std::collections::BTreeSet<i64> = req.samples.iter().map(|s| s.timestamp).collect();
+    // One timestamp for every value of a send; a series new to the
+    // receiver starts with a zero a millisecond before.
+    let stamps: std::collections::BTreeSet<i64> = req
+        .samples
+        .iter()
+        .filter(|s| s.value != 0.0)
+        .map(|s| s.timestamp)
+        .collect();
     assert_eq!(stamps.len(), 1, "{stamps:?}");
+    let t = *stamps.first().unwrap();
+    let first_sent = rx
+        .requests()
+        .into_iter()
+        .find(|r| !r.samples.is_empty())
+        .unwrap();
+    assert!(
+        first_sent
+            .samples
+            .iter()
+            .all(|s| s.value != 0.0 || s.timestamp == first_sent.samples[1].timestamp - 1)
+    );
+    assert_eq!(
+        first_sent.samples[0].value, 0.0,
+        "a new series starts from 0"
+    );
+    assert!(
+        req.samples
+            .iter()
+            .all(|s| s.timestamp == t || (s.value == 0.0 && s.timestamp == t - 1))
+    );
     assert!(self_metric(&gw, "pag_remote_write_samples_sent_total{target=\"test\"}").await >= 5.0);
     assert!(
         self_metric(

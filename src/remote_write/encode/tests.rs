@@ -75,7 +75,11 @@ fn opts(protocol: Protocol, max_samples: usize) -> Options<'static> {
 
 fn encoded(a: &Aggregator, protocol: Protocol, max_samples: usize) -> Encoded {
     let (dropped, _) = a.take_dropped();
-    a.read(|families| encode(families, &dropped, opts(protocol, max_samples)))
+    // As if every series had been sent before: no zeros first.
+    a.read(|families| {
+        let sent = series_ids(families);
+        encode(families, &dropped, &sent, opts(protocol, max_samples))
+    })
 }
 
 fn v1(batch: &Batch) -> w1::WriteRequest {
@@ -320,7 +324,7 @@ fn dropped_series_get_staleness_markers_just_before() {
     for (_, samples) in &stale {
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].0.to_bits(), STALE_NAN);
-        assert_eq!(samples[0].1, TS - 1);
+        assert_eq!(samples[0].1, TS - 2);
     }
     // Taken once.
     assert!(encoded(&a, Protocol::V1, 1000).stale.is_empty());
@@ -332,4 +336,41 @@ fn no_journal_without_remote_write() {
     push(&a, "# TYPE c counter\nc 1\n");
     a.wipe();
     assert_eq!(a.take_dropped(), (Vec::new(), 0));
+}
+
+#[test]
+fn series_new_to_the_receiver_start_from_a_zero() {
+    let a = agg();
+    push(
+        &a,
+        "# TYPE c counter\nc 5\n# TYPE g gauge\ng 3\n\
+         # TYPE s summary\ns_sum 2\ns_count 1\n",
+    );
+    push_native(&a, native());
+    let e = a.read(|families| {
+        encode(
+            families,
+            &[],
+            &SeriesIds::default(),
+            opts(Protocol::V1, 1000),
+        )
+    });
+    let req = v1(&e.values[0]);
+    let got: Vec<(String, Vec<(f64, i64)>)> = req.timeseries.iter().map(show1).collect();
+    let r = "{gateway_replica=\"r1\"}";
+    assert_eq!(
+        got,
+        vec![
+            (format!("c{r}"), vec![(0.0, TS - 1), (5.0, TS)]),
+            (format!("g{r}"), vec![(3.0, TS)]),
+            ("lat{gateway_replica=\"r1\",job=\"n\"}".to_string(), vec![]),
+            (format!("s_sum{r}"), vec![(0.0, TS - 1), (2.0, TS)]),
+            (format!("s_count{r}"), vec![(0.0, TS - 1), (1.0, TS)]),
+        ]
+    );
+    let h = &req.timeseries[2].histograms;
+    assert_eq!(h.len(), 2);
+    assert_eq!((h[0].timestamp, h[0].sum, h[0].schema), (TS - 1, 0.0, 1));
+    assert!(h[0].positive_spans.is_empty());
+    assert_eq!(h[1].timestamp, TS);
 }

@@ -13,6 +13,7 @@ pub mod go;
 mod node;
 mod prometheus;
 mod python;
+mod remote_write;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -30,13 +30,40 @@ pub(super) struct Prometheus {
 
 impl Prometheus {
     pub(super) async fn start(gateway: &str, native_histograms: bool) -> Prometheus {
-        let dir = TempDir::new("prometheus");
         let target = gateway.trim_start_matches("http://");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
              scrape_configs:\n  - job_name: aggregation-gateway\n    honor_labels: true\n\
              \x20   static_configs:\n      - targets: ['{target}']\n"
         );
+        let native: &[&str] = if native_histograms {
+            &["--enable-feature=native-histograms"]
+        } else {
+            &[]
+        };
+        Prometheus::start_with(&config, native).await
+    }
+
+    /// A Prometheus scraping nothing, taking remote-write requests at
+    /// `/api/v1/write` (native histograms on).
+    pub(super) async fn receiver() -> Prometheus {
+        Prometheus::start_with(
+            "global:\n  scrape_interval: 1m\n",
+            &[
+                "--web.enable-remote-write-receiver",
+                "--enable-feature=native-histograms",
+            ],
+        )
+        .await
+    }
+
+    /// Where it takes remote-write requests.
+    pub(super) fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.base)
+    }
+
+    async fn start_with(config: &str, args: &[&str]) -> Prometheus {
+        let dir = TempDir::new("prometheus");
         std::fs::write(dir.path.join("prometheus.yml"), config).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path.join("prometheus.log")).unwrap();
@@ -50,11 +77,9 @@ impl Prometheus {
             dir.path.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(args)
         .stdout(Stdio::null())
         .stderr(log);
-        if native_histograms {
-            cmd.arg("--enable-feature=native-histograms");
-        }
         let child = cmd
             .spawn()
             .expect("prometheus not found (apt install prometheus; scripts/test.sh does)");
@@ -269,7 +294,7 @@ async fn prometheus_scrapes_openmetrics_text() {
 
 /// A native histogram (schema 0: buckets (0.5,1], (1,2], (2,4]) pushed twice
 /// over gRPC with 1, 2, 1 observations each time.
-fn native_histogram() -> pb::MetricFamily {
+pub(super) fn native_histogram() -> pb::MetricFamily {
     pb::MetricFamily {
         name: Some("native_seconds".into()),
         help: Some("A native histogram.".into()),
