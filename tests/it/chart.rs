@@ -587,6 +587,131 @@ rules:
     assert!(err.contains("mode"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs helm, kubernetes-validate and curl; run by scripts/test.sh"]
+async fn remote_write_from_values() {
+    let out = render(&[r#"
+controller:
+  replicaCount: 3
+remoteWrite:
+  targets:
+    - url: https://mimir.example/api/v1/push
+      name: mimir
+      protocol: "2.0"
+      headers: {X-Scope-OrgID: team-a}
+      basicAuth:
+        username: gw
+        passwordSecret: {name: mimir-credentials, key: password}
+      tls: {secretName: mimir-tls, clientCert: true}
+    - url: http://victoria:8428/api/v1/write
+  interval: 30s
+"#]);
+    let cm = manifests(&out)
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-remote-write")
+        })
+        .expect("the remote-write ConfigMap");
+    let file = cm["data"]["remote-write.yml"].as_str().unwrap();
+    let c = container(&out, "Deployment");
+    let a = args(&c);
+    for want in [
+        "--remote-write-config=/etc/prom-aggregation-gateway/remote-write/config/remote-write.yml",
+        "--remote-write-interval=30s",
+        "--replica-label=gateway_replica",
+    ] {
+        assert!(a.contains(&want.to_string()), "{want}: {a:?}");
+    }
+    // Each pod's replica value is its name.
+    let env = c["env"].as_array().unwrap();
+    let replica = env
+        .iter()
+        .find(|e| e["name"] == "PAG_REPLICA")
+        .expect("PAG_REPLICA");
+    assert_eq!(
+        replica["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    // The first target's secrets, projected into its folder.
+    let pod = &object(&out, "Deployment")["spec"]["template"];
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "remote-write-0")
+        .expect("the first target's secrets");
+    let sources = volume["projected"]["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["secret"]["name"], "mimir-credentials");
+    assert_eq!(sources[1]["secret"]["name"], "mimir-tls");
+    assert!(
+        !pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "remote-write-1"),
+        "the second target has no secrets"
+    );
+    assert!(pod["metadata"]["annotations"]["checksum/remote-write"].is_string());
+    // The binary takes the rendered file, with the secrets in place.
+    let root = TempDir::new("chart-remote-write");
+    let rw = root.path.join("remote-write");
+    std::fs::create_dir_all(rw.join("config")).unwrap();
+    std::fs::create_dir_all(rw.join("0")).unwrap();
+    std::fs::write(
+        rw.join("config/remote-write.yml"),
+        file.replace(
+            "/etc/prom-aggregation-gateway/remote-write",
+            &rw.to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["mimir.example".into()]).unwrap();
+    std::fs::write(rw.join("0/ca.crt"), ca.cert.pem()).unwrap();
+    std::fs::write(rw.join("0/tls.crt"), ca.cert.pem()).unwrap();
+    std::fs::write(rw.join("0/tls.key"), ca.signing_key.serialize_pem()).unwrap();
+    std::fs::write(rw.join("0/password"), "p\n").unwrap();
+    let targets = prom_aggregation_gateway::remote_write::config::targets(
+        &[],
+        Some(&rw.join("config/remote-write.yml")),
+    )
+    .unwrap();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(
+        targets[0].protocol,
+        prom_aggregation_gateway::remote_write::Protocol::V2
+    );
+    assert_eq!(
+        targets[0].headers,
+        [("X-Scope-OrgID".to_string(), "team-a".to_string())]
+    );
+    let args: Vec<String> = a
+        .iter()
+        .map(|x| {
+            x.replace(
+                "/etc/prom-aggregation-gateway/remote-write",
+                &rw.to_string_lossy(),
+            )
+        })
+        .collect();
+    run_rendered_args(&args, "8888", &root.path).await;
+
+    // The schema refuses what the binary would.
+    for (values, want) in [
+        ("remoteWrite:\n  targets:\n    - url: ftp://x\n", "url"),
+        ("remoteWrite:\n  replicaLabel: replica\n", "replicaLabel"),
+        (
+            "remoteWrite:\n  targets:\n    - url: http://x/w\n      protocol: \"3.0\"\n",
+            "protocol",
+        ),
+    ] {
+        let err = render_result(&[values], "default").err().expect(values);
+        assert!(err.contains(want), "{values}: {err}");
+    }
+}
+
 /// `helm lint --strict`: warnings fail too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs helm; run by scripts/test.sh"]

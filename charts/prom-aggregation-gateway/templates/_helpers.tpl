@@ -88,6 +88,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - --rules=/etc/prom-aggregation-gateway/rules/rules.yml
 - {{ printf "--rules-check-interval=%v" (.Values.rules.checkInterval) | quote }}
 {{- end }}
+{{- with .Values.remoteWrite.targets }}
+- --remote-write-config=/etc/prom-aggregation-gateway/remote-write/config/remote-write.yml
+- {{ printf "--remote-write-interval=%v" ($.Values.remoteWrite.interval) | quote }}
+- {{ printf "--remote-write-max-samples-per-send=%v" (int64 $.Values.remoteWrite.maxSamplesPerSend) | quote }}
+- {{ printf "--replica-label=%v" ($.Values.remoteWrite.replicaLabel) | quote }}
+{{- end }}
 {{- if .Values.persistence.enabled }}
 - --persistence-file=/var/lib/prom-aggregation-gateway/aggregate.snap
 - {{ printf "--persistence-interval=%v" (.Values.persistence.interval) | quote }}
@@ -135,6 +141,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
       key: admin-users
       optional: true
 {{- end }}
+{{- if .Values.remoteWrite.targets }}
+{{- /* Each pod's replica label value: its name, unique among the pods. */}}
+- name: PAG_REPLICA
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}
 {{- with .Values.otlp.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
@@ -150,4 +163,39 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.controller.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* The --remote-write-config file of remoteWrite.targets: secrets as the
+     files of each target's volume (remote-write/<index>/). */}}
+{{- define "pag.remoteWriteFile" -}}
+{{- $targets := list }}
+{{- range $i, $t := .Values.remoteWrite.targets }}
+{{- $dir := printf "/etc/prom-aggregation-gateway/remote-write/%d" $i }}
+{{- $out := dict "url" $t.url }}
+{{- with $t.name }}{{ $_ := set $out "name" . }}{{ end }}
+{{- with $t.protocol }}{{ $_ := set $out "protocol" (toString .) }}{{ end }}
+{{- with $t.headers }}{{ $_ := set $out "headers" . }}{{ end }}
+{{- with $t.timeout }}{{ $_ := set $out "timeout" . }}{{ end }}
+{{- with $t.basicAuth }}
+{{- $_ := set $out "basic_auth" (dict "username" .username "password_file" (printf "%s/password" $dir)) }}
+{{- end }}
+{{- with $t.bearerTokenSecret }}
+{{- $_ := set $out "bearer_token_file" (printf "%s/token" $dir) }}
+{{- end }}
+{{- with $t.tls }}
+{{- $tls := dict "ca_file" (printf "%s/ca.crt" $dir) }}
+{{- if .clientCert }}
+{{- $_ := set $tls "cert_file" (printf "%s/tls.crt" $dir) }}
+{{- $_ := set $tls "key_file" (printf "%s/tls.key" $dir) }}
+{{- end }}
+{{- $_ := set $out "tls" $tls }}
+{{- end }}
+{{- $targets = append $targets $out }}
+{{- end }}
+{{- dict "targets" $targets | toYaml }}
+{{- end }}
+
+{{/* Whether a remote-write target needs a volume of secrets. */}}
+{{- define "pag.remoteWriteSecrets" -}}
+{{- if or .basicAuth .bearerTokenSecret .tls }}yes{{ end }}
 {{- end }}
