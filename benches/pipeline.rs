@@ -12,6 +12,7 @@ use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, protobuf, text};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::{LabelRules, Push};
+use prom_aggregation_gateway::remote_write::encode as rw;
 use prom_aggregation_gateway::rules::{self, RuleSet};
 
 const SERIES: usize = 100_000;
@@ -253,6 +254,32 @@ fn benches(c: &mut Criterion) {
             )
         });
     }
+    g.finish();
+
+    // One remote-write send of the 100k series (taken and encoded, no
+    // socket): each protocol, and the series identities kept between
+    // sends. `bench/remote_write.sh` measures a whole send at 1M.
+    let mut g = c.benchmark_group("remote_write");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(agg.series_count() as u64));
+    let sent = agg.read(rw::series_ids);
+    for (name, protocol) in [
+        ("encode_100k_v1", rw::Protocol::V1),
+        ("encode_100k_v2", rw::Protocol::V2),
+    ] {
+        let opts = rw::Options {
+            protocol,
+            max_samples: 5000,
+            replica: Some(("gateway_replica", "pod-0")),
+            timestamp_ms: 1_700_000_000_000,
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(agg.read(|families| rw::encode(families, &[], &sent, opts))))
+        });
+    }
+    g.bench_function("series_ids_100k", |b| {
+        b.iter(|| black_box(agg.read(rw::series_ids)))
+    });
     g.finish();
 }
 

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::config::Protocol;
+pub use super::config::Protocol;
 use crate::aggregate::{Dropped, FamilyView};
 use crate::encode::protobuf::{LEN, VARINT, bytes as field_bytes, double, key, uint, varint};
 use crate::model::{Kind, NativeHistogram, Value, labels};
@@ -291,6 +291,9 @@ struct Writer<'a> {
     inner: Vec<u8>,
     done: Vec<Batch>,
     compressor: snap::raw::Encoder,
+    /// The batch's message, and its compression, kept between batches.
+    message: Vec<u8>,
+    compressed: Vec<u8>,
 }
 
 impl<'a> Writer<'a> {
@@ -309,6 +312,8 @@ impl<'a> Writer<'a> {
             inner: Vec::with_capacity(256),
             done: Vec::new(),
             compressor: snap::raw::Encoder::new(),
+            message: Vec::new(),
+            compressed: Vec::new(),
         };
         w.reset_symbols();
         w
@@ -486,8 +491,11 @@ impl<'a> Writer<'a> {
         if self.samples == 0 {
             return;
         }
-        let mut message =
-            Vec::with_capacity(self.symbol_entries.len() + self.body.len() + self.metadata.len());
+        // Both buffers are kept from batch to batch; the batch keeps an
+        // exact copy (a compressed `Vec` would keep the capacity of the
+        // uncompressed bound, several times its size).
+        let message = &mut self.message;
+        message.clear();
         match self.opts.protocol {
             Protocol::V1 => {
                 message.extend_from_slice(&self.body);
@@ -498,12 +506,15 @@ impl<'a> Writer<'a> {
                 message.extend_from_slice(&self.body);
             }
         }
-        let body = self
+        self.compressed
+            .resize(snap::raw::max_compress_len(message.len()), 0);
+        let n = self
             .compressor
-            .compress_vec(&message)
+            .compress(message, &mut self.compressed)
             .expect("snappy compresses any input below 4 GiB");
+        let body = Bytes::copy_from_slice(&self.compressed[..n]);
         self.done.push(Batch {
-            body: Bytes::from(body),
+            body,
             samples: self.samples,
         });
         self.body.clear();
