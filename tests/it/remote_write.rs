@@ -655,3 +655,23 @@ async fn wrong_settings_stop_the_start_with_a_reason() {
     let p = Process::start(&["--remote-write-url", "http://127.0.0.1:1/w"]).await;
     drop(p);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_snapshot_is_sent_at_shutdown() {
+    let rx = Receiver::start(Script::default()).await;
+    let mut config = config_for(url_target(&rx.url));
+    // No send but the one at start before the stop.
+    if let Some(rw) = config.remote_write.as_mut() {
+        Arc::get_mut(rw).unwrap().interval = Duration::from_secs(3600);
+    }
+    let gw = Gateway::start_with(config).await;
+    eventually("the send at start", Duration::from_secs(10), || async {
+        let n = self_metric(&gw, "pag_remote_write_snapshot_duration_seconds_count").await;
+        (n >= 1.0).then_some(())
+    })
+    .await;
+    gw.push_ok("/metrics", "# TYPE c counter\nc 4\n").await;
+    assert!(rx.latest().is_empty());
+    gw.stop().await.unwrap();
+    assert_eq!(rx.latest().get("c{gateway_replica=\"r1\"}"), Some(&4.0));
+}
