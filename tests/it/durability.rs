@@ -57,16 +57,12 @@ async fn a_corrupt_snapshot_stops_start_up_unless_told_to_discard_it() {
     std::fs::write(&snap, &bytes).unwrap();
     for damaged in [bytes.clone(), bytes[..bytes.len() / 2].to_vec()] {
         std::fs::write(&snap, &damaged).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
-            .args(["--listen", "127.0.0.1:0", "--persistence-file", &snap])
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let status = tokio::task::block_in_place(|| child.wait()).unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-        assert!(!status.success(), "started with a damaged snapshot");
+        let err = crate::support::refused_start(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--persistence-file",
+            &snap,
+        ]);
         assert!(err.contains(&snap), "error does not name the file: {err}");
         assert!(
             err.contains("checksum") || err.contains("truncated"),

@@ -20,7 +20,7 @@ use prom_aggregation_gateway::remote_write_pb::io::prometheus::write::v2 as w2;
 use prom_aggregation_gateway::remote_write_pb::prometheus as w1;
 use prost::Message;
 
-use crate::support::{Gateway, Process, TempDir, eventually, free_port};
+use crate::support::{Gateway, Process, TempDir, eventually, free_port, refused_start};
 
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
@@ -247,21 +247,6 @@ async fn wait_value(rx: &Receiver, series: &str, want: f64) {
     .await;
 }
 
-async fn self_metric(gw: &Gateway, series: &str) -> f64 {
-    let text = gw
-        .client
-        .get(format!("{}/-/metrics", gw.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sums_arrive_with_the_replica_label_headers_and_credentials() {
     let rx = Receiver::start(Script::default()).await;
@@ -333,17 +318,19 @@ async fn sums_arrive_with_the_replica_label_headers_and_credentials() {
             .iter()
             .all(|s| s.timestamp == t || (s.value == 0.0 && s.timestamp == t - 1))
     );
-    assert!(self_metric(&gw, "pag_remote_write_samples_sent_total{target=\"test\"}").await >= 5.0);
     assert!(
-        self_metric(
-            &gw,
-            "pag_remote_write_last_success_timestamp_seconds{target=\"test\"}"
-        )
-        .await
+        gw.self_metric("pag_remote_write_samples_sent_total{target=\"test\"}")
+            .await
+            >= 5.0
+    );
+    assert!(
+        gw.self_metric("pag_remote_write_last_success_timestamp_seconds{target=\"test\"}")
+            .await
             > 1e9
     );
     assert_eq!(
-        self_metric(&gw, "pag_remote_write_protocol{target=\"test\"}").await,
+        gw.self_metric("pag_remote_write_protocol{target=\"test\"}")
+            .await,
         1.0
     );
 }
@@ -380,7 +367,8 @@ async fn version_2_when_confirmed_else_back_to_1() {
             // The unconfirmed 2.0 request, then 1.0 for good.
             assert_eq!(last.version, 1, "fell back");
             assert_eq!(
-                self_metric(&gw, "pag_remote_write_protocol{target=\"t\"}").await,
+                gw.self_metric("pag_remote_write_protocol{target=\"t\"}")
+                    .await,
                 1.0
             );
         } else {
@@ -407,11 +395,11 @@ async fn refused_requests_are_dropped_and_counted_not_retried() {
     gw.push_ok("/metrics", "# TYPE c counter\nc 1\n").await;
     let target = format!("target=\"{}\"", rx.url);
     eventually("drops counted", Duration::from_secs(10), || async {
-        let d = self_metric(
-            &gw,
-            &format!("pag_remote_write_dropped_samples_total{{reason=\"rejected\",{target}}}"),
-        )
-        .await;
+        let d = gw
+            .self_metric(&format!(
+                "pag_remote_write_dropped_samples_total{{reason=\"rejected\",{target}}}"
+            ))
+            .await;
         (d >= 1.0).then_some(())
     })
     .await;
@@ -422,7 +410,8 @@ async fn refused_requests_are_dropped_and_counted_not_retried() {
     // One request per 1 s interval (one batch each), never a retry.
     assert!(sends <= elapsed + 1.0, "{sends} requests in {elapsed:.1}s");
     assert_eq!(
-        self_metric(&gw, &format!("pag_remote_write_retries_total{{{target}}}")).await,
+        gw.self_metric(&format!("pag_remote_write_retries_total{{{target}}}"))
+            .await,
         0.0
     );
     // Pushes go on.
@@ -456,7 +445,11 @@ async fn server_errors_and_429_are_retried_with_backoff_and_retry_after() {
     assert!(gap(2) >= 1.9, "Retry-After: 2 honoured: {:.2}s", gap(2));
     assert!(gap(3) >= 0.9, "backoff kept doubling: {:.2}s", gap(3));
     let target = format!("target=\"{}\"", rx.url);
-    assert!(self_metric(&gw, &format!("pag_remote_write_retries_total{{{target}}}")).await >= 4.0);
+    assert!(
+        gw.self_metric(&format!("pag_remote_write_retries_total{{{target}}}"))
+            .await
+            >= 4.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,7 +473,9 @@ async fn a_receiver_down_for_long_gets_the_newest_snapshot_and_loses_nothing() {
     }
     let target = format!("target=\"{url}\"");
     eventually("retries while down", Duration::from_secs(10), || async {
-        let r = self_metric(&gw, &format!("pag_remote_write_retries_total{{{target}}}")).await;
+        let r = gw
+            .self_metric(&format!("pag_remote_write_retries_total{{{target}}}"))
+            .await;
         (r >= 2.0).then_some(())
     })
     .await;
@@ -492,10 +487,9 @@ async fn a_receiver_down_for_long_gets_the_newest_snapshot_and_loses_nothing() {
     // Older snapshots were never sent: the first sent is the newest.
     assert_eq!(rx.requests()[0].samples[0].value, want);
     assert!(
-        self_metric(
-            &gw,
-            &format!("pag_remote_write_snapshots_skipped_total{{{target}}}")
-        )
+        gw.self_metric(&format!(
+            "pag_remote_write_snapshots_skipped_total{{{target}}}"
+        ))
         .await
             >= 1.0
     );
@@ -612,17 +606,8 @@ async fn wrong_settings_stop_the_start_with_a_reason() {
         ),
     ];
     for (args, want) in cases {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .args(*args)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let status = tokio::task::block_in_place(|| child.wait()).unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-        assert!(!status.success(), "{args:?} started");
+        let port = format!("127.0.0.1:{}", free_port());
+        let err = refused_start(&[&["--listen", &port], *args].concat());
         assert!(err.contains(want), "{args:?}: {err}");
     }
     let dir = TempDir::new("rw-bad");
@@ -666,7 +651,9 @@ async fn a_last_snapshot_is_sent_at_shutdown() {
     }
     let gw = Gateway::start_with(config).await;
     eventually("the send at start", Duration::from_secs(10), || async {
-        let n = self_metric(&gw, "pag_remote_write_snapshot_duration_seconds_count").await;
+        let n = gw
+            .self_metric("pag_remote_write_snapshot_duration_seconds_count")
+            .await;
         (n >= 1.0).then_some(())
     })
     .await;

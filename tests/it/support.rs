@@ -205,6 +205,36 @@ impl Gateway {
         assert_eq!(r.status, 200);
         r.text()
     }
+
+    /// A value from the gateway's own metrics (`name{labels}` as printed;
+    /// 0 when absent).
+    pub async fn self_metric(&self, series: &str) -> f64 {
+        let r = self.request("GET", "/-/metrics", &[], "").await;
+        self_metric_in(&r.text(), series)
+    }
+}
+
+/// The value of `series` (`name{labels}` as printed) in a self-metrics
+/// page; 0 when absent.
+pub fn self_metric_in(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Starts the binary with `args`, which must refuse to start; its stderr.
+pub fn refused_start(args: &[&str]) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{args:?} started");
+    err
 }
 
 impl Drop for Gateway {
@@ -382,9 +412,7 @@ impl Process {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        self_metric_in(&text, series)
     }
 }
 
