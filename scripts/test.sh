@@ -5,9 +5,10 @@
 # (PAG_FUZZ_SECONDS, default 60).
 # Usage: scripts/test.sh            (CI runs this same script via .ci/run)
 # What the tests drive, installed here:
-# - Debian: prometheus + promtool, victoria-metrics (remote-write receivers), Go with the sources of client_golang (push
-#   test, GOPATH mode without the module proxy); chromium (browser pushes),
-#   curl, gzip, Node/npm;
+# - Debian: prometheus + promtool and victoria-metrics (remote-write
+#   receivers), Go with the sources of client_golang (push test, GOPATH mode
+#   without the module proxy); chromium (browser pushes), curl, gzip,
+#   Node/npm;
 # - PyPI (a venv): prometheus_client, grpcio, pytest, kubernetes-validate,
 #   our clients/python;
 # - npm: prom-client and playwright-core (tests/interop/node), @grpc/grpc-js
@@ -71,7 +72,8 @@ export PAG_KUBERNETES_VALIDATE="$PWD/.venv/bin/kubernetes-validate"
 "$PAG_PYTHON" -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(prometheus.client|grpcio|protobuf|pytest|kubernetes.validate) '
 # The versions the interop tests run against, for the log.
 prometheus --version 2>&1 | head -1
-victoria-metrics -version 2>&1 | head -1
+# Debian's build prints no version of its own.
+echo "victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo '?')"
 go version
 "$PAG_HELM" version --short
 chromium --version

@@ -290,6 +290,8 @@ struct Writer<'a> {
     refs: Vec<u8>,
     inner: Vec<u8>,
     done: Vec<Batch>,
+    /// `__name__` (0), `le` (1) and the replica label (2) in label order.
+    added_order: [u8; 3],
     compressor: snap::raw::Encoder,
     /// The batch's message, and its compression, kept between batches.
     message: Vec<u8>,
@@ -311,6 +313,12 @@ impl<'a> Writer<'a> {
             refs: Vec::with_capacity(64),
             inner: Vec::with_capacity(256),
             done: Vec::new(),
+            added_order: {
+                let replica = opts.replica.map_or(&b""[..], |(l, _)| l.as_bytes());
+                let mut order = [0u8, 1, 2];
+                order.sort_by_key(|&i| [NAME, LE, replica][usize::from(i)]);
+                order
+            },
             compressor: snap::raw::Encoder::new(),
             message: Vec::new(),
             compressed: Vec::new(),
@@ -351,19 +359,24 @@ impl<'a> Writer<'a> {
         zero: bool,
     ) {
         let (sample_name, le) = extra[0];
-        let mut added: [(&[u8], &[u8]); 3] =
-            [(NAME, sample_name.as_bytes()), (b"", b""), (b"", b"")];
-        let mut n = 1;
-        if !le.is_empty() {
-            added[n] = (LE, le.as_bytes());
+        // The labels the format adds, in the order fixed when the writer
+        // was made: no sort per series.
+        let mut added: [(&[u8], &[u8]); 3] = [(b"", b""); 3];
+        let mut n = 0;
+        for slot in self.added_order {
+            let pair: (&[u8], &[u8]) = match slot {
+                0 => (NAME, sample_name.as_bytes()),
+                1 if !le.is_empty() => (LE, le.as_bytes()),
+                2 => match self.opts.replica {
+                    Some((rname, rvalue)) => (rname.as_bytes(), rvalue.as_bytes()),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            added[n] = pair;
             n += 1;
         }
-        if let Some((rname, rvalue)) = self.opts.replica {
-            added[n] = (rname.as_bytes(), rvalue.as_bytes());
-            n += 1;
-        }
-        let added = &mut added[..n];
-        added.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let added = &added[..n];
         self.series.clear();
         self.refs.clear();
         // Merge the two sorted label lists.
@@ -392,11 +405,20 @@ impl<'a> Writer<'a> {
     fn label(&mut self, name: &[u8], value: &[u8]) {
         match self.opts.protocol {
             Protocol::V1 => {
-                // Label { name = 1; value = 2 }
-                self.inner.clear();
-                field_bytes(&mut self.inner, 1, name);
-                field_bytes(&mut self.inner, 2, value);
-                field_bytes(&mut self.series, 1, &self.inner);
+                // Label { name = 1; value = 2 }, written in place: its
+                // length is known (this runs for every label of every
+                // series of every send).
+                let len = 2
+                    + prost::encoding::encoded_len_varint(name.len() as u64)
+                    + name.len()
+                    + prost::encoding::encoded_len_varint(value.len() as u64)
+                    + value.len();
+                let out = &mut self.series;
+                out.reserve(len + 6);
+                out.push(1 << 3 | LEN);
+                varint(out, len as u64);
+                field_bytes(out, 1, name);
+                field_bytes(out, 2, value);
             }
             Protocol::V2 => {
                 let n = self.symbol(name);
