@@ -360,6 +360,14 @@ async fn version_2_when_confirmed_else_back_to_1() {
         )
         .await;
         wait_value(&rx, "c_total{gateway_replica=\"r1\"}", 5.0).await;
+        if only_v1 {
+            eventually(
+                "a 1.0 request after the fallback",
+                Duration::from_secs(10),
+                || async { rx.requests().iter().any(|r| r.version == 1).then_some(()) },
+            )
+            .await;
+        }
         let reqs = rx.requests();
         assert_eq!(reqs[0].version, 2);
         let last = reqs.last().unwrap();
@@ -477,6 +485,13 @@ async fn a_receiver_down_for_long_gets_the_newest_snapshot_and_loses_nothing() {
             .self_metric(&format!("pag_remote_write_retries_total{{{target}}}"))
             .await;
         (r >= 2.0).then_some(())
+    })
+    .await;
+    // Two snapshots taken after the last push: the newest holds it all.
+    let taken = "pag_remote_write_snapshot_duration_seconds_count";
+    let after_pushes = gw.self_metric(taken).await;
+    eventually("two more snapshots", Duration::from_secs(10), || async {
+        (gw.self_metric(taken).await >= after_pushes + 2.0).then_some(())
     })
     .await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
