@@ -85,6 +85,43 @@ impl Receiver {
         }
     }
 
+    /// A receiver over TLS with this server config (client certificates
+    /// as it asks).
+    async fn start_tls(script: Script, tls: rustls::ServerConfig) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let script = Arc::new(Mutex::new(script));
+        let app = axum::Router::new()
+            .route("/api/v1/write", axum::routing::post(receive))
+            .with_state(script.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client without an accepted certificate fails here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Receiver {
+            url: format!("https://localhost:{port}/api/v1/write"),
+            script,
+            server,
+        }
+    }
+
     fn requests(&self) -> Vec<Request> {
         self.script.lock().requests.clone()
     }
@@ -676,4 +713,77 @@ async fn a_last_snapshot_is_sent_at_shutdown() {
     assert!(rx.latest().is_empty());
     gw.stop().await.unwrap();
     assert_eq!(rx.latest().get("c{gateway_replica=\"r1\"}"), Some(&4.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_ca_file_and_a_client_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let server_pki = crate::tls::Pki::new();
+    let client_pki = crate::tls::Pki::new();
+    let (cert, key) = server_pki.leaf(&["localhost"]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(client_pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let rx = Receiver::start_tls(Script::default(), tls).await;
+    let dir = TempDir::new("rw-tls");
+    let (client_cert, client_key) = client_pki.leaf(&["gateway"]);
+    for (name, text) in [
+        ("ca.pem", server_pki.ca_pem.as_str()),
+        ("gw.pem", client_cert.as_str()),
+        ("gw.key", client_key.as_str()),
+    ] {
+        std::fs::write(dir.path.join(name), text).unwrap();
+    }
+    let d = dir.path.display();
+    let file = dir.path.join("rw.yml");
+    // One target with the receiver's CA and a client certificate; one
+    // without the client certificate; one without the CA.
+    std::fs::write(
+        &file,
+        format!(
+            "targets:\n\
+             \x20 - url: {url}\n    name: mtls\n    tls: {{ca_file: {d}/ca.pem, cert_file: {d}/gw.pem, key_file: {d}/gw.key}}\n\
+             \x20 - url: {url}\n    name: no-cert\n    tls: {{ca_file: {d}/ca.pem}}\n\
+             \x20 - url: {url}\n    name: no-ca\n",
+            url = rx.url
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with(config_for(config::targets(&[], Some(&file)).unwrap())).await;
+    gw.push_ok("/metrics", "# TYPE c counter\nc 3\n").await;
+    wait_value(&rx, "c{gateway_replica=\"r1\"}", 3.0).await;
+    for refused in ["no-cert", "no-ca"] {
+        let series = format!("pag_remote_write_retries_total{{target=\"{refused}\"}}");
+        eventually(
+            "handshakes refused and retried",
+            Duration::from_secs(10),
+            || async { (gw.self_metric(&series).await >= 1.0).then_some(()) },
+        )
+        .await;
+        let sent = format!("pag_remote_write_samples_sent_total{{target=\"{refused}\"}}");
+        assert_eq!(gw.self_metric(&sent).await, 0.0, "{refused} sent nothing");
+    }
+    assert!(
+        gw.self_metric("pag_remote_write_samples_sent_total{target=\"mtls\"}")
+            .await
+            >= 1.0
+    );
 }

@@ -15,13 +15,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::TempDir as Dir;
 use crate::support::{Gateway, counter, eventually, request};
 
-struct Pki {
-    ca_pem: String,
+/// A CA made for one test, and leaf certificates it signs.
+pub struct Pki {
+    pub ca_pem: String,
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
@@ -32,7 +33,7 @@ impl Pki {
     }
 
     /// A leaf certificate and key (PEM) for these names.
-    fn leaf(&self, names: &[&str]) -> (String, String) {
+    pub fn leaf(&self, names: &[&str]) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let params =
             CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
