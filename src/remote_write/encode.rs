@@ -11,7 +11,9 @@
 //!
 //! A counter, histogram or summary series the receiver has not had from
 //! this process (new since the last send, or every series after a start
-//! without a snapshot) gets a zero one millisecond before its value, as
+//! without a snapshot) gets a zero one millisecond before its value, in
+//! requests sent before the values (and carried, as staleness markers
+//! are, by a target that moves to a newer snapshot before sending them), as
 //! Prometheus' own created-timestamp zero injection does: a replica that
 //! restarted empty then reads as a counter reset even when its new total
 //! has already passed the old one, so `increase()` and `rate()` stay
@@ -48,6 +50,8 @@ pub struct Batch {
 pub struct Encoded {
     /// Staleness markers, sent first.
     pub stale: Vec<Batch>,
+    /// Zeros before the series new to the receiver, sent next.
+    pub zeros: Vec<Batch>,
     /// The values.
     pub values: Vec<Batch>,
 }
@@ -57,6 +61,7 @@ impl Encoded {
     pub fn bytes(&self) -> usize {
         self.stale
             .iter()
+            .chain(&self.zeros)
             .chain(&self.values)
             .map(|b| b.body.len())
             .sum()
@@ -99,9 +104,9 @@ pub fn series_ids(families: &[(&str, &FamilyView)]) -> SeriesIds {
 }
 
 /// The requests of one snapshot: `families` (sorted by name, as a view
-/// gives them), with a zero first for counter-like series not in `sent`
-/// (those the receiver had before), and a staleness marker for every
-/// `dropped` series.
+/// gives them), a staleness marker for every `dropped` series, and a zero
+/// for each counter-like series not in `sent` (those the receiver had
+/// before).
 pub fn encode(
     families: &[(&str, &FamilyView)],
     dropped: &[Dropped],
@@ -114,28 +119,19 @@ pub fn encode(
     for d in dropped {
         key_pairs.clear();
         key_pairs.extend(labels::pairs(&d.key));
-        let stale = Out::Float(f64::from_bits(STALE_NAN));
         let family = Family {
             name: &d.family,
             kind: d.kind,
             help: "",
         };
-        match &d.bounds {
-            Some(bounds) => {
-                let values = Samples::Stale { bounds };
-                write_samples(&mut w, &family, &key_pairs, values, None, false);
-            }
-            None => w.series(
-                &family,
-                &[(family.name, "")],
-                &key_pairs,
-                stale,
-                None,
-                false,
-            ),
-        }
+        let samples = Samples::Stale {
+            bounds: d.bounds.as_deref(),
+        };
+        write_samples(&mut w, &family, &key_pairs, samples, None);
     }
     let stale = w.finish();
+    let mut zeros = Writer::new(opts);
+    zeros.timestamp = opts.timestamp_ms - 1;
     let mut w = Writer::new(opts);
     for (name, view) in families {
         let family = Family {
@@ -145,25 +141,23 @@ pub fn encode(
         };
         let cumulative = matches!(view.kind, Kind::Counter | Kind::Histogram | Kind::Summary);
         for (key, series) in view.series() {
-            let zero = cumulative && !sent.contains(&series_id(name, key));
             key_pairs.clear();
             key_pairs.extend(labels::pairs(key));
             let created = series
                 .created()
                 .map(|c| c.div_euclid(1_000_000))
-                .filter(|_| matches!(view.kind, Kind::Counter | Kind::Histogram | Kind::Summary));
-            write_samples(
-                &mut w,
-                &family,
-                &key_pairs,
-                Samples::Value(&series.value),
-                created,
-                zero,
-            );
+                .filter(|_| cumulative);
+            if cumulative && !sent.contains(&series_id(name, key)) {
+                let samples = Samples::Zero(&series.value);
+                write_samples(&mut zeros, &family, &key_pairs, samples, created);
+            }
+            let samples = Samples::Value(&series.value);
+            write_samples(&mut w, &family, &key_pairs, samples, created);
         }
     }
     Encoded {
         stale,
+        zeros: zeros.finish(),
         values: w.finish(),
     }
 }
@@ -174,11 +168,14 @@ struct Family<'a> {
     help: &'a str,
 }
 
-/// The samples of one stored series: its value, or staleness markers for
-/// every sample it had.
+/// The samples of one stored series: its value, a zero of its shape, or
+/// staleness markers for every sample it had (`bounds` as
+/// [`Dropped::bounds`]: `None` for a native histogram, which gets one
+/// float marker, as Prometheus writes).
 enum Samples<'a> {
     Value(&'a Value),
-    Stale { bounds: &'a [f64] },
+    Zero(&'a Value),
+    Stale { bounds: Option<&'a [f64]> },
 }
 
 /// What one output series carries.
@@ -188,83 +185,68 @@ enum Out<'a> {
     Native(&'a NativeHistogram),
 }
 
-/// Writes every output series of one stored series; `zero` puts a zero
-/// before each value (see the module docs).
+/// Writes every output series of one stored series.
 fn write_samples(
     w: &mut Writer<'_>,
     family: &Family<'_>,
     key_pairs: &[(&[u8], Cow<'_, [u8]>)],
     samples: Samples<'_>,
     created: Option<i64>,
-    zero: bool,
 ) {
     let name = family.name;
     let stale = f64::from_bits(STALE_NAN);
+    let empty;
     let (sum, count, buckets): (f64, f64, Vec<(f64, f64)>) = match samples {
         Samples::Value(Value::Scalar(v)) => {
-            return w.series(
-                family,
-                &[(name, "")],
-                key_pairs,
-                Out::Float(*v),
-                created,
-                zero,
-            );
+            return w.series(family, &[(name, "")], key_pairs, Out::Float(*v), created);
+        }
+        Samples::Zero(Value::Scalar(_)) => {
+            return w.series(family, &[(name, "")], key_pairs, Out::Float(0.0), created);
         }
         Samples::Value(Value::Native(h)) => {
+            return w.series(family, &[(name, "")], key_pairs, Out::Native(h), created);
+        }
+        Samples::Zero(Value::Native(h)) => {
+            empty = NativeHistogram {
+                schema: h.schema,
+                zero_threshold: h.zero_threshold,
+                ..NativeHistogram::default()
+            };
             return w.series(
                 family,
                 &[(name, "")],
                 key_pairs,
-                Out::Native(h),
+                Out::Native(&empty),
                 created,
-                zero,
             );
         }
         Samples::Value(Value::Summary { count, sum }) => (*sum, *count, Vec::new()),
+        Samples::Zero(Value::Summary { .. }) => (0.0, 0.0, Vec::new()),
         Samples::Value(Value::Histogram(h)) => (
             h.sum,
             h.count,
             h.buckets.iter().map(|b| (b.le, b.count)).collect(),
         ),
-        Samples::Stale { bounds } => match family.kind {
-            Kind::Histogram | Kind::Summary => {
-                (stale, stale, bounds.iter().map(|le| (*le, stale)).collect())
-            }
-            _ => {
-                return w.series(
-                    family,
-                    &[(name, "")],
-                    key_pairs,
-                    Out::Float(stale),
-                    None,
-                    false,
-                );
-            }
-        },
+        Samples::Zero(Value::Histogram(h)) => {
+            (0.0, 0.0, h.buckets.iter().map(|b| (b.le, 0.0)).collect())
+        }
+        Samples::Stale {
+            bounds: Some(bounds),
+        } if matches!(family.kind, Kind::Histogram | Kind::Summary) => {
+            (stale, stale, bounds.iter().map(|le| (*le, stale)).collect())
+        }
+        Samples::Stale { .. } => {
+            return w.series(family, &[(name, "")], key_pairs, Out::Float(stale), None);
+        }
     };
     let bucket = format!("{name}_bucket");
     for (le, v) in buckets {
         let le = crate::encode::float::go(le);
-        w.series(
-            family,
-            &[(&bucket, &le)],
-            key_pairs,
-            Out::Float(v),
-            created,
-            zero,
-        );
+        w.series(family, &[(&bucket, &le)], key_pairs, Out::Float(v), created);
     }
     for (suffix, v) in [("_sum", sum), ("_count", count)] {
         let sample = format!("{name}{suffix}");
-        w.series(
-            family,
-            &[(&sample, "")],
-            key_pairs,
-            Out::Float(v),
-            created,
-            zero,
-        );
+        w.series(family, &[(&sample, "")], key_pairs, Out::Float(v), created);
     }
 }
 
@@ -356,7 +338,6 @@ impl<'a> Writer<'a> {
         key_pairs: &[(&[u8], Cow<'_, [u8]>)],
         out: Out<'_>,
         created: Option<i64>,
-        zero: bool,
     ) {
         let (sample_name, le) = extra[0];
         // The labels the format adds, in the order fixed when the writer
@@ -393,10 +374,10 @@ impl<'a> Writer<'a> {
             self.label(name, value);
         }
         match self.opts.protocol {
-            Protocol::V1 => self.finish_v1(family, out, zero),
-            Protocol::V2 => self.finish_v2(family, out, created, zero),
+            Protocol::V1 => self.finish_v1(family, out),
+            Protocol::V2 => self.finish_v2(family, out, created),
         }
-        self.samples += 1 + usize::from(zero);
+        self.samples += 1;
         if self.samples >= self.opts.max_samples {
             self.flush();
         }
@@ -429,41 +410,25 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// The series' samples (or histograms) into `self.series`: a zero a
-    /// millisecond before when `zero`, then `out`.
-    fn write_points(&mut self, out: Out<'_>, zero: bool, sample_field: u8, histogram_field: u8) {
-        let (value_field, stamps) = match out {
-            Out::Float(_) => (sample_field, [self.timestamp - 1, self.timestamp]),
-            Out::Native(_) => (histogram_field, [self.timestamp - 1, self.timestamp]),
-        };
-        for (i, t) in stamps.into_iter().enumerate() {
-            let first = i == 0;
-            if first && !zero {
-                continue;
+    /// The series' one sample (or histogram) into `self.series`.
+    fn write_point(&mut self, out: Out<'_>, sample_field: u8, histogram_field: u8) {
+        self.inner.clear();
+        match out {
+            Out::Float(v) => {
+                double(&mut self.inner, 1, v);
+                uint(&mut self.inner, 2, self.timestamp as u64);
+                field_bytes(&mut self.series, sample_field, &self.inner);
             }
-            self.inner.clear();
-            match out {
-                Out::Float(v) => {
-                    double(&mut self.inner, 1, if first { 0.0 } else { v });
-                    uint(&mut self.inner, 2, t as u64);
-                }
-                Out::Native(h) if first => {
-                    let empty = NativeHistogram {
-                        schema: h.schema,
-                        zero_threshold: h.zero_threshold,
-                        ..NativeHistogram::default()
-                    };
-                    native(&mut self.inner, &empty, t);
-                }
-                Out::Native(h) => native(&mut self.inner, h, t),
+            Out::Native(h) => {
+                native(&mut self.inner, h, self.timestamp);
+                field_bytes(&mut self.series, histogram_field, &self.inner);
             }
-            field_bytes(&mut self.series, value_field, &self.inner);
         }
     }
 
-    fn finish_v1(&mut self, family: &Family<'_>, out: Out<'_>, zero: bool) {
+    fn finish_v1(&mut self, family: &Family<'_>, out: Out<'_>) {
         // TimeSeries { labels = 1; samples = 2; histograms = 4 }
-        self.write_points(out, zero, 2, 4);
+        self.write_point(out, 2, 4);
         field_bytes(&mut self.body, 1, &self.series);
         if (!family.help.is_empty() || family.kind != Kind::Untyped)
             && self.metadata_of != family.name
@@ -483,13 +448,13 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn finish_v2(&mut self, family: &Family<'_>, out: Out<'_>, created: Option<i64>, zero: bool) {
+    fn finish_v2(&mut self, family: &Family<'_>, out: Out<'_>, created: Option<i64>) {
         // TimeSeries { labels_refs = 1 (packed); samples = 2;
         //   histograms = 3; metadata = 5; created_timestamp = 6 }
         key(&mut self.series, 1, LEN);
         varint(&mut self.series, self.refs.len() as u64);
         self.series.extend_from_slice(&self.refs);
-        self.write_points(out, zero, 2, 3);
+        self.write_point(out, 2, 3);
         let help = if family.help.is_empty() {
             0
         } else {

@@ -3,8 +3,8 @@
 //! retried with capped exponential backoff (honouring `Retry-After`);
 //! other 4xx are dropped and counted, never retried (no retry storm).
 //! While it waits to retry, a newer snapshot replaces the one it was
-//! sending; the older one's staleness markers not yet sent are carried
-//! into the next (bounded, see [`CARRY_BYTES`]).
+//! sending; the older one's staleness markers and zeros not yet sent are
+//! carried into the next (bounded, see [`CARRY_BYTES`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,8 +31,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-/// Most bytes of staleness markers kept for a target that could not send
-/// them; past it the oldest are dropped and counted.
+/// Most bytes of staleness markers and zeros kept for a target that could
+/// not send them; past it the oldest are dropped and counted.
 pub(crate) const CARRY_BYTES: usize = 64 << 20;
 /// How long the last send at shutdown may take.
 const LAST_SEND: Duration = Duration::from_secs(5);
@@ -134,6 +134,7 @@ impl Sender {
                 .iter()
                 .map(|b| (b, true))
                 .chain(encoded.stale.iter().map(|b| (b, true)))
+                .chain(encoded.zeros.iter().map(|b| (b, true)))
                 .chain(encoded.values.iter().map(|b| (b, false)))
                 .collect();
             let mut rejected = false;
@@ -162,7 +163,8 @@ impl Sender {
                     }
                 }
             }
-            // Staleness markers not sent yet go with the next snapshot.
+            // Staleness markers and zeros not sent yet go with the next
+            // snapshot: its values are newer than both.
             let unsent: Vec<Batch> = queue[stop_at..]
                 .iter()
                 .filter(|(_, stale)| *stale)

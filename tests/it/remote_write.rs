@@ -335,20 +335,22 @@ async fn sums_arrive_with_the_replica_label_headers_and_credentials() {
         .collect();
     assert_eq!(stamps.len(), 1, "{stamps:?}");
     let t = *stamps.first().unwrap();
-    let first_sent = rx
+    // The first requests: the zeros the new series start from, a
+    // millisecond before the first values.
+    let sent: Vec<Request> = rx
         .requests()
         .into_iter()
-        .find(|r| !r.samples.is_empty())
-        .unwrap();
+        .filter(|r| !r.samples.is_empty())
+        .collect();
     assert!(
-        first_sent
-            .samples
-            .iter()
-            .all(|s| s.value != 0.0 || s.timestamp == first_sent.samples[1].timestamp - 1)
+        sent[0].samples.iter().all(|s| s.value == 0.0),
+        "{:?}",
+        sent[0].samples
     );
+    assert_eq!(sent[0].samples.len(), 5, "a zero for each new series");
     assert_eq!(
-        first_sent.samples[0].value, 0.0,
-        "a new series starts from 0"
+        sent[0].samples[0].timestamp + 1,
+        sent[1].samples[0].timestamp
     );
     assert!(
         req.samples
@@ -536,8 +538,15 @@ async fn a_receiver_down_for_long_gets_the_newest_snapshot_and_loses_nothing() {
         .unwrap();
     let rx = Receiver::start_on(listener, Script::default());
     wait_value(&rx, "c{gateway_replica=\"r1\"}", want).await;
-    // Older snapshots were never sent: the first sent is the newest.
-    assert_eq!(rx.requests()[0].samples[0].value, want);
+    // Older snapshots' values were never sent: the first sent is the
+    // newest; before it, the zero the new series starts from, carried
+    // over from the first snapshot it was in.
+    let sent: Vec<f64> = rx
+        .requests()
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|s| s.value))
+        .collect();
+    assert_eq!(sent[..2], [0.0, want], "{sent:?}");
     assert!(
         gw.self_metric(&format!(
             "pag_remote_write_snapshots_skipped_total{{{target}}}"

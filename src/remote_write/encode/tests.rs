@@ -344,6 +344,7 @@ fn series_new_to_the_receiver_start_from_a_zero() {
     push(
         &a,
         "# TYPE c counter\nc 5\n# TYPE g gauge\ng 3\n\
+         # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
          # TYPE s summary\ns_sum 2\ns_count 1\n",
     );
     push_native(&a, native());
@@ -355,22 +356,43 @@ fn series_new_to_the_receiver_start_from_a_zero() {
             opts(Protocol::V1, 1000),
         )
     });
-    let req = v1(&e.values[0]);
-    let got: Vec<(String, Vec<(f64, i64)>)> = req.timeseries.iter().map(show1).collect();
+    // The zeros in requests of their own, a millisecond before the values;
+    // gauges get none.
+    let zeros = v1(&e.zeros[0]);
+    let got: Vec<(String, Vec<(f64, i64)>)> = zeros.timeseries.iter().map(show1).collect();
     let r = "{gateway_replica=\"r1\"}";
+    let zero = |s: &str| (s.to_string(), vec![(0.0, TS - 1)]);
     assert_eq!(
         got,
         vec![
-            (format!("c{r}"), vec![(0.0, TS - 1), (5.0, TS)]),
-            (format!("g{r}"), vec![(3.0, TS)]),
+            zero(&format!("c{r}")),
+            zero("h_bucket{gateway_replica=\"r1\",le=\"1\"}"),
+            zero("h_bucket{gateway_replica=\"r1\",le=\"+Inf\"}"),
+            zero(&format!("h_sum{r}")),
+            zero(&format!("h_count{r}")),
             ("lat{gateway_replica=\"r1\",job=\"n\"}".to_string(), vec![]),
-            (format!("s_sum{r}"), vec![(0.0, TS - 1), (2.0, TS)]),
-            (format!("s_count{r}"), vec![(0.0, TS - 1), (1.0, TS)]),
+            zero(&format!("s_sum{r}")),
+            zero(&format!("s_count{r}")),
         ]
     );
-    let h = &req.timeseries[2].histograms;
-    assert_eq!(h.len(), 2);
+    let h = &zeros.timeseries[5].histograms;
     assert_eq!((h[0].timestamp, h[0].sum, h[0].schema), (TS - 1, 0.0, 1));
     assert!(h[0].positive_spans.is_empty());
-    assert_eq!(h[1].timestamp, TS);
+    let values = v1(&e.values[0]);
+    assert!(
+        values
+            .timeseries
+            .iter()
+            .all(|t| t.samples.iter().all(|s| s.timestamp == TS))
+    );
+    // Sent before: no zeros.
+    let e = a.read(|families| {
+        encode(
+            families,
+            &[],
+            &series_ids(families),
+            opts(Protocol::V2, 1000),
+        )
+    });
+    assert!(e.zeros.is_empty());
 }
