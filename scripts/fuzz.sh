@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the text parser, the protobuf decoder, the path-label parser and
+# Fuzzes the text parser, the protobuf and OTLP decoders, the path-label parser and
 # sequences of pushes (scrapes checked by the validity oracle) with
 # cargo-fuzz (libFuzzer) for PAG_FUZZ_SECONDS each (default 60), starting from
 # the corpus in fuzz/corpus. Fails if any target finds a crash (the input is
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${PAG_FUZZ_SECONDS:-60}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 cd fuzz
-for target in text_parser protobuf_decoder path_labels push_sequence; do
+for target in text_parser protobuf_decoder otlp_decoder path_labels push_sequence; do
   echo "== fuzz $target for ${seconds}s"
   # A scratch copy of the corpus keeps the committed one small.
   work=$(mktemp -d)

@@ -4,6 +4,7 @@
 //! body limit applied to the decompressed size, and holds the value checks
 //! every decoder shares, so HTTP and gRPC refuse the same input the same way.
 
+pub mod otlp;
 pub mod path;
 pub mod protobuf;
 pub(crate) mod push_request;

@@ -35,6 +35,8 @@ pub enum Body {
     Exposition,
     /// gRPC messages: `application/grpc` or `application/grpc+proto`.
     Grpc,
+    /// An OTLP/HTTP export: `application/x-protobuf`.
+    Otlp,
 }
 
 /// What answers a route.
@@ -56,6 +58,8 @@ pub enum Handler {
     Healthy,
     /// `GET /-/ready`.
     Ready,
+    /// `POST /v1/metrics`: an OTLP/HTTP metrics export.
+    OtlpMetrics,
     /// gRPC `AggregationGateway/Push`.
     GrpcPush,
     /// gRPC `AggregationGateway/PushStream`.
@@ -77,6 +81,7 @@ impl Handler {
             Handler::Status => "status",
             Handler::SelfMetrics => "self_metrics",
             Handler::Healthy | Handler::Ready => "health",
+            Handler::OtlpMetrics => "otlp_metrics",
             Handler::GrpcPush => "Push",
             Handler::GrpcPushStream => "PushStream",
             Handler::GrpcHealth => "health",
@@ -175,6 +180,13 @@ pub static MAIN: &[Route] = &[
         B::None,
     ),
     route(Method::GET, "/api/v1/status", H::Status, S::Open, B::None),
+    route(
+        Method::POST,
+        "/v1/metrics",
+        H::OtlpMetrics,
+        S::Push,
+        B::Otlp,
+    ),
     route(Method::GET, "/-/metrics", H::SelfMetrics, S::Open, B::None),
     route(Method::GET, "/-/healthy", H::Healthy, S::Open, B::None),
     route(Method::GET, "/healthy", H::Healthy, S::Open, B::None),

@@ -46,7 +46,9 @@ impl InFlight {
 pub async fn admit(State(caps): State<InFlight>, req: Request, next: Next) -> Response {
     let cap = match matched(&req).map(|r| r.handler) {
         Some(Handler::Healthy | Handler::Ready | Handler::GrpcHealth) => None,
-        Some(Handler::Push | Handler::GrpcPush | Handler::GrpcPushStream) => Some(&caps.pushes),
+        Some(
+            Handler::Push | Handler::OtlpMetrics | Handler::GrpcPush | Handler::GrpcPushStream,
+        ) => Some(&caps.pushes),
         _ => Some(&caps.others),
     };
     let _slot = match cap.map(|c| c.clone().try_acquire_owned()) {
@@ -70,7 +72,7 @@ pub async fn deadline(State(timeout): State<Duration>, mut req: Request, next: N
     let answers_itself = matched(&req).is_some_and(|r| {
         matches!(
             r.handler,
-            Handler::Push | Handler::GrpcPush | Handler::GrpcPushStream
+            Handler::Push | Handler::OtlpMetrics | Handler::GrpcPush | Handler::GrpcPushStream
         )
     });
     if answers_itself {

@@ -64,6 +64,21 @@ pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
             shown()
         )),
         routes::Body::None => None,
+        routes::Body::Otlp => {
+            let media = content_type.map(|ct| {
+                ct.split(|&c| c == b';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_ascii()
+            });
+            let fits = media.is_some_and(|m| m.eq_ignore_ascii_case(b"application/x-protobuf"));
+            (!fits).then(|| {
+                format!(
+                    "unsupported Content-Type {:?} for an OTLP export: send application/x-protobuf (OTLP/JSON is not taken yet)",
+                    shown()
+                )
+            })
+        }
         routes::Body::Exposition => {
             let ct = content_type.map(|ct| std::str::from_utf8(ct).unwrap_or("\u{fffd}"));
             Format::from_content_type(ct).is_none().then(|| {

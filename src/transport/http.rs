@@ -68,6 +68,7 @@ fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
     Some(match h {
         Handler::Scrape => on(filter, scrape),
         Handler::Push => on(filter, push),
+        Handler::OtlpMetrics => on(filter, otlp_metrics),
         Handler::Delete => on(filter, delete),
         Handler::Wipe => on(filter, wipe),
         Handler::Status => on(filter, status),
@@ -156,15 +157,72 @@ async fn push(
     body: Body,
 ) -> Response {
     let deadline = deadline.map(|Extension(Deadline(at))| at);
+    let content_type = header_str(&headers, header::CONTENT_TYPE);
+    let Some(format) = decode::Format::from_content_type(content_type) else {
+        return Rejection::UnsupportedMediaType(format!(
+            "unsupported Content-Type {content_type:?}"
+        ))
+        .into_response();
+    };
     let result = gw
         .recorded(
             Protocol::Http,
-            push_inner(&gw, deadline, &uri, &headers, body),
+            push_inner(
+                &gw,
+                deadline,
+                &uri,
+                &headers,
+                body,
+                Wire::Exposition(format),
+            ),
         )
         .await;
     match result {
         Ok(_) => StatusCode::OK.into_response(),
         Err(r) => r.into_response(),
+    }
+}
+
+/// What a push body is in.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    /// An exposition format, with the push path's labels.
+    Exposition(decode::Format),
+    /// An OTLP `ExportMetricsServiceRequest`.
+    Otlp,
+}
+
+/// `POST /v1/metrics`: an OTLP/HTTP metrics export, through the same
+/// reading, limits and aggregate as any push; answered as OTLP/HTTP
+/// asks: an empty `ExportMetricsServiceResponse`, or a `google.rpc.Status`
+/// with the HTTP status (429 and 503 are the retryable ones; a refused
+/// request changed nothing, so a retry cannot count twice).
+async fn otlp_metrics(
+    State(gw): State<Gateway>,
+    deadline: Option<Extension<Deadline>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let deadline = deadline.map(|Extension(Deadline(at))| at);
+    let result = gw
+        .recorded(
+            Protocol::Http,
+            push_inner(&gw, deadline, &uri, &headers, body, Wire::Otlp),
+        )
+        .await;
+    let protobuf = [(header::CONTENT_TYPE, "application/x-protobuf")];
+    match result {
+        Ok(_) => (StatusCode::OK, protobuf).into_response(),
+        Err(r) => {
+            let status = r.status();
+            let grpc = tonic::Status::from(r);
+            // google.rpc.Status { int32 code = 1; string message = 2; }
+            let mut body = Vec::new();
+            crate::encode::protobuf::uint(&mut body, 1, grpc.code() as u64);
+            crate::encode::protobuf::bytes(&mut body, 2, grpc.message().as_bytes());
+            (status, protobuf, body).into_response()
+        }
     }
 }
 
@@ -174,10 +232,14 @@ async fn push_inner(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    wire: Wire,
 ) -> Result<Ingested, Rejection> {
     let config = gw.config();
     let limit = config.max_body_bytes;
-    let labels = path_labels(gw, uri)?;
+    let labels = match wire {
+        Wire::Exposition(_) => path_labels(gw, uri)?,
+        Wire::Otlp => Vec::new(),
+    };
     let path_len = uri.path().len();
     // Dropped with this future: a push not applied by then never will be.
     let (ticket, _guard) = Ticket::new(deadline);
@@ -192,10 +254,6 @@ async fn push_inner(
     .await
     .map_err(|_| Rejection::Timeout)??;
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let content_type = header_str(headers, header::CONTENT_TYPE);
-    let format = decode::Format::from_content_type(content_type).ok_or_else(|| {
-        Rejection::UnsupportedMediaType(format!("unsupported Content-Type {content_type:?}"))
-    })?;
     // Off the async workers when the body is large, or would be once
     // decompressed: a small compressed body is inflated here up to the
     // threshold, and past it handed over whole.
@@ -221,8 +279,10 @@ async fn push_inner(
             None => decode::decompress(encoding.as_deref(), raw, limit, &mut reservation)?,
         };
         let input = body.len() + path_len;
-        gw.ingest(labels, &ticket, reservation, input, |opts| {
-            decode::decode(&body, format, opts)
+        let gauge_mode = gw.aggregator().settings().gauge_mode;
+        gw.ingest(labels, &ticket, reservation, input, |opts| match wire {
+            Wire::Exposition(format) => decode::decode(&body, format, opts),
+            Wire::Otlp => decode::otlp::request(&body, opts, gauge_mode),
         })
     })
     .await

@@ -13,6 +13,7 @@ mod grpc;
 mod interop;
 mod limits;
 mod otlp;
+mod otlp_metrics;
 mod remote_write;
 mod routes;
 mod rules;

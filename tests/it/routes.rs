@@ -24,16 +24,18 @@ enum Ct {
     None,
     Text,
     Protobuf,
+    Otlp,
     Grpc,
     GrpcProto,
     Garbage,
 }
 
 impl Ct {
-    const ALL: [Ct; 6] = [
+    const ALL: [Ct; 7] = [
         Ct::None,
         Ct::Text,
         Ct::Protobuf,
+        Ct::Otlp,
         Ct::Grpc,
         Ct::GrpcProto,
         Ct::Garbage,
@@ -46,6 +48,7 @@ impl Ct {
             Ct::Protobuf => Some(
                 "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
             ),
+            Ct::Otlp => Some("application/x-protobuf"),
             Ct::Grpc => Some("application/grpc"),
             Ct::GrpcProto => Some("application/grpc+proto"),
             Ct::Garbage => Some("application/x-garbage;;="),
@@ -125,6 +128,7 @@ fn expected(route: &Route, ct: Ct, creds: Creds) -> Outcome {
         Body::Grpc => ct.grpc(),
         Body::None => !ct.grpc(),
         Body::Exposition => matches!(ct, Ct::None | Ct::Text | Ct::Protobuf),
+        Body::Otlp => ct == Ct::Otlp,
     };
     if !fits {
         return refused(ct, 415, "3");
@@ -135,7 +139,7 @@ fn expected(route: &Route, ct: Ct, creds: Creds) -> Outcome {
         | Handler::SelfMetrics
         | Handler::Healthy
         | Handler::Ready => (200, false),
-        Handler::Push => (200, true),
+        Handler::Push | Handler::OtlpMetrics => (200, true),
         Handler::Delete | Handler::Wipe => (202, true),
         Handler::GrpcPush | Handler::GrpcPushStream => (200, true),
         Handler::GrpcHealth | Handler::GrpcReflection => (200, false),
@@ -182,6 +186,11 @@ fn body_for(route: &Route, ct: Ct) -> Vec<u8> {
     match route.handler {
         Handler::Push if ct == Ct::Protobuf => probe_family().encode_length_delimited_to_vec(),
         Handler::Push => b"probe_total 1\n".to_vec(),
+        Handler::OtlpMetrics => crate::otlp_metrics::export(
+            "probe",
+            1.0,
+            opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta,
+        ),
         Handler::GrpcPush | Handler::GrpcPushStream => grpc_frame(
             &PushRequest {
                 metric_families: vec![probe_family()],
@@ -302,7 +311,7 @@ async fn every_route_by_content_type_credentials_and_http_version() {
             }
         }
     }
-    assert_eq!(cases, routes::MAIN.len() * 6 * 4 * 2);
+    assert_eq!(cases, routes::MAIN.len() * Ct::ALL.len() * 4 * 2);
     assert!(
         failures.is_empty(),
         "{} of {cases} cases failed:\n{}",

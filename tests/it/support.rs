@@ -245,6 +245,21 @@ impl Drop for Gateway {
     }
 }
 
+/// The protobuf scrape, decoded.
+pub async fn scrape_protobuf(gw: &Gateway) -> Vec<pb::MetricFamily> {
+    use prost::Message;
+    let r = gw
+        .request("GET", "/metrics", &[("accept", ACCEPT_PROTOBUF)], "")
+        .await;
+    assert_eq!(r.status, 200);
+    let mut buf = &r.body[..];
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(pb::MetricFamily::decode_length_delimited(&mut buf).unwrap());
+    }
+    out
+}
+
 /// The Accept headers of the three scrape formats.
 pub const ACCEPT_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
 /// Delimited protobuf, as Prometheus asks for it.

@@ -12,7 +12,7 @@ mod curl;
 pub mod go;
 mod node;
 mod prometheus;
-mod python;
+pub mod python;
 mod remote_write;
 
 use std::io::Write;

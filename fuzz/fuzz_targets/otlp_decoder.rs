@@ -1,0 +1,30 @@
+//! OTLP `ExportMetricsServiceRequest` bodies, then apply and render:
+//! nothing may panic, whatever the bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
+use prom_aggregation_gateway::decode::{Options, otlp};
+use prom_aggregation_gateway::encode::{self, Format};
+use prom_aggregation_gateway::model::LabelRules;
+
+fuzz_target!(|data: &[u8]| {
+    let rules = LabelRules::default();
+    let opts = Options { labels: &rules, gauge_nan_ok: true, spend: None };
+    // The first byte picks the gauge mode, as the flag would.
+    let mode = match data.first().map(|b| b % 4) {
+        Some(0) => GaugeMode::Sum,
+        Some(1) => GaugeMode::Last,
+        Some(2) => GaugeMode::Max,
+        _ => GaugeMode::Min,
+    };
+    if let Ok(push) = otlp::request(data.get(1..).unwrap_or_default(), &opts, mode) {
+        let agg = Aggregator::new(Settings { gauge_mode: mode, max_series: 1_000_000, ..Default::default() });
+        if agg.apply(push.clone()).is_ok() {
+            let _ = agg.apply(push);
+            for f in [Format::Text, Format::OpenMetrics, Format::Protobuf] {
+                let _ = encode::render(&agg, f);
+            }
+        }
+    }
+});

@@ -1,0 +1,585 @@
+//! OTLP metrics in: an `ExportMetricsServiceRequest` (protobuf) to a
+//! [`Push`], walked straight off the wire as the Prometheus protobuf
+//! decoder is, so a request costs the series it holds (charged as each is
+//! built), never a copy of every message first.
+//!
+//! What becomes what (the README has the table):
+//! - a monotonic delta sum adds to a counter (`_total`); a non-monotonic
+//!   sum and a gauge are gauges;
+//! - a delta histogram is a classic histogram (per-bucket counts made
+//!   cumulative, `le` the explicit bounds and `+Inf`);
+//! - a delta exponential histogram is a native histogram (scale as schema,
+//!   finer scales than 8 merged down to 8, OTLP bucket `i` as Prometheus
+//!   bucket `i + 1`: both cover `(base^i, base^(i+1)]`);
+//! - cumulative sums and histograms, and summaries (always cumulative), are
+//!   refused with the reason for now: their running totals would be added
+//!   again at every export.
+//!
+//! Names and labels follow [`names`]; the resource gives `job`
+//! (`service.namespace/service.name`), and nothing else of it: the
+//! attributes that name one producer (`service.instance.id`, host,
+//! process) would keep every producer's points apart, and summing across
+//! producers is the point. Points of one request that meet in one series
+//! (two producers' deltas) are combined as a later push would be. The
+//! request is applied whole or not at all.
+
+pub mod names;
+
+use std::collections::HashMap;
+
+use super::Options;
+use super::protobuf::wire::{self, Reader, Wire};
+use crate::aggregate::GaugeMode;
+use crate::error::Rejection;
+use crate::model::{Bucket, Family, Histogram, Kind, NativeHistogram, Push, Series, Value};
+use names::Suffix;
+
+/// `AggregationTemporality`.
+const DELTA: u64 = 1;
+const CUMULATIVE: u64 = 2;
+/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point holds no value.
+const NO_RECORDED_VALUE: u64 = 1;
+/// Deepest nesting of array and map attribute values rendered.
+const MAX_DEPTH: usize = 8;
+
+/// Decodes an `ExportMetricsServiceRequest`; gauges of one request that
+/// meet in one series combine by `gauge_mode`.
+pub fn request(body: &[u8], opts: &Options<'_>, gauge_mode: GaugeMode) -> Result<Push, Rejection> {
+    let malformed =
+        |e: &str| Rejection::invalid(format!("not a valid OTLP ExportMetricsServiceRequest: {e}"));
+    let mut out = Builder {
+        opts,
+        gauge_mode,
+        families: Vec::new(),
+        by_name: HashMap::new(),
+        key: Vec::new(),
+    };
+    let mut r = Reader::new(body);
+    while let Some((field, w)) = r.field().map_err(malformed)? {
+        if let (1, Wire::Bytes(rm)) = (field, w) {
+            out.resource_metrics(rm)?;
+        }
+    }
+    let families = out
+        .families
+        .into_iter()
+        .filter(|f| !f.family.series.is_empty())
+        .map(|f| f.family)
+        .collect();
+    Ok(Push { families })
+}
+
+struct FamilyBuilder {
+    family: Family,
+    /// Where each key is among the family's series.
+    at: HashMap<Box<[u8]>, usize>,
+}
+
+struct Builder<'o, 'a> {
+    opts: &'o Options<'a>,
+    gauge_mode: GaugeMode,
+    families: Vec<FamilyBuilder>,
+    by_name: HashMap<String, usize>,
+    key: Vec<u8>,
+}
+
+/// A data point's value, before it is named.
+enum Point {
+    Number(f64),
+    Histogram(Histogram),
+    Native(NativeHistogram),
+}
+
+impl Builder<'_, '_> {
+    fn resource_metrics(&mut self, bytes: &[u8]) -> Result<(), Rejection> {
+        let malformed = |e: &str| Rejection::invalid(format!("malformed ResourceMetrics: {e}"));
+        let mut job: Option<String> = None;
+        let (mut name, mut namespace) = (None, None);
+        for (field, w) in fields(bytes).map_err(malformed)? {
+            if let (1, Wire::Bytes(resource)) = (field, w) {
+                for (f, w) in fields(resource).map_err(malformed)? {
+                    if let (1, Wire::Bytes(kv)) = (f, w) {
+                        let (key, value) = key_value(kv).map_err(malformed)?;
+                        match key {
+                            "service.name" => name = Some(value),
+                            "service.namespace" => namespace = Some(value),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            job = Some(match namespace.filter(|n| !n.is_empty()) {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name,
+            });
+        }
+        for (field, w) in fields(bytes).map_err(malformed)? {
+            if let (2, Wire::Bytes(scope)) = (field, w) {
+                for (f, w) in fields(scope).map_err(malformed)? {
+                    if let (2, Wire::Bytes(metric)) = (f, w) {
+                        self.metric(metric, job.as_deref())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn metric(&mut self, bytes: &[u8], job: Option<&str>) -> Result<(), Rejection> {
+        let (mut name, mut help, mut unit) = ("", "", "");
+        let mut data: Option<(u32, &[u8])> = None;
+        let malformed = |e: &str| Rejection::invalid(format!("malformed Metric: {e}"));
+        for (field, w) in fields(bytes).map_err(malformed)? {
+            match (field, w) {
+                (1, w) => name = wire::string(w).map_err(malformed)?,
+                (2, w) => help = wire::string(w).map_err(malformed)?,
+                (3, w) => unit = wire::string(w).map_err(malformed)?,
+                (5 | 7 | 9 | 10 | 11, Wire::Bytes(b)) => data = Some((field, b)),
+                _ => {}
+            }
+        }
+        let fail = |reason: String| Rejection::invalid(format!("OTLP metric {name:?}: {reason}"));
+        let Some((kind_field, data)) = data else {
+            return Err(fail(
+                "no data (gauge, sum, histogram, exponential histogram or summary)".into(),
+            ));
+        };
+        let (mut temporality, mut monotonic) = (0, false);
+        for (field, w) in fields(data).map_err(malformed)? {
+            match (field, w) {
+                (2, Wire::Varint(v)) => temporality = v,
+                (3, Wire::Varint(v)) => monotonic = v != 0,
+                _ => {}
+            }
+        }
+        let (kind, suffix) = match kind_field {
+            5 => (Kind::Gauge, gauge_suffix(unit)),
+            7 if monotonic => (Kind::Counter, Suffix::Total),
+            7 => (Kind::Gauge, gauge_suffix(unit)),
+            9 | 10 => (Kind::Histogram, Suffix::None),
+            _ => {
+                return Err(fail(
+                    "summaries are cumulative, and cumulative data is not taken yet: export histograms".into(),
+                ));
+            }
+        };
+        // Gauges and non-monotonic sums are levels: any temporality is
+        // taken as the value now.
+        let level = kind_field == 5 || (kind_field == 7 && !monotonic);
+        if !level {
+            match temporality {
+                DELTA => {}
+                CUMULATIVE => {
+                    return Err(fail(
+                        "cumulative temporality is not taken yet (each export would add the running total again): export delta (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta)".into(),
+                    ));
+                }
+                t => {
+                    return Err(fail(format!(
+                        "aggregation temporality {t} is not DELTA or CUMULATIVE"
+                    )));
+                }
+            }
+        }
+        let prom_name = names::metric_name(name, unit, suffix)
+            .ok_or_else(|| fail("no valid character in the name".into()))?;
+        let family = self.family(&prom_name, help, kind)?;
+        for (field, w) in fields(data).map_err(malformed)? {
+            let (1, Wire::Bytes(point)) = (field, w) else {
+                continue;
+            };
+            let mut labels: Vec<(String, String)> = Vec::new();
+            let limits = self.opts.labels.limits();
+            let value = match kind_field {
+                5 | 7 => number_point(point, &mut labels).map_err(String::from),
+                9 => histogram_point(point, &mut labels, limits.max_buckets),
+                _ => exponential_point(point, &mut labels, limits.max_native_buckets),
+            }
+            .map_err(fail)?;
+            let Some(value) = value else { continue };
+            // The resource's job wins over an attribute of that name.
+            if let Some(job) = job {
+                labels.retain(|(n, _)| n != "job");
+                labels.push(("job".into(), job.into()));
+            }
+            self.series(family, value, &mut labels)
+                .map_err(|e| Rejection::invalid(format!("metric {prom_name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The family named `name`, made on first use; a second metric of
+    /// another type under the same name is refused.
+    fn family(&mut self, name: &str, help: &str, kind: Kind) -> Result<usize, Rejection> {
+        if let Some(&i) = self.by_name.get(name) {
+            let stored = self.families[i].family.kind;
+            if stored != kind {
+                return Err(Rejection::invalid(format!(
+                    "metric {name}: sent as {} and as {} in one request",
+                    stored.as_str(),
+                    kind.as_str()
+                )));
+            }
+            return Ok(i);
+        }
+        self.opts.charge_family(name, help)?;
+        self.by_name.insert(name.to_string(), self.families.len());
+        self.families.push(FamilyBuilder {
+            family: Family {
+                name: name.to_string(),
+                help: help.to_string(),
+                kind,
+                series: Vec::new(),
+            },
+            at: HashMap::new(),
+        });
+        Ok(self.families.len() - 1)
+    }
+
+    /// Adds one point's series to family `at`, combined with a point of
+    /// the request already in that series.
+    fn series(
+        &mut self,
+        at: usize,
+        value: Point,
+        labels: &mut [(String, String)],
+    ) -> Result<(), String> {
+        let fb = &mut self.families[at];
+        let kind = fb.family.kind;
+        let value = match value {
+            Point::Number(v) => {
+                if kind == Kind::Counter && !crate::model::is_count(v) {
+                    return Err(format!("a monotonic sum's delta must be a count, not {v}"));
+                }
+                if kind == Kind::Gauge && v.is_nan() && self.gauge_mode == GaugeMode::Sum {
+                    return Err("NaN gauge value while gauges are summed (--gauge-mode sum)".into());
+                }
+                Value::Scalar(v)
+            }
+            Point::Histogram(h) => Value::Histogram(Box::new(h)),
+            Point::Native(h) => Value::Native(Box::new(h)),
+        };
+        self.opts.labels.write_key(kind, labels, &mut self.key)?;
+        if let Some(&i) = fb.at.get(self.key.as_slice()) {
+            let stored = &mut fb.family.series[i].value;
+            if std::mem::discriminant(stored) != std::mem::discriminant(&value) {
+                return Err(format!(
+                    "series {} sent as a classic and a native histogram in one request",
+                    crate::model::labels::describe(&self.key)
+                ));
+            }
+            let rule = crate::aggregate::merge_rule(kind, self.gauge_mode);
+            crate::aggregate::merge_value(
+                rule,
+                stored,
+                value,
+                self.opts.labels.limits().max_native_buckets,
+            );
+            return Ok(());
+        }
+        self.opts
+            .charge(self.key.len(), &value)
+            .map_err(|e| e.to_string())?;
+        let key: Box<[u8]> = self.key.as_slice().into();
+        fb.at.insert(key.clone(), fb.family.series.len());
+        fb.family.series.push(Series {
+            key,
+            value,
+            created: None,
+        });
+        Ok(())
+    }
+}
+
+fn gauge_suffix(unit: &str) -> Suffix {
+    if unit == "1" {
+        Suffix::Ratio
+    } else {
+        Suffix::None
+    }
+}
+
+/// The fields of a message, checked whole first (so a malformed message
+/// is refused before any of it is used).
+fn fields(bytes: &[u8]) -> Result<impl Iterator<Item = (u32, Wire<'_>)>, &'static str> {
+    let mut check = Reader::new(bytes);
+    while check.field()?.is_some() {}
+    Ok(Reader::new(bytes).fields())
+}
+
+/// A `KeyValue`: its key and its value rendered as a label value.
+fn key_value(bytes: &[u8]) -> Result<(&str, String), &'static str> {
+    let (mut key, mut value) = ("", String::new());
+    for (field, w) in fields(bytes)? {
+        match (field, w) {
+            (1, w) => key = wire::string(w)?,
+            (2, Wire::Bytes(v)) => value = any_value(v, 0)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// An `AnyValue` as a string: strings as they are, booleans and numbers as
+/// written, bytes in base64, arrays and maps as JSON (as Prometheus renders
+/// them).
+fn any_value(bytes: &[u8], depth: usize) -> Result<String, &'static str> {
+    if depth > MAX_DEPTH {
+        return Err("attribute value nested too deep");
+    }
+    let mut out = String::new();
+    for (field, w) in fields(bytes)? {
+        out = match (field, w) {
+            (1, w) => wire::string(w)?.to_string(),
+            (2, Wire::Varint(v)) => (v != 0).to_string(),
+            (3, Wire::Varint(v)) => (v as i64).to_string(),
+            (4, Wire::Fixed64(v)) => crate::encode::float::go(f64::from_bits(v)),
+            (5, Wire::Bytes(array)) => {
+                let mut items = Vec::new();
+                for (f, w) in fields(array)? {
+                    if let (1, Wire::Bytes(item)) = (f, w) {
+                        items.push(serde_json::Value::String(any_value(item, depth + 1)?));
+                    }
+                }
+                serde_json::Value::Array(items).to_string()
+            }
+            (6, Wire::Bytes(list)) => {
+                let mut map = serde_json::Map::new();
+                for (f, w) in fields(list)? {
+                    if let (1, Wire::Bytes(kv)) = (f, w) {
+                        let (k, v) = key_value_at(kv, depth + 1)?;
+                        map.insert(k.to_string(), serde_json::Value::String(v));
+                    }
+                }
+                serde_json::Value::Object(map).to_string()
+            }
+            (7, Wire::Bytes(b)) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(b)
+            }
+            _ => continue,
+        };
+    }
+    Ok(out)
+}
+
+fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, String), &'static str> {
+    let (mut key, mut value) = ("", String::new());
+    for (field, w) in fields(bytes)? {
+        match (field, w) {
+            (1, w) => key = wire::string(w)?,
+            (2, Wire::Bytes(v)) => value = any_value(v, depth)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// Appends the label of one attribute `KeyValue`.
+fn attribute(bytes: &[u8], labels: &mut Vec<(String, String)>) -> Result<(), &'static str> {
+    let (key, value) = key_value(bytes)?;
+    labels.push((names::label_name(key), value));
+    Ok(())
+}
+
+/// Whether a point's flags say it holds no value.
+fn no_value(flags: u64) -> bool {
+    flags & NO_RECORDED_VALUE != 0
+}
+
+/// A `NumberDataPoint`: its value, or `None` for a point without one.
+fn number_point(
+    bytes: &[u8],
+    labels: &mut Vec<(String, String)>,
+) -> Result<Option<Point>, &'static str> {
+    let mut value = None;
+    for (field, w) in fields(bytes)? {
+        match (field, w) {
+            (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (4, Wire::Fixed64(v)) => value = Some(f64::from_bits(v)),
+            (6, Wire::Fixed64(v)) => value = Some(v as i64 as f64),
+            (8, Wire::Varint(f)) if no_value(f) => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(Some(Point::Number(value.unwrap_or(0.0))))
+}
+
+/// Packed `fixed64`/`double` values (or one unpacked).
+fn packed64(w: Wire<'_>, out: &mut Vec<u64>, most: usize) -> Result<(), &'static str> {
+    match w {
+        Wire::Fixed64(v) => out.push(v),
+        Wire::Bytes(b) => {
+            if b.len() % 8 != 0 {
+                return Err("packed 64-bit values of a length not a multiple of 8");
+            }
+            out.extend(
+                b.chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+            );
+        }
+        _ => return Err("64-bit values with another wire type"),
+    }
+    if out.len() > most {
+        return Err("more buckets than --max-buckets");
+    }
+    Ok(())
+}
+
+/// A `HistogramDataPoint` as a classic histogram.
+fn histogram_point(
+    bytes: &[u8],
+    labels: &mut Vec<(String, String)>,
+    max_buckets: usize,
+) -> Result<Option<Point>, String> {
+    let (mut count, mut sum) = (0u64, 0.0);
+    let (mut counts, mut bounds) = (Vec::new(), Vec::new());
+    for (field, w) in fields(bytes)? {
+        match (field, w) {
+            (9, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (4, Wire::Fixed64(v)) => count = v,
+            (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
+            (6, w) => packed64(w, &mut counts, max_buckets + 1)?,
+            (7, w) => packed64(w, &mut bounds, max_buckets)?,
+            (10, Wire::Varint(f)) if no_value(f) => return Ok(None),
+            _ => {}
+        }
+    }
+    let bounds: Vec<f64> = bounds.into_iter().map(f64::from_bits).collect();
+    if !counts.is_empty() && counts.len() != bounds.len() + 1 {
+        return Err(format!(
+            "{} bucket counts for {} bounds (must be one more)",
+            counts.len(),
+            bounds.len()
+        ));
+    }
+    let increasing = bounds.windows(2).all(|w| w[0] < w[1]);
+    if !increasing || bounds.iter().any(|b| b.is_nan()) {
+        return Err("explicit bounds are not strictly increasing".into());
+    }
+    let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+    if !counts.is_empty() && total != u128::from(count) {
+        return Err(format!(
+            "bucket counts add up to {total}, not the count {count}"
+        ));
+    }
+    let mut running = 0u64;
+    let mut buckets: Vec<Bucket> = Vec::with_capacity(bounds.len() + 1);
+    for (le, c) in bounds.iter().zip(&counts) {
+        running += c;
+        if le.is_infinite() && *le > 0.0 {
+            break;
+        }
+        buckets.push(Bucket {
+            le: *le,
+            count: running as f64,
+        });
+    }
+    let h = Histogram::from_parts(buckets, Some(count as f64), Some(sum))?;
+    Ok(Some(Point::Histogram(h)))
+}
+
+/// The buckets of an exponential histogram side: offset and counts, as
+/// native (index, count) pairs, merged down `shift` scales.
+fn exponential_buckets(bytes: &[u8], shift: u32, most: usize) -> Result<Vec<(i32, f64)>, String> {
+    let mut offset: i64 = 0;
+    let mut counts: Vec<u64> = Vec::new();
+    for (field, w) in fields(bytes)? {
+        match (field, w) {
+            (1, Wire::Varint(v)) => offset = i64::from((v as u32 >> 1) as i32 ^ -((v & 1) as i32)),
+            (2, Wire::Varint(v)) => counts.push(v),
+            (2, Wire::Bytes(b)) => {
+                let mut r = Reader::new(b);
+                while !r.is_empty() {
+                    counts.push(r.varint()?);
+                    if counts.len() > most {
+                        return Err("more buckets than --max-native-buckets allows to merge".into());
+                    }
+                }
+            }
+            _ => {}
+        }
+        if counts.len() > most {
+            return Err("more buckets than --max-native-buckets allows to merge".into());
+        }
+    }
+    let mut out: Vec<(i32, f64)> = Vec::new();
+    for (i, &c) in counts.iter().enumerate() {
+        if c == 0 {
+            continue;
+        }
+        // OTLP bucket i is (base^i, base^(i+1)]: Prometheus' i + 1.
+        let index = offset + i as i64 + 1;
+        let limit = i64::from(crate::model::native::MAX_INDEX) << shift;
+        if index.abs() > limit {
+            return Err(format!("bucket index {index} out of range"));
+        }
+        // Merging down: Prometheus index j at schema s holds indices
+        // (j-1)*2^k+1 ..= j*2^k at schema s+k.
+        let index = if shift == 0 {
+            index
+        } else {
+            (index - 1).div_euclid(1 << shift) + 1
+        };
+        let index = index as i32;
+        match out.last_mut() {
+            Some((last, n)) if *last == index => *n += c as f64,
+            _ => out.push((index, c as f64)),
+        }
+    }
+    Ok(out)
+}
+
+/// An `ExponentialHistogramDataPoint` as a native histogram.
+fn exponential_point(
+    bytes: &[u8],
+    labels: &mut Vec<(String, String)>,
+    max_native: usize,
+) -> Result<Option<Point>, String> {
+    let (mut count, mut sum, mut scale, mut zero_count, mut zero_threshold) =
+        (0u64, 0.0, 0i32, 0u64, 0.0);
+    let (mut positive, mut negative) = (None, None);
+    for (field, w) in fields(bytes)? {
+        match (field, w) {
+            (1, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (4, Wire::Fixed64(v)) => count = v,
+            (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
+            (6, Wire::Varint(v)) => scale = (v as u32 >> 1) as i32 ^ -((v & 1) as i32),
+            (7, Wire::Fixed64(v)) => zero_count = v,
+            (8, Wire::Bytes(b)) => positive = Some(b),
+            (9, Wire::Bytes(b)) => negative = Some(b),
+            (10, Wire::Varint(f)) if no_value(f) => return Ok(None),
+            (14, Wire::Fixed64(v)) => zero_threshold = f64::from_bits(v),
+            _ => {}
+        }
+    }
+    if scale < *crate::model::native::SCHEMAS.start() {
+        return Err(format!(
+            "scale {scale} is below -4, the coarsest Prometheus takes"
+        ));
+    }
+    let schema_max = *crate::model::native::SCHEMAS.end();
+    // Scales finer than 8 are merged down to 8, as Prometheus does.
+    let shift = u32::try_from(scale - schema_max).unwrap_or(0).min(40);
+    // Before merging down (to the scale given, then as far as
+    // --max-native-buckets needs), at most this many buckets.
+    let most = max_native.saturating_mul(16);
+    let side = |b: Option<&[u8]>| b.map_or(Ok(Vec::new()), |b| exponential_buckets(b, shift, most));
+    let mut h = NativeHistogram {
+        schema: scale.min(schema_max),
+        zero_threshold,
+        zero_count: zero_count as f64,
+        count: count as f64,
+        sum,
+        positive: side(positive)?,
+        negative: side(negative)?,
+    };
+    h.validate()?;
+    h.limit_buckets(max_native)?;
+    Ok(Some(Point::Native(h)))
+}
+
+#[cfg(test)]
+mod tests;
