@@ -64,6 +64,8 @@ pub enum Handler {
     GrpcPush,
     /// gRPC `AggregationGateway/PushStream`.
     GrpcPushStream,
+    /// OTLP/gRPC `MetricsService/Export`.
+    GrpcOtlpExport,
     /// gRPC `grpc.health.v1.Health`.
     GrpcHealth,
     /// gRPC server reflection (v1 and v1alpha).
@@ -84,6 +86,7 @@ impl Handler {
             Handler::OtlpMetrics => "otlp_metrics",
             Handler::GrpcPush => "Push",
             Handler::GrpcPushStream => "PushStream",
+            Handler::GrpcOtlpExport => "otlp_export",
             Handler::GrpcHealth => "health",
             Handler::GrpcReflection => "reflection",
         }
@@ -203,6 +206,13 @@ pub static MAIN: &[Route] = &[
         Method::POST,
         "/aggregation_gateway.v1.AggregationGateway/PushStream",
         H::GrpcPushStream,
+        S::Push,
+        B::Grpc,
+    ),
+    route(
+        Method::POST,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        H::GrpcOtlpExport,
         S::Push,
         B::Grpc,
     ),

@@ -47,7 +47,11 @@ pub async fn admit(State(caps): State<InFlight>, req: Request, next: Next) -> Re
     let cap = match matched(&req).map(|r| r.handler) {
         Some(Handler::Healthy | Handler::Ready | Handler::GrpcHealth) => None,
         Some(
-            Handler::Push | Handler::OtlpMetrics | Handler::GrpcPush | Handler::GrpcPushStream,
+            Handler::Push
+            | Handler::OtlpMetrics
+            | Handler::GrpcPush
+            | Handler::GrpcPushStream
+            | Handler::GrpcOtlpExport,
         ) => Some(&caps.pushes),
         _ => Some(&caps.others),
     };
@@ -72,7 +76,11 @@ pub async fn deadline(State(timeout): State<Duration>, mut req: Request, next: N
     let answers_itself = matched(&req).is_some_and(|r| {
         matches!(
             r.handler,
-            Handler::Push | Handler::OtlpMetrics | Handler::GrpcPush | Handler::GrpcPushStream
+            Handler::Push
+                | Handler::OtlpMetrics
+                | Handler::GrpcPush
+                | Handler::GrpcPushStream
+                | Handler::GrpcOtlpExport
         )
     });
     if answers_itself {

@@ -42,6 +42,10 @@ pub const SERVED_DESCRIPTORS: &[&[u8]] = &[
 const SERVICE: &str = "aggregation_gateway.v1.AggregationGateway";
 const PUSH: &str = "/aggregation_gateway.v1.AggregationGateway/Push";
 const PUSH_STREAM: &str = "/aggregation_gateway.v1.AggregationGateway/PushStream";
+/// OTLP/gRPC metrics export (served without reflection: the OTLP protos
+/// are not shipped).
+const OTLP_SERVICE: &str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+const OTLP_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 /// Requests larger than this are applied off the async workers.
 const BLOCKING_BYTES: usize = 256 << 10;
@@ -75,6 +79,42 @@ impl PushService {
             .await
         };
         self.gateway.recorded(Protocol::Grpc, push).await
+    }
+}
+
+/// OTLP `MetricsService/Export`: the request's bytes to the OTLP decoder,
+/// through the same ingest as every push; answered with an empty
+/// `ExportMetricsServiceResponse` (all or nothing: no partial success).
+#[derive(Debug, Clone)]
+pub struct OtlpExport {
+    gateway: Gateway,
+}
+
+impl UnaryService<Bytes> for OtlpExport {
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let gw = self.gateway.clone();
+        let deadline = deadline_of(req.extensions());
+        Box::pin(async move {
+            let req = req.into_inner();
+            let (ticket, _guard) = Ticket::new(deadline);
+            let export = async {
+                let mut reservation = gw.memory().reservation();
+                reservation.grow(req.len())?;
+                let g = gw.clone();
+                run_sized(req.len() > BLOCKING_BYTES, move || {
+                    let gauge_mode = g.aggregator().settings().gauge_mode;
+                    g.ingest(Vec::new(), &ticket, reservation, req.len(), |opts| {
+                        crate::decode::otlp::request(&req, opts, gauge_mode)
+                    })
+                })
+                .await
+            };
+            gw.recorded(Protocol::Grpc, export).await?;
+            Ok(Response::new(Bytes::new()))
+        })
     }
 }
 
@@ -190,7 +230,8 @@ where
     }
 }
 
-/// The tower service tonic routes calls of `AggregationGateway` to.
+/// The tower service tonic routes calls of `AggregationGateway` (and,
+/// as [`OtlpServer`], of OTLP's `MetricsService`) to.
 #[derive(Debug, Clone)]
 pub struct PushServer {
     service: PushService,
@@ -201,8 +242,34 @@ impl NamedService for PushServer {
     const NAME: &'static str = SERVICE;
 }
 
+/// [`PushServer`] under OTLP's service name, for tonic's routing by name.
+#[derive(Debug, Clone)]
+pub struct OtlpServer(PushServer);
+
+impl NamedService for OtlpServer {
+    const NAME: &'static str = OTLP_SERVICE;
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for OtlpServer
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = axum::http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        self.0.call(req)
+    }
+}
+
 impl PushServer {
-    fn grpc(&self) -> tonic::server::Grpc<Codec<PushResponse, Bytes>> {
+    fn grpc<E: codec::Carried>(&self) -> tonic::server::Grpc<Codec<E, Bytes>> {
         let mut accept = EnabledCompressionEncodings::default();
         accept.enable(CompressionEncoding::Gzip);
         accept.enable(CompressionEncoding::Zstd);
@@ -226,14 +293,13 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        let mut grpc = self.grpc();
         let service = self.service.clone();
         let deadline = deadline_of(req.extensions());
         let gw = &self.service.gateway;
         // A unary call's message must arrive by --body-read-timeout; a
         // stream's messages by the request's deadline.
         let body_by = match req.uri().path() {
-            PUSH => {
+            PUSH | OTLP_EXPORT => {
                 let by = Instant::now() + gw.config().body_read_timeout;
                 Some(deadline.map_or(by, |d| d.min(by)))
             }
@@ -256,8 +322,21 @@ where
         };
         let req = req.map(|inner| DeadlineBody::new(inner, body_by, reserved));
         match req.uri().path() {
-            PUSH => Box::pin(async move { Ok(grpc.unary(service, req).await) }),
-            PUSH_STREAM => Box::pin(async move { Ok(grpc.client_streaming(service, req).await) }),
+            PUSH => {
+                let mut grpc = self.grpc::<PushResponse>();
+                Box::pin(async move { Ok(grpc.unary(service, req).await) })
+            }
+            PUSH_STREAM => {
+                let mut grpc = self.grpc::<PushResponse>();
+                Box::pin(async move { Ok(grpc.client_streaming(service, req).await) })
+            }
+            OTLP_EXPORT => {
+                let mut grpc = self.grpc::<Bytes>();
+                let export = OtlpExport {
+                    gateway: service.gateway,
+                };
+                Box::pin(async move { Ok(grpc.unary(export, req).await) })
+            }
             _ => Box::pin(async move { Ok(Status::unimplemented("no such method").into_http()) }),
         }
     }
@@ -310,7 +389,10 @@ async fn routes(gateway: Gateway) -> tonic::service::Routes {
         .register_encoded_file_descriptor_set(DESCRIPTORS)
         .build_v1alpha()
         .ok();
-    let mut routes = tonic::service::Routes::new(push).add_service(health);
+    let otlp = OtlpServer(push.clone());
+    let mut routes = tonic::service::Routes::new(push)
+        .add_service(otlp)
+        .add_service(health);
     if let Some(r) = reflection {
         routes = routes.add_service(r);
     }

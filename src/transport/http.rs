@@ -80,6 +80,7 @@ fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
         Handler::Ready => on(filter, ready),
         Handler::GrpcPush
         | Handler::GrpcPushStream
+        | Handler::GrpcOtlpExport
         | Handler::GrpcHealth
         | Handler::GrpcReflection => return None,
     })

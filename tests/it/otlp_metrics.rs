@@ -1,6 +1,7 @@
-//! OTLP/HTTP metrics in (`POST /v1/metrics`): exports built here with the
-//! OTLP protobuf types, and real producers (the Python OpenTelemetry SDK
-//! with its OTLP/HTTP exporter) summed across instances.
+//! OTLP metrics in (`POST /v1/metrics`, and OTLP/gRPC
+//! `MetricsService/Export`): exports built here with the OTLP protobuf
+//! types, and real producers (the Python OpenTelemetry SDK with its OTLP/HTTP
+//! and OTLP/gRPC exporters) summed across instances.
 
 use std::process::Command;
 
@@ -185,14 +186,16 @@ async fn exports_need_push_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs python with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http (PAG_PYTHON); run by scripts/test.sh"]
+#[ignore = "needs python with opentelemetry-sdk and the OTLP http and grpc exporters (PAG_PYTHON); run by scripts/test.sh"]
 async fn python_sdk_producers_sum_exactly() {
     let gw = Gateway::start().await;
     let addr = gw.addr.to_string();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop/python/otlp_metrics.py");
     let mut totals = serde_json::Map::new();
-    for (i, seed) in [0, 1, 2].into_iter().enumerate() {
+    // Four producers: OTLP/HTTP and OTLP/gRPC exporters into one sum.
+    let producers = [(0, "http"), (1, "grpc"), (2, "http"), (3, "grpc")];
+    for (i, (seed, transport)) in producers.into_iter().enumerate() {
         let out = run_client(
             "python OTLP producer",
             Command::new(crate::interop::python::python()).args([
@@ -200,6 +203,7 @@ async fn python_sdk_producers_sum_exactly() {
                 &addr,
                 &format!("producer-{i}"),
                 &seed.to_string(),
+                transport,
             ]),
         );
         let recorded: serde_json::Value = serde_json::from_str(out.trim()).unwrap();

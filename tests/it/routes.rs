@@ -141,7 +141,7 @@ fn expected(route: &Route, ct: Ct, creds: Creds) -> Outcome {
         | Handler::Ready => (200, false),
         Handler::Push | Handler::OtlpMetrics => (200, true),
         Handler::Delete | Handler::Wipe => (202, true),
-        Handler::GrpcPush | Handler::GrpcPushStream => (200, true),
+        Handler::GrpcPush | Handler::GrpcPushStream | Handler::GrpcOtlpExport => (200, true),
         Handler::GrpcHealth | Handler::GrpcReflection => (200, false),
     };
     Outcome {
@@ -198,6 +198,11 @@ fn body_for(route: &Route, ct: Ct) -> Vec<u8> {
             }
             .encode_to_vec(),
         ),
+        Handler::GrpcOtlpExport => grpc_frame(&crate::otlp_metrics::export(
+            "probe",
+            1.0,
+            opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta,
+        )),
         // HealthCheckRequest{} and ServerReflectionRequest{list_services: ""}.
         Handler::GrpcHealth => grpc_frame(&[]),
         Handler::GrpcReflection => grpc_frame(&[0x3a, 0x00]),
@@ -392,5 +397,10 @@ fn every_grpc_method_has_a_route() {
     // Push, PushStream, Check, Watch, two reflection versions.
     assert_eq!(methods, 6);
     let grpc_rows = routes::MAIN.iter().filter(|r| r.body == Body::Grpc).count();
-    assert_eq!(grpc_rows, methods, "a gRPC row for a method nobody serves");
+    // OTLP's MetricsService/Export is served without reflection.
+    assert_eq!(
+        grpc_rows,
+        methods + 1,
+        "a gRPC row for a method nobody serves"
+    );
 }

@@ -1,29 +1,36 @@
 """One OpenTelemetry producer: records into a counter, a histogram and an
 exponential histogram with the Python SDK, exports them (delta temporality)
-over OTLP/HTTP protobuf to the gateway twice (two collection cycles), and
-prints what it recorded as JSON.
+over OTLP/HTTP protobuf or OTLP/gRPC to the gateway twice (two collection
+cycles), and prints what it recorded as JSON.
 
-Usage: otlp_metrics.py <gateway host:port> <instance id> <seed>
+Usage: otlp_metrics.py <gateway host:port> <instance id> <seed> [http|grpc]
 """
 
 import json
 import sys
 
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
 addr, instance, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+transport = sys.argv[4] if len(sys.argv) > 4 else "http"
 delta = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
     UpDownCounter: AggregationTemporality.CUMULATIVE,
 }
-exporter = OTLPMetricExporter(
-    endpoint=f"http://{addr}/v1/metrics", preferred_temporality=delta
-)
+if transport == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+    exporter = OTLPMetricExporter(endpoint=addr, insecure=True, preferred_temporality=delta)
+else:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    exporter = OTLPMetricExporter(
+        endpoint=f"http://{addr}/v1/metrics", preferred_temporality=delta
+    )
 # Exports only when flushed.
 reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
 provider = MeterProvider(
