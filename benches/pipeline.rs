@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
-use prom_aggregation_gateway::decode::{Options, protobuf, text};
+use prom_aggregation_gateway::decode::{Options, otlp, protobuf, text};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::{LabelRules, Push};
 use prom_aggregation_gateway::remote_write::encode as rw;
@@ -33,6 +33,60 @@ fn body(n: usize, families: usize, prefix: &str) -> String {
         }
     }
     out
+}
+
+/// `n` delta counter points in `families` metrics, the labels of [`body`]
+/// as attributes, as one OTLP `ExportMetricsServiceRequest`.
+fn otlp_export(n: usize, families: usize) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1 as m;
+    use prost::Message;
+    let kv = |k: &str, v: String| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
+        ..Default::default()
+    };
+    let per = n / families;
+    let metrics = (0..families)
+        .map(|f| m::Metric {
+            name: format!("requests.{f}"),
+            description: "Requests handled.".into(),
+            data: Some(m::metric::Data::Sum(m::Sum {
+                data_points: (0..per)
+                    .map(|i| m::NumberDataPoint {
+                        attributes: vec![
+                            kv("method", "GET".into()),
+                            kv("path", format!("/api/v1/items/{i}")),
+                            kv("status", "200".into()),
+                            kv("instance", format!("host-{}", i % 17)),
+                        ],
+                        value: Some(m::number_data_point::Value::AsDouble(i as f64 + 0.5)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: m::AggregationTemporality::Delta as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![m::ResourceMetrics {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: vec![kv("service.name", "bench".into())],
+                ..Default::default()
+            }),
+            scope_metrics: vec![m::ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
 }
 
 fn parse(body: &str) -> Push {
@@ -106,6 +160,24 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("decode_protobuf_and_apply_100k", |b| {
         b.iter(|| agg.apply(decode_proto()).unwrap())
+    });
+    // The same series as one OTLP export (delta sums, one producer), as
+    // OTLP/HTTP and OTLP/gRPC bring them.
+    let otlp_body = otlp_export(SERIES, 10);
+    let decode_otlp = || {
+        let rules = LabelRules::default();
+        let opts = Options {
+            labels: &rules,
+            gauge_nan_ok: false,
+            spend: None,
+        };
+        otlp::request(&otlp_body, &opts, GaugeMode::Sum).expect("valid OTLP")
+    };
+    let agg_otlp = aggregator();
+    agg_otlp.apply(decode_otlp()).unwrap();
+    g.bench_function("decode_otlp_100k", |b| b.iter(|| black_box(decode_otlp())));
+    g.bench_function("decode_otlp_and_apply_100k", |b| {
+        b.iter(|| agg_otlp.apply(decode_otlp()).unwrap())
     });
     // Two senders at once, each to its own families (different shards).
     let halves = [body(SERIES / 2, 5, "a_"), body(SERIES / 2, 5, "b_")];

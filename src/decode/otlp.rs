@@ -25,7 +25,9 @@
 
 pub mod names;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use super::Options;
 use super::protobuf::wire::{self, Reader, Wire};
@@ -39,6 +41,9 @@ const DELTA: u64 = 1;
 const CUMULATIVE: u64 = 2;
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point holds no value.
 const NO_RECORDED_VALUE: u64 = 1;
+/// What one entry of a request's series index costs (a position and its
+/// control byte, with the table's slack).
+const INDEX_ENTRY_BYTES: usize = 16;
 /// Deepest nesting of array and map attribute values rendered.
 const MAX_DEPTH: usize = 8;
 
@@ -53,6 +58,7 @@ pub fn request(body: &[u8], opts: &Options<'_>, gauge_mode: GaugeMode) -> Result
         families: Vec::new(),
         by_name: HashMap::new(),
         key: Vec::new(),
+        hasher: Default::default(),
     };
     let mut r = Reader::new(body);
     while let Some((field, w)) = r.field().map_err(malformed)? {
@@ -71,9 +77,13 @@ pub fn request(body: &[u8], opts: &Options<'_>, gauge_mode: GaugeMode) -> Result
 
 struct FamilyBuilder {
     family: Family,
-    /// Where each key is among the family's series.
-    at: HashMap<Box<[u8]>, usize>,
+    /// The family's series by key (positions in `family.series`, hashed
+    /// by key with `Builder::hasher`): the key is kept once, in the series.
+    at: hashbrown::HashTable<usize>,
 }
+
+/// The labels of one point: borrowed from the request where they can be.
+type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 struct Builder<'o, 'a> {
     opts: &'o Options<'a>,
@@ -81,6 +91,7 @@ struct Builder<'o, 'a> {
     families: Vec<FamilyBuilder>,
     by_name: HashMap<String, usize>,
     key: Vec<u8>,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// A data point's value, before it is named.
@@ -95,9 +106,11 @@ impl Builder<'_, '_> {
         let malformed = |e: &str| Rejection::invalid(format!("malformed ResourceMetrics: {e}"));
         let mut job: Option<String> = None;
         let (mut name, mut namespace) = (None, None);
-        for (field, w) in fields(bytes).map_err(malformed)? {
+        for item in walk(bytes) {
+            let (field, w) = item.map_err(malformed)?;
             if let (1, Wire::Bytes(resource)) = (field, w) {
-                for (f, w) in fields(resource).map_err(malformed)? {
+                for item in walk(resource) {
+                    let (f, w) = item.map_err(malformed)?;
                     if let (1, Wire::Bytes(kv)) = (f, w) {
                         let (key, value) = key_value(kv).map_err(malformed)?;
                         match key {
@@ -112,12 +125,14 @@ impl Builder<'_, '_> {
         if let Some(name) = name.filter(|n| !n.is_empty()) {
             job = Some(match namespace.filter(|n| !n.is_empty()) {
                 Some(ns) => format!("{ns}/{name}"),
-                None => name,
+                None => name.into_owned(),
             });
         }
-        for (field, w) in fields(bytes).map_err(malformed)? {
+        for item in walk(bytes) {
+            let (field, w) = item.map_err(malformed)?;
             if let (2, Wire::Bytes(scope)) = (field, w) {
-                for (f, w) in fields(scope).map_err(malformed)? {
+                for item in walk(scope) {
+                    let (f, w) = item.map_err(malformed)?;
                     if let (2, Wire::Bytes(metric)) = (f, w) {
                         self.metric(metric, job.as_deref())?;
                     }
@@ -131,7 +146,8 @@ impl Builder<'_, '_> {
         let (mut name, mut help, mut unit) = ("", "", "");
         let mut data: Option<(u32, &[u8])> = None;
         let malformed = |e: &str| Rejection::invalid(format!("malformed Metric: {e}"));
-        for (field, w) in fields(bytes).map_err(malformed)? {
+        for item in walk(bytes) {
+            let (field, w) = item.map_err(malformed)?;
             match (field, w) {
                 (1, w) => name = wire::string(w).map_err(malformed)?,
                 (2, w) => help = wire::string(w).map_err(malformed)?,
@@ -147,7 +163,8 @@ impl Builder<'_, '_> {
             ));
         };
         let (mut temporality, mut monotonic) = (0, false);
-        for (field, w) in fields(data).map_err(malformed)? {
+        for item in walk(data) {
+            let (field, w) = item.map_err(malformed)?;
             match (field, w) {
                 (2, Wire::Varint(v)) => temporality = v,
                 (3, Wire::Varint(v)) => monotonic = v != 0,
@@ -186,11 +203,13 @@ impl Builder<'_, '_> {
         let prom_name = names::metric_name(name, unit, suffix)
             .ok_or_else(|| fail("no valid character in the name".into()))?;
         let family = self.family(&prom_name, help, kind)?;
-        for (field, w) in fields(data).map_err(malformed)? {
+        let mut labels: Labels<'_> = Vec::new();
+        for item in walk(data) {
+            let (field, w) = item.map_err(malformed)?;
             let (1, Wire::Bytes(point)) = (field, w) else {
                 continue;
             };
-            let mut labels: Vec<(String, String)> = Vec::new();
+            labels.clear();
             let limits = self.opts.labels.limits();
             let value = match kind_field {
                 5 | 7 => number_point(point, &mut labels).map_err(String::from),
@@ -202,7 +221,7 @@ impl Builder<'_, '_> {
             // The resource's job wins over an attribute of that name.
             if let Some(job) = job {
                 labels.retain(|(n, _)| n != "job");
-                labels.push(("job".into(), job.into()));
+                labels.push((Cow::Borrowed("job"), Cow::Borrowed(job)));
             }
             self.series(family, value, &mut labels)
                 .map_err(|e| Rejection::invalid(format!("metric {prom_name}: {e}")))?;
@@ -233,19 +252,14 @@ impl Builder<'_, '_> {
                 kind,
                 series: Vec::new(),
             },
-            at: HashMap::new(),
+            at: hashbrown::HashTable::new(),
         });
         Ok(self.families.len() - 1)
     }
 
     /// Adds one point's series to family `at`, combined with a point of
     /// the request already in that series.
-    fn series(
-        &mut self,
-        at: usize,
-        value: Point,
-        labels: &mut [(String, String)],
-    ) -> Result<(), String> {
+    fn series(&mut self, at: usize, value: Point, labels: &mut Labels<'_>) -> Result<(), String> {
         let fb = &mut self.families[at];
         let kind = fb.family.kind;
         let value = match value {
@@ -262,8 +276,13 @@ impl Builder<'_, '_> {
             Point::Native(h) => Value::Native(Box::new(h)),
         };
         self.opts.labels.write_key(kind, labels, &mut self.key)?;
-        if let Some(&i) = fb.at.get(self.key.as_slice()) {
-            let stored = &mut fb.family.series[i].value;
+        let hash = self.hasher.hash_one(self.key.as_slice());
+        let FamilyBuilder { family, at } = fb;
+        let found = at
+            .find(hash, |&i| *family.series[i].key == *self.key)
+            .copied();
+        if let Some(i) = found {
+            let stored = &mut family.series[i].value;
             if std::mem::discriminant(stored) != std::mem::discriminant(&value) {
                 return Err(format!(
                     "series {} sent as a classic and a native histogram in one request",
@@ -282,10 +301,16 @@ impl Builder<'_, '_> {
         self.opts
             .charge(self.key.len(), &value)
             .map_err(|e| e.to_string())?;
-        let key: Box<[u8]> = self.key.as_slice().into();
-        fb.at.insert(key.clone(), fb.family.series.len());
-        fb.family.series.push(Series {
-            key,
+        // The request's own index of its series: a table slot.
+        self.opts
+            .charge_bytes(INDEX_ENTRY_BYTES, 0)
+            .map_err(|e| e.to_string())?;
+        let hasher = &self.hasher;
+        at.insert_unique(hash, family.series.len(), |&i| {
+            hasher.hash_one(&*family.series[i].key)
+        });
+        family.series.push(Series {
+            key: self.key.as_slice().into(),
             value,
             created: None,
         });
@@ -301,18 +326,27 @@ fn gauge_suffix(unit: &str) -> Suffix {
     }
 }
 
-/// The fields of a message, checked whole first (so a malformed message
-/// is refused before any of it is used).
-fn fields(bytes: &[u8]) -> Result<impl Iterator<Item = (u32, Wire<'_>)>, &'static str> {
-    let mut check = Reader::new(bytes);
-    while check.field()?.is_some() {}
-    Ok(Reader::new(bytes).fields())
+/// The fields of a message; the first malformed one ends the walk with
+/// its error (the request is then refused whole, so nothing read before it
+/// is kept).
+fn walk(bytes: &[u8]) -> impl Iterator<Item = Result<(u32, Wire<'_>), &'static str>> {
+    let mut r = Reader::new(bytes);
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let next = r.field().transpose();
+        failed = matches!(next, Some(Err(_)));
+        next
+    })
 }
 
 /// A `KeyValue`: its key and its value rendered as a label value.
-fn key_value(bytes: &[u8]) -> Result<(&str, String), &'static str> {
-    let (mut key, mut value) = ("", String::new());
-    for (field, w) in fields(bytes)? {
+fn key_value(bytes: &[u8]) -> Result<(&str, Cow<'_, str>), &'static str> {
+    let (mut key, mut value) = ("", Cow::Borrowed(""));
+    for item in walk(bytes) {
+        let (field, w) = item?;
         match (field, w) {
             (1, w) => key = wire::string(w)?,
             (2, Wire::Bytes(v)) => value = any_value(v, 0)?,
@@ -325,39 +359,44 @@ fn key_value(bytes: &[u8]) -> Result<(&str, String), &'static str> {
 /// An `AnyValue` as a string: strings as they are, booleans and numbers as
 /// written, bytes in base64, arrays and maps as JSON (as Prometheus renders
 /// them).
-fn any_value(bytes: &[u8], depth: usize) -> Result<String, &'static str> {
+fn any_value(bytes: &[u8], depth: usize) -> Result<Cow<'_, str>, &'static str> {
     if depth > MAX_DEPTH {
         return Err("attribute value nested too deep");
     }
-    let mut out = String::new();
-    for (field, w) in fields(bytes)? {
+    let mut out = Cow::Borrowed("");
+    for item in walk(bytes) {
+        let (field, w) = item?;
         out = match (field, w) {
-            (1, w) => wire::string(w)?.to_string(),
-            (2, Wire::Varint(v)) => (v != 0).to_string(),
-            (3, Wire::Varint(v)) => (v as i64).to_string(),
-            (4, Wire::Fixed64(v)) => crate::encode::float::go(f64::from_bits(v)),
+            (1, w) => Cow::Borrowed(wire::string(w)?),
+            (2, Wire::Varint(v)) => Cow::Owned((v != 0).to_string()),
+            (3, Wire::Varint(v)) => Cow::Owned((v as i64).to_string()),
+            (4, Wire::Fixed64(v)) => Cow::Owned(crate::encode::float::go(f64::from_bits(v))),
             (5, Wire::Bytes(array)) => {
                 let mut items = Vec::new();
-                for (f, w) in fields(array)? {
+                for item in walk(array) {
+                    let (f, w) = item?;
                     if let (1, Wire::Bytes(item)) = (f, w) {
-                        items.push(serde_json::Value::String(any_value(item, depth + 1)?));
+                        items.push(serde_json::Value::String(
+                            any_value(item, depth + 1)?.into_owned(),
+                        ));
                     }
                 }
-                serde_json::Value::Array(items).to_string()
+                Cow::Owned(serde_json::Value::Array(items).to_string())
             }
             (6, Wire::Bytes(list)) => {
                 let mut map = serde_json::Map::new();
-                for (f, w) in fields(list)? {
+                for item in walk(list) {
+                    let (f, w) = item?;
                     if let (1, Wire::Bytes(kv)) = (f, w) {
                         let (k, v) = key_value_at(kv, depth + 1)?;
-                        map.insert(k.to_string(), serde_json::Value::String(v));
+                        map.insert(k.to_string(), serde_json::Value::String(v.into_owned()));
                     }
                 }
-                serde_json::Value::Object(map).to_string()
+                Cow::Owned(serde_json::Value::Object(map).to_string())
             }
             (7, Wire::Bytes(b)) => {
                 use base64::Engine;
-                base64::engine::general_purpose::STANDARD.encode(b)
+                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b))
             }
             _ => continue,
         };
@@ -365,9 +404,10 @@ fn any_value(bytes: &[u8], depth: usize) -> Result<String, &'static str> {
     Ok(out)
 }
 
-fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, String), &'static str> {
-    let (mut key, mut value) = ("", String::new());
-    for (field, w) in fields(bytes)? {
+fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, Cow<'_, str>), &'static str> {
+    let (mut key, mut value) = ("", Cow::Borrowed(""));
+    for item in walk(bytes) {
+        let (field, w) = item?;
         match (field, w) {
             (1, w) => key = wire::string(w)?,
             (2, Wire::Bytes(v)) => value = any_value(v, depth)?,
@@ -378,7 +418,7 @@ fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, String), &'static s
 }
 
 /// Appends the label of one attribute `KeyValue`.
-fn attribute(bytes: &[u8], labels: &mut Vec<(String, String)>) -> Result<(), &'static str> {
+fn attribute<'a>(bytes: &'a [u8], labels: &mut Labels<'a>) -> Result<(), &'static str> {
     let (key, value) = key_value(bytes)?;
     labels.push((names::label_name(key), value));
     Ok(())
@@ -390,12 +430,13 @@ fn no_value(flags: u64) -> bool {
 }
 
 /// A `NumberDataPoint`: its value, or `None` for a point without one.
-fn number_point(
-    bytes: &[u8],
-    labels: &mut Vec<(String, String)>,
+fn number_point<'a>(
+    bytes: &'a [u8],
+    labels: &mut Labels<'a>,
 ) -> Result<Option<Point>, &'static str> {
     let mut value = None;
-    for (field, w) in fields(bytes)? {
+    for item in walk(bytes) {
+        let (field, w) = item?;
         match (field, w) {
             (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
             (4, Wire::Fixed64(v)) => value = Some(f64::from_bits(v)),
@@ -429,14 +470,15 @@ fn packed64(w: Wire<'_>, out: &mut Vec<u64>, most: usize) -> Result<(), &'static
 }
 
 /// A `HistogramDataPoint` as a classic histogram.
-fn histogram_point(
-    bytes: &[u8],
-    labels: &mut Vec<(String, String)>,
+fn histogram_point<'a>(
+    bytes: &'a [u8],
+    labels: &mut Labels<'a>,
     max_buckets: usize,
 ) -> Result<Option<Point>, String> {
     let (mut count, mut sum) = (0u64, 0.0);
     let (mut counts, mut bounds) = (Vec::new(), Vec::new());
-    for (field, w) in fields(bytes)? {
+    for item in walk(bytes) {
+        let (field, w) = item?;
         match (field, w) {
             (9, Wire::Bytes(kv)) => attribute(kv, labels)?,
             (4, Wire::Fixed64(v)) => count = v,
@@ -486,7 +528,8 @@ fn histogram_point(
 fn exponential_buckets(bytes: &[u8], shift: u32, most: usize) -> Result<Vec<(i32, f64)>, String> {
     let mut offset: i64 = 0;
     let mut counts: Vec<u64> = Vec::new();
-    for (field, w) in fields(bytes)? {
+    for item in walk(bytes) {
+        let (field, w) = item?;
         match (field, w) {
             (1, Wire::Varint(v)) => offset = i64::from((v as u32 >> 1) as i32 ^ -((v & 1) as i32)),
             (2, Wire::Varint(v)) => counts.push(v),
@@ -533,15 +576,16 @@ fn exponential_buckets(bytes: &[u8], shift: u32, most: usize) -> Result<Vec<(i32
 }
 
 /// An `ExponentialHistogramDataPoint` as a native histogram.
-fn exponential_point(
-    bytes: &[u8],
-    labels: &mut Vec<(String, String)>,
+fn exponential_point<'a>(
+    bytes: &'a [u8],
+    labels: &mut Labels<'a>,
     max_native: usize,
 ) -> Result<Option<Point>, String> {
     let (mut count, mut sum, mut scale, mut zero_count, mut zero_threshold) =
         (0u64, 0.0, 0i32, 0u64, 0.0);
     let (mut positive, mut negative) = (None, None);
-    for (field, w) in fields(bytes)? {
+    for item in walk(bytes) {
+        let (field, w) = item?;
         match (field, w) {
             (1, Wire::Bytes(kv)) => attribute(kv, labels)?,
             (4, Wire::Fixed64(v)) => count = v,

@@ -139,8 +139,15 @@ pub fn metric_name(name: &str, unit: &str, suffix: Suffix) -> Option<String> {
     Some(out)
 }
 
-/// The Prometheus label name of an attribute key.
-pub fn label_name(key: &str) -> String {
+/// The Prometheus label name of an attribute key (borrowed when it is one
+/// already, as most are).
+pub fn label_name(key: &str) -> std::borrow::Cow<'_, str> {
+    let valid = key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && !(key.starts_with('_') && !key.starts_with("__"));
+    if valid {
+        return std::borrow::Cow::Borrowed(key);
+    }
     let mut out: String = key
         .chars()
         .map(|c| {
@@ -156,7 +163,7 @@ pub fn label_name(key: &str) -> String {
     } else if out.starts_with('_') && !out.starts_with("__") {
         out.insert_str(0, "key");
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
