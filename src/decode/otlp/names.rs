@@ -142,9 +142,12 @@ pub fn metric_name(name: &str, unit: &str, suffix: Suffix) -> Option<String> {
 /// The Prometheus label name of an attribute key (borrowed when it is one
 /// already, as most are).
 pub fn label_name(key: &str) -> std::borrow::Cow<'_, str> {
+    // A single leading `_` gets the prefix; `__` (reserved) is kept, and
+    // refused later.
+    let single_underscore = key.starts_with('_') && !key.starts_with("__");
     let valid = key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
         && !key.starts_with(|c: char| c.is_ascii_digit())
-        && !(key.starts_with('_') && !key.starts_with("__"));
+        && !single_underscore;
     if valid {
         return std::borrow::Cow::Borrowed(key);
     }
