@@ -185,27 +185,13 @@ async fn exports_need_push_credentials() {
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs python with opentelemetry-sdk and the OTLP http and grpc exporters (PAG_PYTHON); run by scripts/test.sh"]
-async fn python_sdk_producers_sum_exactly() {
-    let gw = Gateway::start().await;
-    let addr = gw.addr.to_string();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop/python/otlp_metrics.py");
+/// Runs each producer to completion, adds up what they say they recorded,
+/// and checks the gateway's sums against it, the exponential histogram as
+/// a native one.
+async fn producers_sum_exactly(gw: &Gateway, producers: Vec<(&str, Command)>) {
     let mut totals = serde_json::Map::new();
-    // Four producers: OTLP/HTTP and OTLP/gRPC exporters into one sum.
-    let producers = [(0, "http"), (1, "grpc"), (2, "http"), (3, "grpc")];
-    for (i, (seed, transport)) in producers.into_iter().enumerate() {
-        let out = run_client(
-            "python OTLP producer",
-            Command::new(crate::interop::python::python()).args([
-                script.to_str().unwrap(),
-                &addr,
-                &format!("producer-{i}"),
-                &seed.to_string(),
-                transport,
-            ]),
-        );
+    for (what, mut cmd) in producers {
+        let out = run_client(what, &mut cmd);
         let recorded: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         for (k, v) in recorded.as_object().unwrap() {
             let sum = totals.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0) + v.as_f64().unwrap();
@@ -238,7 +224,7 @@ async fn python_sdk_producers_sum_exactly() {
         t("latency_count")
     );
     // The exponential histogram is native: in the protobuf scrape.
-    let families = crate::support::scrape_protobuf(&gw).await;
+    let families = crate::support::scrape_protobuf(gw).await;
     let payload = families
         .iter()
         .find(|f| f.name() == "payload_size_bytes")
@@ -246,4 +232,58 @@ async fn python_sdk_producers_sum_exactly() {
     let h = payload.metric[0].histogram.as_ref().unwrap();
     assert_eq!(h.sample_count() as f64, t("payload_count"));
     assert!(h.schema.is_some(), "a native histogram");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python with opentelemetry-sdk and the OTLP http and grpc exporters (PAG_PYTHON); run by scripts/test.sh"]
+async fn python_sdk_producers_sum_exactly() {
+    let gw = Gateway::start().await;
+    let addr = gw.addr.to_string();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/python/otlp_metrics.py");
+    // Four producers: OTLP/HTTP and OTLP/gRPC exporters into one sum.
+    let producers = [(0, "http"), (1, "grpc"), (2, "http"), (3, "grpc")]
+        .into_iter()
+        .map(|(seed, transport)| {
+            let mut cmd = Command::new(crate::interop::python::python());
+            cmd.args([
+                script.to_str().unwrap(),
+                &addr,
+                &format!("producer-{seed}"),
+                &seed.to_string(),
+                transport,
+            ]);
+            ("python OTLP producer", cmd)
+        })
+        .collect();
+    producers_sum_exactly(&gw, producers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node with the npm packages of tests/interop/node, and prometheus; run by scripts/test.sh"]
+async fn node_sdk_producers_sum_exactly_and_prometheus_scrapes_them() {
+    let gw = Gateway::start().await;
+    let addr = gw.addr.to_string();
+    let producers = (0..3)
+        .map(|seed| {
+            let mut cmd = crate::interop::node("otlp_metrics.js");
+            cmd.args([addr.as_str(), &format!("node-{seed}"), &seed.to_string()]);
+            ("node OTLP producer", cmd)
+        })
+        .collect();
+    producers_sum_exactly(&gw, producers).await;
+    let scrape = gw.scrape().await;
+    let count = sample_value(&scrape, "checkout_latency_seconds_count{job=\"checkout\"}").unwrap();
+    let orders = sample_value(&scrape, "orders_total{job=\"checkout\",method=\"GET\"}").unwrap();
+    // Debian's Prometheus scrapes the result: protobuf with native
+    // histograms on, then the default negotiation (OpenMetrics text).
+    for native in [true, false] {
+        let prom = crate::interop::prometheus::Prometheus::start(&gw.base, native).await;
+        assert_eq!(prom.value(r#"orders_total{method="GET"}"#).await, orders);
+        assert_eq!(prom.value("checkout_latency_seconds_count").await, count);
+        if native {
+            let n = prom.value("histogram_count(payload_size_bytes)").await;
+            assert_eq!(n, count, "the exponential histogram, as a native one");
+        }
+    }
 }

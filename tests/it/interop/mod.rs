@@ -11,7 +11,7 @@ mod cumulative;
 mod curl;
 pub mod go;
 mod node;
-mod prometheus;
+pub mod prometheus;
 pub mod python;
 mod remote_write;
 

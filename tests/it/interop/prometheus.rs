@@ -21,7 +21,7 @@ use crate::support::request;
 use crate::support::{Gateway, TempDir, free_port, sample_value};
 
 /// A Prometheus server scraping one gateway every second; killed on drop.
-pub(super) struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     base: String,
     dir: TempDir,
@@ -29,7 +29,7 @@ pub(super) struct Prometheus {
 }
 
 impl Prometheus {
-    pub(super) async fn start(gateway: &str, native_histograms: bool) -> Prometheus {
+    pub(crate) async fn start(gateway: &str, native_histograms: bool) -> Prometheus {
         let target = gateway.trim_start_matches("http://");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
@@ -46,7 +46,7 @@ impl Prometheus {
 
     /// A Prometheus scraping nothing, taking remote-write requests at
     /// `/api/v1/write` (native histograms on).
-    pub(super) async fn receiver() -> Prometheus {
+    pub(crate) async fn receiver() -> Prometheus {
         Prometheus::start_with(
             "global:\n  scrape_interval: 1m\n",
             &[
@@ -58,7 +58,7 @@ impl Prometheus {
     }
 
     /// Where it takes remote-write requests.
-    pub(super) fn write_url(&self) -> String {
+    pub(crate) fn write_url(&self) -> String {
         format!("{}/api/v1/write", self.base)
     }
 
@@ -99,7 +99,7 @@ impl Prometheus {
 
     /// Polls `check` until it gives a value; fails with Prometheus' log
     /// after a minute.
-    pub(super) async fn wait<'a, T, F, Fut>(&'a self, what: &str, check: F) -> T
+    pub(crate) async fn wait<'a, T, F, Fut>(&'a self, what: &str, check: F) -> T
     where
         F: Fn(&'a Prometheus) -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
@@ -120,7 +120,7 @@ impl Prometheus {
     }
 
     /// An instant query: each result's labels and value.
-    pub(super) async fn query(&self, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    pub(crate) async fn query(&self, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
         let r = self.query_raw(q, None).await;
         r["data"]["result"]
             .as_array()
@@ -136,7 +136,7 @@ impl Prometheus {
 
     /// An instant query at `time` (Unix seconds; now when `None`): the
     /// API's JSON answer, checked to be a success.
-    pub(super) async fn query_raw(&self, q: &str, time: Option<f64>) -> Value {
+    pub(crate) async fn query_raw(&self, q: &str, time: Option<f64>) -> Value {
         let q_enc = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
         let at = time.map(|t| format!("&time={t:.3}")).unwrap_or_default();
         let body = self
@@ -154,7 +154,7 @@ impl Prometheus {
     }
 
     /// The one value of `q`, once Prometheus has it.
-    pub(super) async fn value(&self, q: &str) -> f64 {
+    pub(crate) async fn value(&self, q: &str) -> f64 {
         let q = q.to_string();
         self.wait(&format!("a result for {q}"), |p| {
             let q = q.clone();
@@ -294,7 +294,7 @@ async fn prometheus_scrapes_openmetrics_text() {
 
 /// A native histogram (schema 0: buckets (0.5,1], (1,2], (2,4]) pushed twice
 /// over gRPC with 1, 2, 1 observations each time.
-pub(super) fn native_histogram() -> pb::MetricFamily {
+pub(crate) fn native_histogram() -> pb::MetricFamily {
     pb::MetricFamily {
         name: Some("native_seconds".into()),
         help: Some("A native histogram.".into()),

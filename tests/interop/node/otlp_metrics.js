@@ -1,0 +1,62 @@
+// One OpenTelemetry producer with the Node SDK: records into a counter, a
+// histogram and an exponential histogram, exports them (delta temporality)
+// over OTLP/HTTP protobuf to the gateway twice (two collection cycles), and
+// prints what it recorded as JSON.
+//
+// Usage: node otlp_metrics.js <gateway host:port> <instance id> <seed>
+'use strict';
+const {
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  AggregationTemporality,
+  AggregationType,
+} = require('@opentelemetry/sdk-metrics');
+const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto');
+const { resourceFromAttributes } = require('@opentelemetry/resources');
+
+async function main() {
+  const [addr, instance, seedArg] = process.argv.slice(2);
+  const seed = Number(seedArg);
+  const exporter = new OTLPMetricExporter({
+    url: `http://${addr}/v1/metrics`,
+    temporalityPreference: AggregationTemporality.DELTA,
+  });
+  // Exports only when flushed.
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3600000 });
+  const provider = new MeterProvider({
+    resource: resourceFromAttributes({ 'service.name': 'checkout', 'service.instance.id': instance }),
+    readers: [reader],
+    views: [
+      {
+        instrumentName: 'payload.size',
+        aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM },
+      },
+    ],
+  });
+  const meter = provider.getMeter('otlp-interop');
+  const orders = meter.createCounter('orders', { unit: '{order}', description: 'Orders placed.' });
+  const latency = meter.createHistogram('checkout.latency', { unit: 's', description: 'Checkout time.' });
+  const payload = meter.createHistogram('payload.size', { unit: 'By', description: 'Payload sizes.' });
+  const recorded = { orders_get: 0, orders_post: 0, latency_count: 0, latency_sum: 0, payload_count: 0 };
+  for (let cycle = 0; cycle < 2; cycle++) {
+    for (let i = 0; i < 5 + seed + cycle; i++) {
+      const method = (i + seed) % 3 ? 'GET' : 'POST';
+      orders.add(2, { method });
+      recorded[`orders_${method.toLowerCase()}`] += 2;
+      const value = 0.01 * (1 + ((i * 7 + seed) % 50));
+      latency.record(value);
+      recorded.latency_count += 1;
+      recorded.latency_sum += value;
+      payload.record(100 * (1 + i + seed));
+      recorded.payload_count += 1;
+    }
+    await provider.forceFlush();
+  }
+  await provider.shutdown();
+  console.log(JSON.stringify(recorded));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
