@@ -10,9 +10,17 @@ use prom_aggregation_gateway::model::LabelRules;
 
 fuzz_target!(|data: &[u8]| {
     let rules = LabelRules::default();
-    let opts = Options { labels: &rules, gauge_nan_ok: true , spend: None};
+    let opts = Options {
+        labels: &rules,
+        gauge_nan_ok: true,
+        spend: None,
+    };
     if let Ok(push) = protobuf::delimited(data, &opts) {
-        let agg = Aggregator::new(Settings { gauge_mode: GaugeMode::Last, max_series: 1_000_000, ..Default::default() });
+        let agg = Aggregator::new(Settings {
+            gauge_mode: GaugeMode::Last,
+            max_series: 1_000_000,
+            ..Default::default()
+        });
         if agg.apply(push.clone()).is_ok() {
             let _ = agg.apply(push);
             for f in [Format::Text, Format::OpenMetrics, Format::Protobuf] {

@@ -31,15 +31,20 @@ rules:
 "#;
 
 fn scrapes(gw: &Gateway) -> [Vec<u8>; 3] {
-    [Format::Text, Format::OpenMetrics, Format::Protobuf].map(|f| encode::render(gw.aggregator(), f))
+    [Format::Text, Format::OpenMetrics, Format::Protobuf]
+        .map(|f| encode::render(gw.aggregator(), f))
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
-    let gauge_mode = [GaugeMode::Sum, GaugeMode::Last, GaugeMode::Max, GaugeMode::Min]
-        [usize::from(first & 3)];
+    let gauge_mode = [
+        GaugeMode::Sum,
+        GaugeMode::Last,
+        GaugeMode::Max,
+        GaugeMode::Min,
+    ][usize::from(first & 3)];
     let config = Config {
         gauge_mode,
         max_series: 10_000,
@@ -60,9 +65,15 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[2..];
         let body = &rest[..blen.min(rest.len())];
         rest = &rest[body.len()..];
-        let format = [Format::Text, Format::OpenMetrics, Format::Protobuf, Format::Text]
-            [usize::from(flags & 3)];
-        let Ok(labels) = std::str::from_utf8(p).map_err(|_| ()).and_then(|p| path::parse(p).map_err(|_| ()))
+        let format = [
+            Format::Text,
+            Format::OpenMetrics,
+            Format::Protobuf,
+            Format::Text,
+        ][usize::from(flags & 3)];
+        let Ok(labels) = std::str::from_utf8(p)
+            .map_err(|_| ())
+            .and_then(|p| path::parse(p).map_err(|_| ()))
         else {
             continue;
         };
@@ -70,7 +81,9 @@ fuzz_target!(|data: &[u8]| {
         let reservation = gw.memory().reservation();
         let input = body.len() + p.len();
         if gw
-            .ingest(labels, &ticket, reservation, input, |opts| decode::decode(body, format, opts))
+            .ingest(labels, &ticket, reservation, input, |opts| {
+                decode::decode(body, format, opts)
+            })
             .is_err()
         {
             continue;
@@ -86,7 +99,10 @@ fuzz_target!(|data: &[u8]| {
         let snapshot = persist::encode(&gw);
         let restored = Gateway::new(config.clone());
         if let Err(e) = persist::restore_bytes(&restored, std::path::Path::new("fuzz"), &snapshot) {
-            panic!("own snapshot refused: {e}\n{}", String::from_utf8_lossy(&text));
+            panic!(
+                "own snapshot refused: {e}\n{}",
+                String::from_utf8_lossy(&text)
+            );
         }
         let again = scrapes(&restored);
         assert_eq!(again, [text, om, pb], "snapshot restored to another scrape");

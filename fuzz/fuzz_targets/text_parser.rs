@@ -10,10 +10,18 @@ use prom_aggregation_gateway::model::LabelRules;
 
 fuzz_target!(|data: &[u8]| {
     let rules = LabelRules::default();
-    let opts = Options { labels: &rules, gauge_nan_ok: false , spend: None};
+    let opts = Options {
+        labels: &rules,
+        gauge_nan_ok: false,
+        spend: None,
+    };
     for dialect in [text::Dialect::Prometheus, text::Dialect::OpenMetrics] {
         if let Ok(push) = text::parse(data, dialect, &opts) {
-            let agg = Aggregator::new(Settings { gauge_mode: GaugeMode::Sum, max_series: 1_000_000, ..Default::default() });
+            let agg = Aggregator::new(Settings {
+                gauge_mode: GaugeMode::Sum,
+                max_series: 1_000_000,
+                ..Default::default()
+            });
             if agg.apply(push.clone()).is_ok() {
                 let _ = agg.apply(push);
                 for f in [Format::Text, Format::OpenMetrics, Format::Protobuf] {

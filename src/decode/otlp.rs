@@ -23,6 +23,7 @@
 //! (two producers' deltas) are combined as a later push would be. The
 //! request is applied whole or not at all.
 
+pub mod json;
 pub mod names;
 
 use std::borrow::Cow;

@@ -71,10 +71,13 @@ pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
                     .unwrap_or_default()
                     .trim_ascii()
             });
-            let fits = media.is_some_and(|m| m.eq_ignore_ascii_case(b"application/x-protobuf"));
+            let fits = media.is_some_and(|m| {
+                m.eq_ignore_ascii_case(b"application/x-protobuf")
+                    || m.eq_ignore_ascii_case(b"application/json")
+            });
             (!fits).then(|| {
                 format!(
-                    "unsupported Content-Type {:?} for an OTLP export: send application/x-protobuf (OTLP/JSON is not taken yet)",
+                    "unsupported Content-Type {:?} for an OTLP export: send application/x-protobuf or application/json",
                     shown()
                 )
             })

@@ -189,8 +189,11 @@ async fn push(
 enum Wire {
     /// An exposition format, with the push path's labels.
     Exposition(decode::Format),
-    /// An OTLP `ExportMetricsServiceRequest`.
-    Otlp,
+    /// An OTLP `ExportMetricsServiceRequest`, protobuf or JSON.
+    Otlp {
+        /// OTLP/JSON rather than protobuf.
+        json: bool,
+    },
 }
 
 /// `POST /v1/metrics`: an OTLP/HTTP metrics export, through the same
@@ -206,23 +209,46 @@ async fn otlp_metrics(
     body: Body,
 ) -> Response {
     let deadline = deadline.map(|Extension(Deadline(at))| at);
+    let json = header_str(&headers, header::CONTENT_TYPE).is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    });
     let result = gw
         .recorded(
             Protocol::Http,
-            push_inner(&gw, deadline, &uri, &headers, body, Wire::Otlp),
+            push_inner(&gw, deadline, &uri, &headers, body, Wire::Otlp { json }),
         )
         .await;
-    let protobuf = [(header::CONTENT_TYPE, "application/x-protobuf")];
+    // Answered in the request's encoding.
+    let content_type = [(
+        header::CONTENT_TYPE,
+        if json {
+            "application/json"
+        } else {
+            "application/x-protobuf"
+        },
+    )];
     match result {
-        Ok(_) => (StatusCode::OK, protobuf).into_response(),
+        Ok(_) if json => (StatusCode::OK, content_type, "{}").into_response(),
+        Ok(_) => (StatusCode::OK, content_type).into_response(),
         Err(r) => {
             let status = r.status();
             let grpc = tonic::Status::from(r);
-            // google.rpc.Status { int32 code = 1; string message = 2; }
-            let mut body = Vec::new();
-            crate::encode::protobuf::uint(&mut body, 1, grpc.code() as u64);
-            crate::encode::protobuf::bytes(&mut body, 2, grpc.message().as_bytes());
-            (status, protobuf, body).into_response()
+            let body = if json {
+                serde_json::json!({"code": grpc.code() as i32, "message": grpc.message()})
+                    .to_string()
+                    .into_bytes()
+            } else {
+                // google.rpc.Status { int32 code = 1; string message = 2; }
+                let mut body = Vec::new();
+                crate::encode::protobuf::uint(&mut body, 1, grpc.code() as u64);
+                crate::encode::protobuf::bytes(&mut body, 2, grpc.message().as_bytes());
+                body
+            };
+            (status, content_type, body).into_response()
         }
     }
 }
@@ -239,7 +265,7 @@ async fn push_inner(
     let limit = config.max_body_bytes;
     let labels = match wire {
         Wire::Exposition(_) => path_labels(gw, uri)?,
-        Wire::Otlp => Vec::new(),
+        Wire::Otlp { .. } => Vec::new(),
     };
     let path_len = uri.path().len();
     // Dropped with this future: a push not applied by then never will be.
@@ -283,7 +309,12 @@ async fn push_inner(
         let gauge_mode = gw.aggregator().settings().gauge_mode;
         gw.ingest(labels, &ticket, reservation, input, |opts| match wire {
             Wire::Exposition(format) => decode::decode(&body, format, opts),
-            Wire::Otlp => decode::otlp::request(&body, opts, gauge_mode),
+            Wire::Otlp { json: false } => decode::otlp::request(&body, opts, gauge_mode),
+            Wire::Otlp { json: true } => {
+                let raw = decode::otlp::json::to_protobuf(&body).map_err(Rejection::Invalid)?;
+                opts.charge_bytes(raw.len(), 0)?;
+                decode::otlp::request(&raw, opts, gauge_mode)
+            }
         })
     })
     .await

@@ -109,6 +109,22 @@ async fn deltas_from_many_producers_add_up() {
     );
     // The producers' identity is not a label.
     assert!(!scrape.contains("pod-"), "{scrape}");
+    // The same as OTLP/JSON, answered in JSON.
+    let json = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"worker"}}]},
+        "scopeMetrics":[{"metrics":[{"name":"jobs.done","sum":{"isMonotonic":true,"aggregationTemporality":1,
+        "dataPoints":[{"asInt":"5","attributes":[{"key":"queue","value":{"stringValue":"q1"}}]}]}}]}]}]}"#;
+    let r = gw
+        .client
+        .post(format!("{}/v1/metrics", gw.base))
+        .header("content-type", "application/json")
+        .body(json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.text().await.unwrap(), "{}");
+    assert_eq!(sample_value(&gw.scrape().await, SERIES), Some(25.0));
 }
 
 #[tokio::test]
@@ -147,17 +163,44 @@ async fn refused_exports_change_nothing_and_say_why() {
         assert_eq!(code, 3, "INVALID_ARGUMENT");
         assert!(message.contains(want), "{message}");
     }
-    // OTLP/JSON is not taken (yet): 415 with the reason.
+    // OTLP/JSON refusals come as a JSON Status.
     let r = gw
         .client
         .post(format!("{}/v1/metrics", gw.base))
         .header("content-type", "application/json")
-        .body("{}")
+        .body(r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","sum":{"isMonotonic":true,"aggregationTemporality":2,"dataPoints":[{"asInt":"1"}]}}]}]}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let status: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(status["code"], 3);
+    assert!(
+        status["message"].as_str().unwrap().contains("cumulative"),
+        "{status}"
+    );
+    for bad in ["{", "[]", r#"{"resourceMetrics":[{"scopeMetrics":7}]}"#] {
+        let r = gw
+            .client
+            .post(format!("{}/v1/metrics", gw.base))
+            .header("content-type", "application/json")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    // Another media type: 415 with the reason.
+    let r = gw
+        .client
+        .post(format!("{}/v1/metrics", gw.base))
+        .header("content-type", "text/plain")
+        .body("x 1\n")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
-    assert!(r.text().await.unwrap().contains("application/x-protobuf"));
+    assert!(r.text().await.unwrap().contains("application/json"));
     assert_eq!(gw.scrape().await, before);
 }
 
@@ -264,10 +307,17 @@ async fn python_sdk_producers_sum_exactly() {
 async fn node_sdk_producers_sum_exactly_and_prometheus_scrapes_them() {
     let gw = Gateway::start().await;
     let addr = gw.addr.to_string();
-    let producers = (0..3)
-        .map(|seed| {
+    // OTLP/HTTP protobuf and OTLP/HTTP JSON exporters into one sum.
+    let producers = [(0, "proto"), (1, "json"), (2, "json")]
+        .into_iter()
+        .map(|(seed, encoding)| {
             let mut cmd = crate::interop::node("otlp_metrics.js");
-            cmd.args([addr.as_str(), &format!("node-{seed}"), &seed.to_string()]);
+            cmd.args([
+                addr.as_str(),
+                &format!("node-{seed}"),
+                &seed.to_string(),
+                encoding,
+            ]);
             ("node OTLP producer", cmd)
         })
         .collect();

@@ -6,7 +6,9 @@
 //   origin      the page's origin
 //   open        statuses and scrapes against the gateway with --cors '*':
 //               a simple POST (no preflight), a PUT and a DELETE (both
-//               preflighted), scrapes before and after the DELETE
+//               preflighted), scrapes before and after the DELETE, then an
+//               OTLP/HTTP JSON export (preflighted: application/json), as
+//               the OpenTelemetry browser SDK sends one
 //   restricted  what the browser reported against a gateway whose --cors
 //               lists another origin: a simple POST and a PUT
 'use strict';
@@ -61,6 +63,25 @@ async function main() {
 						scrape: await attempt(open + '/metrics', {}),
 						delete: await attempt(open + path, { method: 'DELETE' }),
 						after: await attempt(open + '/metrics', {}),
+						otlp: await attempt(open + '/v1/metrics', {
+							method: 'POST',
+							headers: { 'Content-Type': 'application/json' },
+							body: JSON.stringify({
+								resourceMetrics: [{
+									resource: { attributes: [{ key: 'service.name', value: { stringValue: 'web' } }] },
+									scopeMetrics: [{
+										metrics: [{
+											name: 'web.orders',
+											sum: {
+												aggregationTemporality: 1,
+												isMonotonic: true,
+												dataPoints: [{ asInt: '3', attributes: [{ key: 'page', value: { stringValue: 'checkout' } }] }],
+											},
+										}],
+									}],
+								}],
+							}),
+						}),
 					},
 					restricted: {
 						post: await attempt(restricted + path, post),

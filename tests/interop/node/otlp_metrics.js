@@ -1,9 +1,9 @@
 // One OpenTelemetry producer with the Node SDK: records into a counter, a
 // histogram and an exponential histogram, exports them (delta temporality)
-// over OTLP/HTTP protobuf to the gateway twice (two collection cycles), and
-// prints what it recorded as JSON.
+// over OTLP/HTTP (protobuf, or JSON with `json`) to the gateway twice (two
+// collection cycles), and prints what it recorded as JSON.
 //
-// Usage: node otlp_metrics.js <gateway host:port> <instance id> <seed>
+// Usage: node otlp_metrics.js <gateway host:port> <instance id> <seed> [proto|json]
 'use strict';
 const {
   MeterProvider,
@@ -11,12 +11,16 @@ const {
   AggregationTemporality,
   AggregationType,
 } = require('@opentelemetry/sdk-metrics');
-const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto');
 const { resourceFromAttributes } = require('@opentelemetry/resources');
 
 async function main() {
-  const [addr, instance, seedArg] = process.argv.slice(2);
+  const [addr, instance, seedArg, encoding] = process.argv.slice(2);
   const seed = Number(seedArg);
+  const { OTLPMetricExporter } = require(
+    encoding === 'json'
+      ? '@opentelemetry/exporter-metrics-otlp-http'
+      : '@opentelemetry/exporter-metrics-otlp-proto',
+  );
   const exporter = new OTLPMetricExporter({
     url: `http://${addr}/v1/metrics`,
     temporalityPreference: AggregationTemporality.DELTA,

@@ -44,10 +44,14 @@ async fn browser_fetch_with_cors() {
     );
     assert_eq!(o["delete"]["status"], 202, "{v}");
     assert_eq!(o["after"]["text"], "", "{v}");
+    // Then an OTLP/HTTP JSON export, preflighted (application/json), as
+    // the OpenTelemetry browser SDK sends it.
+    assert_eq!(o["otlp"]["status"], 200, "{v}");
+    assert_eq!(o["otlp"]["text"], "{}", "{v}");
     assert_text_eq(
         &open.scrape().await,
-        "",
-        "open gateway after the page's DELETE",
+        "# TYPE web_orders_total counter\nweb_orders_total{job=\"web\",page=\"checkout\"} 3\n",
+        "open gateway after the page's DELETE and OTLP export",
     );
     // PUT is not a simple method: Chromium asked first (and cached the answer
     // for the DELETE to the same URL, max-age 600).

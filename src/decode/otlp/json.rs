@@ -1,0 +1,572 @@
+//! OTLP/JSON to the OTLP protobuf encoding, streamed: each JSON value is
+//! written as its protobuf field as it is read (a serde `DeserializeSeed`
+//! per message schema), so no JSON tree is built — a request costs about
+//! its protobuf size, not the several times its JSON size a tree would —
+//! and the protobuf decoder then reads it as any export. Only the fields
+//! the decoder reads are declared; others are skipped. Keys are the
+//! lowerCamelCase names of the OTLP/JSON spec (snake_case is accepted
+//! too); 64-bit integers come as numbers or strings, doubles may be
+//! `"NaN"`, `"Infinity"`, `"-Infinity"`, enums integers (or names).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::encode::protobuf::{FIXED64, LEN, VARINT, key, varint};
+
+/// How a field is written.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A message of the schema the function gives (a function: the
+    /// schema of attribute values refers to itself).
+    Message(fn() -> &'static [Field]),
+    Messages(fn() -> &'static [Field]),
+    String,
+    Bool,
+    /// `int64`/`uint32`/enum: a varint (negative as two's complement).
+    Varint,
+    Sint32,
+    /// `fixed64`/`sfixed64`.
+    Fixed64,
+    Double,
+    PackedFixed64,
+    PackedDouble,
+    PackedVarint,
+    /// Base64 in JSON.
+    Bytes,
+}
+
+struct Field {
+    json: &'static str,
+    snake: &'static str,
+    number: u8,
+    kind: Kind,
+}
+
+const fn f(json: &'static str, snake: &'static str, number: u8, kind: Kind) -> Field {
+    Field {
+        json,
+        snake,
+        number,
+        kind,
+    }
+}
+
+static REQUEST: &[Field] = &[f(
+    "resourceMetrics",
+    "resource_metrics",
+    1,
+    Kind::Messages(|| RESOURCE_METRICS),
+)];
+static RESOURCE_METRICS: &[Field] = &[
+    f("resource", "resource", 1, Kind::Message(|| RESOURCE)),
+    f(
+        "scopeMetrics",
+        "scope_metrics",
+        2,
+        Kind::Messages(|| SCOPE_METRICS),
+    ),
+];
+static RESOURCE: &[Field] = &[f(
+    "attributes",
+    "attributes",
+    1,
+    Kind::Messages(|| KEY_VALUE),
+)];
+static SCOPE_METRICS: &[Field] = &[f("metrics", "metrics", 2, Kind::Messages(|| METRIC))];
+static METRIC: &[Field] = &[
+    f("name", "name", 1, Kind::String),
+    f("description", "description", 2, Kind::String),
+    f("unit", "unit", 3, Kind::String),
+    f("gauge", "gauge", 5, Kind::Message(|| GAUGE)),
+    f("sum", "sum", 7, Kind::Message(|| SUM)),
+    f("histogram", "histogram", 9, Kind::Message(|| HISTOGRAM)),
+    f(
+        "exponentialHistogram",
+        "exponential_histogram",
+        10,
+        Kind::Message(|| EXPONENTIAL),
+    ),
+    f("summary", "summary", 11, Kind::Message(|| SUMMARY)),
+];
+static GAUGE: &[Field] = &[f(
+    "dataPoints",
+    "data_points",
+    1,
+    Kind::Messages(|| NUMBER_POINT),
+)];
+static SUM: &[Field] = &[
+    f(
+        "dataPoints",
+        "data_points",
+        1,
+        Kind::Messages(|| NUMBER_POINT),
+    ),
+    f(
+        "aggregationTemporality",
+        "aggregation_temporality",
+        2,
+        Kind::Varint,
+    ),
+    f("isMonotonic", "is_monotonic", 3, Kind::Bool),
+];
+static HISTOGRAM: &[Field] = &[
+    f(
+        "dataPoints",
+        "data_points",
+        1,
+        Kind::Messages(|| HISTOGRAM_POINT),
+    ),
+    f(
+        "aggregationTemporality",
+        "aggregation_temporality",
+        2,
+        Kind::Varint,
+    ),
+];
+static EXPONENTIAL: &[Field] = &[
+    f(
+        "dataPoints",
+        "data_points",
+        1,
+        Kind::Messages(|| EXPONENTIAL_POINT),
+    ),
+    f(
+        "aggregationTemporality",
+        "aggregation_temporality",
+        2,
+        Kind::Varint,
+    ),
+];
+// Summaries are refused by the decoder; their points need no fields.
+static SUMMARY: &[Field] = &[f("dataPoints", "data_points", 1, Kind::Messages(|| &[]))];
+static NUMBER_POINT: &[Field] = &[
+    f("attributes", "attributes", 7, Kind::Messages(|| KEY_VALUE)),
+    f("asDouble", "as_double", 4, Kind::Double),
+    f("asInt", "as_int", 6, Kind::Fixed64),
+    f("flags", "flags", 8, Kind::Varint),
+];
+static HISTOGRAM_POINT: &[Field] = &[
+    f("attributes", "attributes", 9, Kind::Messages(|| KEY_VALUE)),
+    f("count", "count", 4, Kind::Fixed64),
+    f("sum", "sum", 5, Kind::Double),
+    f("bucketCounts", "bucket_counts", 6, Kind::PackedFixed64),
+    f("explicitBounds", "explicit_bounds", 7, Kind::PackedDouble),
+    f("flags", "flags", 10, Kind::Varint),
+];
+static EXPONENTIAL_POINT: &[Field] = &[
+    f("attributes", "attributes", 1, Kind::Messages(|| KEY_VALUE)),
+    f("count", "count", 4, Kind::Fixed64),
+    f("sum", "sum", 5, Kind::Double),
+    f("scale", "scale", 6, Kind::Sint32),
+    f("zeroCount", "zero_count", 7, Kind::Fixed64),
+    f("positive", "positive", 8, Kind::Message(|| BUCKETS)),
+    f("negative", "negative", 9, Kind::Message(|| BUCKETS)),
+    f("flags", "flags", 10, Kind::Varint),
+    f("zeroThreshold", "zero_threshold", 14, Kind::Double),
+];
+static BUCKETS: &[Field] = &[
+    f("offset", "offset", 1, Kind::Sint32),
+    f("bucketCounts", "bucket_counts", 2, Kind::PackedVarint),
+];
+static KEY_VALUE: &[Field] = &[
+    f("key", "key", 1, Kind::String),
+    f("value", "value", 2, Kind::Message(|| ANY_VALUE)),
+];
+static ANY_VALUE: &[Field] = &[
+    f("stringValue", "string_value", 1, Kind::String),
+    f("boolValue", "bool_value", 2, Kind::Bool),
+    f("intValue", "int_value", 3, Kind::Varint),
+    f("doubleValue", "double_value", 4, Kind::Double),
+    f(
+        "arrayValue",
+        "array_value",
+        5,
+        Kind::Message(|| ARRAY_VALUE),
+    ),
+    f(
+        "kvlistValue",
+        "kvlist_value",
+        6,
+        Kind::Message(|| KEY_VALUE_LIST),
+    ),
+    f("bytesValue", "bytes_value", 7, Kind::Bytes),
+];
+static ARRAY_VALUE: &[Field] = &[f("values", "values", 1, Kind::Messages(|| ANY_VALUE))];
+static KEY_VALUE_LIST: &[Field] = &[f("values", "values", 1, Kind::Messages(|| KEY_VALUE))];
+
+/// Deepest nesting of messages: the schema's own is 7; attribute values
+/// (arrays, maps) may nest further, and are refused past this.
+const MAX_DEPTH: usize = 24;
+
+/// The protobuf encoding of an OTLP/JSON `ExportMetricsServiceRequest`,
+/// or why the JSON is not one.
+pub fn to_protobuf(json: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(json.len() / 2);
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Message {
+        schema: REQUEST,
+        out: &mut out,
+        depth: 0,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| format!("not a valid OTLP/JSON ExportMetricsServiceRequest: {e}"))?;
+    Ok(out)
+}
+
+/// One message: its fields appended to `out`.
+struct Message<'o> {
+    schema: &'static [Field],
+    out: &'o mut Vec<u8>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Message<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Message<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.depth > MAX_DEPTH {
+            return Err(de::Error::custom("nested too deep"));
+        }
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            match self
+                .schema
+                .iter()
+                .find(|f| f.json == name || f.snake == name)
+            {
+                Some(field) => map.next_value_seed(Value {
+                    field,
+                    out: self.out,
+                    depth: self.depth,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One field's value, written as that field.
+struct Value<'o> {
+    field: &'static Field,
+    out: &'o mut Vec<u8>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Value<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let (number, out, depth) = (self.field.number, self.out, self.depth);
+        match self.field.kind {
+            Kind::Message(schema) => {
+                let mut body = Vec::new();
+                d.deserialize_map(Message {
+                    schema: schema(),
+                    out: &mut body,
+                    depth: depth + 1,
+                })?;
+                delimited(out, number, &body);
+            }
+            Kind::Messages(schema) => d.deserialize_seq(Messages {
+                schema: schema(),
+                number,
+                out,
+                depth: depth + 1,
+            })?,
+            Kind::String => {
+                let s = Cow::<'de, str>::deserialize(d)?;
+                delimited(out, number, s.as_bytes());
+            }
+            Kind::Bool => {
+                let b = bool::deserialize(d)?;
+                key(out, number, VARINT);
+                varint(out, u64::from(b));
+            }
+            Kind::Varint => {
+                let v = d.deserialize_any(Integer)?;
+                key(out, number, VARINT);
+                varint(out, v);
+            }
+            Kind::Sint32 => {
+                let v = d.deserialize_any(Integer)? as i64;
+                let v = i32::try_from(v).map_err(|_| de::Error::custom("sint32 out of range"))?;
+                key(out, number, VARINT);
+                varint(out, u64::from(((v << 1) ^ (v >> 31)) as u32));
+            }
+            Kind::Fixed64 => {
+                let v = d.deserialize_any(Integer)?;
+                key(out, number, FIXED64);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Kind::Double => {
+                let v = d.deserialize_any(Double)?;
+                key(out, number, FIXED64);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Kind::PackedFixed64 | Kind::PackedDouble | Kind::PackedVarint => {
+                let mut body = Vec::new();
+                d.deserialize_seq(Packed {
+                    kind: self.field.kind,
+                    out: &mut body,
+                })?;
+                delimited(out, number, &body);
+            }
+            Kind::Bytes => {
+                use base64::Engine;
+                let s = Cow::<'de, str>::deserialize(d)?;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(s.as_bytes())
+                    .map_err(|_| de::Error::custom("bytesValue is not base64"))?;
+                delimited(out, number, &raw);
+            }
+        }
+        Ok(())
+    }
+}
+
+use serde::Deserialize;
+
+fn delimited(out: &mut Vec<u8>, number: u8, body: &[u8]) {
+    key(out, number, LEN);
+    varint(out, body.len() as u64);
+    out.extend_from_slice(body);
+}
+
+/// A repeated message field: each element as one field entry.
+struct Messages<'o> {
+    schema: &'static [Field],
+    number: u8,
+    out: &'o mut Vec<u8>,
+    depth: usize,
+}
+
+impl<'de> Visitor<'de> for Messages<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut body = Vec::new();
+        loop {
+            body.clear();
+            let seed = Message {
+                schema: self.schema,
+                out: &mut body,
+                depth: self.depth,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            delimited(self.out, self.number, &body);
+        }
+    }
+}
+
+/// A repeated number field, packed.
+struct Packed<'o> {
+    kind: Kind,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> Visitor<'de> for Packed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of numbers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            match self.kind {
+                Kind::PackedDouble => match seq.next_element_seed(DoubleSeed)? {
+                    Some(v) => self.out.extend_from_slice(&v.to_le_bytes()),
+                    None => return Ok(()),
+                },
+                Kind::PackedFixed64 => match seq.next_element_seed(IntegerSeed)? {
+                    Some(v) => self.out.extend_from_slice(&v.to_le_bytes()),
+                    None => return Ok(()),
+                },
+                _ => match seq.next_element_seed(IntegerSeed)? {
+                    Some(v) => varint(self.out, v),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// An integer as a number or a decimal string; negative ones as their
+/// two's complement (as protobuf writes `int64`).
+struct Integer;
+
+impl Visitor<'_> for Integer {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer, or a string holding one")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        Ok(v as u64)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+            Ok(v as i64 as u64)
+        } else {
+            Err(E::custom(format!("{v} is not an integer")))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        if let Ok(n) = v.parse::<u64>() {
+            return Ok(n);
+        }
+        if let Ok(n) = v.parse::<i64>() {
+            return Ok(n as u64);
+        }
+        // Enums by name: the temporality ones are the only enums read.
+        match v {
+            "AGGREGATION_TEMPORALITY_UNSPECIFIED" => Ok(0),
+            "AGGREGATION_TEMPORALITY_DELTA" => Ok(1),
+            "AGGREGATION_TEMPORALITY_CUMULATIVE" => Ok(2),
+            _ => Err(E::custom(format!("{v:?} is not an integer"))),
+        }
+    }
+}
+
+struct IntegerSeed;
+
+impl<'de> DeserializeSeed<'de> for IntegerSeed {
+    type Value = u64;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Integer)
+    }
+}
+
+/// A double as a number, or `"NaN"`, `"Infinity"`, `"-Infinity"` (or a
+/// number in a string).
+struct Double;
+
+impl Visitor<'_> for Double {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        match v {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            _ => v
+                .parse()
+                .map_err(|_| E::custom(format!("{v:?} is not a number"))),
+        }
+    }
+}
+
+struct DoubleSeed;
+
+impl<'de> DeserializeSeed<'de> for DoubleSeed {
+    type Value = f64;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(Double)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_protobuf_say_the_same() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use prost::Message as _;
+        let json = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"web"}}]},
+            "scopeMetrics":[{"scope":{"name":"s"},"metrics":[
+              {"name":"hits","unit":"1","sum":{"aggregationTemporality":1,"isMonotonic":true,
+                "dataPoints":[{"asInt":"7","startTimeUnixNano":"1","timeUnixNano":"2",
+                  "attributes":[{"key":"code","value":{"intValue":"200"}},{"key":"ok","value":{"boolValue":true}}]}]}},
+              {"name":"lat","histogram":{"aggregationTemporality":"AGGREGATION_TEMPORALITY_DELTA",
+                "dataPoints":[{"count":"3","sum":1.5,"bucketCounts":["1",2],"explicitBounds":[0.5]}]}},
+              {"name":"t","gauge":{"dataPoints":[{"asDouble":"NaN"}]}},
+              {"name":"e","exponentialHistogram":{"aggregationTemporality":1,
+                "dataPoints":[{"count":"2","scale":-1,"positive":{"offset":-3,"bucketCounts":["1","1"]}}]}}
+            ]}]}],"unknownTopLevel":{"ignored":[1,2,3]}}"#;
+        let raw = to_protobuf(json).unwrap();
+        let req = ExportMetricsServiceRequest::decode(&raw[..]).unwrap();
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(metrics.len(), 4);
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as V;
+        match &metrics[0].data {
+            Some(Data::Sum(s)) => {
+                assert!(s.is_monotonic);
+                assert_eq!(s.aggregation_temporality, 1);
+                assert_eq!(s.data_points[0].value, Some(V::AsInt(7)));
+                assert_eq!(s.data_points[0].attributes.len(), 2);
+            }
+            d => panic!("{d:?}"),
+        }
+        match &metrics[1].data {
+            Some(Data::Histogram(h)) => {
+                assert_eq!(h.aggregation_temporality, 1);
+                assert_eq!(h.data_points[0].bucket_counts, [1, 2]);
+                assert_eq!(h.data_points[0].explicit_bounds, [0.5]);
+                assert_eq!(h.data_points[0].count, 3);
+            }
+            d => panic!("{d:?}"),
+        }
+        match &metrics[3].data {
+            Some(Data::ExponentialHistogram(e)) => {
+                let p = &e.data_points[0];
+                assert_eq!(p.scale, -1);
+                assert_eq!(p.positive.as_ref().unwrap().offset, -3);
+                assert_eq!(p.positive.as_ref().unwrap().bucket_counts, [1, 1]);
+            }
+            d => panic!("{d:?}"),
+        }
+        for bad in [&b"[]"[..], b"{\"resourceMetrics\":{}}", b"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"sum\":{\"aggregationTemporality\":\"x\"}}]}]}]}", b"{} trailing", b"{\"resourceMetrics\":[1]}"] {
+            assert!(to_protobuf(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
