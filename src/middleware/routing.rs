@@ -38,18 +38,20 @@ pub struct RouteFit;
 pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
     let grpc = content_type.is_some_and(crate::error::is_grpc_content_type);
     let shown = || String::from_utf8_lossy(content_type.unwrap_or_default()).into_owned();
+    // Whether the media type (parameters aside) is one of `types`.
+    let media_is = |types: &[&[u8]]| {
+        content_type.is_some_and(|ct| {
+            let media = ct
+                .split(|&c| c == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            types.iter().any(|t| media.eq_ignore_ascii_case(t))
+        })
+    };
     match route.body {
         routes::Body::Grpc => {
-            let media = content_type.map(|ct| {
-                ct.split(|&c| c == b';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_ascii()
-            });
-            let fits = media.is_some_and(|m| {
-                m.eq_ignore_ascii_case(b"application/grpc")
-                    || m.eq_ignore_ascii_case(b"application/grpc+proto")
-            });
+            let fits = media_is(&[b"application/grpc", b"application/grpc+proto"]);
             (!fits).then(|| {
                 format!(
                     "{} is a gRPC method: Content-Type must be application/grpc or application/grpc+proto, not {:?}",
@@ -65,16 +67,7 @@ pub fn misfit(route: &Route, content_type: Option<&[u8]>) -> Option<String> {
         )),
         routes::Body::None => None,
         routes::Body::Otlp => {
-            let media = content_type.map(|ct| {
-                ct.split(|&c| c == b';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_ascii()
-            });
-            let fits = media.is_some_and(|m| {
-                m.eq_ignore_ascii_case(b"application/x-protobuf")
-                    || m.eq_ignore_ascii_case(b"application/json")
-            });
+            let fits = media_is(&[b"application/x-protobuf", b"application/json"]);
             (!fits).then(|| {
                 format!(
                     "unsupported Content-Type {:?} for an OTLP export: send application/x-protobuf or application/json",
