@@ -345,16 +345,7 @@ fn walk(bytes: &[u8]) -> impl Iterator<Item = Result<(u32, Wire<'_>), &'static s
 
 /// A `KeyValue`: its key and its value rendered as a label value.
 fn key_value(bytes: &[u8]) -> Result<(&str, Cow<'_, str>), &'static str> {
-    let (mut key, mut value) = ("", Cow::Borrowed(""));
-    for item in walk(bytes) {
-        let (field, w) = item?;
-        match (field, w) {
-            (1, w) => key = wire::string(w)?,
-            (2, Wire::Bytes(v)) => value = any_value(v, 0)?,
-            _ => {}
-        }
-    }
-    Ok((key, value))
+    key_value_at(bytes, 0)
 }
 
 /// An `AnyValue` as a string: strings as they are, booleans and numbers as
@@ -405,6 +396,7 @@ fn any_value(bytes: &[u8], depth: usize) -> Result<Cow<'_, str>, &'static str> {
     Ok(out)
 }
 
+/// [`key_value`] of a value nested `depth` deep in another.
 fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, Cow<'_, str>), &'static str> {
     let (mut key, mut value) = ("", Cow::Borrowed(""));
     for item in walk(bytes) {

@@ -198,13 +198,13 @@ fn write_samples(
     let empty;
     let (sum, count, buckets): (f64, f64, Vec<(f64, f64)>) = match samples {
         Samples::Value(Value::Scalar(v)) => {
-            return w.series(family, &[(name, "")], key_pairs, Out::Float(*v), created);
+            return w.series(family, (name, ""), key_pairs, Out::Float(*v), created);
         }
         Samples::Zero(Value::Scalar(_)) => {
-            return w.series(family, &[(name, "")], key_pairs, Out::Float(0.0), created);
+            return w.series(family, (name, ""), key_pairs, Out::Float(0.0), created);
         }
         Samples::Value(Value::Native(h)) => {
-            return w.series(family, &[(name, "")], key_pairs, Out::Native(h), created);
+            return w.series(family, (name, ""), key_pairs, Out::Native(h), created);
         }
         Samples::Zero(Value::Native(h)) => {
             empty = NativeHistogram {
@@ -212,13 +212,7 @@ fn write_samples(
                 zero_threshold: h.zero_threshold,
                 ..NativeHistogram::default()
             };
-            return w.series(
-                family,
-                &[(name, "")],
-                key_pairs,
-                Out::Native(&empty),
-                created,
-            );
+            return w.series(family, (name, ""), key_pairs, Out::Native(&empty), created);
         }
         Samples::Value(Value::Summary { count, sum }) => (*sum, *count, Vec::new()),
         Samples::Zero(Value::Summary { .. }) => (0.0, 0.0, Vec::new()),
@@ -236,17 +230,17 @@ fn write_samples(
             (stale, stale, bounds.iter().map(|le| (*le, stale)).collect())
         }
         Samples::Stale { .. } => {
-            return w.series(family, &[(name, "")], key_pairs, Out::Float(stale), None);
+            return w.series(family, (name, ""), key_pairs, Out::Float(stale), None);
         }
     };
     let bucket = format!("{name}_bucket");
     for (le, v) in buckets {
         let le = crate::encode::float::go(le);
-        w.series(family, &[(&bucket, &le)], key_pairs, Out::Float(v), created);
+        w.series(family, (&bucket, &le), key_pairs, Out::Float(v), created);
     }
     for (suffix, v) in [("_sum", sum), ("_count", count)] {
         let sample = format!("{name}{suffix}");
-        w.series(family, &[(&sample, "")], key_pairs, Out::Float(v), created);
+        w.series(family, (&sample, ""), key_pairs, Out::Float(v), created);
     }
 }
 
@@ -328,18 +322,17 @@ impl<'a> Writer<'a> {
         r
     }
 
-    /// Writes one output series: `extra` are the labels the format adds
-    /// (`__name__` first, then `le`; an empty value is left out),
-    /// `key_pairs` the stored ones, sorted.
+    /// Writes one output series: its sample name and `le` (empty: none),
+    /// the labels the format adds, beside `key_pairs`, the stored ones,
+    /// sorted.
     fn series(
         &mut self,
         family: &Family<'_>,
-        extra: &[(&str, &str)],
+        (sample_name, le): (&str, &str),
         key_pairs: &[(&[u8], Cow<'_, [u8]>)],
         out: Out<'_>,
         created: Option<i64>,
     ) {
-        let (sample_name, le) = extra[0];
         // The labels the format adds, in the order fixed when the writer
         // was made: no sort per series.
         let mut added: [(&[u8], &[u8]); 3] = [(b"", b""); 3];

@@ -63,23 +63,49 @@ pub struct PushService {
 impl PushService {
     /// Applies one `PushRequest` unless `deadline` passes first.
     async fn apply(&self, req: Bytes, deadline: Option<Instant>) -> Result<Ingested, Rejection> {
-        let gw = self.gateway.clone();
-        // Dropped with this future: a push not applied by then never will be.
-        let (ticket, _guard) = Ticket::new(deadline);
-        let push = async {
-            let mut reservation = gw.memory().reservation();
-            reservation.grow(req.len())?;
-            run_sized(req.len() > BLOCKING_BYTES, move || {
-                let labels = push_request::labels(&req, gw.config().limits.max_labels)?;
-                let input = req.len();
-                gw.ingest(labels, &ticket, reservation, input, |opts| {
-                    push_request::families(&req, opts)
+        apply_message(
+            &self.gateway,
+            req,
+            deadline,
+            |gw, req, ticket, reservation| {
+                let labels = push_request::labels(req, gw.config().limits.max_labels)?;
+                gw.ingest(labels, ticket, reservation, req.len(), |opts| {
+                    push_request::families(req, opts)
                 })
-            })
-            .await
-        };
-        self.gateway.recorded(Protocol::Grpc, push).await
+            },
+        )
+        .await
     }
+}
+
+/// Applies one gRPC message of any push method unless `deadline` passes
+/// first: its bytes reserved, `ingest` run (off the async workers when
+/// large), the outcome recorded in the self-metrics.
+async fn apply_message(
+    gateway: &Gateway,
+    req: Bytes,
+    deadline: Option<Instant>,
+    ingest: impl FnOnce(
+        &Gateway,
+        &Bytes,
+        &Ticket,
+        crate::memory::Reservation,
+    ) -> Result<Ingested, Rejection>
+    + Send
+    + 'static,
+) -> Result<Ingested, Rejection> {
+    let gw = gateway.clone();
+    // Dropped with this future: a push not applied by then never will be.
+    let (ticket, _guard) = Ticket::new(deadline);
+    let push = async {
+        let mut reservation = gw.memory().reservation();
+        reservation.grow(req.len())?;
+        run_sized(req.len() > BLOCKING_BYTES, move || {
+            ingest(&gw, &req, &ticket, reservation)
+        })
+        .await
+    };
+    gateway.recorded(Protocol::Grpc, push).await
 }
 
 /// OTLP `MetricsService/Export`: the request's bytes to the OTLP decoder,
@@ -98,21 +124,18 @@ impl UnaryService<Bytes> for OtlpExport {
         let gw = self.gateway.clone();
         let deadline = deadline_of(req.extensions());
         Box::pin(async move {
-            let req = req.into_inner();
-            let (ticket, _guard) = Ticket::new(deadline);
-            let export = async {
-                let mut reservation = gw.memory().reservation();
-                reservation.grow(req.len())?;
-                let g = gw.clone();
-                run_sized(req.len() > BLOCKING_BYTES, move || {
-                    let gauge_mode = g.aggregator().settings().gauge_mode;
-                    g.ingest(Vec::new(), &ticket, reservation, req.len(), |opts| {
-                        crate::decode::otlp::request(&req, opts, gauge_mode)
+            apply_message(
+                &gw,
+                req.into_inner(),
+                deadline,
+                |gw, req, ticket, reservation| {
+                    let gauge_mode = gw.aggregator().settings().gauge_mode;
+                    gw.ingest(Vec::new(), ticket, reservation, req.len(), |opts| {
+                        crate::decode::otlp::request(req, opts, gauge_mode)
                     })
-                })
-                .await
-            };
-            gw.recorded(Protocol::Grpc, export).await?;
+                },
+            )
+            .await?;
             Ok(Response::new(Bytes::new()))
         })
     }
