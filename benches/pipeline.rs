@@ -171,7 +171,11 @@ fn benches(c: &mut Criterion) {
             gauge_nan_ok: false,
             spend: None,
         };
-        otlp::request(&otlp_body, &opts, GaugeMode::Sum).expect("valid OTLP")
+        let settings = otlp::Settings {
+            gauge_mode: GaugeMode::Sum,
+            promote: &[],
+        };
+        otlp::request(&otlp_body, &opts, &settings).expect("valid OTLP")
     };
     let agg_otlp = aggregator();
     agg_otlp.apply(decode_otlp()).unwrap();

@@ -118,6 +118,17 @@ pub struct Args {
     #[arg(long = "drop-label", env = "PAG_DROP_LABEL", value_delimiter = ',')]
     pub drop_labels: Vec<String>,
 
+    /// OTLP resource attribute given to every point of the resource as a
+    /// label (repeatable, or comma-separated), as Prometheus'
+    /// `promote_resource_attributes`. None by default: attributes that
+    /// name one producer would keep producers' sums apart.
+    #[arg(
+        long = "otlp-promote-resource-attribute",
+        env = "PAG_OTLP_PROMOTE_RESOURCE_ATTRIBUTES",
+        value_delimiter = ','
+    )]
+    pub otlp_promote: Vec<String>,
+
     /// `user=password` pairs (or `user=$2y$...` bcrypt hashes) required for
     /// push, delete and admin over HTTP and gRPC (repeatable, or comma-separated).
     #[arg(
@@ -358,6 +369,8 @@ pub struct Config {
     pub gauge_mode: GaugeMode,
     /// `--drop-label`, validated.
     pub drop_labels: Vec<String>,
+    /// `--otlp-promote-resource-attribute`.
+    pub otlp_promote: Vec<String>,
     /// `--log-format`.
     pub log_format: LogFormat,
 }
@@ -377,6 +390,9 @@ impl TryFrom<Args> for Config {
             if !crate::model::labels::is_label_name(l) {
                 return Err(format!("--drop-label: invalid label name {l:?}"));
             }
+        }
+        if a.otlp_promote.iter().any(|a| a.is_empty()) {
+            return Err("--otlp-promote-resource-attribute: an empty attribute name".into());
         }
         let auth_users = parse_users("--auth-users", &a.auth_users)?;
         let admin_users = parse_users("--admin-users", &a.admin_users)?;
@@ -471,6 +487,7 @@ impl TryFrom<Args> for Config {
             max_connections: a.max_connections,
             gauge_mode: a.gauge_mode,
             drop_labels: a.drop_labels,
+            otlp_promote: a.otlp_promote,
             log_format: a.log_format,
         })
     }

@@ -100,6 +100,17 @@ impl Gateway {
         settings.replica.as_ref().map(|(l, _)| l.clone())
     }
 
+    /// Decodes an OTLP `ExportMetricsServiceRequest` (protobuf) by this
+    /// gateway's settings: what both OTLP transports hand to
+    /// [`Gateway::ingest`].
+    pub fn decode_otlp(&self, body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
+        let settings = crate::decode::otlp::Settings {
+            gauge_mode: self.aggregator().settings().gauge_mode,
+            promote: &self.config().otlp_promote,
+        };
+        crate::decode::otlp::request(body, opts, &settings)
+    }
+
     /// Runs a push (`push`: all a transport does for one, from reading the
     /// request to [`Gateway::ingest`]) and records it in the self-metrics:
     /// the one place every protocol's pushes are counted and timed.
@@ -171,7 +182,7 @@ impl Gateway {
             )));
         }
         let samples = push.sample_count();
-        let applied = if rule_set.is_empty() {
+        let applied = if rule_set.is_empty() && push.producers.is_empty() {
             self.aggregator().apply_if(push, || ticket.commit())?
         } else {
             let routes = info_span!("route").in_scope(|| rule_set.route(&mut push));

@@ -87,6 +87,7 @@ impl Gateway {
             journal: config.remote_write.is_some(),
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
+        let cumulative_stats = telemetry.rule_stats(rules::CUMULATIVE_NAME);
         let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);
         Gateway {
             inner: Arc::new(Inner {
@@ -96,7 +97,9 @@ impl Gateway {
                 started: Instant::now(),
                 saved: std::sync::atomic::AtomicU64::new(0),
                 scrape_cache,
-                rules: Default::default(),
+                rules: parking_lot::RwLock::new(Arc::new(
+                    rules::RuleSet::default().with_cumulative_stats(cumulative_stats),
+                )),
                 rules_read: Default::default(),
             }),
         }
@@ -116,7 +119,10 @@ impl Gateway {
     /// Parses rules text in the YAML of `--rules` (`file` names it in
     /// errors), with this gateway's self-metrics.
     pub fn parse_rules(&self, file: &str, text: &str) -> Result<rules::RuleSet, rules::LoadError> {
-        rules::parse(file, text, |name| self.telemetry().rule_stats(name)).map(rules::RuleSet::new)
+        let stats = |name: &str| self.telemetry().rule_stats(name);
+        rules::parse(file, text, stats).map(|rules| {
+            rules::RuleSet::new(rules).with_cumulative_stats(stats(rules::CUMULATIVE_NAME))
+        })
     }
 
     /// Reads the `--rules` file and puts its rules in force, unless it is

@@ -83,9 +83,23 @@ impl Default for Limits {
 pub struct Push {
     /// The pushed families.
     pub families: Vec<Family>,
+    /// Running totals whose producers the aggregate tells apart (OTLP
+    /// cumulative temporality): per family, per series, the producer's
+    /// identity, `None` for a series that adds as pushed. Empty when no
+    /// series of the push is such (every other decoder); else one entry per
+    /// family, itself empty for a family with none.
+    pub producers: Vec<Vec<Option<SeriesKey>>>,
 }
 
 impl Push {
+    /// A push of these families, each series added as pushed.
+    pub fn new(families: Vec<Family>) -> Push {
+        Push {
+            families,
+            producers: Vec::new(),
+        }
+    }
+
     /// Number of series in the push.
     pub fn series_count(&self) -> usize {
         self.families.iter().map(|f| f.series.len()).sum()
@@ -419,25 +433,23 @@ mod tests {
                 .map(|&(key, v)| series(key, Value::Scalar(v)))
                 .collect(),
         };
-        let mut push = Push {
-            families: vec![
-                fam(
-                    "x_created",
-                    Kind::Gauge,
-                    &[
-                        (b"a\x001\x00", 1.5),
-                        (b"a\x009\x00", 2.0),
-                        (b"", f64::INFINITY),
-                    ],
-                ),
-                fam(
-                    "x_total",
-                    Kind::Counter,
-                    &[(b"a\x001\x00", 3.0), (b"", 1.0)],
-                ),
-                fam("y_created", Kind::Gauge, &[(b"", 1.0)]),
-            ],
-        };
+        let mut push = Push::new(vec![
+            fam(
+                "x_created",
+                Kind::Gauge,
+                &[
+                    (b"a\x001\x00", 1.5),
+                    (b"a\x009\x00", 2.0),
+                    (b"", f64::INFINITY),
+                ],
+            ),
+            fam(
+                "x_total",
+                Kind::Counter,
+                &[(b"a\x001\x00", 3.0), (b"", 1.0)],
+            ),
+            fam("y_created", Kind::Gauge, &[(b"", 1.0)]),
+        ]);
         assert_eq!(fold_created_families(&mut push), 1);
         let names: Vec<&str> = push.families.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["x_total", "y_created"]);

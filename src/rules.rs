@@ -208,11 +208,29 @@ const MEMO_LIMIT: usize = 1 << 16;
 /// The rules in force: an ordered list, with a memo of which rules can
 /// match each family name, so a push evaluates the name matchers (regexes)
 /// once per family name, not per series.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     memo: RwLock<HashMap<Box<str>, Arc<[Candidates; KINDS]>, RandomState>>,
+    /// The rule of running totals the push tells the producer of (OTLP
+    /// cumulative temporality) that no `total` rule takes: `total`, every
+    /// label kept, one source per producer and output series.
+    cumulative: Rule,
 }
+
+impl Default for RuleSet {
+    fn default() -> RuleSet {
+        RuleSet::new(Vec::new())
+    }
+}
+
+/// The index [`RuleSet::rule`] gives the built-in rule of cumulative
+/// producers under (user rules are numbered from 0, fewer than this).
+pub const CUMULATIVE: u16 = u16::MAX - 1;
+
+/// The name of the built-in rule of cumulative producers: the `rule` label
+/// of its self-metrics.
+pub const CUMULATIVE_NAME: &str = "otlp_cumulative";
 
 const KINDS: usize = 5;
 
@@ -263,12 +281,33 @@ impl Routes {
 }
 
 impl RuleSet {
-    /// A set of these rules (at most 65535).
+    /// A set of these rules (fewer than [`CUMULATIVE`]).
     pub fn new(rules: Vec<Rule>) -> RuleSet {
         RuleSet {
             rules,
             memo: RwLock::default(),
+            cumulative: Rule {
+                name: CUMULATIVE_NAME.into(),
+                mode: Mode::Total,
+                name_matchers: Vec::new(),
+                label_matchers: Vec::new(),
+                keep: Keep::All,
+                source: Keep::All,
+                ttl: None,
+                source_ttl: DEFAULT_SOURCE_TTL,
+                stats: Arc::new(RuleStats {
+                    name: CUMULATIVE_NAME.into(),
+                    ..RuleStats::default()
+                }),
+            },
         }
+    }
+
+    /// The set with the built-in rule of cumulative producers counted in
+    /// these self-metrics.
+    pub fn with_cumulative_stats(mut self, stats: Arc<RuleStats>) -> RuleSet {
+        self.cumulative.stats = stats;
+        self
     }
 
     /// The rules, in order.
@@ -276,8 +315,12 @@ impl RuleSet {
         &self.rules
     }
 
-    /// The rule at `index` (from a [`Route`]).
+    /// The rule at `index` (from a [`FamilyRoute`]; [`CUMULATIVE`] is the
+    /// built-in rule of cumulative producers).
     pub fn rule(&self, index: u16) -> &Rule {
+        if index == CUMULATIVE {
+            return &self.cumulative;
+        }
         &self.rules[usize::from(index)]
     }
 
@@ -327,8 +370,15 @@ impl RuleSet {
     /// projects (`by` / `without`) to their output keys, and names the
     /// source of each `total` series. Several series may then share a key:
     /// the aggregator combines them.
+    ///
+    /// A running total whose producer the push names
+    /// ([`Push::producers`]) is always taken as `total`: by the first
+    /// `total` rule that matches it (its source the rule's source labels
+    /// and the producer), else by the built-in rule ([`CUMULATIVE`]); a
+    /// rule of another mode would add the running total at every push.
     pub fn route(&self, push: &mut Push) -> Routes {
-        if self.rules.is_empty() {
+        let producers = std::mem::take(&mut push.producers);
+        if self.rules.is_empty() && producers.is_empty() {
             return Routes {
                 families: vec![FamilyRoute::Default; push.families.len()],
             };
@@ -337,22 +387,28 @@ impl RuleSet {
         let families = push
             .families
             .iter_mut()
-            .map(|family| {
-                let memo = self.candidates(&family.name);
-                let candidates = &memo[kind_index(family.kind)].rules;
-                let Some(&first) = candidates.first() else {
-                    return FamilyRoute::Default;
-                };
-                let first_rule = self.rule(first);
-                if first_rule.label_matchers.is_empty()
-                    && first_rule.keep == Keep::All
-                    && first_rule.mode != Mode::Total
-                {
-                    first_rule
-                        .stats
-                        .series_in
-                        .inc_by(family.series.len() as u64);
-                    return FamilyRoute::Whole(first);
+            .enumerate()
+            .map(|(at, family)| {
+                let produced = producers.get(at).map_or(&[][..], Vec::as_slice);
+                let memo = (!self.rules.is_empty()).then(|| self.candidates(&family.name));
+                let candidates = memo
+                    .as_ref()
+                    .map_or(&[][..], |m| &m[kind_index(family.kind)].rules[..]);
+                if produced.is_empty() {
+                    let Some(&first) = candidates.first() else {
+                        return FamilyRoute::Default;
+                    };
+                    let first_rule = self.rule(first);
+                    if first_rule.label_matchers.is_empty()
+                        && first_rule.keep == Keep::All
+                        && first_rule.mode != Mode::Total
+                    {
+                        first_rule
+                            .stats
+                            .series_in
+                            .inc_by(family.series.len() as u64);
+                        return FamilyRoute::Whole(first);
+                    }
                 }
                 // Counted per family, not per series: the counters are
                 // shared by every sender.
@@ -363,11 +419,17 @@ impl RuleSet {
                 let mut rules: Vec<Option<u16>> = Vec::with_capacity(family.series.len());
                 // Allocated at the first `total` series.
                 let mut sources: Option<Vec<Option<SeriesKey>>> = None;
-                for s in family.series.iter_mut() {
-                    let rule = candidates
+                for (i, s) in family.series.iter_mut().enumerate() {
+                    let producer = produced.get(i).and_then(Option::as_ref);
+                    let matched = candidates
                         .iter()
                         .copied()
-                        .find(|&i| self.rule(i).matches_labels(i, &s.key, &mut seen));
+                        .filter(|&r| producer.is_none() || self.rule(r).mode == Mode::Total)
+                        .find(|&r| self.rule(r).matches_labels(r, &s.key, &mut seen));
+                    let rule = match producer {
+                        Some(_) => Some(matched.unwrap_or(CUMULATIVE)),
+                        None => matched,
+                    };
                     rules.push(rule);
                     let Some(index) = rule else {
                         if let Some(sources) = &mut sources {
@@ -375,22 +437,28 @@ impl RuleSet {
                         }
                         continue;
                     };
-                    match taken.iter_mut().find(|(i, _)| *i == index) {
+                    match taken.iter_mut().find(|(r, _)| *r == index) {
                         Some((_, n)) => *n += 1,
                         None => taken.push((index, 1)),
                     }
                     let rule = self.rule(index);
                     if rule.mode == Mode::Total {
-                        let source = match &rule.source {
-                            Keep::All => s.key.clone(),
-                            keep => project(&s.key, keep, &mut scratch),
+                        let mut source = match (&rule.source, producer) {
+                            // The built-in rule: the producer alone (with
+                            // the output key it names the source).
+                            (_, Some(_)) if index == CUMULATIVE => Vec::new(),
+                            (Keep::All, _) => s.key.to_vec(),
+                            (keep, _) => project(&s.key, keep, &mut scratch).into_vec(),
                         };
+                        if let Some(p) = producer {
+                            source.extend_from_slice(p);
+                        }
                         let sources = sources.get_or_insert_with(|| {
                             let mut v = Vec::with_capacity(family_len);
                             v.resize(rules.len() - 1, None);
                             v
                         });
-                        sources.push(Some(source));
+                        sources.push(Some(source.into()));
                         rewritten = true;
                     } else if let Some(sources) = &mut sources {
                         sources.push(None);

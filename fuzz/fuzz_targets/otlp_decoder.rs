@@ -1,6 +1,7 @@
 //! OTLP `ExportMetricsServiceRequest` bodies, protobuf or (with bit 2 of
-//! the first byte) JSON, then apply and render: nothing may panic,
-//! whatever the bytes.
+//! the first byte) JSON, then route (running totals through the built-in
+//! `total` rule), apply twice and render: nothing may panic, whatever the
+//! bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,6 +9,7 @@ use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, otlp};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::LabelRules;
+use prom_aggregation_gateway::rules::RuleSet;
 
 fuzz_target!(|data: &[u8]| {
     let rules = LabelRules::default();
@@ -25,12 +27,22 @@ fuzz_target!(|data: &[u8]| {
     };
     let body = data.get(1..).unwrap_or_default();
     let json = data.first().is_some_and(|b| b & 4 != 0);
+    // Bit 3: a resource attribute promoted to a label.
+    let promote = if data.first().is_some_and(|b| b & 8 != 0) {
+        vec!["host.name".to_string()]
+    } else {
+        Vec::new()
+    };
+    let settings = otlp::Settings {
+        gauge_mode: mode,
+        promote: &promote,
+    };
     let decoded = if json {
         otlp::json::to_protobuf(body)
             .ok()
-            .map(|raw| otlp::request(&raw, &opts, mode))
+            .map(|raw| otlp::request(&raw, &opts, &settings))
     } else {
-        Some(otlp::request(body, &opts, mode))
+        Some(otlp::request(body, &opts, &settings))
     };
     if let Some(Ok(push)) = decoded {
         let agg = Aggregator::new(Settings {
@@ -38,8 +50,13 @@ fuzz_target!(|data: &[u8]| {
             max_series: 1_000_000,
             ..Default::default()
         });
-        if agg.apply(push.clone()).is_ok() {
-            let _ = agg.apply(push);
+        let rules = RuleSet::default();
+        let apply = |mut push| {
+            let routes = rules.route(&mut push);
+            agg.apply_routed(push, &routes, &rules, || Ok(()))
+        };
+        if apply(push.clone()).is_ok() {
+            let _ = apply(push);
             for f in [Format::Text, Format::OpenMetrics, Format::Protobuf] {
                 let _ = encode::render(&agg, f);
             }

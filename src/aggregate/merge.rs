@@ -72,7 +72,9 @@ pub(crate) fn merge_value(rule: Rule, into: &mut Value, pushed: Value, max_nativ
 /// `last` (`total` mode), and whether the source restarted: a value below
 /// the last one (any bucket, the count), a creation time later than the
 /// last one's, or a different bucket layout all mean a restart, and the
-/// new value is then counted in full.
+/// new value is then counted in full. A native histogram that went to a
+/// coarser schema or a wider zero bucket is compared with the last value
+/// brought to the same: a producer lowering its resolution goes on.
 pub(crate) fn increase(
     last: &Value,
     last_created: Option<crate::model::Created>,
@@ -148,9 +150,13 @@ fn native_difference(
     a: &crate::model::NativeHistogram,
     b: &crate::model::NativeHistogram,
 ) -> Option<crate::model::NativeHistogram> {
-    if a.schema != b.schema || a.zero_threshold != b.zero_threshold {
-        return None;
-    }
+    let coarsened;
+    let a = if a.schema != b.schema || a.zero_threshold != b.zero_threshold {
+        coarsened = a.coarsened_as(b)?;
+        &coarsened
+    } else {
+        a
+    };
     let side = |x: &[(i32, f64)], y: &[(i32, f64)]| -> Option<Vec<(i32, f64)>> {
         let mut out = Vec::with_capacity(y.len());
         let (mut i, mut j) = (0, 0);

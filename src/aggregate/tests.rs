@@ -162,18 +162,16 @@ fn arb_hist() -> impl Strategy<Value = Histogram> {
 }
 
 fn to_push(name: &str, h: &Histogram) -> Push {
-    Push {
-        families: vec![crate::model::Family {
-            name: name.into(),
-            help: String::new(),
-            kind: crate::model::Kind::Histogram,
-            series: vec![crate::model::Series {
-                key: Box::default(),
-                value: Value::Histogram(Box::new(h.clone())),
-                created: None,
-            }],
+    Push::new(vec![crate::model::Family {
+        name: name.into(),
+        help: String::new(),
+        kind: crate::model::Kind::Histogram,
+        series: vec![crate::model::Series {
+            key: Box::default(),
+            value: Value::Histogram(Box::new(h.clone())),
+            created: None,
         }],
-    }
+    }])
 }
 
 proptest! {

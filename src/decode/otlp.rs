@@ -11,9 +11,13 @@
 //! - a delta exponential histogram is a native histogram (scale as schema,
 //!   finer scales than 8 merged down to 8, OTLP bucket `i` as Prometheus
 //!   bucket `i + 1`: both cover `(base^i, base^(i+1)]`);
-//! - cumulative sums and histograms, and summaries (always cumulative), are
-//!   refused with the reason for now: their running totals would be added
-//!   again at every export.
+//! - a summary keeps its `_sum` and `_count` (quantiles do not add up);
+//! - cumulative sums, histograms and exponential histograms, and summaries
+//!   (always cumulative), are running totals: each series is given its
+//!   producer's identity ([`Push::producers`]: a digest of the resource's
+//!   attributes and the instrumentation scope), and the rules stage takes
+//!   them as `total`, adding only what grew since that producer's last
+//!   export (`start_time_unix_nano` as the creation time tells a restart).
 //!
 //! Names and labels follow [`names`]; the resource gives `job`
 //! (`service.namespace/service.name`), and nothing else of it: the
@@ -34,7 +38,9 @@ use super::Options;
 use super::protobuf::wire::{self, Reader, Wire};
 use crate::aggregate::GaugeMode;
 use crate::error::Rejection;
-use crate::model::{Bucket, Family, Histogram, Kind, NativeHistogram, Push, Series, Value};
+use crate::model::{
+    Bucket, Family, Histogram, Kind, NativeHistogram, Push, Series, SeriesKey, Value,
+};
 use names::Suffix;
 
 /// `AggregationTemporality`.
@@ -48,14 +54,29 @@ const INDEX_ENTRY_BYTES: usize = 16;
 /// Deepest nesting of array and map attribute values rendered.
 const MAX_DEPTH: usize = 8;
 
-/// Decodes an `ExportMetricsServiceRequest`; gauges of one request that
-/// meet in one series combine by `gauge_mode`.
-pub fn request(body: &[u8], opts: &Options<'_>, gauge_mode: GaugeMode) -> Result<Push, Rejection> {
+/// How exports are read, from the gateway's flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'s> {
+    /// How gauges of one request that meet in one series combine
+    /// (`--gauge-mode`).
+    pub gauge_mode: GaugeMode,
+    /// Resource attributes given to every point as labels
+    /// (`--otlp-promote-resource-attributes`).
+    pub promote: &'s [String],
+}
+
+/// Decodes an `ExportMetricsServiceRequest`.
+pub fn request(
+    body: &[u8],
+    opts: &Options<'_>,
+    settings: &Settings<'_>,
+) -> Result<Push, Rejection> {
     let malformed =
         |e: &str| Rejection::invalid(format!("not a valid OTLP ExportMetricsServiceRequest: {e}"));
     let mut out = Builder {
         opts,
-        gauge_mode,
+        settings,
+        gauge_mode: settings.gauge_mode,
         families: Vec::new(),
         by_name: HashMap::new(),
         key: Vec::new(),
@@ -67,20 +88,71 @@ pub fn request(body: &[u8], opts: &Options<'_>, gauge_mode: GaugeMode) -> Result
             out.resource_metrics(rm)?;
         }
     }
-    let families = out
+    let cumulative = out.families.iter().any(|f| !f.producers.is_empty());
+    let (families, producers) = out
         .families
         .into_iter()
         .filter(|f| !f.family.series.is_empty())
-        .map(|f| f.family)
-        .collect();
-    Ok(Push { families })
+        .map(|f| (f.family, f.producers))
+        .unzip();
+    Ok(Push {
+        families,
+        producers: if cumulative { producers } else { Vec::new() },
+    })
 }
 
 struct FamilyBuilder {
     family: Family,
-    /// The family's series by key (positions in `family.series`, hashed
-    /// by key with `Builder::hasher`): the key is kept once, in the series.
+    /// The family's series by key and producer (positions in
+    /// `family.series`, hashed with `Builder::hasher`): the key is kept
+    /// once, in the series.
     at: hashbrown::HashTable<usize>,
+    /// Per series, the producer of a running total (empty until the first
+    /// one): see [`Push::producers`].
+    producers: Vec<Option<SeriesKey>>,
+    /// Per series with a producer, its point's time: of one stream's two
+    /// points in a request the later one is kept.
+    times: Vec<u64>,
+}
+
+/// A running total's producer: the resource's attributes and the scope,
+/// digested when a cumulative metric first needs it.
+struct Producer<'b> {
+    attributes: Vec<&'b [u8]>,
+    scope: &'b [u8],
+    id: Option<SeriesKey>,
+}
+
+/// Bytes of a producer's identity: a SHA-256 digest cut to 128 bits, so a
+/// collision between producers is out of reach by chance (and a sender
+/// able to craft one could as well push into the series directly).
+const PRODUCER_ID_BYTES: usize = 16;
+
+impl Producer<'_> {
+    fn id(&mut self) -> &SeriesKey {
+        self.id.get_or_insert_with(|| {
+            // Sorted: the same attributes name the same producer in any
+            // order.
+            self.attributes.sort_unstable();
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            for a in &self.attributes {
+                digest.update(&(a.len() as u64).to_le_bytes());
+                digest.update(a);
+            }
+            digest.update(&[0xFF]);
+            digest.update(self.scope);
+            digest.finish().as_ref()[..PRODUCER_ID_BYTES].into()
+        })
+    }
+}
+
+/// The times of one data point (nanoseconds since the epoch, 0 unset).
+#[derive(Debug, Clone, Copy, Default)]
+struct Times {
+    /// `start_time_unix_nano`: when a running total started.
+    start: u64,
+    /// `time_unix_nano`: when the point was taken.
+    time: u64,
 }
 
 /// The labels of one point: borrowed from the request where they can be.
@@ -88,6 +160,7 @@ type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 struct Builder<'o, 'a> {
     opts: &'o Options<'a>,
+    settings: &'o Settings<'o>,
     gauge_mode: GaugeMode,
     families: Vec<FamilyBuilder>,
     by_name: HashMap<String, usize>,
@@ -100,20 +173,39 @@ enum Point {
     Number(f64),
     Histogram(Histogram),
     Native(NativeHistogram),
+    Summary { count: f64, sum: f64 },
+}
+
+/// What a resource gives each of its points.
+struct ResourceLabels<'b> {
+    /// `job`, from `service.namespace/service.name`.
+    job: Option<String>,
+    /// The attributes `--otlp-promote-resource-attributes` names, as labels.
+    promoted: Labels<'b>,
 }
 
 impl Builder<'_, '_> {
     fn resource_metrics(&mut self, bytes: &[u8]) -> Result<(), Rejection> {
         let malformed = |e: &str| Rejection::invalid(format!("malformed ResourceMetrics: {e}"));
-        let mut job: Option<String> = None;
+        let mut resource = ResourceLabels {
+            job: None,
+            promoted: Vec::new(),
+        };
         let (mut name, mut namespace) = (None, None);
+        let mut attributes = Vec::new();
         for item in walk(bytes) {
             let (field, w) = item.map_err(malformed)?;
-            if let (1, Wire::Bytes(resource)) = (field, w) {
-                for item in walk(resource) {
+            if let (1, Wire::Bytes(attrs)) = (field, w) {
+                for item in walk(attrs) {
                     let (f, w) = item.map_err(malformed)?;
                     if let (1, Wire::Bytes(kv)) = (f, w) {
+                        attributes.push(kv);
                         let (key, value) = key_value(kv).map_err(malformed)?;
+                        if self.settings.promote.iter().any(|p| p == key) {
+                            resource
+                                .promoted
+                                .push((names::label_name(key), value.clone()));
+                        }
                         match key {
                             "service.name" => name = Some(value),
                             "service.namespace" => namespace = Some(value),
@@ -124,18 +216,27 @@ impl Builder<'_, '_> {
             }
         }
         if let Some(name) = name.filter(|n| !n.is_empty()) {
-            job = Some(match namespace.filter(|n| !n.is_empty()) {
+            resource.job = Some(match namespace.filter(|n| !n.is_empty()) {
                 Some(ns) => format!("{ns}/{name}"),
                 None => name.into_owned(),
             });
         }
         for item in walk(bytes) {
             let (field, w) = item.map_err(malformed)?;
-            if let (2, Wire::Bytes(scope)) = (field, w) {
-                for item in walk(scope) {
+            if let (2, Wire::Bytes(scope_metrics)) = (field, w) {
+                let mut producer = Producer {
+                    attributes: attributes.clone(),
+                    scope: &[],
+                    id: None,
+                };
+                for item in walk(scope_metrics) {
                     let (f, w) = item.map_err(malformed)?;
-                    if let (2, Wire::Bytes(metric)) = (f, w) {
-                        self.metric(metric, job.as_deref())?;
+                    match (f, w) {
+                        (1, Wire::Bytes(scope)) => producer.scope = scope,
+                        (2, Wire::Bytes(metric)) => {
+                            self.metric(metric, &resource, &mut producer)?;
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -143,7 +244,12 @@ impl Builder<'_, '_> {
         Ok(())
     }
 
-    fn metric(&mut self, bytes: &[u8], job: Option<&str>) -> Result<(), Rejection> {
+    fn metric<'r, 'b: 'r>(
+        &mut self,
+        bytes: &'b [u8],
+        resource: &'r ResourceLabels<'b>,
+        producer: &mut Producer<'_>,
+    ) -> Result<(), Rejection> {
         let (mut name, mut help, mut unit) = ("", "", "");
         let mut data: Option<(u32, &[u8])> = None;
         let malformed = |e: &str| Rejection::invalid(format!("malformed Metric: {e}"));
@@ -177,34 +283,26 @@ impl Builder<'_, '_> {
             7 if monotonic => (Kind::Counter, Suffix::Total),
             7 => (Kind::Gauge, gauge_suffix(unit)),
             9 | 10 => (Kind::Histogram, Suffix::None),
-            _ => {
-                return Err(fail(
-                    "summaries are cumulative, and cumulative data is not taken yet: export histograms".into(),
-                ));
-            }
+            _ => (Kind::Summary, Suffix::None),
         };
         // Gauges and non-monotonic sums are levels: any temporality is
-        // taken as the value now.
+        // taken as the value now. Summaries are running totals.
         let level = kind_field == 5 || (kind_field == 7 && !monotonic);
-        if !level {
-            match temporality {
-                DELTA => {}
-                CUMULATIVE => {
-                    return Err(fail(
-                        "cumulative temporality is not taken yet (each export would add the running total again): export delta (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta)".into(),
-                    ));
-                }
-                t => {
-                    return Err(fail(format!(
-                        "aggregation temporality {t} is not DELTA or CUMULATIVE"
-                    )));
-                }
+        let cumulative = match (level, kind_field, temporality) {
+            (true, ..) => false,
+            (false, 11, _) => true,
+            (false, _, DELTA) => false,
+            (false, _, CUMULATIVE) => true,
+            (false, _, t) => {
+                return Err(fail(format!(
+                    "aggregation temporality {t} is not DELTA or CUMULATIVE"
+                )));
             }
-        }
+        };
         let prom_name = names::metric_name(name, unit, suffix)
             .ok_or_else(|| fail("no valid character in the name".into()))?;
         let family = self.family(&prom_name, help, kind)?;
-        let mut labels: Labels<'_> = Vec::new();
+        let mut labels: Labels<'r> = Vec::new();
         for item in walk(data) {
             let (field, w) = item.map_err(malformed)?;
             let (1, Wire::Bytes(point)) = (field, w) else {
@@ -212,19 +310,28 @@ impl Builder<'_, '_> {
             };
             labels.clear();
             let limits = self.opts.labels.limits();
+            let mut times = Times::default();
             let value = match kind_field {
-                5 | 7 => number_point(point, &mut labels).map_err(String::from),
-                9 => histogram_point(point, &mut labels, limits.max_buckets),
-                _ => exponential_point(point, &mut labels, limits.max_native_buckets),
+                5 | 7 => number_point(point, &mut labels, &mut times).map_err(String::from),
+                9 => histogram_point(point, &mut labels, &mut times, limits.max_buckets),
+                10 => exponential_point(point, &mut labels, &mut times, limits.max_native_buckets),
+                _ => summary_point(point, &mut labels, &mut times).map_err(String::from),
             }
             .map_err(fail)?;
             let Some(value) = value else { continue };
-            // The resource's job wins over an attribute of that name.
-            if let Some(job) = job {
+            // A point's own attribute wins over a promoted one of its name;
+            // the resource's job wins over both.
+            for (name, value) in &resource.promoted {
+                if !labels.iter().any(|(n, _)| n == name) {
+                    labels.push((name.clone(), value.clone()));
+                }
+            }
+            if let Some(job) = &resource.job {
                 labels.retain(|(n, _)| n != "job");
                 labels.push((Cow::Borrowed("job"), Cow::Borrowed(job)));
             }
-            self.series(family, value, &mut labels)
+            let stream = cumulative.then(|| (producer.id().clone(), times));
+            self.series(family, value, &mut labels, stream)
                 .map_err(|e| Rejection::invalid(format!("metric {prom_name}: {e}")))?;
         }
         Ok(())
@@ -254,19 +361,31 @@ impl Builder<'_, '_> {
                 series: Vec::new(),
             },
             at: hashbrown::HashTable::new(),
+            producers: Vec::new(),
+            times: Vec::new(),
         });
         Ok(self.families.len() - 1)
     }
 
     /// Adds one point's series to family `at`, combined with a point of
-    /// the request already in that series.
-    fn series(&mut self, at: usize, value: Point, labels: &mut Labels<'_>) -> Result<(), String> {
+    /// the request already in that series: deltas (`stream` is `None`) are
+    /// added (or kept by the gauge mode); of one producer's running total
+    /// (`stream`: the producer and the point's times) the later point is
+    /// kept.
+    fn series(
+        &mut self,
+        at: usize,
+        value: Point,
+        labels: &mut Labels<'_>,
+        stream: Option<(SeriesKey, Times)>,
+    ) -> Result<(), String> {
         let fb = &mut self.families[at];
         let kind = fb.family.kind;
         let value = match value {
             Point::Number(v) => {
                 if kind == Kind::Counter && !crate::model::is_count(v) {
-                    return Err(format!("a monotonic sum's delta must be a count, not {v}"));
+                    let what = if stream.is_some() { "total" } else { "delta" };
+                    return Err(format!("a monotonic sum's {what} must be a count, not {v}"));
                 }
                 if kind == Kind::Gauge && v.is_nan() && self.gauge_mode == GaugeMode::Sum {
                     return Err("NaN gauge value while gauges are summed (--gauge-mode sum)".into());
@@ -275,12 +394,25 @@ impl Builder<'_, '_> {
             }
             Point::Histogram(h) => Value::Histogram(Box::new(h)),
             Point::Native(h) => Value::Native(Box::new(h)),
+            Point::Summary { count, sum } => Value::Summary { count, sum },
         };
         self.opts.labels.write_key(kind, labels, &mut self.key)?;
-        let hash = self.hasher.hash_one(self.key.as_slice());
-        let FamilyBuilder { family, at } = fb;
+        let producer = stream.as_ref().map(|(p, _)| p);
+        let hash = match producer {
+            Some(p) => self.hasher.hash_one((self.key.as_slice(), &**p)),
+            None => self.hasher.hash_one(self.key.as_slice()),
+        };
+        let FamilyBuilder {
+            family,
+            at,
+            producers,
+            times,
+        } = fb;
+        let producer_of = |i: usize| producers.get(i).and_then(Option::as_ref);
         let found = at
-            .find(hash, |&i| *family.series[i].key == *self.key)
+            .find(hash, |&i| {
+                *family.series[i].key == *self.key && producer_of(i) == producer
+            })
             .copied();
         if let Some(i) = found {
             let stored = &mut family.series[i].value;
@@ -289,6 +421,17 @@ impl Builder<'_, '_> {
                     "series {} sent as a classic and a native histogram in one request",
                     crate::model::labels::describe(&self.key)
                 ));
+            }
+            if let Some((_, t)) = stream {
+                // One stream twice (a batch of two exports): the later
+                // running total holds the earlier.
+                if t.time >= times[i] {
+                    self.opts.charge(0, &value).map_err(|e| e.to_string())?;
+                    *stored = value;
+                    family.series[i].created = created(t.start);
+                    times[i] = t.time;
+                }
+                return Ok(());
             }
             let rule = crate::aggregate::merge_rule(kind, self.gauge_mode);
             crate::aggregate::merge_value(
@@ -302,21 +445,50 @@ impl Builder<'_, '_> {
         self.opts
             .charge(self.key.len(), &value)
             .map_err(|e| e.to_string())?;
-        // The request's own index of its series: a table slot.
+        // The request's own index of its series: a table slot, and a
+        // running total's producer.
+        let extra = if stream.is_some() {
+            PRODUCER_ID_BYTES + 16
+        } else {
+            0
+        };
         self.opts
-            .charge_bytes(INDEX_ENTRY_BYTES, 0)
+            .charge_bytes(INDEX_ENTRY_BYTES + extra, 0)
             .map_err(|e| e.to_string())?;
         let hasher = &self.hasher;
         at.insert_unique(hash, family.series.len(), |&i| {
-            hasher.hash_one(&*family.series[i].key)
+            match producers.get(i).and_then(Option::as_ref) {
+                Some(p) => hasher.hash_one((&*family.series[i].key, &**p)),
+                None => hasher.hash_one(&*family.series[i].key),
+            }
         });
+        let mut created_at = None;
+        match stream {
+            Some((p, t)) => {
+                producers.resize(family.series.len(), None);
+                times.resize(family.series.len(), 0);
+                producers.push(Some(p));
+                times.push(t.time);
+                created_at = created(t.start);
+            }
+            None if !producers.is_empty() => {
+                producers.push(None);
+                times.push(0);
+            }
+            None => {}
+        }
         family.series.push(Series {
             key: self.key.as_slice().into(),
             value,
-            created: None,
+            created: created_at,
         });
         Ok(())
     }
+}
+
+/// A point's start time as a creation time (unset: none).
+fn created(start: u64) -> Option<crate::model::Created> {
+    i64::try_from(start).ok().filter(|&s| s > 0)
 }
 
 fn gauge_suffix(unit: &str) -> Suffix {
@@ -426,12 +598,15 @@ fn no_value(flags: u64) -> bool {
 fn number_point<'a>(
     bytes: &'a [u8],
     labels: &mut Labels<'a>,
+    times: &mut Times,
 ) -> Result<Option<Point>, &'static str> {
     let mut value = None;
     for item in walk(bytes) {
         let (field, w) = item?;
         match (field, w) {
             (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (2, Wire::Fixed64(t)) => times.start = t,
+            (3, Wire::Fixed64(t)) => times.time = t,
             (4, Wire::Fixed64(v)) => value = Some(f64::from_bits(v)),
             (6, Wire::Fixed64(v)) => value = Some(v as i64 as f64),
             (8, Wire::Varint(f)) if no_value(f) => return Ok(None),
@@ -466,6 +641,7 @@ fn packed64(w: Wire<'_>, out: &mut Vec<u64>, most: usize) -> Result<(), &'static
 fn histogram_point<'a>(
     bytes: &'a [u8],
     labels: &mut Labels<'a>,
+    times: &mut Times,
     max_buckets: usize,
 ) -> Result<Option<Point>, String> {
     let (mut count, mut sum) = (0u64, 0.0);
@@ -474,6 +650,8 @@ fn histogram_point<'a>(
         let (field, w) = item?;
         match (field, w) {
             (9, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (2, Wire::Fixed64(t)) => times.start = t,
+            (3, Wire::Fixed64(t)) => times.time = t,
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
             (6, w) => packed64(w, &mut counts, max_buckets + 1)?,
@@ -572,6 +750,7 @@ fn exponential_buckets(bytes: &[u8], shift: u32, most: usize) -> Result<Vec<(i32
 fn exponential_point<'a>(
     bytes: &'a [u8],
     labels: &mut Labels<'a>,
+    times: &mut Times,
     max_native: usize,
 ) -> Result<Option<Point>, String> {
     let (mut count, mut sum, mut scale, mut zero_count, mut zero_threshold) =
@@ -581,6 +760,8 @@ fn exponential_point<'a>(
         let (field, w) = item?;
         match (field, w) {
             (1, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (2, Wire::Fixed64(t)) => times.start = t,
+            (3, Wire::Fixed64(t)) => times.time = t,
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
             (6, Wire::Varint(v)) => scale = (v as u32 >> 1) as i32 ^ -((v & 1) as i32),
@@ -616,6 +797,35 @@ fn exponential_point<'a>(
     h.validate()?;
     h.limit_buckets(max_native)?;
     Ok(Some(Point::Native(h)))
+}
+
+/// A `SummaryDataPoint` as its `_count` and `_sum` (quantiles are not
+/// kept: they do not add up).
+fn summary_point<'a>(
+    bytes: &'a [u8],
+    labels: &mut Labels<'a>,
+    times: &mut Times,
+) -> Result<Option<Point>, &'static str> {
+    let (mut count, mut sum) = (0u64, 0.0);
+    for item in walk(bytes) {
+        let (field, w) = item?;
+        match (field, w) {
+            (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (2, Wire::Fixed64(t)) => times.start = t,
+            (3, Wire::Fixed64(t)) => times.time = t,
+            (4, Wire::Fixed64(v)) => count = v,
+            (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
+            (8, Wire::Varint(f)) if no_value(f) => return Ok(None),
+            _ => {}
+        }
+    }
+    if sum.is_nan() {
+        return Err("a summary's sum is NaN");
+    }
+    Ok(Some(Point::Summary {
+        count: count as f64,
+        sum,
+    }))
 }
 
 #[cfg(test)]

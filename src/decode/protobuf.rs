@@ -39,7 +39,7 @@ pub fn delimited(body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
             families.push(f);
         }
     }
-    Ok(Push { families })
+    Ok(Push::new(families))
 }
 
 /// Buffers reused across a push's families.

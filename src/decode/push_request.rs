@@ -27,7 +27,7 @@ pub fn families(bytes: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
             }
         }
     }
-    Ok(Push { families })
+    Ok(Push::new(families))
 }
 
 /// The request's `labels` map, read before the families need it; more than

@@ -794,7 +794,7 @@ impl<'a> Parser<'a, '_> {
                 series,
             });
         }
-        Ok(Push { families })
+        Ok(Push::new(families))
     }
 }
 

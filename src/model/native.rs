@@ -149,6 +149,25 @@ impl NativeHistogram {
         self.negative = add_buckets(&self.negative, &other.negative);
     }
 
+    /// This histogram at `other`'s schema and zero threshold, when those
+    /// are as coarse as its own or coarser (a running total whose producer
+    /// lowered its resolution as its range grew, as OpenTelemetry SDKs do);
+    /// `None` when they are finer, or a bucket straddles the new zero
+    /// threshold.
+    pub fn coarsened_as(&self, other: &NativeHistogram) -> Option<NativeHistogram> {
+        if other.schema > self.schema
+            || other
+                .zero_threshold
+                .partial_cmp(&self.zero_threshold)
+                .is_none_or(|o| o.is_lt())
+        {
+            return None;
+        }
+        let mut out = self.clone();
+        out.reduce_to(other.schema);
+        (out.widen_zero(other.zero_threshold) == other.zero_threshold).then_some(out)
+    }
+
     /// Buckets held, both sides (the zero bucket left out).
     pub fn bucket_count(&self) -> usize {
         self.positive.len() + self.negative.len()

@@ -233,18 +233,16 @@ fn native_push(instance: &str, value: Value) -> Push {
             &mut key,
         )
         .unwrap();
-    Push {
-        families: vec![crate::model::Family {
-            name: "rpc".into(),
-            help: String::new(),
-            kind: crate::model::Kind::Histogram,
-            series: vec![crate::model::Series {
-                key: key.into(),
-                value,
-                created: None,
-            }],
+    Push::new(vec![crate::model::Family {
+        name: "rpc".into(),
+        help: String::new(),
+        kind: crate::model::Kind::Histogram,
+        series: vec![crate::model::Series {
+            key: key.into(),
+            value,
+            created: None,
         }],
-    }
+    }])
 }
 
 #[test]

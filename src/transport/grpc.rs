@@ -129,9 +129,8 @@ impl UnaryService<Bytes> for OtlpExport {
                 req.into_inner(),
                 deadline,
                 |gw, req, ticket, reservation| {
-                    let gauge_mode = gw.aggregator().settings().gauge_mode;
                     gw.ingest(Vec::new(), ticket, reservation, req.len(), |opts| {
-                        crate::decode::otlp::request(req, opts, gauge_mode)
+                        gw.decode_otlp(req, opts)
                     })
                 },
             )

@@ -306,14 +306,13 @@ async fn push_inner(
             None => decode::decompress(encoding.as_deref(), raw, limit, &mut reservation)?,
         };
         let input = body.len() + path_len;
-        let gauge_mode = gw.aggregator().settings().gauge_mode;
         gw.ingest(labels, &ticket, reservation, input, |opts| match wire {
             Wire::Exposition(format) => decode::decode(&body, format, opts),
-            Wire::Otlp { json: false } => decode::otlp::request(&body, opts, gauge_mode),
+            Wire::Otlp { json: false } => gw.decode_otlp(&body, opts),
             Wire::Otlp { json: true } => {
                 let raw = decode::otlp::json::to_protobuf(&body).map_err(Rejection::Invalid)?;
                 opts.charge_bytes(raw.len(), 0)?;
-                decode::otlp::request(&raw, opts, gauge_mode)
+                gw.decode_otlp(&raw, opts)
             }
         })
     })

@@ -1,7 +1,8 @@
 //! OTLP metrics in (`POST /v1/metrics`, and OTLP/gRPC
 //! `MetricsService/Export`): exports built here with the OTLP protobuf
-//! types, and real producers (the Python OpenTelemetry SDK with its OTLP/HTTP
-//! and OTLP/gRPC exporters) summed across instances.
+//! types, and real producers (the Python and Node OpenTelemetry SDKs with
+//! their OTLP/HTTP and OTLP/gRPC exporters, in delta and in cumulative
+//! temporality) summed across instances.
 
 use std::process::Command;
 
@@ -132,12 +133,12 @@ async fn refused_exports_change_nothing_and_say_why() {
     let gw = Gateway::start().await;
     post(&gw, export("a", 2.0, AggregationTemporality::Delta), &[]).await;
     let before = gw.scrape().await;
-    // Cumulative is refused (for now), garbage is refused: 400, a
+    // An unset temporality is refused, garbage is refused: 400, a
     // google.rpc.Status naming the reason, nothing applied.
     for (body, want) in [
         (
-            export("a", 9.0, AggregationTemporality::Cumulative),
-            "cumulative temporality",
+            export("a", 9.0, AggregationTemporality::Unspecified),
+            "temporality 0 is not DELTA or CUMULATIVE",
         ),
         (b"\x0a\x05abc".to_vec(), "not a valid OTLP"),
     ] {
@@ -168,7 +169,7 @@ async fn refused_exports_change_nothing_and_say_why() {
         .client
         .post(format!("{}/v1/metrics", gw.base))
         .header("content-type", "application/json")
-        .body(r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","sum":{"isMonotonic":true,"aggregationTemporality":2,"dataPoints":[{"asInt":"1"}]}}]}]}]}"#)
+        .body(r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","sum":{"isMonotonic":true,"aggregationTemporality":2,"dataPoints":[{"asInt":"-1"}]}}]}]}]}"#)
         .send()
         .await
         .unwrap();
@@ -176,7 +177,10 @@ async fn refused_exports_change_nothing_and_say_why() {
     let status: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(status["code"], 3);
     assert!(
-        status["message"].as_str().unwrap().contains("cumulative"),
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be a count"),
         "{status}"
     );
     for bad in ["{", "[]", r#"{"resourceMetrics":[{"scopeMetrics":7}]}"#] {
@@ -202,6 +206,40 @@ async fn refused_exports_change_nothing_and_say_why() {
     assert_eq!(r.status(), 415);
     assert!(r.text().await.unwrap().contains("application/json"));
     assert_eq!(gw.scrape().await, before);
+}
+
+#[tokio::test]
+async fn cumulative_exports_add_what_each_producer_grew_by() {
+    let gw = Gateway::start().await;
+    let cumulative = AggregationTemporality::Cumulative;
+    // Running totals of two producers, interleaved; producer a's last
+    // total went down: a restart, its new total counts in full.
+    let mut want = 0.0;
+    for (pod, total, adds) in [
+        ("a", 3.0, 3.0),
+        ("b", 4.0, 4.0),
+        ("a", 5.0, 2.0),
+        ("b", 4.0, 0.0),
+        ("a", 1.0, 1.0),
+    ] {
+        let r = post(&gw, export(pod, total, cumulative), &[]).await;
+        assert_eq!(r.status(), 200);
+        want += adds;
+        assert_eq!(
+            sample_value(&gw.scrape().await, SERIES),
+            Some(want),
+            "after {pod} {total}"
+        );
+    }
+    // A delta of another producer adds beside them.
+    post(&gw, export("c", 2.0, AggregationTemporality::Delta), &[]).await;
+    assert_eq!(sample_value(&gw.scrape().await, SERIES), Some(want + 2.0));
+    // The built-in rule's self-metrics count the producers tracked.
+    assert_eq!(
+        gw.self_metric("pag_rule_sources{rule=\"otlp_cumulative\"}")
+            .await,
+        2.0
+    );
 }
 
 #[tokio::test]
@@ -297,6 +335,55 @@ async fn python_sdk_producers_sum_exactly() {
                 transport,
             ]);
             ("python OTLP producer", cmd)
+        })
+        .collect();
+    producers_sum_exactly(&gw, producers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python with opentelemetry-sdk and the OTLP http and grpc exporters (PAG_PYTHON); run by scripts/test.sh"]
+async fn python_sdk_cumulative_producers_sum_exactly() {
+    let gw = Gateway::start().await;
+    let addr = gw.addr.to_string();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/python/otlp_metrics.py");
+    // The SDK's default temporality: each export holds the running totals,
+    // the exponential histogram's scale going down as its range grows.
+    let producers = [(0, "http"), (1, "grpc"), (2, "http")]
+        .into_iter()
+        .map(|(seed, transport)| {
+            let mut cmd = Command::new(crate::interop::python::python());
+            cmd.args([
+                script.to_str().unwrap(),
+                &addr,
+                &format!("producer-{seed}"),
+                &seed.to_string(),
+                transport,
+                "cumulative",
+            ]);
+            ("python cumulative OTLP producer", cmd)
+        })
+        .collect();
+    producers_sum_exactly(&gw, producers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node with the npm packages of tests/interop/node; run by scripts/test.sh"]
+async fn node_sdk_cumulative_producers_sum_exactly() {
+    let gw = Gateway::start().await;
+    let addr = gw.addr.to_string();
+    let producers = [(0, "proto"), (1, "json")]
+        .into_iter()
+        .map(|(seed, encoding)| {
+            let mut cmd = crate::interop::node("otlp_metrics.js");
+            cmd.args([
+                addr.as_str(),
+                &format!("node-{seed}"),
+                &seed.to_string(),
+                encoding,
+                "cumulative",
+            ]);
+            ("node cumulative OTLP producer", cmd)
         })
         .collect();
     producers_sum_exactly(&gw, producers).await;

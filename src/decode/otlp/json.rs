@@ -74,7 +74,16 @@ static RESOURCE: &[Field] = &[f(
     1,
     Kind::Messages(|| KEY_VALUE),
 )];
-static SCOPE_METRICS: &[Field] = &[f("metrics", "metrics", 2, Kind::Messages(|| METRIC))];
+static SCOPE_METRICS: &[Field] = &[
+    f("scope", "scope", 1, Kind::Message(|| SCOPE)),
+    f("metrics", "metrics", 2, Kind::Messages(|| METRIC)),
+];
+// The scope names a running total's producer, with the resource.
+static SCOPE: &[Field] = &[
+    f("name", "name", 1, Kind::String),
+    f("version", "version", 2, Kind::String),
+    f("attributes", "attributes", 3, Kind::Messages(|| KEY_VALUE)),
+];
 static METRIC: &[Field] = &[
     f("name", "name", 1, Kind::String),
     f("description", "description", 2, Kind::String),
@@ -139,16 +148,48 @@ static EXPONENTIAL: &[Field] = &[
         Kind::Varint,
     ),
 ];
-// Summaries are refused by the decoder; their points need no fields.
-static SUMMARY: &[Field] = &[f("dataPoints", "data_points", 1, Kind::Messages(|| &[]))];
+static SUMMARY: &[Field] = &[f(
+    "dataPoints",
+    "data_points",
+    1,
+    Kind::Messages(|| SUMMARY_POINT),
+)];
+// Quantiles are not kept: they do not add up.
+static SUMMARY_POINT: &[Field] = &[
+    f("attributes", "attributes", 7, Kind::Messages(|| KEY_VALUE)),
+    f(
+        "startTimeUnixNano",
+        "start_time_unix_nano",
+        2,
+        Kind::Fixed64,
+    ),
+    f("timeUnixNano", "time_unix_nano", 3, Kind::Fixed64),
+    f("count", "count", 4, Kind::Fixed64),
+    f("sum", "sum", 5, Kind::Double),
+    f("flags", "flags", 8, Kind::Varint),
+];
 static NUMBER_POINT: &[Field] = &[
     f("attributes", "attributes", 7, Kind::Messages(|| KEY_VALUE)),
+    f(
+        "startTimeUnixNano",
+        "start_time_unix_nano",
+        2,
+        Kind::Fixed64,
+    ),
+    f("timeUnixNano", "time_unix_nano", 3, Kind::Fixed64),
     f("asDouble", "as_double", 4, Kind::Double),
     f("asInt", "as_int", 6, Kind::Fixed64),
     f("flags", "flags", 8, Kind::Varint),
 ];
 static HISTOGRAM_POINT: &[Field] = &[
     f("attributes", "attributes", 9, Kind::Messages(|| KEY_VALUE)),
+    f(
+        "startTimeUnixNano",
+        "start_time_unix_nano",
+        2,
+        Kind::Fixed64,
+    ),
+    f("timeUnixNano", "time_unix_nano", 3, Kind::Fixed64),
     f("count", "count", 4, Kind::Fixed64),
     f("sum", "sum", 5, Kind::Double),
     f("bucketCounts", "bucket_counts", 6, Kind::PackedFixed64),
@@ -157,6 +198,13 @@ static HISTOGRAM_POINT: &[Field] = &[
 ];
 static EXPONENTIAL_POINT: &[Field] = &[
     f("attributes", "attributes", 1, Kind::Messages(|| KEY_VALUE)),
+    f(
+        "startTimeUnixNano",
+        "start_time_unix_nano",
+        2,
+        Kind::Fixed64,
+    ),
+    f("timeUnixNano", "time_unix_nano", 3, Kind::Fixed64),
     f("count", "count", 4, Kind::Fixed64),
     f("sum", "sum", 5, Kind::Double),
     f("scale", "scale", 6, Kind::Sint32),

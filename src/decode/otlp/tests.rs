@@ -65,6 +65,25 @@ fn delta_sum(v: f64, attrs: Vec<KeyValue>) -> Data {
     })
 }
 
+fn cumulative_sum(v: f64, start: u64, attrs: Vec<KeyValue>) -> Data {
+    Data::Sum(m::Sum {
+        data_points: vec![NumberDataPoint {
+            attributes: attrs,
+            start_time_unix_nano: start,
+            time_unix_nano: start + 1,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        }],
+        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        is_monotonic: true,
+    })
+}
+
+const SETTINGS: Settings<'static> = Settings {
+    gauge_mode: GaugeMode::Sum,
+    promote: &[],
+};
+
 fn decode(req: &ExportMetricsServiceRequest) -> Result<Push, Rejection> {
     let rules = LabelRules::default();
     let opts = Options {
@@ -72,7 +91,7 @@ fn decode(req: &ExportMetricsServiceRequest) -> Result<Push, Rejection> {
         gauge_nan_ok: false,
         spend: None,
     };
-    request(&req.encode_to_vec(), &opts, GaugeMode::Sum)
+    request(&req.encode_to_vec(), &opts, &SETTINGS)
 }
 
 fn scrape(push: Push) -> String {
@@ -219,11 +238,12 @@ fn refusals_name_the_metric_and_the_reason() {
         (
             Data::Sum(m::Sum {
                 data_points: vec![NumberDataPoint::default()],
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                aggregation_temporality: AggregationTemporality::Unspecified as i32,
                 is_monotonic: true,
             }),
-            "cumulative temporality is not taken yet",
+            "temporality 0 is not DELTA or CUMULATIVE",
         ),
+        (cumulative_sum(-2.0, 0, vec![]), "total must be a count"),
         (delta_sum(-1.0, vec![]), "must be a count"),
         (delta_sum(f64::NAN, vec![]), "must be a count"),
         (
@@ -262,9 +282,12 @@ fn refusals_name_the_metric_and_the_reason() {
         ),
         (
             Data::Summary(m::Summary {
-                data_points: vec![Default::default()],
+                data_points: vec![m::SummaryDataPoint {
+                    sum: f64::NAN,
+                    ..Default::default()
+                }],
             }),
-            "summaries are cumulative",
+            "sum is NaN",
         ),
         (delta_sum(1.0, vec![kv("__name__", "x")]), "reserved"),
     ];
@@ -284,7 +307,7 @@ fn refusals_name_the_metric_and_the_reason() {
             gauge_nan_ok: false,
             spend: None,
         };
-        assert!(request(body, &opts, GaugeMode::Sum).is_err(), "{body:?}");
+        assert!(request(body, &opts, &SETTINGS).is_err(), "{body:?}");
     }
 }
 
@@ -303,4 +326,213 @@ fn points_without_a_value_are_skipped() {
         resource_metrics: vec![resource("s", "i", vec![metric("x", "", data)])],
     };
     assert!(decode(&req).unwrap().families.is_empty());
+}
+
+/// Applies OTLP requests through the rules stage (as `Gateway::ingest`
+/// does) with no rules but the built-in one.
+struct Cumulative {
+    agg: crate::aggregate::Aggregator,
+    rules: crate::rules::RuleSet,
+}
+
+impl Cumulative {
+    fn new() -> Cumulative {
+        Cumulative {
+            agg: crate::aggregate::Aggregator::new(Default::default()),
+            rules: crate::rules::RuleSet::default(),
+        }
+    }
+
+    fn export(&self, resource_metrics: Vec<ResourceMetrics>) {
+        let mut push = decode(&ExportMetricsServiceRequest { resource_metrics }).unwrap();
+        let routes = self.rules.route(&mut push);
+        self.agg
+            .apply_routed(push, &routes, &self.rules, || Ok(()))
+            .unwrap();
+    }
+
+    fn samples(&self) -> Vec<String> {
+        let text = String::from_utf8(crate::encode::render(
+            &self.agg,
+            crate::encode::Format::Text,
+        ))
+        .unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn cumulative_sums_add_what_each_producer_grew_by() {
+    let c = Cumulative::new();
+    let sum = |pod: &str, v: f64, start: u64| {
+        resource(
+            "checkout",
+            pod,
+            vec![metric("jobs", "", cumulative_sum(v, start, vec![]))],
+        )
+    };
+    // Two producers' running totals, exported three times, one request
+    // holding both: the output is the sum of their last totals.
+    c.export(vec![sum("a", 3.0, 100), sum("b", 10.0, 100)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 13"]);
+    c.export(vec![sum("a", 5.0, 100), sum("b", 10.0, 100)]);
+    c.export(vec![sum("a", 6.0, 100)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 16"]);
+    // Producer b restarted (a later start time): its new total counts in
+    // full, even though it is above the old one.
+    c.export(vec![sum("b", 12.0, 200)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 28"]);
+    // A third producer's first export counts in full.
+    c.export(vec![sum("c", 1.0, 300)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 29"]);
+    // Deltas of the same series add as pushed, beside the totals.
+    c.export(vec![resource(
+        "checkout",
+        "d",
+        vec![metric("jobs", "", delta_sum(2.0, vec![]))],
+    )]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 31"]);
+}
+
+#[test]
+fn one_stream_twice_in_a_request_keeps_the_later_point() {
+    let c = Cumulative::new();
+    let point = |v: f64, time: u64| NumberDataPoint {
+        start_time_unix_nano: 10,
+        time_unix_nano: time,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    };
+    let data = Data::Sum(m::Sum {
+        data_points: vec![point(7.0, 30), point(4.0, 20)],
+        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        is_monotonic: true,
+    });
+    c.export(vec![resource("s", "a", vec![metric("x", "", data)])]);
+    assert_eq!(c.samples(), ["x_total{job=\"s\"} 7"]);
+}
+
+#[test]
+fn cumulative_histograms_and_summaries_add_their_increase() {
+    let c = Cumulative::new();
+    let export = |pod: &str, n: u64| {
+        let histogram = Data::Histogram(m::Histogram {
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: 1,
+                count: n,
+                sum: Some(n as f64),
+                bucket_counts: vec![n, 0],
+                explicit_bounds: vec![1.0],
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        });
+        let summary = Data::Summary(m::Summary {
+            data_points: vec![m::SummaryDataPoint {
+                start_time_unix_nano: 1,
+                count: n,
+                sum: 2.0 * n as f64,
+                quantile_values: vec![m::summary_data_point::ValueAtQuantile {
+                    quantile: 0.5,
+                    value: 1.0,
+                }],
+                ..Default::default()
+            }],
+        });
+        resource(
+            "s",
+            pod,
+            vec![metric("lat", "s", histogram), metric("rpc", "", summary)],
+        )
+    };
+    c.export(vec![export("a", 2), export("b", 3)]);
+    c.export(vec![export("a", 5)]);
+    let samples = c.samples();
+    for want in [
+        "lat_seconds_bucket{job=\"s\",le=\"1\"} 8",
+        "lat_seconds_count{job=\"s\"} 8",
+        "rpc_sum{job=\"s\"} 16",
+        "rpc_count{job=\"s\"} 8",
+    ] {
+        assert!(samples.iter().any(|l| l == want), "{want} in {samples:?}");
+    }
+}
+
+#[test]
+fn a_cumulative_exponential_histogram_going_coarser_goes_on() {
+    let c = Cumulative::new();
+    let export = |scale: i32, offset: i32, counts: Vec<u64>| {
+        let count = counts.iter().sum();
+        let data = Data::ExponentialHistogram(m::ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                start_time_unix_nano: 1,
+                count,
+                sum: Some(1.0),
+                scale,
+                positive: Some(Buckets {
+                    offset,
+                    bucket_counts: counts,
+                }),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        });
+        resource("s", "a", vec![metric("size", "", data)])
+    };
+    // Scale 1, OTLP buckets 2 and 3 (Prometheus 3 and 4); then the SDK
+    // rescales to 0 as a larger value arrives: the old buckets are
+    // Prometheus 2 (both) at scale 0, and one more value in bucket 3.
+    c.export(vec![export(1, 2, vec![1, 1])]);
+    c.export(vec![export(0, 1, vec![2, 1])]);
+    let out = c.agg.read(|families| {
+        let (_, f) = families[0];
+        f.series().next().map(|(_, s)| s.value.clone())
+    });
+    match out {
+        Some(Value::Native(h)) => {
+            assert_eq!(h.count, 3.0, "{h:?}");
+            assert_eq!(h.schema, 0);
+            assert_eq!(h.positive, [(2, 2.0), (3, 1.0)]);
+        }
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn promoted_resource_attributes_become_labels() {
+    let promote = ["host.name".to_string(), "service.instance.id".to_string()];
+    let settings = Settings {
+        gauge_mode: GaugeMode::Sum,
+        promote: &promote,
+    };
+    let rules = LabelRules::default();
+    let opts = Options {
+        labels: &rules,
+        gauge_nan_ok: false,
+        spend: None,
+    };
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource(
+            "svc",
+            "pod-a",
+            // The point's own `host_name` wins over the promoted one.
+            vec![
+                metric("a", "", delta_sum(1.0, vec![])),
+                metric("b", "", delta_sum(1.0, vec![kv("host.name", "own")])),
+            ],
+        )],
+    };
+    let push = request(&req.encode_to_vec(), &opts, &settings).unwrap();
+    let text = scrape(push);
+    assert!(
+        text.contains("a_total{host_name=\"pod-a\",job=\"svc\",service_instance_id=\"pod-a\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b_total{host_name=\"own\",job=\"svc\",service_instance_id=\"pod-a\"} 1\n"),
+        "{text}"
+    );
 }

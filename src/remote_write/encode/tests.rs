@@ -49,18 +49,16 @@ fn push_native(a: &Aggregator, h: NativeHistogram) {
     LabelRules::default()
         .write_key(Kind::Histogram, &mut [("job", "n")], &mut key)
         .unwrap();
-    a.apply(Push {
-        families: vec![PushFamily {
-            name: "lat".into(),
-            help: "latency".into(),
-            kind: Kind::Histogram,
-            series: vec![Series {
-                key: key.into(),
-                value: Value::Native(Box::new(h)),
-                created: None,
-            }],
+    a.apply(Push::new(vec![PushFamily {
+        name: "lat".into(),
+        help: "latency".into(),
+        kind: Kind::Histogram,
+        series: vec![Series {
+            key: key.into(),
+            value: Value::Native(Box::new(h)),
+            created: None,
         }],
-    })
+    }]))
     .unwrap();
 }
 

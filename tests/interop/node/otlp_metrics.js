@@ -1,9 +1,10 @@
 // One OpenTelemetry producer with the Node SDK: records into a counter, a
-// histogram and an exponential histogram, exports them (delta temporality)
-// over OTLP/HTTP (protobuf, or JSON with `json`) to the gateway twice (two
-// collection cycles), and prints what it recorded as JSON.
+// histogram and an exponential histogram, exports them (delta temporality, or
+// cumulative with `cumulative`) over OTLP/HTTP (protobuf, or JSON with `json`)
+// to the gateway three times (three collection cycles), and prints what it
+// recorded as JSON.
 //
-// Usage: node otlp_metrics.js <gateway host:port> <instance id> <seed> [proto|json]
+// Usage: node otlp_metrics.js <gateway host:port> <instance id> <seed> [proto|json] [delta|cumulative]
 'use strict';
 const {
   MeterProvider,
@@ -14,7 +15,7 @@ const {
 const { resourceFromAttributes } = require('@opentelemetry/resources');
 
 async function main() {
-  const [addr, instance, seedArg, encoding] = process.argv.slice(2);
+  const [addr, instance, seedArg, encoding, temporality] = process.argv.slice(2);
   const seed = Number(seedArg);
   const { OTLPMetricExporter } = require(
     encoding === 'json'
@@ -23,7 +24,8 @@ async function main() {
   );
   const exporter = new OTLPMetricExporter({
     url: `http://${addr}/v1/metrics`,
-    temporalityPreference: AggregationTemporality.DELTA,
+    temporalityPreference:
+      temporality === 'cumulative' ? AggregationTemporality.CUMULATIVE : AggregationTemporality.DELTA,
   });
   // Exports only when flushed.
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3600000 });
@@ -42,7 +44,7 @@ async function main() {
   const latency = meter.createHistogram('checkout.latency', { unit: 's', description: 'Checkout time.' });
   const payload = meter.createHistogram('payload.size', { unit: 'By', description: 'Payload sizes.' });
   const recorded = { orders_get: 0, orders_post: 0, latency_count: 0, latency_sum: 0, payload_count: 0 };
-  for (let cycle = 0; cycle < 2; cycle++) {
+  for (let cycle = 0; cycle < 3; cycle++) {
     for (let i = 0; i < 5 + seed + cycle; i++) {
       const method = (i + seed) % 3 ? 'GET' : 'POST';
       orders.add(2, { method });
@@ -51,7 +53,9 @@ async function main() {
       latency.record(value);
       recorded.latency_count += 1;
       recorded.latency_sum += value;
-      payload.record(100 * (1 + i + seed));
+      // The range grows each cycle: the exponential histogram's scale
+      // goes down as it does.
+      payload.record(100 * (1 + i + seed) * 10 ** cycle);
       recorded.payload_count += 1;
     }
     await provider.forceFlush();

@@ -1,9 +1,10 @@
 """One OpenTelemetry producer: records into a counter, a histogram and an
-exponential histogram with the Python SDK, exports them (delta temporality)
-over OTLP/HTTP protobuf or OTLP/gRPC to the gateway twice (two collection
-cycles), and prints what it recorded as JSON.
+exponential histogram with the Python SDK, exports them (delta temporality,
+or the SDK's default cumulative with `cumulative`) over OTLP/HTTP protobuf or
+OTLP/gRPC to the gateway three times (three collection cycles), and prints
+what it recorded as JSON.
 
-Usage: otlp_metrics.py <gateway host:port> <instance id> <seed> [http|grpc]
+Usage: otlp_metrics.py <gateway host:port> <instance id> <seed> [http|grpc] [delta|cumulative]
 """
 
 import json
@@ -16,11 +17,15 @@ from opentelemetry.sdk.resources import Resource
 
 addr, instance, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 transport = sys.argv[4] if len(sys.argv) > 4 else "http"
+temporality = sys.argv[5] if len(sys.argv) > 5 else "delta"
 delta = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
     UpDownCounter: AggregationTemporality.CUMULATIVE,
 }
+if temporality == "cumulative":
+    # The SDK's default.
+    delta = None
 if transport == "grpc":
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
@@ -49,7 +54,7 @@ latency = meter.create_histogram("checkout.latency", unit="s", description="Chec
 payload = meter.create_histogram("payload.size", unit="By", description="Payload sizes.")
 
 recorded = {"orders_get": 0, "orders_post": 0, "latency_count": 0, "latency_sum": 0.0, "payload_count": 0}
-for cycle in range(2):
+for cycle in range(3):
     for i in range(5 + seed + cycle):
         method = "GET" if (i + seed) % 3 else "POST"
         orders.add(2, {"method": method})
@@ -58,7 +63,9 @@ for cycle in range(2):
         latency.record(value)
         recorded["latency_count"] += 1
         recorded["latency_sum"] += value
-        payload.record(100 * (1 + i + seed))
+        # The range grows each cycle: the exponential histogram's scale
+        # goes down as it does.
+        payload.record(100 * (1 + i + seed) * 10**cycle)
         recorded["payload_count"] += 1
     if not provider.force_flush(timeout_millis=10_000):
         sys.exit("export failed")
