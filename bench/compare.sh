@@ -76,7 +76,7 @@ mib() { awk -v k="$1:" '$1 == k {printf "%d", $2 / 1024}' "/proc/$2/status"; }
 # gravel takes pushes on /metrics only
 push_path() { [ "$1" = gravel ] && echo /metrics || echo /metrics/job/load; }
 
-declare -A small small_err large large_err grpc proto scrape scrape_gz touch lat50 lat99 slat50 slat99 peak rss
+declare -A small small_err large large_err grpc proto otlp scrape scrape_gz touch lat50 lat99 slat50 slat99 peak rss
 for peer in "${peers[@]}"; do
   echo "measuring $peer" >&2
   port=$(free_port); pid=$(start "$peer" "$port"); url="http://127.0.0.1:$port"; p=$(push_path "$peer")
@@ -87,6 +87,7 @@ for peer in "${peers[@]}"; do
   if [ "$peer" = ours ]; then
     grpc[$peer]=$($load --target "$url" push --protocol grpc --series 10000 --concurrency 8 --seconds "$secs" --prefix grpc | field 'samples/s')
     proto[$peer]=$($load --target "$url" push --protocol protobuf --series 10000 --concurrency 8 --seconds "$secs" --prefix proto | field 'samples/s')
+    otlp[$peer]=$($load --target "$url" push --protocol otlp --series 10000 --concurrency 8 --seconds "$secs" --prefix otlp | field 'samples/s')
   fi
   stop "$pid"
   # A fresh process for the 100k-series figures.
@@ -127,6 +128,7 @@ row "large push (samples/s, 8 conns)" large 1
 row "  error responses" large_err -
 row "gRPC large push (samples/s)" grpc 1
 row "HTTP protobuf large push (samples/s)" proto 1
+row "OTLP/HTTP large push (samples/s)" otlp 1
 row "scrape 100k series (ms, p50)" scrape 0
 row "scrape 100k gzip (ms, p50)" scrape_gz 0
 row "tiny push + scrape at 100k (ms, p50)" touch 0

@@ -302,6 +302,7 @@ impl Builder<'_, '_> {
         let prom_name = names::metric_name(name, unit, suffix)
             .ok_or_else(|| fail("no valid character in the name".into()))?;
         let family = self.family(&prom_name, help, kind)?;
+        self.reserve(family, data);
         let mut labels: Labels<'r> = Vec::new();
         for item in walk(data) {
             let (field, w) = item.map_err(malformed)?;
@@ -335,6 +336,27 @@ impl Builder<'_, '_> {
                 .map_err(|e| Rejection::invalid(format!("metric {prom_name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Room in family `at` for the points of `data`, so that thousands of
+    /// points do not grow the series and their index step by step
+    /// (measured: a tenth of the instructions); at most what a push may
+    /// hold, so a body of empty points cannot reserve more than that.
+    fn reserve(&mut self, at: usize, data: &[u8]) {
+        let points = Reader::new(data)
+            .fields()
+            .filter(|(f, _)| *f == 1)
+            .count()
+            .min(self.opts.labels.limits().max_series_per_push);
+        let FamilyBuilder {
+            family,
+            at,
+            producers,
+            ..
+        } = &mut self.families[at];
+        family.series.reserve(points);
+        let hasher = &self.hasher;
+        at.reserve(points, |&i| index_hash(hasher, family, producers, i));
     }
 
     /// The family named `name`, made on first use; a second metric of
@@ -398,10 +420,7 @@ impl Builder<'_, '_> {
         };
         self.opts.labels.write_key(kind, labels, &mut self.key)?;
         let producer = stream.as_ref().map(|(p, _)| p);
-        let hash = match producer {
-            Some(p) => self.hasher.hash_one((self.key.as_slice(), &**p)),
-            None => self.hasher.hash_one(self.key.as_slice()),
-        };
+        let hash = series_hash(&self.hasher, &self.key, producer);
         let FamilyBuilder {
             family,
             at,
@@ -457,10 +476,7 @@ impl Builder<'_, '_> {
             .map_err(|e| e.to_string())?;
         let hasher = &self.hasher;
         at.insert_unique(hash, family.series.len(), |&i| {
-            match producers.get(i).and_then(Option::as_ref) {
-                Some(p) => hasher.hash_one((&*family.series[i].key, &**p)),
-                None => hasher.hash_one(&*family.series[i].key),
-            }
+            index_hash(hasher, family, producers, i)
         });
         let mut created_at = None;
         match stream {
@@ -484,6 +500,26 @@ impl Builder<'_, '_> {
         });
         Ok(())
     }
+}
+
+/// The hash a series is indexed by in its family: of its key, and of its
+/// producer for a running total (many producers' totals share a key).
+fn series_hash(hasher: &impl BuildHasher, key: &[u8], producer: Option<&SeriesKey>) -> u64 {
+    match producer {
+        Some(p) => hasher.hash_one((key, &**p)),
+        None => hasher.hash_one(key),
+    }
+}
+
+/// [`series_hash`] of series `i` of a family being built.
+fn index_hash(
+    hasher: &impl BuildHasher,
+    family: &Family,
+    producers: &[Option<SeriesKey>],
+    i: usize,
+) -> u64 {
+    let producer = producers.get(i).and_then(Option::as_ref);
+    series_hash(hasher, &family.series[i].key, producer)
 }
 
 /// A point's start time as a creation time (unset: none).
@@ -584,9 +620,43 @@ fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, Cow<'_, str>), &'st
 
 /// Appends the label of one attribute `KeyValue`.
 fn attribute<'a>(bytes: &'a [u8], labels: &mut Labels<'a>) -> Result<(), &'static str> {
-    let (key, value) = key_value(bytes)?;
+    let (key, value) = match string_attribute(bytes) {
+        Some((key, value)) => (key, Cow::Borrowed(value)),
+        None => key_value(bytes)?,
+    };
     labels.push((names::label_name(key), value));
     Ok(())
+}
+
+/// A `KeyValue` laid out as every SDK writes a string attribute (key, then
+/// a value holding only `string_value`), read without the general walk: the
+/// most frequent message of an export. `None` for anything else.
+fn string_attribute(bytes: &[u8]) -> Option<(&str, &str)> {
+    // Lengths below 128 (one byte); longer ones take the general path.
+    let short = |b: &[u8], tag: u8| -> Option<(usize, usize)> {
+        match b {
+            [t, n, ..] if *t == tag && *n < 0x80 && b.len() >= 2 + usize::from(*n) => {
+                Some((2, 2 + usize::from(*n)))
+            }
+            _ => None,
+        }
+    };
+    let (start, end) = short(bytes, 0x0A)?;
+    let key = &bytes[start..end];
+    let rest = &bytes[end..];
+    let (vstart, vend) = short(rest, 0x12)?;
+    if vend != rest.len() {
+        return None;
+    }
+    let any = &rest[vstart..vend];
+    let (sstart, send) = short(any, 0x0A)?;
+    if send != any.len() {
+        return None;
+    }
+    Some((
+        std::str::from_utf8(key).ok()?,
+        std::str::from_utf8(&any[sstart..send]).ok()?,
+    ))
 }
 
 /// Whether a point's flags say it holds no value.

@@ -36,6 +36,14 @@ impl<'a> Reader<'a> {
 
     /// Reads a varint (at most 10 bytes).
     pub fn varint(&mut self) -> Result<u64, &'static str> {
+        // One byte (tags, short lengths, small numbers) is the common
+        // case: measured at about a tenth of OTLP decoding's instructions.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = *self.buf.get(self.pos).ok_or("truncated varint")?;
