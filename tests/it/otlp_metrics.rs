@@ -424,3 +424,40 @@ async fn node_sdk_producers_sum_exactly_and_prometheus_scrapes_them() {
         }
     }
 }
+
+/// A cumulative producer's last total is in the snapshot: after a restart
+/// its next export adds only what it grew by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cumulative_producers_survive_a_restart_from_the_snapshot() {
+    let (_dir, snap) = crate::durability::snapshot_path("otlp-cumulative");
+    let args = [
+        "--persistence-file",
+        snap.as_str(),
+        "--persistence-interval",
+        "1h",
+    ];
+    let cumulative = AggregationTemporality::Cumulative;
+    let send = |base: String, pod: &'static str, total: f64| async move {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v1/metrics"))
+            .header("content-type", "application/x-protobuf")
+            .body(export(pod, total, cumulative))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let mut gw = crate::support::Process::start(&args).await;
+    send(gw.base.clone(), "a", 5.0).await;
+    send(gw.base.clone(), "b", 7.0).await;
+    gw.signal("TERM");
+    assert!(gw.wait().await.success());
+    let gw = crate::support::Process::start(&args).await;
+    assert_eq!(sample_value(&gw.scrape().await, SERIES), Some(12.0));
+    send(gw.base.clone(), "a", 6.0).await;
+    assert_eq!(
+        sample_value(&gw.scrape().await, SERIES),
+        Some(13.0),
+        "only a's increase of 1"
+    );
+}
