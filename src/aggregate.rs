@@ -653,6 +653,12 @@ impl Aggregator {
         self.clock.elapsed().as_secs().min(u64::from(u32::MAX)) as u32
     }
 
+    /// Seconds on the aggregate's clock now (what
+    /// [`store::FamilyView::updated`] counts in).
+    pub fn seconds(&self) -> u32 {
+        self.now()
+    }
+
     /// Drops series whose TTL (`--series-ttl`, or their rule's `ttl`)
     /// has run out, and forgets `total` sources silent for their
     /// `source_ttl`; returns how many series were dropped. Takes one shard

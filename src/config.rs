@@ -129,6 +129,18 @@ pub struct Args {
     )]
     pub otlp_promote: Vec<String>,
 
+    /// Path prefix the gateway is served under (behind an ingress), as the
+    /// Pushgateway's: `/<prefix>/metrics`, `/<prefix>/` (the status page)...
+    /// Requests without it are served too. Default: the path of
+    /// `--web.external-url`.
+    #[arg(long = "web.route-prefix", env = "PAG_WEB_ROUTE_PREFIX")]
+    pub web_route_prefix: Option<String>,
+
+    /// The URL the gateway is reached at from outside (behind a proxy);
+    /// its path is the default `--web.route-prefix`.
+    #[arg(long = "web.external-url", env = "PAG_WEB_EXTERNAL_URL")]
+    pub web_external_url: Option<String>,
+
     /// `user=password` pairs (or `user=$2y$...` bcrypt hashes) required for
     /// push, delete and admin over HTTP and gRPC (repeatable, or comma-separated).
     #[arg(
@@ -371,6 +383,9 @@ pub struct Config {
     pub drop_labels: Vec<String>,
     /// `--otlp-promote-resource-attribute`.
     pub otlp_promote: Vec<String>,
+    /// `--web.route-prefix` (or the path of `--web.external-url`),
+    /// normalized: starts with `/`, no trailing `/`; `None` for none.
+    pub route_prefix: Option<std::sync::Arc<str>>,
     /// `--log-format`.
     pub log_format: LogFormat,
 }
@@ -394,6 +409,7 @@ impl TryFrom<Args> for Config {
         if a.otlp_promote.iter().any(|a| a.is_empty()) {
             return Err("--otlp-promote-resource-attribute: an empty attribute name".into());
         }
+        let route_prefix = route_prefix(&a)?;
         let auth_users = parse_users("--auth-users", &a.auth_users)?;
         let admin_users = parse_users("--admin-users", &a.admin_users)?;
         if a.persistence_interval.is_zero() {
@@ -488,9 +504,43 @@ impl TryFrom<Args> for Config {
             gauge_mode: a.gauge_mode,
             drop_labels: a.drop_labels,
             otlp_promote: a.otlp_promote,
+            route_prefix,
             log_format: a.log_format,
         })
     }
+}
+
+/// The path prefix of `--web.route-prefix`, else of `--web.external-url`.
+fn route_prefix(a: &Args) -> Result<Option<std::sync::Arc<str>>, String> {
+    let prefix = match (&a.web_route_prefix, &a.web_external_url) {
+        (Some(p), _) => p.clone(),
+        (None, Some(url)) => {
+            let uri: axum::http::Uri = url
+                .parse()
+                .map_err(|e| format!("--web.external-url {url:?}: {e}"))?;
+            if uri.scheme().is_none() || uri.authority().is_none() {
+                return Err(format!(
+                    "--web.external-url {url:?}: an absolute URL is needed (http://host/path)"
+                ));
+            }
+            uri.path().to_string()
+        }
+        (None, None) => return Ok(None),
+    };
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.contains(['?', '#', '%'])
+        || trimmed
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(format!(
+            "--web.route-prefix {prefix:?}: a path of plain segments is needed (/gateway)"
+        ));
+    }
+    Ok(Some(format!("/{trimmed}").into()))
 }
 
 /// The remote-write settings of the flags, checked; `None` without targets.

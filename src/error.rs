@@ -174,7 +174,17 @@ impl Rejection {
     /// The answer to a request: a gRPC status (HTTP 200 with `grpc-status`)
     /// for gRPC calls, since a bare HTTP error reaches a tonic client as
     /// `UNKNOWN`; else the HTTP status with the reason as plain text.
+    ///
+    /// The response carries the rejection (as [`Refused`]) so the request
+    /// metrics layer can keep a refused push in the ring of refusals.
     pub fn respond(self, grpc: bool) -> Response {
+        let refused = Refused(self.clone());
+        let mut res = self.respond_plain(grpc);
+        res.extensions_mut().insert(refused);
+        res
+    }
+
+    fn respond_plain(self, grpc: bool) -> Response {
         if grpc {
             let mut res = tonic::Status::from(self).into_http::<axum::body::Body>();
             res.headers_mut().insert(
@@ -216,6 +226,11 @@ impl Rejection {
         Rejection::Invalid(reason.into())
     }
 }
+
+/// A response's refusal, set by [`Rejection::respond`] (the middleware's
+/// refusals, before a handler runs).
+#[derive(Debug, Clone)]
+pub struct Refused(pub Rejection);
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {

@@ -114,9 +114,13 @@ impl Gateway {
     /// Runs a push (`push`: all a transport does for one, from reading the
     /// request to [`Gateway::ingest`]) and records it in the self-metrics:
     /// the one place every protocol's pushes are counted and timed.
+    ///
+    /// A refused push is kept in the ring of refusals with `route` (the
+    /// request path, or the gRPC method).
     pub async fn recorded(
         &self,
         protocol: crate::telemetry::Protocol,
+        route: &str,
         push: impl std::future::Future<Output = Result<Ingested, Rejection>>,
     ) -> Result<Ingested, Rejection> {
         let started = Instant::now();
@@ -126,6 +130,9 @@ impl Gateway {
             result.as_ref().map(|i| i.samples),
             started.elapsed(),
         );
+        if let Err(e) = &result {
+            self.activity().refused(protocol, route, e);
+        }
         result
     }
 
@@ -137,7 +144,25 @@ impl Gateway {
     /// the decoded push is charged to it as it is built, up to what `input`
     /// bytes sent (decompressed body and path) allow, and all is given back
     /// when the push is applied or refused.
+    ///
+    /// The outcome is recorded under the grouping key `path_labels` (see
+    /// [`crate::activity`]).
     pub fn ingest(
+        &self,
+        path_labels: Vec<(String, String)>,
+        ticket: &Ticket,
+        reservation: Reservation,
+        input: usize,
+        decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
+    ) -> Result<Ingested, Rejection> {
+        let group = path_labels.clone();
+        let result = self.ingest_inner(path_labels, ticket, reservation, input, decode);
+        self.activity()
+            .pushed(&group, result.as_ref().map(|i| i.series));
+        result
+    }
+
+    fn ingest_inner(
         &self,
         path_labels: Vec<(String, String)>,
         ticket: &Ticket,

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod aggregate;
 pub mod clock;
 pub mod config;
@@ -70,6 +71,23 @@ struct Inner {
     rules: parking_lot::RwLock<Arc<rules::RuleSet>>,
     /// The rules file's bytes when last read, to tell a change.
     rules_read: parking_lot::Mutex<Option<Vec<u8>>>,
+    /// Grouping keys pushed and refused pushes, for the status page.
+    activity: activity::Activity,
+    /// The status page's last cardinality counts.
+    cardinality: transport::api::CardinalityCache,
+    /// How the last snapshot write went.
+    last_snapshot: parking_lot::Mutex<Option<SnapshotOutcome>>,
+}
+
+/// How a snapshot write went, for the status API.
+#[derive(Debug, Clone)]
+pub struct SnapshotOutcome {
+    /// When it ended (Unix seconds).
+    pub time: f64,
+    /// Bytes written (0 when it failed).
+    pub bytes: usize,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 impl Gateway {
@@ -101,8 +119,31 @@ impl Gateway {
                     rules::RuleSet::default().with_cumulative_stats(cumulative_stats),
                 )),
                 rules_read: Default::default(),
+                activity: Default::default(),
+                cardinality: Default::default(),
+                last_snapshot: Default::default(),
             }),
         }
+    }
+
+    /// Grouping keys pushed and refused pushes (the status page's).
+    pub fn activity(&self) -> &activity::Activity {
+        &self.inner.activity
+    }
+
+    /// The status page's last cardinality counts.
+    pub(crate) fn cardinality_cache(&self) -> &transport::api::CardinalityCache {
+        &self.inner.cardinality
+    }
+
+    /// How the last snapshot write went, if one was written.
+    pub fn last_snapshot(&self) -> Option<SnapshotOutcome> {
+        self.inner.last_snapshot.lock().clone()
+    }
+
+    /// Records how a snapshot write went.
+    pub(crate) fn snapshot_written(&self, outcome: SnapshotOutcome) {
+        *self.inner.last_snapshot.lock() = Some(outcome);
     }
 
     /// The rules in force.

@@ -27,6 +27,8 @@ pub use auth::Auth;
 pub fn stack(routes: Router, gw: &Gateway) -> Router {
     let config = gw.config();
     let svc = ServiceBuilder::new()
+        // Behind an ingress: the path without `--web.route-prefix`.
+        .map_request(routing::strip_prefix(config.route_prefix.clone()))
         // The route by path and method, once, for every layer below.
         .map_request(routing::classify(crate::routes::MAIN))
         // A request id first, so the span and every log line carry it.

@@ -515,6 +515,11 @@ pub async fn save(gw: &Gateway) -> Result<(), String> {
     match result {
         Ok((generation, len)) => {
             gw.telemetry().snapshot(Ok(len), started.elapsed());
+            gw.snapshot_written(crate::SnapshotOutcome {
+                time: crate::activity::unix_now(),
+                bytes: len,
+                error: None,
+            });
             gw.saved_generation(generation);
             Ok(())
         }
@@ -522,6 +527,11 @@ pub async fn save(gw: &Gateway) -> Result<(), String> {
             let e = format!("snapshot write to {shown} failed: {e}");
             tracing::error!("{e}");
             gw.telemetry().snapshot(Err(()), started.elapsed());
+            gw.snapshot_written(crate::SnapshotOutcome {
+                time: crate::activity::unix_now(),
+                bytes: 0,
+                error: Some(e.clone()),
+            });
             Err(e)
         }
     }

@@ -52,6 +52,22 @@ pub enum Handler {
     Wipe,
     /// `GET /api/v1/status`.
     Status,
+    /// `GET /api/v1/families`.
+    Families,
+    /// `GET /api/v1/cardinality`.
+    Cardinality,
+    /// `GET /api/v1/groups`.
+    Groups,
+    /// `GET /api/v1/rejections`.
+    Rejections,
+    /// `GET /`: the status page.
+    Page,
+    /// `GET /static/app.js`: the page's script.
+    Script,
+    /// `GET /static/app.css`: the page's style.
+    Style,
+    /// `GET /static/favicon.svg`: the page's icon.
+    Icon,
     /// `GET /-/metrics`: the gateway's own metrics.
     SelfMetrics,
     /// `GET /-/healthy`.
@@ -81,6 +97,11 @@ impl Handler {
             Handler::Delete => "delete",
             Handler::Wipe => "admin",
             Handler::Status => "status",
+            Handler::Families => "families",
+            Handler::Cardinality => "cardinality",
+            Handler::Groups => "groups",
+            Handler::Rejections => "rejections",
+            Handler::Page | Handler::Script | Handler::Style | Handler::Icon => "page",
             Handler::SelfMetrics => "self_metrics",
             Handler::Healthy | Handler::Ready => "health",
             Handler::OtlpMetrics => "otlp_metrics",
@@ -183,6 +204,38 @@ pub static MAIN: &[Route] = &[
         B::None,
     ),
     route(Method::GET, "/api/v1/status", H::Status, S::Open, B::None),
+    route(
+        Method::GET,
+        "/api/v1/families",
+        H::Families,
+        S::Open,
+        B::None,
+    ),
+    route(
+        Method::GET,
+        "/api/v1/cardinality",
+        H::Cardinality,
+        S::Open,
+        B::None,
+    ),
+    route(Method::GET, "/api/v1/groups", H::Groups, S::Open, B::None),
+    route(
+        Method::GET,
+        "/api/v1/rejections",
+        H::Rejections,
+        S::Open,
+        B::None,
+    ),
+    route(Method::GET, "/", H::Page, S::Open, B::None),
+    route(Method::GET, "/static/app.js", H::Script, S::Open, B::None),
+    route(Method::GET, "/static/app.css", H::Style, S::Open, B::None),
+    route(
+        Method::GET,
+        "/static/favicon.svg",
+        H::Icon,
+        S::Open,
+        B::None,
+    ),
     route(
         Method::POST,
         "/v1/metrics",
@@ -315,7 +368,9 @@ mod tests {
         assert_eq!(h(Method::GET, "/metrics/job/a"), Err(Miss::Method));
         assert_eq!(h(Method::GET, "/api/v1/admin/wipe"), Err(Miss::Method));
         assert_eq!(h(Method::PUT, "/api/v1/admin/wipe/x"), Err(Miss::NotFound));
-        assert_eq!(h(Method::GET, "/"), Err(Miss::NotFound));
+        assert_eq!(h(Method::GET, "/"), Ok(H::Page));
+        assert_eq!(h(Method::POST, "/"), Err(Miss::Method));
+        assert_eq!(h(Method::GET, "/x"), Err(Miss::NotFound));
         assert_eq!(
             h(
                 Method::POST,

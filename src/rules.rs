@@ -366,6 +366,27 @@ impl RuleSet {
         by_kind
     }
 
+    /// The names of the rules that may take series of the family `name` of
+    /// `kind`, in order, and the mode of the first when it takes every
+    /// series (no label matchers): what the status page shows per family.
+    pub fn rules_for(&self, name: &str, kind: Kind) -> (Vec<&str>, Option<Mode>) {
+        if self.rules.is_empty() {
+            return (Vec::new(), None);
+        }
+        let memo = self.candidates(name);
+        let candidates = &memo[kind_index(kind)].rules;
+        let names = candidates
+            .iter()
+            .map(|&i| self.rule(i).name.as_str())
+            .collect();
+        let whole = candidates
+            .first()
+            .map(|&i| self.rule(i))
+            .filter(|r| r.label_matchers.is_empty())
+            .map(|r| r.mode);
+        (names, whole)
+    }
+
     /// Picks each series' rule, rewrites the keys of series a rule
     /// projects (`by` / `without`) to their output keys, and names the
     /// source of each `total` series. Several series may then share a key:

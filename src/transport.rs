@@ -5,6 +5,7 @@
 //! `--grpc-listen`), with the lifecycle routes on `--lifecycle-listen`, each
 //! through `server.rs`'s accept loop (TLS, header timeout, drain).
 
+pub(crate) mod api;
 pub mod grpc;
 pub(crate) mod http;
 mod server;

@@ -41,6 +41,8 @@ pub struct StoredFamily {
     /// is what lets the encode side keep renderings without the aggregate
     /// knowing about formats.
     changed: u64,
+    /// When a push last changed it, in seconds of the aggregate's clock.
+    updated: u32,
 }
 
 /// A stored series: 40 bytes besides its key (a unit test holds it there):
@@ -119,6 +121,7 @@ impl StoredFamily {
             kind: self.kind,
             help: self.help.clone(),
             changed: self.changed,
+            updated: self.updated,
             series: self.series.view(),
         }
     }
@@ -138,10 +141,17 @@ pub struct FamilyView {
     /// Its `# HELP` text, empty when none was pushed.
     pub help: Arc<str>,
     changed: u64,
+    updated: u32,
     series: SeriesView,
 }
 
 impl FamilyView {
+    /// When a push last changed it, in seconds of the aggregate's clock
+    /// ([`crate::aggregate::Aggregator::seconds`]).
+    pub fn updated(&self) -> u32 {
+        self.updated
+    }
+
     /// A stamp that differs after every change of the family (and between
     /// any two families ever stored under one name).
     pub fn changed(&self) -> u64 {
@@ -199,10 +209,12 @@ impl Shard {
                     series: SeriesTable::default(),
                     bounds: Vec::new(),
                     changed: stamp,
+                    updated: now,
                 })
             }
         };
         stored.changed = stamp;
+        stored.updated = now;
         if stored.help.is_empty() && !family.help.is_empty() {
             // A family made without help was charged without it.
             if !fresh {

@@ -9,19 +9,28 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::Gateway;
-use crate::error::is_grpc;
+use crate::error::{Refused, is_grpc};
+use crate::routes::Scope;
 use crate::telemetry::Protocol;
 
 /// Records the request once the answer is ready.
 pub async fn record(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let (protocol, handler) = classify(&req);
+    // A push refused before its handler ran (credentials, size, load) is
+    // kept in the ring of refusals here; the handlers keep their own.
+    let push_path = super::routing::matched(&req)
+        .filter(|r| r.scope == Scope::Push)
+        .map(|_| req.uri().clone());
     let telemetry = gw.telemetry();
     telemetry.in_flight(protocol, handler, 1);
     // Counted out even when the client goes away and the future is dropped.
     let _out = scopeguard(|| telemetry.in_flight(protocol, handler, -1));
     let res = next.run(req).await;
     telemetry.request(protocol, handler, res.status().as_u16(), started.elapsed());
+    if let (Some(uri), Some(Refused(rejection))) = (push_path, res.extensions().get::<Refused>()) {
+        gw.activity().refused(protocol, uri.path(), rejection);
+    }
     res
 }
 

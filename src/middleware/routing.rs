@@ -24,6 +24,43 @@ pub fn classify(table: &'static [Route]) -> impl Fn(Request) -> Request + Clone 
     }
 }
 
+/// The path a request was sent to, before `--web.route-prefix` was taken
+/// off it.
+#[derive(Debug, Clone)]
+pub struct OriginalPath(pub String);
+
+/// Takes `prefix` (`--web.route-prefix`) off the path of requests sent
+/// under it, so the route table and every handler see the paths they
+/// know; requests without it are left as they are.
+pub fn strip_prefix(prefix: Option<std::sync::Arc<str>>) -> impl Fn(Request) -> Request + Clone {
+    move |mut req: Request| {
+        let Some(prefix) = prefix.as_deref() else {
+            return req;
+        };
+        let path = req.uri().path();
+        let rest = match path.strip_prefix(prefix) {
+            Some(r) if r.is_empty() || r.starts_with('/') => r,
+            _ => return req,
+        };
+        let stripped = if rest.is_empty() { "/" } else { rest };
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{stripped}?{q}"),
+            None => stripped.to_string(),
+        };
+        let original = OriginalPath(path.to_string());
+        let mut parts = req.uri().clone().into_parts();
+        let Ok(pq) = path_and_query.parse() else {
+            return req;
+        };
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+            req.extensions_mut().insert(original);
+        }
+        req
+    }
+}
+
 /// The route stored by [`classify`].
 pub fn matched<B>(req: &axum::http::Request<B>) -> Option<&'static Route> {
     req.extensions().get::<Matched>().and_then(Matched::route)

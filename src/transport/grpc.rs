@@ -62,9 +62,15 @@ pub struct PushService {
 
 impl PushService {
     /// Applies one `PushRequest` unless `deadline` passes first.
-    async fn apply(&self, req: Bytes, deadline: Option<Instant>) -> Result<Ingested, Rejection> {
+    async fn apply(
+        &self,
+        req: Bytes,
+        deadline: Option<Instant>,
+        method: &'static str,
+    ) -> Result<Ingested, Rejection> {
         apply_message(
             &self.gateway,
+            method,
             req,
             deadline,
             |gw, req, ticket, reservation| {
@@ -83,6 +89,7 @@ impl PushService {
 /// large), the outcome recorded in the self-metrics.
 async fn apply_message(
     gateway: &Gateway,
+    method: &'static str,
     req: Bytes,
     deadline: Option<Instant>,
     ingest: impl FnOnce(
@@ -105,7 +112,7 @@ async fn apply_message(
         })
         .await
     };
-    gateway.recorded(Protocol::Grpc, push).await
+    gateway.recorded(Protocol::Grpc, method, push).await
 }
 
 /// OTLP `MetricsService/Export`: the request's bytes to the OTLP decoder,
@@ -126,6 +133,7 @@ impl UnaryService<Bytes> for OtlpExport {
         Box::pin(async move {
             apply_message(
                 &gw,
+                OTLP_EXPORT,
                 req.into_inner(),
                 deadline,
                 |gw, req, ticket, reservation| {
@@ -148,7 +156,7 @@ impl UnaryService<Bytes> for PushService {
         let this = self.clone();
         let deadline = deadline_of(req.extensions());
         Box::pin(async move {
-            let done = this.apply(req.into_inner(), deadline).await?;
+            let done = this.apply(req.into_inner(), deadline, PUSH).await?;
             Ok(Response::new(PushResponse {
                 series: done.series as u64,
             }))
@@ -168,7 +176,7 @@ impl ClientStreamingService<Bytes> for PushService {
             let mut series = 0u64;
             // Each message is applied (or not) on its own, as a push.
             while let Some(msg) = stream.message().await? {
-                series += this.apply(msg, deadline).await?.series as u64;
+                series += this.apply(msg, deadline, PUSH_STREAM).await?.series as u64;
             }
             Ok(Response::new(PushResponse { series }))
         })

@@ -71,7 +71,15 @@ fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
         Handler::OtlpMetrics => on(filter, otlp_metrics),
         Handler::Delete => on(filter, delete),
         Handler::Wipe => on(filter, wipe),
-        Handler::Status => on(filter, status),
+        Handler::Status => on(filter, super::api::status),
+        Handler::Families => on(filter, super::api::families),
+        Handler::Cardinality => on(filter, super::api::cardinality),
+        Handler::Groups => on(filter, super::api::groups),
+        Handler::Rejections => on(filter, super::api::rejections),
+        Handler::Page => on(filter, super::api::page),
+        Handler::Script => on(filter, super::api::script),
+        Handler::Style => on(filter, super::api::style),
+        Handler::Icon => on(filter, super::api::icon),
         // The scrape compresses (and caches) itself; the self-metrics use
         // the layer, at the fastest level.
         Handler::SelfMetrics => on(filter, self_metrics)
@@ -168,6 +176,7 @@ async fn push(
     let result = gw
         .recorded(
             Protocol::Http,
+            uri.path(),
             push_inner(
                 &gw,
                 deadline,
@@ -219,6 +228,7 @@ async fn otlp_metrics(
     let result = gw
         .recorded(
             Protocol::Http,
+            uri.path(),
             push_inner(&gw, deadline, &uri, &headers, body, Wire::Otlp { json }),
         )
         .await;
@@ -364,6 +374,7 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
         Err(r) => return r.into_response(),
     };
     let dropped = gw.aggregator().delete(&labels);
+    gw.activity().forget(&labels);
     // 202 as the Pushgateway answers: client_golang's `Pusher::Delete`
     // treats anything else as a failure.
     (StatusCode::ACCEPTED, format!("deleted {dropped} series\n")).into_response()
@@ -480,6 +491,7 @@ fn accepts_gzip(accept: Option<&str>) -> bool {
 /// 202, as the Pushgateway answers its wipe.
 async fn wipe(State(gw): State<Gateway>) -> Response {
     let dropped = gw.aggregator().wipe();
+    gw.activity().forget(&[]);
     (StatusCode::ACCEPTED, format!("wiped {dropped} series\n")).into_response()
 }
 
@@ -489,20 +501,6 @@ async fn healthy() -> Response {
 
 async fn ready() -> Response {
     json(serde_json::json!({"status": "ready"}))
-}
-
-async fn status(State(gw): State<Gateway>) -> Response {
-    let agg = gw.aggregator();
-    json(serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "series": agg.series_count(),
-        "families": agg.family_count(),
-        "max_series": agg.settings().max_series,
-        "memory_bytes": agg.memory().used(),
-        "max_memory_bytes": agg.memory().limit(),
-        "resident_memory_bytes": resident_memory_bytes(),
-        "uptime_seconds": gw.uptime().as_secs_f64(),
-    }))
 }
 
 /// The gateway's own metrics, in the format the `Accept` header asks for.
@@ -522,7 +520,7 @@ fn json(v: serde_json::Value) -> Response {
 }
 
 /// Resident set size from `/proc/self/status` (Linux); `None` elsewhere.
-fn resident_memory_bytes() -> Option<u64> {
+pub(crate) fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

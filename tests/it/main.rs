@@ -19,6 +19,7 @@ mod routes;
 mod rules;
 mod scrape_formats;
 mod soak;
+mod status_api;
 mod support;
 mod tls;
 mod trust;

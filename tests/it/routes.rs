@@ -136,6 +136,14 @@ fn expected(route: &Route, ct: Ct, creds: Creds) -> Outcome {
     let (status, changes) = match route.handler {
         Handler::Scrape
         | Handler::Status
+        | Handler::Families
+        | Handler::Cardinality
+        | Handler::Groups
+        | Handler::Rejections
+        | Handler::Page
+        | Handler::Script
+        | Handler::Style
+        | Handler::Icon
         | Handler::SelfMetrics
         | Handler::Healthy
         | Handler::Ready => (200, false),

@@ -78,3 +78,129 @@ async fn browser_fetch_with_cors() {
     assert_eq!(requests(&restricted, "preflight", 200).await, 1.0, "{v}");
     eprintln!("Chromium {}", v["chromium"]);
 }
+
+/// The status page in headless Chromium: families, groups and a rejection
+/// pushed by the test appear; a group is deleted through the page with
+/// admin credentials; every request the page makes goes to the gateway and
+/// nothing is logged as an error. The screenshot is left in the test's
+/// output folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and the npm packages of tests/interop/node; run by scripts/test.sh"]
+async fn status_page_in_chromium() {
+    use prom_aggregation_gateway::config::Secret;
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        auth_users: vec![("sender".into(), Secret::Plain("push-pw".into()))],
+        admin_users: vec![("admin".into(), Secret::Plain("admin-pw".into()))],
+        ..Default::default()
+    })
+    .await;
+    let push = [("authorization", "Basic c2VuZGVyOnB1c2gtcHc=")];
+    for (path, body) in [
+        (
+            "/metrics/job/web/instance/a",
+            "# HELP web_clicks_total Clicks.\n# TYPE web_clicks_total counter\nweb_clicks_total{button=\"buy\"} 3\n",
+        ),
+        (
+            "/metrics/job/gone",
+            "# TYPE batch_runs_total counter\nbatch_runs_total 1\n",
+        ),
+    ] {
+        assert_eq!(gw.request("POST", path, &push, body).await.status, 200);
+    }
+    // A refused push: its reason must show on the page.
+    let r = gw
+        .request("POST", "/metrics/job/web", &push, "web_clicks_total{ 1\n")
+        .await;
+    assert_eq!(r.status, 400);
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = run_client(
+        "headless Chromium via playwright-core (apt install chromium; npm ci)",
+        node("status_page.js").args([
+            &format!("{}/", gw.base),
+            "admin",
+            "admin-pw",
+            "{job=\"gone\"}",
+            shot.to_str().unwrap(),
+        ]),
+    );
+    let v: Value = serde_json::from_str(out.trim()).expect("status_page.js printed no JSON");
+    let texts = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect()
+    };
+    let families = texts("families");
+    assert!(
+        families
+            .iter()
+            .any(|r| r.starts_with("web_clicks_total | counter | sum | 1 |")
+                && r.ends_with("Clicks.")),
+        "{families:?}"
+    );
+    assert!(
+        families.iter().any(|r| r.starts_with("batch_runs_total")),
+        "{families:?}"
+    );
+    let before = texts("groupsBefore");
+    assert!(
+        before.iter().any(|r| r.starts_with("{job=\"gone\"}")),
+        "{before:?}"
+    );
+    assert!(
+        before
+            .iter()
+            .any(|r| r.starts_with("{job=\"web\"}") && r.contains("refused: line 1")),
+        "{before:?}"
+    );
+    let rejections = texts("rejections");
+    assert!(
+        rejections
+            .iter()
+            .any(|r| r.contains("/metrics/job/web | 400 | parse")),
+        "{rejections:?}"
+    );
+    let after = texts("groupsAfter");
+    assert!(!after.iter().any(|r| r.contains("gone")), "{after:?}");
+    assert!(
+        v["message"].as_str().unwrap().contains("deleted 1 series"),
+        "{v}"
+    );
+    assert!(
+        !gw.scrape().await.contains("gone"),
+        "the group's series are gone"
+    );
+    let pairs = texts("pairs");
+    assert!(
+        pairs.iter().any(|r| r.starts_with("job=\"web\"")),
+        "{pairs:?}"
+    );
+    assert!(
+        v["csp"].as_str().unwrap().starts_with("default-src 'none'"),
+        "{v}"
+    );
+    // Nothing but the gateway was asked for anything.
+    for url in v["requests"].as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(
+            url.starts_with(&gw.base),
+            "a request left the gateway: {url}"
+        );
+    }
+    assert_eq!(v["consoleErrors"], serde_json::json!([]), "{v}");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "screenshot"
+    );
+    eprintln!("screenshot: {}", shot.display());
+}

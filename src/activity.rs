@@ -1,0 +1,234 @@
+//! What senders did, for the status page and its API: each grouping key
+//! pushed (the labels of the push path, or of a gRPC request) with its last
+//! push and outcome, and a ring of the latest refused pushes with their
+//! reasons. Both are bounded in entries (and so in bytes: a key's labels
+//! are bounded by the label limits, a reason is cut to one short line), so
+//! no sender can grow them; neither holds a body or a credential.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use foldhash::fast::RandomState;
+use parking_lot::Mutex;
+
+use crate::error::Rejection;
+use crate::telemetry::Protocol;
+
+/// Most grouping keys remembered; past it the one pushed to longest ago
+/// is forgotten.
+pub const MAX_GROUPS: usize = 10_000;
+/// Refused pushes kept, newest first.
+pub const MAX_REFUSALS: usize = 200;
+/// Longest reason (and route) kept, in bytes.
+const MAX_TEXT: usize = 300;
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `s` cut to at most `MAX_TEXT` bytes on a character boundary, on one
+/// line.
+fn one_line(s: &str) -> String {
+    let mut end = s.len().min(MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out: String = s[..end].replace(['\n', '\r'], " ");
+    if end < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// One grouping key's pushes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Group {
+    /// Its labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// When it was first pushed (Unix seconds).
+    pub first_push: f64,
+    /// When it was last pushed, applied or not.
+    pub last_push: f64,
+    /// When a push of it was last applied.
+    pub last_success: Option<f64>,
+    /// Pushes of it, applied or not.
+    pub pushes: u64,
+    /// Pushes of it refused.
+    pub refused: u64,
+    /// Series its last applied push held.
+    pub series: usize,
+    /// The reason its last push was refused, when it was.
+    pub last_error: Option<String>,
+}
+
+/// One refused push.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refusal {
+    /// When (Unix seconds).
+    pub time: f64,
+    /// `http` or `grpc`.
+    pub protocol: &'static str,
+    /// The request path, or the gRPC method.
+    pub route: String,
+    /// The HTTP status, or the gRPC status code's name.
+    pub status: String,
+    /// A short fixed code (`parse`, `too_many_series`, `unauthenticated`...).
+    pub code: &'static str,
+    /// The one-line reason the sender was given.
+    pub reason: String,
+}
+
+/// The activity records of a gateway.
+#[derive(Debug, Default)]
+pub struct Activity {
+    groups: Mutex<HashMap<String, Group, RandomState>>,
+    refusals: Mutex<VecDeque<Refusal>>,
+}
+
+/// A grouping key's labels, sorted by name, and its text as an index key.
+fn group_key(labels: &[(String, String)]) -> (Vec<(String, String)>, String) {
+    let mut sorted = labels.to_vec();
+    sorted.sort();
+    let mut key = String::new();
+    for (n, v) in &sorted {
+        key.push_str(n);
+        key.push('\0');
+        key.push_str(v);
+        key.push('\0');
+    }
+    (sorted, key)
+}
+
+impl Activity {
+    /// Records a push of the grouping key `labels` that held `series`
+    /// series and was applied, or refused for `outcome`'s reason.
+    pub fn pushed(&self, labels: &[(String, String)], outcome: Result<usize, &Rejection>) {
+        let now = unix_now();
+        let (sorted, key) = group_key(labels);
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(&key) && groups.len() >= MAX_GROUPS {
+            // O(groups), only when full: a rare push of a new key then.
+            if let Some(oldest) = groups
+                .iter()
+                .min_by(|a, b| a.1.last_push.total_cmp(&b.1.last_push))
+                .map(|(k, _)| k.clone())
+            {
+                groups.remove(&oldest);
+            }
+        }
+        let group = groups.entry(key).or_insert_with(|| Group {
+            labels: sorted,
+            first_push: now,
+            last_push: now,
+            last_success: None,
+            pushes: 0,
+            refused: 0,
+            series: 0,
+            last_error: None,
+        });
+        group.last_push = now;
+        group.pushes += 1;
+        match outcome {
+            Ok(series) => {
+                group.last_success = Some(now);
+                group.series = series;
+                group.last_error = None;
+            }
+            Err(r) => {
+                group.refused += 1;
+                group.last_error = Some(one_line(&r.to_string()));
+            }
+        }
+    }
+
+    /// Forgets the grouping keys holding every one of `labels` (their
+    /// series were deleted); all with no labels given.
+    pub fn forget(&self, labels: &[(String, String)]) {
+        self.groups
+            .lock()
+            .retain(|_, g| !labels.iter().all(|pair| g.labels.contains(pair)));
+    }
+
+    /// The grouping keys, most recently pushed first.
+    pub fn groups(&self) -> Vec<Group> {
+        let mut out: Vec<Group> = self.groups.lock().values().cloned().collect();
+        out.sort_by(|a, b| b.last_push.total_cmp(&a.last_push));
+        out
+    }
+
+    /// Records a refused push to `route`.
+    pub fn refused(&self, protocol: Protocol, route: &str, rejection: &Rejection) {
+        let status = match protocol {
+            Protocol::Grpc => format!("{:?}", rejection.grpc_code()),
+            Protocol::Http => rejection.status().as_u16().to_string(),
+        };
+        let refusal = Refusal {
+            time: unix_now(),
+            protocol: match protocol {
+                Protocol::Grpc => "grpc",
+                Protocol::Http => "http",
+            },
+            route: one_line(route),
+            status,
+            code: rejection.reason(),
+            reason: one_line(&rejection.to_string()),
+        };
+        let mut ring = self.refusals.lock();
+        if ring.len() >= MAX_REFUSALS {
+            ring.pop_back();
+        }
+        ring.push_front(refusal);
+    }
+
+    /// The latest refused pushes, newest first.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.refusals.lock().iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn groups_by_sorted_labels_and_forgets_on_delete() {
+        let a = Activity::default();
+        a.pushed(&l(&[("job", "a"), ("instance", "1")]), Ok(3));
+        a.pushed(&l(&[("instance", "1"), ("job", "a")]), Ok(4));
+        a.pushed(&l(&[("job", "b")]), Err(&Rejection::invalid("bad\nline")));
+        let groups = a.groups();
+        assert_eq!(groups.len(), 2);
+        let ga = groups.iter().find(|g| g.labels.len() == 2).unwrap();
+        assert_eq!((ga.pushes, ga.series, ga.refused), (2, 4, 0));
+        let gb = groups.iter().find(|g| g.labels.len() == 1).unwrap();
+        assert_eq!(gb.last_error.as_deref(), Some("bad line"));
+        a.forget(&l(&[("job", "a")]));
+        assert_eq!(a.groups().len(), 1);
+    }
+
+    #[test]
+    fn bounded() {
+        let a = Activity::default();
+        for i in 0..MAX_GROUPS + 5 {
+            a.pushed(&l(&[("job", &i.to_string())]), Ok(1));
+        }
+        assert_eq!(a.groups().len(), MAX_GROUPS);
+        for _ in 0..MAX_REFUSALS + 5 {
+            a.refused(Protocol::Http, &"/x".repeat(1000), &Rejection::Timeout);
+        }
+        let r = a.refusals();
+        assert_eq!(r.len(), MAX_REFUSALS);
+        assert!(r[0].route.len() <= MAX_TEXT + 3);
+        assert_eq!(r[0].status, "408");
+    }
+}

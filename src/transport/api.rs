@@ -1,0 +1,462 @@
+//! The status API (`/api/v1/...`) and the page that shows it (`/`): what
+//! is stored, who pushed, what was refused and why, and how close the
+//! gateway is to its limits. Reading is open like a scrape; the page's
+//! actions (delete a group, wipe) go to the admin routes, which ask for
+//! credentials.
+//!
+//! Every view is computed from a consistent view of the aggregate taken as
+//! a scrape takes it (the shard locks held only to take it), and large ones
+//! off the async workers, so polling the page never stalls pushes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use foldhash::fast::RandomState;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Gateway;
+use crate::activity::unix_now;
+use crate::middleware::routing::OriginalPath;
+use crate::model::labels;
+
+/// Most families one page of `/api/v1/families` lists.
+const MAX_PAGE: usize = 1000;
+/// How long a computed cardinality view is served again: it reads every
+/// series, so a page polling it every second reads them once per period.
+const CARDINALITY_FRESH: Duration = Duration::from_secs(10);
+/// Entries per list of `/api/v1/cardinality`, at most.
+const MAX_TOP: usize = 100;
+
+/// A JSON answer.
+fn json_response(v: &Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{v}\n"),
+    )
+        .into_response()
+}
+
+/// Unix seconds of a time on the aggregate's clock.
+fn wall_time(gw: &Gateway, seconds: u32) -> f64 {
+    let now = gw.aggregator().seconds();
+    unix_now() - f64::from(now.saturating_sub(seconds))
+}
+
+/// `?match=&offset=&limit=` of `/api/v1/families`.
+#[derive(Debug, Deserialize)]
+pub struct FamiliesQuery {
+    /// Only names holding this (case-insensitive).
+    #[serde(rename = "match")]
+    name: Option<String>,
+    /// Families skipped (in name order).
+    offset: Option<usize>,
+    /// Families listed (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/families`: name, type, how it merges, series, HELP, last
+/// update, a page at a time in name order.
+pub async fn families(State(gw): State<Gateway>, Query(q): Query<FamiliesQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let needle = q.name.unwrap_or_default().to_lowercase();
+    let (views, _) = gw.aggregator().view();
+    let mut views: Vec<_> = views
+        .into_iter()
+        .filter(|(name, _)| needle.is_empty() || name.to_lowercase().contains(&needle))
+        .collect();
+    views.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let rules = gw.rules();
+    let gauge_mode = gw.aggregator().settings().gauge_mode;
+    let page: Vec<Value> = views
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(name, view)| {
+            let (names, whole) = rules.rules_for(name, view.kind);
+            let default = match view.kind {
+                crate::model::Kind::Gauge => gauge_mode_name(gauge_mode),
+                _ => "sum",
+            };
+            let mode = match (whole, names.is_empty()) {
+                (Some(m), _) => m.as_str(),
+                (None, true) => default,
+                (None, false) => "per series",
+            };
+            json!({
+                "name": &**name,
+                "type": view.kind.as_str(),
+                "mode": mode,
+                "rules": names,
+                "series": view.len(),
+                "help": &*view.help,
+                "last_update": wall_time(&gw, view.updated()),
+            })
+        })
+        .collect();
+    json_response(&json!({
+        "total": views.len(),
+        "offset": offset,
+        "limit": limit,
+        "families": page,
+    }))
+}
+
+fn gauge_mode_name(mode: crate::aggregate::GaugeMode) -> &'static str {
+    use crate::aggregate::GaugeMode;
+    match mode {
+        GaugeMode::Sum => "sum",
+        GaugeMode::Last => "last",
+        GaugeMode::Max => "max",
+        GaugeMode::Min => "min",
+    }
+}
+
+/// `GET /api/v1/groups`: each grouping key pushed, most recent first.
+pub async fn groups(State(gw): State<Gateway>) -> Response {
+    let groups: Vec<Value> = gw
+        .activity()
+        .groups()
+        .into_iter()
+        .map(|g| {
+            let labels: serde_json::Map<String, Value> = g
+                .labels
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                .collect();
+            json!({
+                "labels": labels,
+                "delete_path": delete_path(&g.labels),
+                "first_push": g.first_push,
+                "last_push": g.last_push,
+                "last_success": g.last_success,
+                "pushes": g.pushes,
+                "refused": g.refused,
+                "series": g.series,
+                "last_error": g.last_error,
+            })
+        })
+        .collect();
+    json_response(&json!({ "groups": groups }))
+}
+
+/// The `DELETE` path that drops a grouping key's series (values in
+/// base64url, so any value fits in a path segment); `None` for the empty
+/// key (a wipe does that).
+fn delete_path(pairs: &[(String, String)]) -> Option<String> {
+    use base64::Engine;
+    if pairs.iter().all(|(_, v)| v.is_empty()) {
+        return None;
+    }
+    let mut path = String::from("metrics");
+    for (n, v) in pairs {
+        path.push('/');
+        path.push_str(n);
+        path.push_str("@base64/");
+        if v.is_empty() {
+            path.push('=');
+        } else {
+            path.push_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v));
+        }
+    }
+    Some(path)
+}
+
+/// `GET /api/v1/rejections`: the latest refused pushes, newest first.
+pub async fn rejections(State(gw): State<Gateway>) -> Response {
+    json_response(&json!({
+        "capacity": crate::activity::MAX_REFUSALS,
+        "rejections": gw.activity().refusals(),
+    }))
+}
+
+/// `?limit=` of `/api/v1/cardinality`.
+#[derive(Debug, Deserialize)]
+pub struct CardinalityQuery {
+    /// Entries per list (default 10, at most 100).
+    limit: Option<usize>,
+}
+
+/// A computed cardinality view and when it was computed.
+#[derive(Debug, Default)]
+pub struct CardinalityCache(parking_lot::Mutex<Option<(Instant, Arc<Counts>)>>);
+
+/// The counts the cardinality view lists from.
+#[derive(Debug, Default)]
+pub struct Counts {
+    series: usize,
+    families: Vec<(Arc<str>, usize)>,
+    label_names: Vec<(String, usize, usize)>,
+    pairs: Vec<(String, String, usize)>,
+}
+
+/// `GET /api/v1/cardinality`: the families with the most series, the
+/// label names with the most distinct values, the `name=value` pairs in
+/// the most series (as Prometheus' TSDB status shows them). Computed off
+/// the async workers from a consistent view, at most once per 10 s.
+pub async fn cardinality(State(gw): State<Gateway>, Query(q): Query<CardinalityQuery>) -> Response {
+    let limit = q.limit.unwrap_or(10).clamp(1, MAX_TOP);
+    let gw2 = gw.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        // One computation at a time; the others wait for it and share it.
+        let mut cached = gw2.cardinality_cache().0.lock();
+        match &*cached {
+            Some((at, counts)) if at.elapsed() < CARDINALITY_FRESH => counts.clone(),
+            _ => {
+                let counts = Arc::new(count(&gw2));
+                *cached = Some((Instant::now(), counts.clone()));
+                counts
+            }
+        }
+    })
+    .await;
+    let Ok(counts) = counts else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    };
+    let families: Vec<Value> = counts
+        .families
+        .iter()
+        .take(limit)
+        .map(|(n, s)| json!({"name": &**n, "series": s}))
+        .collect();
+    let names: Vec<Value> = counts
+        .label_names
+        .iter()
+        .take(limit)
+        .map(|(n, values, series)| json!({"name": n, "values": values, "series": series}))
+        .collect();
+    let pairs: Vec<Value> = counts
+        .pairs
+        .iter()
+        .take(limit)
+        .map(|(n, v, s)| json!({"name": n, "value": v, "series": s}))
+        .collect();
+    json_response(&json!({
+        "series": counts.series,
+        "families": families,
+        "label_names": names,
+        "label_pairs": pairs,
+    }))
+}
+
+/// Counts over every stored series: by hashes first (a label value is not
+/// copied per series), then the texts of the pairs listed.
+fn count(gw: &Gateway) -> Counts {
+    use std::hash::BuildHasher;
+    let (views, _) = gw.aggregator().view();
+    let hasher = RandomState::default();
+    // Per label name: hashes of its distinct values, and series holding it.
+    let mut names: HashMap<
+        Vec<u8>,
+        (std::collections::HashSet<u64, RandomState>, usize),
+        RandomState,
+    > = HashMap::default();
+    let mut pairs: HashMap<u64, usize, RandomState> = HashMap::default();
+    let mut families: Vec<(Arc<str>, usize)> = Vec::with_capacity(views.len());
+    let mut series = 0;
+    for (name, view) in &views {
+        families.push((name.clone(), view.len()));
+        series += view.len();
+        for (key, _) in view.series() {
+            for (n, pair) in labels::raw_pairs(key) {
+                let value_hash = hasher.hash_one(pair);
+                let entry = match names.get_mut(n) {
+                    Some(e) => e,
+                    None => names.entry(n.to_vec()).or_default(),
+                };
+                entry.0.insert(value_hash);
+                entry.1 += 1;
+                *pairs.entry(value_hash).or_default() += 1;
+            }
+        }
+    }
+    families.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    families.truncate(MAX_TOP);
+    let mut label_names: Vec<(String, usize, usize)> = names
+        .into_iter()
+        .map(|(n, (values, series))| {
+            (
+                String::from_utf8_lossy(&n).into_owned(),
+                values.len(),
+                series,
+            )
+        })
+        .collect();
+    label_names.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    label_names.truncate(MAX_TOP);
+    // The most frequent pairs by hash, then their texts from the series.
+    let mut top: Vec<(u64, usize)> = pairs.into_iter().collect();
+    top.sort_unstable_by_key(|b| std::cmp::Reverse(b.1));
+    top.truncate(MAX_TOP);
+    let wanted: HashMap<u64, usize, RandomState> = top.iter().copied().collect();
+    let mut texts: HashMap<u64, (String, String), RandomState> = HashMap::default();
+    'out: for (_, view) in &views {
+        for (key, _) in view.series() {
+            for (n, pair) in labels::raw_pairs(key) {
+                let h = hasher.hash_one(pair);
+                if wanted.contains_key(&h) && !texts.contains_key(&h) {
+                    let value = labels::raw_value(pair, n).unwrap_or_default();
+                    texts.insert(
+                        h,
+                        (
+                            String::from_utf8_lossy(n).into_owned(),
+                            String::from_utf8_lossy(&labels::unescape(value)).into_owned(),
+                        ),
+                    );
+                    if texts.len() == wanted.len() {
+                        break 'out;
+                    }
+                }
+            }
+        }
+    }
+    let mut pairs: Vec<(String, String, usize)> = top
+        .into_iter()
+        .filter_map(|(h, n)| texts.remove(&h).map(|(name, value)| (name, value, n)))
+        .collect();
+    pairs.sort_unstable_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+    Counts {
+        series,
+        families,
+        label_names,
+        pairs,
+    }
+}
+
+/// `GET /api/v1/status`: version, uptime, settings (secrets left out),
+/// limits and how close each is, memory, the last snapshot.
+pub async fn status(State(gw): State<Gateway>) -> Response {
+    let agg = gw.aggregator();
+    let config = gw.config();
+    let series = agg.series_count();
+    let used = agg.memory().used();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    let snapshot = gw.last_snapshot().map(|s| {
+        json!({
+            "time": s.time,
+            "bytes": s.bytes,
+            "ok": s.error.is_none(),
+            "error": s.error,
+        })
+    });
+    let remote_write: Vec<Value> = config
+        .remote_write
+        .iter()
+        .flat_map(|rw| rw.targets.iter())
+        .map(|t| json!({"name": t.name, "protocol": format!("{:?}", t.protocol)}))
+        .collect();
+    let l = &config.limits;
+    json_response(&json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": gw.uptime().as_secs_f64(),
+        "started": unix_now() - gw.uptime().as_secs_f64(),
+        "series": series,
+        "families": agg.family_count(),
+        "max_series": agg.settings().max_series,
+        "memory_bytes": used,
+        "max_memory_bytes": agg.memory().limit(),
+        "resident_memory_bytes": super::http::resident_memory_bytes(),
+        "limits": {
+            "series": {"used": series, "limit": config.max_series, "ratio": ratio(series, config.max_series)},
+            "memory_bytes": {"used": used, "limit": config.max_memory, "ratio": ratio(used, config.max_memory)},
+        },
+        "snapshot": snapshot,
+        "settings": {
+            "listen": config.listen.to_string(),
+            "grpc_listen": config.grpc_listen.map(|a| a.to_string()),
+            "lifecycle_listen": config.lifecycle_listen.map(|a| a.to_string()),
+            "tls": config.tls.is_some(),
+            "auth_users": config.auth_users.len(),
+            "admin_users": config.admin_users.len(),
+            "cors": config.cors,
+            "gauge_mode": gauge_mode_name(config.gauge_mode),
+            "series_ttl_seconds": secs(config.series_ttl),
+            "rules_file": config.rules_file.as_ref().map(|p| p.display().to_string()),
+            "rules": gw.rules().rules().len(),
+            "persistence_file": config.persistence_file.as_ref().map(|p| p.display().to_string()),
+            "persistence_interval_seconds": config.persistence_interval.as_secs_f64(),
+            "remote_write": remote_write,
+            "drop_labels": config.drop_labels,
+            "otlp_promote_resource_attributes": config.otlp_promote,
+            "max_body_bytes": config.max_body_bytes,
+            "max_in_flight": config.max_in_flight,
+            "max_connections": config.max_connections,
+            "request_timeout_seconds": config.request_timeout.as_secs_f64(),
+            "max_labels": l.max_labels,
+            "max_name_length": l.max_name_length,
+            "max_label_value_length": l.max_label_value_length,
+            "max_label_bytes": l.max_label_bytes,
+            "max_series_per_push": l.max_series_per_push,
+            "max_buckets": l.max_buckets,
+            "max_native_buckets": l.max_native_buckets,
+        },
+    }))
+}
+
+/// The page's policy: nothing from anywhere but the gateway, no inline
+/// script or style, no framing, no form posts.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut res = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// `GET /`: the status page. Under a route prefix sent without its
+/// trailing `/`, a redirect to it first: the page's links are relative.
+pub async fn page(original: Option<Extension<OriginalPath>>) -> Response {
+    if let Some(Extension(OriginalPath(path))) = original
+        && !path.ends_with('/')
+    {
+        let to = format!("{path}/");
+        if let Ok(location) = HeaderValue::from_str(&to) {
+            return (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response();
+        }
+    }
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    )
+}
+
+/// `GET /static/app.js`.
+pub async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    )
+}
+
+/// `GET /static/app.css`.
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("../web/app.css"))
+}
+
+/// `GET /static/favicon.svg`: the page's icon (browsers ask for one).
+pub async fn icon() -> Response {
+    asset("image/svg+xml", include_str!("../web/favicon.svg"))
+}
