@@ -341,7 +341,8 @@ async fn requests_outside_the_table_change_nothing() {
     let admin = basic("admin", "a");
     let before = reset(&gw).await;
     for (method, path, ct, want) in [
-        ("GET", "/", None, 404),
+        ("GET", "/nothing", None, 404),
+        ("POST", "/", None, 405),
         ("PUT", "/api/v1/admin/wipe/", None, 404),
         ("POST", "/api/v1/admin/wipe", None, 405),
         ("GET", "/api/v1/admin/wipe", Some("application/grpc"), 200),
