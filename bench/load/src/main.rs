@@ -56,6 +56,11 @@ enum Cmd {
         /// milliseconds, one scrape at a time: push latency under scrapes.
         #[arg(long)]
         scrape_every_ms: Option<u64>,
+        /// What `--scrape-every-ms` reads: `/metrics`, or a status API view
+        /// (`/api/v1/cardinality`, `/api/v1/families?limit=50`) as the
+        /// status page polls it.
+        #[arg(long, default_value = "/metrics")]
+        poll_path: String,
     },
     /// Hostile inputs, one class at a time, with what each cost the
     /// gateway (`bench/resources.sh` runs it).
@@ -272,6 +277,7 @@ async fn push(
     seconds: u64,
     prefix: &str,
     scrape_every_ms: Option<u64>,
+    poll_path: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("{}{}", args.target, args.path);
     let text = text_body(prefix, series, 0);
@@ -349,7 +355,10 @@ async fn push(
         }));
     }
     let scraper = scrape_every_ms.map(|every| {
-        let (http, url) = (reqwest::Client::new(), format!("{}/metrics", args.target));
+        let (http, url) = (
+            reqwest::Client::new(),
+            format!("{}{poll_path}", args.target),
+        );
         tokio::spawn(async move {
             let mut n = 0usize;
             while Instant::now() < deadline {
@@ -469,6 +478,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             seconds,
             prefix,
             scrape_every_ms,
+            poll_path,
         } => {
             push(
                 &args,
@@ -478,6 +488,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 *seconds,
                 prefix,
                 *scrape_every_ms,
+                poll_path,
             )
             .await
         }
