@@ -10,6 +10,17 @@ use crate::aggregate::{Aggregator, FamilyView};
 
 pub use crate::format::Format;
 
+/// The text scrape's sample lines, `#` lines left out (tests).
+#[cfg(test)]
+pub(crate) fn sample_lines(agg: &crate::aggregate::Aggregator) -> Vec<String> {
+    String::from_utf8(render(agg, Format::Text))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Renders the whole aggregate in `format`, every family afresh (tests,
 /// tools and the self-metrics; scrapes go through [`Cache`]).
 pub fn render(aggregator: &Aggregator, format: Format) -> Vec<u8> {

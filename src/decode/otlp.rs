@@ -168,6 +168,19 @@ struct Builder<'o, 'a> {
     hasher: foldhash::fast::RandomState,
 }
 
+impl Times {
+    /// Takes `field` of a data point when it is one of its times (fields 2
+    /// and 3 in every kind of point); whether it was.
+    fn take(&mut self, field: u32, w: Wire<'_>) -> bool {
+        match (field, w) {
+            (2, Wire::Fixed64(t)) => self.start = t,
+            (3, Wire::Fixed64(t)) => self.time = t,
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// A data point's value, before it is named.
 enum Point {
     Number(f64),
@@ -675,8 +688,7 @@ fn number_point<'a>(
         let (field, w) = item?;
         match (field, w) {
             (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
-            (2, Wire::Fixed64(t)) => times.start = t,
-            (3, Wire::Fixed64(t)) => times.time = t,
+            (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => value = Some(f64::from_bits(v)),
             (6, Wire::Fixed64(v)) => value = Some(v as i64 as f64),
             (8, Wire::Varint(f)) if no_value(f) => return Ok(None),
@@ -720,8 +732,7 @@ fn histogram_point<'a>(
         let (field, w) = item?;
         match (field, w) {
             (9, Wire::Bytes(kv)) => attribute(kv, labels)?,
-            (2, Wire::Fixed64(t)) => times.start = t,
-            (3, Wire::Fixed64(t)) => times.time = t,
+            (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
             (6, w) => packed64(w, &mut counts, max_buckets + 1)?,
@@ -830,8 +841,7 @@ fn exponential_point<'a>(
         let (field, w) = item?;
         match (field, w) {
             (1, Wire::Bytes(kv)) => attribute(kv, labels)?,
-            (2, Wire::Fixed64(t)) => times.start = t,
-            (3, Wire::Fixed64(t)) => times.time = t,
+            (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
             (6, Wire::Varint(v)) => scale = (v as u32 >> 1) as i32 ^ -((v & 1) as i32),
@@ -881,8 +891,7 @@ fn summary_point<'a>(
         let (field, w) = item?;
         match (field, w) {
             (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
-            (2, Wire::Fixed64(t)) => times.start = t,
-            (3, Wire::Fixed64(t)) => times.time = t,
+            (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
             (8, Wire::Varint(f)) if no_value(f) => return Ok(None),

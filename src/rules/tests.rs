@@ -74,15 +74,7 @@ impl World {
 
     /// The scrape's sample lines, `# ` lines left out.
     fn samples(&self) -> Vec<String> {
-        let text = String::from_utf8(crate::encode::render(
-            &self.agg,
-            crate::encode::Format::Text,
-        ))
-        .unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(str::to_string)
-            .collect()
+        crate::encode::sample_lines(&self.agg)
     }
 
     fn rule_stats(&self, i: usize) -> &RuleStats {

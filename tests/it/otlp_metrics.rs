@@ -244,14 +244,7 @@ async fn cumulative_exports_add_what_each_producer_grew_by() {
 
 #[tokio::test]
 async fn exports_need_push_credentials() {
-    let config = prom_aggregation_gateway::Config {
-        auth_users: vec![(
-            "sender".into(),
-            prom_aggregation_gateway::config::Secret::Plain("s3cret".into()),
-        )],
-        ..Default::default()
-    };
-    let gw = Gateway::start_with(config).await;
+    let gw = Gateway::start_with(crate::support::with_sender(Default::default())).await;
     let r = post(&gw, export("a", 1.0, AggregationTemporality::Delta), &[]).await;
     assert_eq!(r.status(), 401);
     let r = gw
@@ -315,100 +308,86 @@ async fn producers_sum_exactly(gw: &Gateway, producers: Vec<(&str, Command)>) {
     assert!(h.schema.is_some(), "a native histogram");
 }
 
+/// Python SDK producers (`tests/interop/python/otlp_metrics.py`), one per
+/// `(seed, transport)`, in `temporality` (`delta` or `cumulative`).
+fn python_producers(
+    gw: &Gateway,
+    each: &[(u32, &str)],
+    temporality: &str,
+) -> Vec<(&'static str, Command)> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/python/otlp_metrics.py");
+    each.iter()
+        .map(|(seed, transport)| {
+            let mut cmd = Command::new(crate::interop::python::python());
+            cmd.arg(&script).args([
+                gw.addr.to_string(),
+                format!("producer-{seed}"),
+                seed.to_string(),
+                transport.to_string(),
+                temporality.to_string(),
+            ]);
+            ("python OTLP producer", cmd)
+        })
+        .collect()
+}
+
+/// Node SDK producers (`tests/interop/node/otlp_metrics.js`), one per
+/// `(seed, encoding)`, in `temporality`.
+fn node_producers(
+    gw: &Gateway,
+    each: &[(u32, &str)],
+    temporality: &str,
+) -> Vec<(&'static str, Command)> {
+    each.iter()
+        .map(|(seed, encoding)| {
+            let mut cmd = crate::interop::node("otlp_metrics.js");
+            cmd.args([
+                gw.addr.to_string(),
+                format!("node-{seed}"),
+                seed.to_string(),
+                encoding.to_string(),
+                temporality.to_string(),
+            ]);
+            ("node OTLP producer", cmd)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs python with opentelemetry-sdk and the OTLP http and grpc exporters (PAG_PYTHON); run by scripts/test.sh"]
 async fn python_sdk_producers_sum_exactly() {
     let gw = Gateway::start().await;
-    let addr = gw.addr.to_string();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop/python/otlp_metrics.py");
     // Four producers: OTLP/HTTP and OTLP/gRPC exporters into one sum.
-    let producers = [(0, "http"), (1, "grpc"), (2, "http"), (3, "grpc")]
-        .into_iter()
-        .map(|(seed, transport)| {
-            let mut cmd = Command::new(crate::interop::python::python());
-            cmd.args([
-                script.to_str().unwrap(),
-                &addr,
-                &format!("producer-{seed}"),
-                &seed.to_string(),
-                transport,
-            ]);
-            ("python OTLP producer", cmd)
-        })
-        .collect();
-    producers_sum_exactly(&gw, producers).await;
+    let each = [(0, "http"), (1, "grpc"), (2, "http"), (3, "grpc")];
+    producers_sum_exactly(&gw, python_producers(&gw, &each, "delta")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs python with opentelemetry-sdk and the OTLP http and grpc exporters (PAG_PYTHON); run by scripts/test.sh"]
 async fn python_sdk_cumulative_producers_sum_exactly() {
     let gw = Gateway::start().await;
-    let addr = gw.addr.to_string();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop/python/otlp_metrics.py");
     // The SDK's default temporality: each export holds the running totals,
     // the exponential histogram's scale going down as its range grows.
-    let producers = [(0, "http"), (1, "grpc"), (2, "http")]
-        .into_iter()
-        .map(|(seed, transport)| {
-            let mut cmd = Command::new(crate::interop::python::python());
-            cmd.args([
-                script.to_str().unwrap(),
-                &addr,
-                &format!("producer-{seed}"),
-                &seed.to_string(),
-                transport,
-                "cumulative",
-            ]);
-            ("python cumulative OTLP producer", cmd)
-        })
-        .collect();
-    producers_sum_exactly(&gw, producers).await;
+    let each = [(0, "http"), (1, "grpc"), (2, "http")];
+    producers_sum_exactly(&gw, python_producers(&gw, &each, "cumulative")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs node with the npm packages of tests/interop/node; run by scripts/test.sh"]
 async fn node_sdk_cumulative_producers_sum_exactly() {
     let gw = Gateway::start().await;
-    let addr = gw.addr.to_string();
-    let producers = [(0, "proto"), (1, "json")]
-        .into_iter()
-        .map(|(seed, encoding)| {
-            let mut cmd = crate::interop::node("otlp_metrics.js");
-            cmd.args([
-                addr.as_str(),
-                &format!("node-{seed}"),
-                &seed.to_string(),
-                encoding,
-                "cumulative",
-            ]);
-            ("node cumulative OTLP producer", cmd)
-        })
-        .collect();
-    producers_sum_exactly(&gw, producers).await;
+    let each = [(0, "proto"), (1, "json")];
+    producers_sum_exactly(&gw, node_producers(&gw, &each, "cumulative")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs node with the npm packages of tests/interop/node, and prometheus; run by scripts/test.sh"]
 async fn node_sdk_producers_sum_exactly_and_prometheus_scrapes_them() {
     let gw = Gateway::start().await;
-    let addr = gw.addr.to_string();
     // OTLP/HTTP protobuf and OTLP/HTTP JSON exporters into one sum.
-    let producers = [(0, "proto"), (1, "json"), (2, "json")]
-        .into_iter()
-        .map(|(seed, encoding)| {
-            let mut cmd = crate::interop::node("otlp_metrics.js");
-            cmd.args([
-                addr.as_str(),
-                &format!("node-{seed}"),
-                &seed.to_string(),
-                encoding,
-            ]);
-            ("node OTLP producer", cmd)
-        })
-        .collect();
-    producers_sum_exactly(&gw, producers).await;
+    let each = [(0, "proto"), (1, "json"), (2, "json")];
+    producers_sum_exactly(&gw, node_producers(&gw, &each, "delta")).await;
     let scrape = gw.scrape().await;
     let count = sample_value(&scrape, "checkout_latency_seconds_count{job=\"checkout\"}").unwrap();
     let orders = sample_value(&scrape, "orders_total{job=\"checkout\",method=\"GET\"}").unwrap();

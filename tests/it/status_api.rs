@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Gateway, counter, request, sample_value};
+use crate::support::{Gateway, SENDER_AUTH, counter, request, sample_value, with_sender};
 
 async fn get_json(gw: &Gateway, path: &str) -> Value {
     let r = gw.request("GET", path, &[], "").await;
@@ -146,15 +146,8 @@ async fn groups_record_each_grouping_key_and_delete_from_there() {
 
 #[tokio::test]
 async fn rejections_ring_holds_refused_pushes_of_every_protocol() {
-    let config = prom_aggregation_gateway::Config {
-        auth_users: vec![(
-            "sender".into(),
-            prom_aggregation_gateway::config::Secret::Plain("s3cret".into()),
-        )],
-        ..Default::default()
-    };
-    let gw = Gateway::start_with(config).await;
-    let auth = [("authorization", "Basic c2VuZGVyOnMzY3JldA==")];
+    let gw = Gateway::start_with(with_sender(Default::default())).await;
+    let auth = [("authorization", SENDER_AUTH)];
     // Refused by the middleware (no credentials), by the decoder (HTTP),
     // by the aggregator (a type conflict over gRPC), by the OTLP decoder.
     let r = gw.request("POST", "/metrics/job/x", &[], "a 1\n").await;
@@ -173,7 +166,7 @@ async fn rejections_ring_holds_refused_pushes_of_every_protocol() {
     let mut req = tonic::Request::new(request(vec![gauge], &[("job", "x")]));
     req.metadata_mut().insert(
         "authorization",
-        tonic::metadata::MetadataValue::from_static("Basic c2VuZGVyOnMzY3JldA=="),
+        tonic::metadata::MetadataValue::from_static(SENDER_AUTH),
     );
     let err = client.push(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -222,20 +215,16 @@ async fn rejections_ring_holds_refused_pushes_of_every_protocol() {
 
 #[tokio::test]
 async fn status_says_how_close_each_limit_is() {
-    let config = prom_aggregation_gateway::Config {
+    let gw = Gateway::start_with(with_sender(prom_aggregation_gateway::Config {
         max_series: 10,
-        auth_users: vec![(
-            "sender".into(),
-            prom_aggregation_gateway::config::Secret::Plain("s3cret".into()),
-        )],
         ..Default::default()
-    };
-    let gw = Gateway::start_with(config).await;
+    }))
+    .await;
     let r = gw
         .request(
             "POST",
             "/metrics/job/x",
-            &[("authorization", "Basic c2VuZGVyOnMzY3JldA==")],
+            &[("authorization", SENDER_AUTH)],
             "a_total 1\nb_total 1\n",
         )
         .await;

@@ -507,3 +507,18 @@ pub fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
     }
     out
 }
+
+/// A gateway config whose one push user is `sender` / `s3cret`
+/// ([`SENDER_AUTH`]).
+pub fn with_sender(config: Config) -> Config {
+    Config {
+        auth_users: vec![(
+            "sender".into(),
+            prom_aggregation_gateway::config::Secret::Plain("s3cret".into()),
+        )],
+        ..config
+    }
+}
+
+/// The `Authorization` value of [`with_sender`]'s user.
+pub const SENDER_AUTH: &str = "Basic c2VuZGVyOnMzY3JldA==";

@@ -352,15 +352,7 @@ impl Cumulative {
     }
 
     fn samples(&self) -> Vec<String> {
-        let text = String::from_utf8(crate::encode::render(
-            &self.agg,
-            crate::encode::Format::Text,
-        ))
-        .unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(str::to_string)
-            .collect()
+        crate::encode::sample_lines(&self.agg)
     }
 }
 

@@ -14,18 +14,7 @@
 'use strict';
 
 const http = require('http');
-const { chromium } = require('playwright-core');
-
-const FLAGS = [
-	'--headless',
-	'--no-sandbox',
-	'--disable-gpu',
-	'--disable-quic',
-	'--no-first-run',
-	'--disable-background-networking',
-	'--disable-component-update',
-	'--disable-sync',
-];
+const { launch } = require('./chromium');
 
 async function main() {
 	const [open, restricted] = process.argv.slice(2);
@@ -35,10 +24,7 @@ async function main() {
 	});
 	await new Promise(resolve => server.listen(0, '127.0.0.1', resolve));
 	const origin = `http://127.0.0.1:${server.address().port}`;
-	const browser = await chromium.launch({
-		executablePath: process.env.PAG_CHROMIUM || '/usr/bin/chromium',
-		args: FLAGS,
-	});
+	const browser = await launch();
 	try {
 		const page = await browser.newPage();
 		await page.goto(origin);

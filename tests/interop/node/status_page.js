@@ -7,18 +7,7 @@
 // Prints one JSON object.
 'use strict';
 
-const { chromium } = require('playwright-core');
-
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const { launch } = require('./chromium');
 
 async function cells(page, tbody) {
   return page.$$eval(`#${tbody} tr`, (rows) =>
@@ -27,10 +16,7 @@ async function cells(page, tbody) {
 
 async function main() {
   const [url, user, password, doomed, screenshot] = process.argv.slice(2);
-  const browser = await chromium.launch({
-    executablePath: process.env.PAG_CHROMIUM || '/usr/bin/chromium',
-    args: FLAGS,
-  });
+  const browser = await launch();
   const requests = [];
   const consoleErrors = [];
   try {
