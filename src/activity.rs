@@ -64,6 +64,24 @@ pub struct Group {
     pub last_error: Option<String>,
 }
 
+impl Group {
+    fn record(&mut self, now: f64, outcome: Result<usize, &Rejection>) {
+        self.last_push = now;
+        self.pushes += 1;
+        match outcome {
+            Ok(series) => {
+                self.last_success = Some(now);
+                self.series = series;
+                self.last_error = None;
+            }
+            Err(r) => {
+                self.refused += 1;
+                self.last_error = Some(one_line(&r.to_string()));
+            }
+        }
+    }
+}
+
 /// One refused push.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Refusal {
@@ -88,28 +106,64 @@ pub struct Activity {
     refusals: Mutex<VecDeque<Refusal>>,
 }
 
-/// A grouping key's labels, sorted by name, and its text as an index key.
-fn group_key(labels: &[(String, String)]) -> (Vec<(String, String)>, String) {
-    let mut sorted = labels.to_vec();
-    sorted.sort();
-    let mut key = String::new();
-    for (n, v) in &sorted {
-        key.push_str(n);
-        key.push('\0');
-        key.push_str(v);
-        key.push('\0');
+/// A grouping key as an index key: its pairs sorted, each name and value
+/// ended by a NUL (never in a label name; a value with one is read back
+/// as far as it goes, which only shortens what the page shows). One
+/// allocation per push: this runs on every push.
+pub struct GroupKey(String);
+
+impl GroupKey {
+    /// The key of these labels (in any order).
+    pub fn of(labels: &[(String, String)]) -> GroupKey {
+        let len = labels.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        let mut key = String::with_capacity(len);
+        let mut push = |(n, v): &(String, String)| {
+            key.push_str(n);
+            key.push('\0');
+            key.push_str(v);
+            key.push('\0');
+        };
+        // Path labels are few: their order sorted on the stack, no
+        // allocation but the key's.
+        let mut order = [0u8; 16];
+        if labels.len() <= order.len() {
+            let order = &mut order[..labels.len()];
+            for (i, o) in order.iter_mut().enumerate() {
+                *o = i as u8;
+            }
+            order.sort_unstable_by(|&a, &b| labels[usize::from(a)].cmp(&labels[usize::from(b)]));
+            order.iter().for_each(|&i| push(&labels[usize::from(i)]));
+        } else {
+            let mut refs: Vec<&(String, String)> = labels.iter().collect();
+            refs.sort_unstable();
+            refs.into_iter().for_each(push);
+        }
+        GroupKey(key)
     }
-    (sorted, key)
+
+    /// The labels, sorted by name.
+    fn labels(&self) -> Vec<(String, String)> {
+        let mut parts = self.0.split('\0');
+        let mut out = Vec::new();
+        while let (Some(n), Some(v)) = (parts.next(), parts.next()) {
+            out.push((n.to_string(), v.to_string()));
+        }
+        out
+    }
 }
 
 impl Activity {
     /// Records a push of the grouping key `labels` that held `series`
     /// series and was applied, or refused for `outcome`'s reason.
-    pub fn pushed(&self, labels: &[(String, String)], outcome: Result<usize, &Rejection>) {
+    pub fn pushed(&self, key: GroupKey, outcome: Result<usize, &Rejection>) {
         let now = unix_now();
-        let (sorted, key) = group_key(labels);
         let mut groups = self.groups.lock();
-        if !groups.contains_key(&key) && groups.len() >= MAX_GROUPS {
+        // An existing key (nearly every push): one lookup, no copy.
+        if let Some(group) = groups.get_mut(key.0.as_str()) {
+            group.record(now, outcome);
+            return;
+        }
+        if groups.len() >= MAX_GROUPS {
             // O(groups), only when full: a rare push of a new key then.
             if let Some(oldest) = groups
                 .iter()
@@ -119,8 +173,8 @@ impl Activity {
                 groups.remove(&oldest);
             }
         }
-        let group = groups.entry(key).or_insert_with(|| Group {
-            labels: sorted,
+        let mut group = Group {
+            labels: key.labels(),
             first_push: now,
             last_push: now,
             last_success: None,
@@ -128,20 +182,9 @@ impl Activity {
             refused: 0,
             series: 0,
             last_error: None,
-        });
-        group.last_push = now;
-        group.pushes += 1;
-        match outcome {
-            Ok(series) => {
-                group.last_success = Some(now);
-                group.series = series;
-                group.last_error = None;
-            }
-            Err(r) => {
-                group.refused += 1;
-                group.last_error = Some(one_line(&r.to_string()));
-            }
-        }
+        };
+        group.record(now, outcome);
+        groups.insert(key.0, group);
     }
 
     /// Forgets the grouping keys holding every one of `labels` (their
@@ -203,13 +246,15 @@ mod tests {
     #[test]
     fn groups_by_sorted_labels_and_forgets_on_delete() {
         let a = Activity::default();
-        a.pushed(&l(&[("job", "a"), ("instance", "1")]), Ok(3));
-        a.pushed(&l(&[("instance", "1"), ("job", "a")]), Ok(4));
-        a.pushed(&l(&[("job", "b")]), Err(&Rejection::invalid("bad\nline")));
+        let key = |pairs: &[(&str, &str)]| GroupKey::of(&l(pairs));
+        a.pushed(key(&[("job", "a"), ("instance", "1")]), Ok(3));
+        a.pushed(key(&[("instance", "1"), ("job", "a")]), Ok(4));
+        a.pushed(key(&[("job", "b")]), Err(&Rejection::invalid("bad\nline")));
         let groups = a.groups();
         assert_eq!(groups.len(), 2);
         let ga = groups.iter().find(|g| g.labels.len() == 2).unwrap();
         assert_eq!((ga.pushes, ga.series, ga.refused), (2, 4, 0));
+        assert_eq!(ga.labels, l(&[("instance", "1"), ("job", "a")]));
         let gb = groups.iter().find(|g| g.labels.len() == 1).unwrap();
         assert_eq!(gb.last_error.as_deref(), Some("bad line"));
         a.forget(&l(&[("job", "a")]));
@@ -220,7 +265,7 @@ mod tests {
     fn bounded() {
         let a = Activity::default();
         for i in 0..MAX_GROUPS + 5 {
-            a.pushed(&l(&[("job", &i.to_string())]), Ok(1));
+            a.pushed(GroupKey::of(&l(&[("job", &i.to_string())])), Ok(1));
         }
         assert_eq!(a.groups().len(), MAX_GROUPS);
         for _ in 0..MAX_REFUSALS + 5 {

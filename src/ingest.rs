@@ -155,10 +155,10 @@ impl Gateway {
         input: usize,
         decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
     ) -> Result<Ingested, Rejection> {
-        let group = path_labels.clone();
+        let group = crate::activity::GroupKey::of(&path_labels);
         let result = self.ingest_inner(path_labels, ticket, reservation, input, decode);
         self.activity()
-            .pushed(&group, result.as_ref().map(|i| i.series));
+            .pushed(group, result.as_ref().map(|i| i.series));
         result
     }
 
