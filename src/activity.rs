@@ -142,7 +142,7 @@ impl GroupKey {
     }
 
     /// The labels, sorted by name.
-    fn labels(&self) -> Vec<(String, String)> {
+    pub fn labels(&self) -> Vec<(String, String)> {
         let mut parts = self.0.split('\0');
         let mut out = Vec::new();
         while let (Some(n), Some(v)) = (parts.next(), parts.next()) {

@@ -141,6 +141,11 @@ pub struct Args {
     #[arg(long = "web.external-url", env = "PAG_WEB_EXTERNAL_URL")]
     pub web_external_url: Option<String>,
 
+    /// Keep `push_time_seconds` and `push_failure_time_seconds` gauges per
+    /// grouping key in the aggregate, as the Pushgateway does.
+    #[arg(long, env = "PAG_PUSH_TIME_METRICS")]
+    pub push_time_metrics: bool,
+
     /// `user=password` pairs (or `user=$2y$...` bcrypt hashes) required for
     /// push, delete and admin over HTTP and gRPC (repeatable, or comma-separated).
     #[arg(
@@ -386,6 +391,8 @@ pub struct Config {
     /// `--web.route-prefix` (or the path of `--web.external-url`),
     /// normalized: starts with `/`, no trailing `/`; `None` for none.
     pub route_prefix: Option<std::sync::Arc<str>>,
+    /// `--push-time-metrics`.
+    pub push_time_metrics: bool,
     /// `--log-format`.
     pub log_format: LogFormat,
 }
@@ -505,6 +512,7 @@ impl TryFrom<Args> for Config {
             drop_labels: a.drop_labels,
             otlp_promote: a.otlp_promote,
             route_prefix,
+            push_time_metrics: a.push_time_metrics,
             log_format: a.log_format,
         })
     }

@@ -157,9 +157,58 @@ impl Gateway {
     ) -> Result<Ingested, Rejection> {
         let group = crate::activity::GroupKey::of(&path_labels);
         let result = self.ingest_inner(path_labels, ticket, reservation, input, decode);
+        if self.config().push_time_metrics {
+            self.record_push_time(&group, result.is_ok());
+        }
         self.activity()
             .pushed(group, result.as_ref().map(|i| i.series));
         result
+    }
+
+    /// `--push-time-metrics`: sets the group's `push_time_seconds` (or
+    /// `push_failure_time_seconds`) gauge to now, kept by its last value.
+    /// Best effort: refused (a limit reached, or a sender's family of that
+    /// name and another type), it is left out, never the push.
+    fn record_push_time(&self, group: &crate::activity::GroupKey, applied: bool) {
+        use crate::model::{Family, Kind, Series, Value};
+        let config = self.config();
+        let Ok(labels) = LabelRules::new(group.labels(), &config.drop_labels, config.limits) else {
+            return;
+        };
+        let mut key = Vec::new();
+        if labels
+            .write_key::<&str, &str>(Kind::Gauge, &mut [], &mut key)
+            .is_err()
+        {
+            return;
+        }
+        let (name, help) = if applied {
+            (
+                "push_time_seconds",
+                "When a push of this group was last applied (Unix seconds).",
+            )
+        } else {
+            (
+                "push_failure_time_seconds",
+                "When a push of this group was last refused (Unix seconds).",
+            )
+        };
+        let push = Push::new(vec![Family {
+            name: name.into(),
+            help: help.into(),
+            kind: Kind::Gauge,
+            series: vec![Series {
+                key: key.into(),
+                value: Value::Scalar(crate::activity::unix_now()),
+                created: None,
+            }],
+        }]);
+        let routes = crate::rules::Routes {
+            families: vec![crate::rules::FamilyRoute::Whole(crate::rules::PUSH_TIME)],
+        };
+        let _ = self
+            .aggregator()
+            .apply_routed(push, &routes, &self.rules(), || Ok(()));
     }
 
     fn ingest_inner(

@@ -216,6 +216,8 @@ pub struct RuleSet {
     /// cumulative temporality) that no `total` rule takes: `total`, every
     /// label kept, one source per producer and output series.
     cumulative: Rule,
+    /// The rule of the gateway's own `push_time_seconds` gauges: `last`.
+    push_time: Rule,
 }
 
 impl Default for RuleSet {
@@ -231,6 +233,10 @@ pub const CUMULATIVE: u16 = u16::MAX - 1;
 /// The name of the built-in rule of cumulative producers: the `rule` label
 /// of its self-metrics.
 pub const CUMULATIVE_NAME: &str = "otlp_cumulative";
+
+/// The index [`RuleSet::rule`] gives the built-in rule of the
+/// `push_time_seconds` gauges (`--push-time-metrics`): the last value.
+pub const PUSH_TIME: u16 = u16::MAX - 2;
 
 const KINDS: usize = 5;
 
@@ -281,7 +287,7 @@ impl Routes {
 }
 
 impl RuleSet {
-    /// A set of these rules (fewer than [`CUMULATIVE`]).
+    /// A set of these rules (fewer than [`PUSH_TIME`]).
     pub fn new(rules: Vec<Rule>) -> RuleSet {
         RuleSet {
             rules,
@@ -300,6 +306,17 @@ impl RuleSet {
                     ..RuleStats::default()
                 }),
             },
+            push_time: Rule {
+                name: "push_time".into(),
+                mode: Mode::Last,
+                name_matchers: Vec::new(),
+                label_matchers: Vec::new(),
+                keep: Keep::All,
+                source: Keep::All,
+                ttl: None,
+                source_ttl: DEFAULT_SOURCE_TTL,
+                stats: Arc::default(),
+            },
         }
     }
 
@@ -315,11 +332,13 @@ impl RuleSet {
         &self.rules
     }
 
-    /// The rule at `index` (from a [`FamilyRoute`]; [`CUMULATIVE`] is the
-    /// built-in rule of cumulative producers).
+    /// The rule at `index` (from a [`FamilyRoute`]; [`CUMULATIVE`] and
+    /// [`PUSH_TIME`] are the built-in rules).
     pub fn rule(&self, index: u16) -> &Rule {
-        if index == CUMULATIVE {
-            return &self.cumulative;
+        match index {
+            CUMULATIVE => return &self.cumulative,
+            PUSH_TIME => return &self.push_time,
+            _ => {}
         }
         &self.rules[usize::from(index)]
     }

@@ -343,3 +343,45 @@ async fn served_under_a_route_prefix() {
         );
     }
 }
+
+#[tokio::test]
+async fn push_time_gauges_per_group_when_asked() {
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        push_time_metrics: true,
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..3 {
+        let r = gw
+            .request("POST", "/metrics/job/a/instance/i", &[], "x_total 1\n")
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let r = gw
+        .request("POST", "/metrics/job/b", &[], "x_total{ 1\n")
+        .await;
+    assert_eq!(r.status, 400);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let scrape = gw.scrape().await;
+    // The last push's time, not a sum of the three.
+    let t = sample_value(&scrape, "push_time_seconds{instance=\"i\",job=\"a\"}").unwrap();
+    assert!(
+        (now - 60.0..=now + 1.0).contains(&t),
+        "{t} vs {now}\n{scrape}"
+    );
+    let f = sample_value(&scrape, "push_failure_time_seconds{job=\"b\"}").unwrap();
+    assert!((now - 60.0..=now + 1.0).contains(&f), "{f}");
+    assert!(
+        scrape.contains("# TYPE push_time_seconds gauge\n"),
+        "{scrape}"
+    );
+    // Off by default.
+    let plain = Gateway::start().await;
+    plain
+        .request("POST", "/metrics/job/a", &[], "x_total 1\n")
+        .await;
+    assert!(!plain.scrape().await.contains("push_time_seconds"));
+}
