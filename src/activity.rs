@@ -1,9 +1,9 @@
 //! What senders did, for the status page and its API: each grouping key
 //! pushed (the labels of the push path, or of a gRPC request) with its last
 //! push and outcome, and a ring of the latest refused pushes with their
-//! reasons. Both are bounded in entries (and so in bytes: a key's labels
-//! are bounded by the label limits, a reason is cut to one short line), so
-//! no sender can grow them; neither holds a body or a credential.
+//! reasons. Both are bounded in entries and in bytes (grouping keys at most
+//! [`MAX_GROUP_BYTES`], a reason cut to one short line), so no sender can
+//! grow them; neither holds a body or a credential.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +17,12 @@ use crate::telemetry::Protocol;
 /// Most grouping keys remembered; past it the one pushed to longest ago
 /// is forgotten.
 pub const MAX_GROUPS: usize = 10_000;
+/// Most bytes the grouping keys (and their last errors) take; past it the
+/// keys pushed to longest ago are forgotten. Keys come from senders, each up
+/// to `--max-label-bytes`.
+pub const MAX_GROUP_BYTES: usize = 16 << 20;
+/// What a remembered grouping key costs beside its key and error text.
+const GROUP_OVERHEAD: usize = 128;
 /// Refused pushes kept, newest first.
 pub const MAX_REFUSALS: usize = 200;
 /// Longest reason (and route) kept, in bytes.
@@ -102,8 +108,39 @@ pub struct Refusal {
 /// The activity records of a gateway.
 #[derive(Debug, Default)]
 pub struct Activity {
-    groups: Mutex<HashMap<String, Group, RandomState>>,
+    groups: Mutex<Groups>,
     refusals: Mutex<VecDeque<Refusal>>,
+}
+
+/// The grouping keys remembered (their labels left empty: they are read
+/// back from the key when asked for) and the bytes they take.
+#[derive(Debug, Default)]
+struct Groups {
+    by_key: HashMap<String, Group, RandomState>,
+    bytes: usize,
+}
+
+fn group_bytes(key: &str, group: &Group) -> usize {
+    GROUP_OVERHEAD + key.len() + group.last_error.as_ref().map_or(0, String::len)
+}
+
+impl Groups {
+    /// Forgets the key pushed to longest ago; whether there was one.
+    fn evict_oldest(&mut self) -> bool {
+        // O(groups), only when full: a rare push of a new key then.
+        let oldest = self
+            .by_key
+            .iter()
+            .min_by(|a, b| a.1.last_push.total_cmp(&b.1.last_push))
+            .map(|(k, _)| k.clone());
+        match oldest.and_then(|k| self.by_key.remove_entry(&k)) {
+            Some((k, g)) => {
+                self.bytes -= group_bytes(&k, &g);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A grouping key as an index key: its pairs sorted, each name and value
@@ -158,23 +195,16 @@ impl Activity {
     pub fn pushed(&self, key: GroupKey, outcome: Result<usize, &Rejection>) {
         let now = unix_now();
         let mut groups = self.groups.lock();
+        let groups = &mut *groups;
         // An existing key (nearly every push): one lookup, no copy.
-        if let Some(group) = groups.get_mut(key.0.as_str()) {
+        if let Some(group) = groups.by_key.get_mut(key.0.as_str()) {
+            let before = group_bytes(&key.0, group);
             group.record(now, outcome);
+            groups.bytes = groups.bytes - before + group_bytes(&key.0, group);
             return;
         }
-        if groups.len() >= MAX_GROUPS {
-            // O(groups), only when full: a rare push of a new key then.
-            if let Some(oldest) = groups
-                .iter()
-                .min_by(|a, b| a.1.last_push.total_cmp(&b.1.last_push))
-                .map(|(k, _)| k.clone())
-            {
-                groups.remove(&oldest);
-            }
-        }
         let mut group = Group {
-            labels: key.labels(),
+            labels: Vec::new(),
             first_push: now,
             last_push: now,
             last_success: None,
@@ -184,22 +214,50 @@ impl Activity {
             last_error: None,
         };
         group.record(now, outcome);
-        groups.insert(key.0, group);
+        let bytes = group_bytes(&key.0, &group);
+        while (groups.by_key.len() >= MAX_GROUPS || groups.bytes + bytes > MAX_GROUP_BYTES)
+            && groups.evict_oldest()
+        {}
+        groups.bytes += bytes;
+        groups.by_key.insert(key.0, group);
     }
 
     /// Forgets the grouping keys holding every one of `labels` (their
     /// series were deleted); all with no labels given.
     pub fn forget(&self, labels: &[(String, String)]) {
-        self.groups
-            .lock()
-            .retain(|_, g| !labels.iter().all(|pair| g.labels.contains(pair)));
+        let mut groups = self.groups.lock();
+        let groups = &mut *groups;
+        let mut freed = 0;
+        groups.by_key.retain(|k, g| {
+            let held = GroupKey(k.clone()).labels();
+            let keep = !labels.iter().all(|pair| held.contains(pair));
+            if !keep {
+                freed += group_bytes(k, g);
+            }
+            keep
+        });
+        groups.bytes -= freed;
     }
 
     /// The grouping keys, most recently pushed first.
     pub fn groups(&self) -> Vec<Group> {
-        let mut out: Vec<Group> = self.groups.lock().values().cloned().collect();
+        let mut out: Vec<Group> = self
+            .groups
+            .lock()
+            .by_key
+            .iter()
+            .map(|(k, g)| Group {
+                labels: GroupKey(k.clone()).labels(),
+                ..g.clone()
+            })
+            .collect();
         out.sort_by(|a, b| b.last_push.total_cmp(&a.last_push));
         out
+    }
+
+    /// Bytes the grouping keys take now.
+    pub fn group_bytes(&self) -> usize {
+        self.groups.lock().bytes
     }
 
     /// Records a refused push to `route`.
@@ -268,6 +326,22 @@ mod tests {
             a.pushed(GroupKey::of(&l(&[("job", &i.to_string())])), Ok(1));
         }
         assert_eq!(a.groups().len(), MAX_GROUPS);
+        // Large keys: bounded in bytes, the oldest forgotten first.
+        let a = Activity::default();
+        let big = "v".repeat(16 << 10);
+        for i in 0..2000 {
+            a.pushed(GroupKey::of(&l(&[("job", &format!("{i}{big}"))])), Ok(1));
+        }
+        assert!(a.group_bytes() <= MAX_GROUP_BYTES, "{}", a.group_bytes());
+        let groups = a.groups();
+        assert!(
+            groups.len() < 2000 && groups.len() > 900,
+            "{}",
+            groups.len()
+        );
+        assert!(groups[0].labels[0].1.starts_with("1999"));
+        a.forget(&[]);
+        assert_eq!(a.group_bytes(), 0);
         for _ in 0..MAX_REFUSALS + 5 {
             a.refused(Protocol::Http, &"/x".repeat(1000), &Rejection::Timeout);
         }

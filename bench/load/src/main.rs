@@ -276,8 +276,8 @@ async fn push(
     concurrency: usize,
     seconds: u64,
     prefix: &str,
-    scrape_every_ms: Option<u64>,
-    poll_path: &str,
+    // `--scrape-every-ms` and `--poll-path`.
+    poll: Option<(u64, &str)>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("{}{}", args.target, args.path);
     let text = text_body(prefix, series, 0);
@@ -354,7 +354,7 @@ async fn push(
             (lat, errors)
         }));
     }
-    let scraper = scrape_every_ms.map(|every| {
+    let scraper = poll.map(|(every, poll_path)| {
         let (http, url) = (
             reqwest::Client::new(),
             format!("{}{poll_path}", args.target),
@@ -487,8 +487,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 *concurrency,
                 *seconds,
                 prefix,
-                *scrape_every_ms,
-                poll_path,
+                scrape_every_ms.map(|every| (every, poll_path.as_str())),
             )
             .await
         }
