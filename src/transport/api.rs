@@ -182,9 +182,10 @@ pub struct CardinalityQuery {
     limit: Option<usize>,
 }
 
-/// A computed cardinality view and when it was computed.
+/// A computed cardinality view and when it was computed. An async lock:
+/// callers waiting for a count in progress hold no thread.
 #[derive(Debug, Default)]
-pub struct CardinalityCache(parking_lot::Mutex<Option<(Instant, Arc<Counts>)>>);
+pub struct CardinalityCache(tokio::sync::Mutex<Option<(Instant, Arc<Counts>)>>);
 
 /// The counts the cardinality view lists from.
 #[derive(Debug, Default)]
@@ -201,23 +202,21 @@ pub struct Counts {
 /// the async workers from a consistent view, at most once per 10 s.
 pub async fn cardinality(State(gw): State<Gateway>, Query(q): Query<CardinalityQuery>) -> Response {
     let limit = q.limit.unwrap_or(10).clamp(1, MAX_TOP);
-    let gw2 = gw.clone();
-    let counts = tokio::task::spawn_blocking(move || {
-        // One computation at a time; the others wait for it and share it.
-        let mut cached = gw2.cardinality_cache().0.lock();
-        match &*cached {
-            Some((at, counts)) if at.elapsed() < CARDINALITY_FRESH => counts.clone(),
-            _ => {
-                let counts = Arc::new(count(&gw2));
-                *cached = Some((Instant::now(), counts.clone()));
-                counts
-            }
+    // One count at a time; the others wait for it and share it.
+    let mut cached = gw.cardinality_cache().0.lock().await;
+    let counts = match &*cached {
+        Some((at, counts)) if at.elapsed() < CARDINALITY_FRESH => counts.clone(),
+        _ => {
+            let gw2 = gw.clone();
+            let Ok(counts) = tokio::task::spawn_blocking(move || Arc::new(count(&gw2))).await
+            else {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+            };
+            *cached = Some((Instant::now(), counts.clone()));
+            counts
         }
-    })
-    .await;
-    let Ok(counts) = counts else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
     };
+    drop(cached);
     let families: Vec<Value> = counts
         .families
         .iter()
