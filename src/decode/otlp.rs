@@ -51,6 +51,9 @@ const NO_RECORDED_VALUE: u64 = 1;
 /// What one entry of a request's series index costs (a position and its
 /// control byte, with the table's slack).
 const INDEX_ENTRY_BYTES: usize = 16;
+/// Most points of one metric room is made for up front; more grow the
+/// series as they come.
+const MAX_RESERVED_POINTS: usize = 1 << 16;
 /// Deepest nesting of array and map attribute values rendered.
 const MAX_DEPTH: usize = 8;
 
@@ -315,7 +318,7 @@ impl Builder<'_, '_> {
         let prom_name = names::metric_name(name, unit, suffix)
             .ok_or_else(|| fail("no valid character in the name".into()))?;
         let family = self.family(&prom_name, help, kind)?;
-        self.reserve(family, data);
+        self.reserve(family, data)?;
         let mut labels: Labels<'r> = Vec::new();
         for item in walk(data) {
             let (field, w) = item.map_err(malformed)?;
@@ -353,14 +356,18 @@ impl Builder<'_, '_> {
 
     /// Room in family `at` for the points of `data`, so that thousands of
     /// points do not grow the series and their index step by step
-    /// (measured: a tenth of the instructions); at most what a push may
-    /// hold, so a body of empty points cannot reserve more than that.
-    fn reserve(&mut self, at: usize, data: &[u8]) {
+    /// (measured: a tenth of the instructions). The room is charged first:
+    /// points that make no series (no value, or repeated) must not reserve
+    /// memory nobody pays for.
+    fn reserve(&mut self, at: usize, data: &[u8]) -> Result<(), Rejection> {
         let points = Reader::new(data)
             .fields()
             .filter(|(f, _)| *f == 1)
             .count()
-            .min(self.opts.labels.limits().max_series_per_push);
+            .min(self.opts.labels.limits().max_series_per_push)
+            .min(MAX_RESERVED_POINTS);
+        let room = std::mem::size_of::<Series>() + INDEX_ENTRY_BYTES;
+        self.opts.charge_bytes(points.saturating_mul(room), 0)?;
         let FamilyBuilder {
             family,
             at,
@@ -370,6 +377,7 @@ impl Builder<'_, '_> {
         family.series.reserve(points);
         let hasher = &self.hasher;
         at.reserve(points, |&i| index_hash(hasher, family, producers, i));
+        Ok(())
     }
 
     /// The family named `name`, made on first use; a second metric of

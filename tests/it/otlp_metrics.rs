@@ -440,3 +440,49 @@ async fn cumulative_producers_survive_a_restart_from_the_snapshot() {
         "only a's increase of 1"
     );
 }
+
+/// Points that make no series (flagged "no recorded value") cannot make
+/// the decoder reserve memory nobody pays for: the room made for a
+/// metric's points is charged to the request's budget first.
+#[tokio::test]
+async fn empty_points_reserve_nothing_unpaid() {
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        max_memory: 6 << 20,
+        ..Default::default()
+    })
+    .await;
+    // Eight metrics of 100k points each holding only `flags: 1`.
+    let point = [0x0a, 0x02, 0x40, 0x01];
+    let mut body = Vec::new();
+    let mut scope = Vec::new();
+    for m in 0..8u8 {
+        let mut sum = Vec::new();
+        for _ in 0..100_000 {
+            sum.extend_from_slice(&point);
+        }
+        sum.extend_from_slice(&[0x10, 0x01, 0x18, 0x01]); // delta, monotonic
+        let mut metric = vec![0x0a, 0x01, b'a' + m, 0x3a];
+        prost::encoding::encode_varint(sum.len() as u64, &mut metric);
+        metric.extend_from_slice(&sum);
+        scope.push(0x12);
+        prost::encoding::encode_varint(metric.len() as u64, &mut scope);
+        scope.extend_from_slice(&metric);
+    }
+    let mut resource = vec![0x12];
+    prost::encoding::encode_varint(scope.len() as u64, &mut resource);
+    resource.extend_from_slice(&scope);
+    body.push(0x0a);
+    prost::encoding::encode_varint(resource.len() as u64, &mut body);
+    body.extend_from_slice(&resource);
+    let r = post(&gw, body, &[]).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "{}",
+        String::from_utf8_lossy(&r.bytes().await.unwrap())
+    );
+    // Nothing held afterwards, and a real export goes through.
+    let r = post(&gw, export("a", 2.0, AggregationTemporality::Delta), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(sample_value(&gw.scrape().await, SERIES), Some(2.0));
+}
