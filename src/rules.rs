@@ -170,6 +170,25 @@ impl Seen {
 }
 
 impl Rule {
+    /// A rule the gateway applies itself (never by matching): every label
+    /// kept, the default `source_ttl`, its own uncounted self-metrics.
+    fn built_in(name: &str, mode: Mode) -> Rule {
+        Rule {
+            name: name.into(),
+            mode,
+            name_matchers: Vec::new(),
+            label_matchers: Vec::new(),
+            keep: Keep::All,
+            source: Keep::All,
+            ttl: None,
+            source_ttl: DEFAULT_SOURCE_TTL,
+            stats: Arc::new(RuleStats {
+                name: name.into(),
+                ..RuleStats::default()
+            }),
+        }
+    }
+
     /// Whether the rule's label matchers accept these series labels (a
     /// missing label matches as the empty value, as in PromQL).
     fn matches_labels(&self, index: u16, key: &[u8], seen: &mut Seen) -> bool {
@@ -292,31 +311,8 @@ impl RuleSet {
         RuleSet {
             rules,
             memo: RwLock::default(),
-            cumulative: Rule {
-                name: CUMULATIVE_NAME.into(),
-                mode: Mode::Total,
-                name_matchers: Vec::new(),
-                label_matchers: Vec::new(),
-                keep: Keep::All,
-                source: Keep::All,
-                ttl: None,
-                source_ttl: DEFAULT_SOURCE_TTL,
-                stats: Arc::new(RuleStats {
-                    name: CUMULATIVE_NAME.into(),
-                    ..RuleStats::default()
-                }),
-            },
-            push_time: Rule {
-                name: "push_time".into(),
-                mode: Mode::Last,
-                name_matchers: Vec::new(),
-                label_matchers: Vec::new(),
-                keep: Keep::All,
-                source: Keep::All,
-                ttl: None,
-                source_ttl: DEFAULT_SOURCE_TTL,
-                stats: Arc::default(),
-            },
+            cumulative: Rule::built_in(CUMULATIVE_NAME, Mode::Total),
+            push_time: Rule::built_in("push_time", Mode::Last),
         }
     }
 

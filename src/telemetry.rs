@@ -198,7 +198,7 @@ impl RemoteWriteStats {
     pub fn done(&self, timestamp_ms: i64, ok: bool) {
         self.sent_ms.store(timestamp_ms as u64, Ordering::Relaxed);
         if ok {
-            self.last_success.set(now_seconds());
+            self.last_success.set(crate::activity::unix_now());
         }
         self.lag(timestamp_ms);
     }
@@ -214,12 +214,6 @@ impl RemoteWriteStats {
         };
         self.lag.set(lag);
     }
-}
-
-fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl std::fmt::Debug for Telemetry {
