@@ -305,7 +305,7 @@ impl Aggregator {
         }
 
         // Validate everything before changing anything.
-        let span = tracing::info_span!("validate", series = push.series_count()).entered();
+        let span = tracing::info_span!(target: crate::trace::STAGE, "validate", series = push.series_count()).entered();
         let mut names: HashSet<&str, RandomState> = HashSet::default();
         let mut new_families: Vec<&crate::model::Family> = Vec::new();
         let mut keys: HashSet<&[u8], RandomState> = HashSet::default();
@@ -432,7 +432,7 @@ impl Aggregator {
         drop(keys);
         drop(names);
         drop(span);
-        let _span = tracing::info_span!("apply", new_series).entered();
+        let _span = tracing::info_span!(target: crate::trace::STAGE, "apply", new_series).entered();
 
         let stamp = self.stamp();
         let expiring = !self.expiring.load(Ordering::Relaxed)

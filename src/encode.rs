@@ -25,6 +25,7 @@ pub(crate) fn sample_lines(agg: &crate::aggregate::Aggregator) -> Vec<String> {
 /// tools and the self-metrics; scrapes go through [`Cache`]).
 pub fn render(aggregator: &Aggregator, format: Format) -> Vec<u8> {
     let _span = tracing::info_span!(
+        target: crate::trace::STAGE,
         "encode",
         format = ?format,
         series = aggregator.series_count()
@@ -274,7 +275,7 @@ impl Cache {
         gzip: bool,
         emit: &mut dyn FnMut(bytes::Bytes) -> bool,
     ) {
-        let _span = tracing::info_span!("encode", format = ?format, gzip, series = aggregator.series_count()).entered();
+        let _span = tracing::info_span!(target: crate::trace::STAGE, "encode", format = ?format, gzip, series = aggregator.series_count()).entered();
         let (views, generation) = aggregator.view();
         let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
         let estimate: usize = families.iter().map(|(_, f)| f.len() * SERIES_BYTES).sum();

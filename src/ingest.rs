@@ -233,7 +233,8 @@ impl Gateway {
                 || !rule_set.is_empty(),
             spend: Some(&spend),
         };
-        let span = info_span!("decode", series = tracing::field::Empty);
+        let span =
+            info_span!(target: crate::trace::STAGE, "decode", series = tracing::field::Empty);
         let mut push = span.in_scope(|| decode(&opts))?;
         let series = push.series_count();
         span.record("series", series);
@@ -259,7 +260,8 @@ impl Gateway {
         let applied = if rule_set.is_empty() && push.producers.is_empty() {
             self.aggregator().apply_if(push, || ticket.commit())?
         } else {
-            let routes = info_span!("route").in_scope(|| rule_set.route(&mut push));
+            let routes = info_span!(target: crate::trace::STAGE, "route")
+                .in_scope(|| rule_set.route(&mut push));
             self.aggregator()
                 .apply_routed(push, &routes, &rule_set, || ticket.commit())?
         };

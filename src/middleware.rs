@@ -9,11 +9,12 @@ mod admission;
 mod auth;
 mod cors;
 mod metrics;
+mod request_id;
 pub(crate) mod routing;
 
 use axum::Router;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -32,7 +33,9 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         // The route by path and method, once, for every layer below.
         .map_request(routing::classify(crate::routes::MAIN))
         // A request id first, so the span and every log line carry it.
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(
+            request_id::Sequential::new(),
+        ))
         // A span per request, continuing the caller's W3C trace (HTTP header
         // or gRPC metadata alike); outside everything else so refusals below
         // are traced too.
