@@ -21,7 +21,7 @@ use hashbrown::HashTable;
 
 use super::{Options, check_scalar, check_summary};
 use crate::error::Rejection;
-use crate::model::labels::is_metric_name;
+use crate::model::labels::{is_metric_name, label_rest, label_start, metric_rest, metric_start};
 use crate::model::{Bucket, Family, Histogram, Kind, Push, Series, Value, created_from_seconds};
 
 /// Which text format a body is in.
@@ -155,8 +155,11 @@ fn scan_metric_name(b: &[u8], start: usize) -> usize {
     let mut i = start;
     while i < b.len() {
         let c = b[i];
-        let ok =
-            c.is_ascii_alphabetic() || c == b'_' || c == b':' || (i > start && c.is_ascii_digit());
+        let ok = if i > start {
+            metric_rest(c)
+        } else {
+            metric_start(c)
+        };
         if !ok {
             break;
         }
@@ -169,7 +172,11 @@ fn scan_label_name(b: &[u8], start: usize) -> usize {
     let mut i = start;
     while i < b.len() {
         let c = b[i];
-        if !(c.is_ascii_alphabetic() || c == b'_' || (i > start && c.is_ascii_digit())) {
+        if !(if i > start {
+            label_rest(c)
+        } else {
+            label_start(c)
+        }) {
             break;
         }
         i += 1;

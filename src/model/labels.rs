@@ -13,15 +13,63 @@ use std::borrow::Cow;
 /// A series' identity within its family (see the module docs).
 pub type SeriesKey = Box<[u8]>;
 
+/// What each byte may be in a name, one table lookup per byte: every name
+/// of every pushed series is checked, and the chains of range tests the
+/// `is_ascii_*` methods make cost several times more.
+const LABEL_START: u8 = 1;
+/// A byte a label name may hold after its first (`[a-zA-Z0-9_]`).
+const LABEL_REST: u8 = 2;
+/// `:`, which metric names (not label names) may hold anywhere.
+const COLON: u8 = 4;
+
+static NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' {
+            t[c] = LABEL_START | LABEL_REST;
+        } else if b.is_ascii_digit() {
+            t[c] = LABEL_REST;
+        } else if b == b':' {
+            t[c] = COLON;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// Whether `c` may start a label name (`[a-zA-Z_]`).
+#[inline]
+pub(crate) fn label_start(c: u8) -> bool {
+    NAME_BYTES[c as usize] & LABEL_START != 0
+}
+
+/// Whether `c` may follow the first byte of a label name (`[a-zA-Z0-9_]`).
+#[inline]
+pub(crate) fn label_rest(c: u8) -> bool {
+    NAME_BYTES[c as usize] & LABEL_REST != 0
+}
+
+/// Whether `c` may start a metric name (`[a-zA-Z_:]`).
+#[inline]
+pub(crate) fn metric_start(c: u8) -> bool {
+    NAME_BYTES[c as usize] & (LABEL_START | COLON) != 0
+}
+
+/// Whether `c` may follow the first byte of a metric name (`[a-zA-Z0-9_:]`).
+#[inline]
+pub(crate) fn metric_rest(c: u8) -> bool {
+    NAME_BYTES[c as usize] & (LABEL_REST | COLON) != 0
+}
+
 /// Whether `name` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 #[inline]
 pub fn is_label_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    match name.as_bytes() {
+        [first, rest @ ..] => label_start(*first) && rest.iter().all(|&c| label_rest(c)),
+        [] => false,
+    }
 }
 
 /// Whether `name` is reserved for Prometheus' own use (`__name__`,
@@ -67,12 +115,10 @@ fn name_refusal(name: &str) -> String {
 
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn is_metric_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+    match name.as_bytes() {
+        [first, rest @ ..] => metric_start(*first) && rest.iter().all(|&c| metric_rest(c)),
+        [] => false,
+    }
 }
 
 /// The label rules of one push: labels from the push path (or the gRPC
@@ -281,9 +327,12 @@ fn push_pair(out: &mut Vec<u8>, name: &str, value: &str) -> usize {
     if value.is_empty() {
         return 0;
     }
+    let v = value.as_bytes();
+    // One reservation for the pair, so the copies below do not each check
+    // for room.
+    out.reserve(name.len() + v.len() + 2);
     out.extend_from_slice(name.as_bytes());
     out.push(0);
-    let v = value.as_bytes();
     // Values are short: a plain scan is cheaper than memchr's SIMD set-up.
     if !v.contains(&0) {
         out.extend_from_slice(v);
