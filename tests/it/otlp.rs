@@ -148,3 +148,67 @@ async fn spans_reach_an_otlp_receiver_with_the_callers_parent() {
         assert_eq!(root.kind, 2, "request span is SERVER kind: {root:?}");
     }
 }
+
+/// Request ids: one is made for a request that brings none (32 hex digits,
+/// a different one per request) and returned; a caller's own is kept.
+#[tokio::test]
+async fn request_ids_are_made_or_kept() {
+    let gw = crate::support::Gateway::start().await;
+    let push = |id: Option<&'static str>| {
+        let mut req = gw
+            .client
+            .post(format!("{}/metrics/job/ids", gw.base))
+            .body("ids_total 1\n");
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        req.send()
+    };
+    let id_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .expect("x-request-id answered")
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (push(None).await.unwrap(), push(None).await.unwrap());
+    assert_eq!(a.status(), 200);
+    let (a, b) = (id_of(&a), id_of(&b));
+    assert_ne!(a, b);
+    for id in [&a, &b] {
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()), "{id}");
+    }
+    let own = push(Some("caller-chosen-1")).await.unwrap();
+    assert_eq!(id_of(&own), "caller-chosen-1");
+}
+
+/// Without an exporter, log lines carry the request span (method, path,
+/// request id) and never the stages' spans, which are for traces only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_carry_the_request_span_only() {
+    let mut gw = Process::start_env(free_port(), &[], &[("RUST_LOG", "debug")]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/metrics/job/logs", gw.base))
+        .header("x-request-id", "log-id-7")
+        .body("logs_total 1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    gw.signal("TERM");
+    assert!(gw.wait().await.success());
+    let log = gw.stderr();
+    let answered = log
+        .lines()
+        .find(|l| l.contains("answered") && l.contains("log-id-7"))
+        .unwrap_or_else(|| panic!("no answered line for the request in:\n{log}"));
+    assert!(
+        answered.contains(r#"request{method=POST path="/metrics/job/logs" request_id="log-id-7"}"#),
+        "{answered}"
+    );
+    for stage in ["decode{", "validate{", "apply{", "encode{"] {
+        assert!(!log.contains(stage), "{stage} in the log:\n{log}");
+    }
+}
