@@ -43,9 +43,17 @@ pub fn delimited(body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {
 }
 
 /// Buffers reused across a push's families.
-#[derive(Default)]
 pub struct Scratch {
     key: Vec<u8>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        // Room for a typical key up front, not grown from empty per push.
+        Scratch {
+            key: Vec::with_capacity(256),
+        }
+    }
 }
 
 /// Where a `MetricFamily` message came from, counted from 1: what its
@@ -110,7 +118,7 @@ pub fn family(
         Err(_) => return Err(fail(format!("unknown metric type {kind_number}"))),
     };
     let mut series = Vec::new();
-    let mut labels: Vec<(&str, &str)> = Vec::new();
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     for m in metrics {
         labels.clear();
         let value = metric(m, kind, &mut labels, opts.labels.limits())
