@@ -107,7 +107,7 @@ impl<'a> Reader<'a> {
                     self.rest = rest;
                     Wire::Fixed64(u64::from_le_bytes(*b))
                 }
-                None => return Err("length past the end"),
+                None => return Err("truncated fixed64"),
             },
             2 => Wire::Bytes(self.delimited()?),
             5 => match self.rest.split_first_chunk::<4>() {
@@ -115,7 +115,7 @@ impl<'a> Reader<'a> {
                     self.rest = rest;
                     Wire::Fixed32(u32::from_le_bytes(*b))
                 }
-                None => return Err("length past the end"),
+                None => return Err("truncated fixed32"),
             },
             _ => return Err("unsupported wire type (groups are not used here)"),
         };
