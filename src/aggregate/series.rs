@@ -366,31 +366,38 @@ impl SeriesView {
             return;
         }
         let pages = &self.pages;
-        // The tail: the last `len - order.len()` series in page order.
-        let mut tail = Vec::with_capacity(self.len - self.order.len());
-        'pages: for (page_no, page) in pages.iter().enumerate().rev() {
-            for slot in (0..page.series.len()).rev() {
-                if tail.len() == self.len - self.order.len() {
-                    break 'pages;
-                }
-                tail.push(position(page_no, slot));
+        // The tail: the last `len - order.len()` series, in page order,
+        // each with its key, so the sort compares keys without looking
+        // them up through the pages at every comparison (a million series
+        // pushed out of order: 155 -> 93 ms, for 24 bytes a series instead
+        // of 4 while it sorts).
+        let tail_len = self.len - self.order.len();
+        let mut tail: Vec<(&[u8], u32)> = Vec::with_capacity(tail_len);
+        let mut skip = self.len - tail_len;
+        for (page_no, page) in pages.iter().enumerate() {
+            let n = page.series.len();
+            if skip >= n {
+                skip -= n;
+                continue;
             }
+            tail.extend((skip..n).map(|slot| (page.key(slot), position(page_no, slot))));
+            skip = 0;
         }
-        tail.sort_unstable_by(|&a, &b| key_at(pages, a).cmp(key_at(pages, b)));
+        tail.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let sorted = &self.order;
         let mut merged = Vec::with_capacity(self.len);
         let (mut i, mut j) = (0, 0);
         while i < sorted.len() && j < tail.len() {
-            if key_at(pages, sorted[i]) < key_at(pages, tail[j]) {
+            if key_at(pages, sorted[i]) < tail[j].0 {
                 merged.push(sorted[i]);
                 i += 1;
             } else {
-                merged.push(tail[j]);
+                merged.push(tail[j].1);
                 j += 1;
             }
         }
         merged.extend_from_slice(&sorted[i..]);
-        merged.extend_from_slice(&tail[j..]);
+        merged.extend(tail[j..].iter().map(|t| t.1));
         self.order = Arc::new(merged);
     }
 
