@@ -464,8 +464,6 @@ impl<'a> Iterator for Ordered<'a> {
 
 impl ExactSizeIterator for Ordered<'_> {}
 
-impl SeriesView {}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
