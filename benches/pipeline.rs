@@ -303,6 +303,35 @@ fn benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // The first view after series arrived out of label order sorts them
+    // (here 100k series of one family in ten pushes, each push's series
+    // falling between the others' in label order); later views find the
+    // order done.
+    let out_of_order: Vec<Push> = (0..10)
+        .map(|p| {
+            let mut b = String::from("# TYPE late_total counter\n");
+            for i in p * 10_000..(p + 1) * 10_000 {
+                b.push_str(&format!(
+                    "late_total{{method=\"GET\",path=\"/api/v1/items/{i}\",status=\"200\",instance=\"host-{}\"}} 1\n",
+                    i % 17
+                ));
+            }
+            parse(&b)
+        })
+        .collect();
+    g.bench_function("first_view_100k_out_of_order", |b| {
+        b.iter_batched_ref(
+            || {
+                let a = aggregator();
+                for p in &out_of_order {
+                    a.apply(p.clone()).unwrap();
+                }
+                a
+            },
+            |a| black_box(a.read(|families| families.len())),
+            BatchSize::PerIteration,
+        )
+    });
     // What a scrape costs the gateway (no socket): the same 100k series in
     // a gateway, one family pushed to before each scrape, through the
     // scrape cache; plain text shares the kept renderings, gzip compresses

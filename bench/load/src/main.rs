@@ -354,22 +354,29 @@ async fn push(
             (lat, errors)
         }));
     }
+    // The scraper runs on a thread and runtime of its own, as a Prometheus
+    // server is a process of its own: on the pushers' runtime, reading a
+    // million-series scrape (100 MB) held up the pushes being timed.
     let scraper = poll.map(|(every, poll_path)| {
-        let (http, url) = (
-            reqwest::Client::new(),
-            format!("{}{poll_path}", args.target),
-        );
-        tokio::spawn(async move {
-            let mut n = 0usize;
-            while Instant::now() < deadline {
-                let next = Instant::now() + Duration::from_millis(every);
-                if let Ok(r) = http.get(&url).send().await {
-                    let _ = r.bytes().await;
+        let url = format!("{}{poll_path}", args.target);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the scraper");
+            runtime.block_on(async move {
+                let http = reqwest::Client::new();
+                let mut n = 0usize;
+                while Instant::now() < deadline {
+                    let next = Instant::now() + Duration::from_millis(every);
+                    if let Ok(r) = http.get(&url).send().await {
+                        let _ = r.bytes().await;
+                    }
+                    n += 1;
+                    tokio::time::sleep_until(next.into()).await;
                 }
-                n += 1;
-                tokio::time::sleep_until(next.into()).await;
-            }
-            n
+                n
+            })
         })
     });
     let started = Instant::now();
@@ -381,7 +388,8 @@ async fn push(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let scrapes = match scraper {
-        Some(s) => s.await?,
+        // Ends within a scrape of the deadline.
+        Some(s) => tokio::task::spawn_blocking(move || s.join().unwrap_or(0)).await?,
         None => 0,
     };
     lat.sort();
