@@ -246,21 +246,21 @@ impl Cache {
 
     /// The aggregate in `format`, gzipped when asked, in one [`Rendering`]:
     /// the kept one when nothing changed, else rendered (scrapes arriving
-    /// meanwhile wait for it and share it).
-    pub fn render(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> Rendering {
+    /// meanwhile wait for it and share it). `None` if the render failed.
+    pub fn render(&self, aggregator: &Aggregator, format: Format, gzip: bool) -> Option<Rendering> {
         if let Some(body) = self.kept(aggregator, format, gzip) {
-            return body;
+            return Some(body);
         }
         let _one = self.rendering[Self::slot(format, gzip)].lock();
         if let Some(body) = self.kept(aggregator, format, gzip) {
-            return body;
+            return Some(body);
         }
         let mut chunks = Vec::new();
-        self.render_to(aggregator, format, gzip, &mut |c| {
+        let rendered = self.render_to(aggregator, format, gzip, &mut |c| {
             chunks.push(c);
             true
         });
-        Rendering::new(chunks)
+        rendered.then(|| Rendering::new(chunks))
     }
 
     /// Renders the aggregate as it is now in `format`, gzipped when asked,
@@ -268,13 +268,15 @@ impl Cache {
     /// (`emit` returns false to stop: the client went away). Takes the
     /// aggregate's view under the shard locks and renders after they are
     /// released. Keeps what `--scrape-keep-bytes` allows. Blocking.
+    /// Returns false if the render failed: what was emitted must not pass
+    /// for a whole scrape.
     pub fn render_to(
         &self,
         aggregator: &Aggregator,
         format: Format,
         gzip: bool,
         emit: &mut dyn FnMut(bytes::Bytes) -> bool,
-    ) {
+    ) -> bool {
         let _span = tracing::info_span!(target: crate::trace::STAGE, "encode", format = ?format, gzip, series = aggregator.series_count()).entered();
         let (views, generation) = aggregator.view();
         let families: Vec<(&str, &FamilyView)> = views.iter().map(|(n, v)| (&**n, v)).collect();
@@ -299,15 +301,18 @@ impl Cache {
                 let mut scratch = Vec::new();
                 for (name, f) in &families {
                     if !sink.open {
-                        return;
+                        return !sink.failed;
                     }
                     render_streaming(name, f, format, &mut sink, &mut scratch);
                 }
             }
         }
+        if sink.failed {
+            return false;
+        }
         finish(format, sink.buf());
         let Some(whole) = sink.finish() else {
-            return;
+            return true;
         };
         let body = Rendering::new(whole);
         let charged = body.len();
@@ -320,6 +325,7 @@ impl Cache {
         if let Some(old) = old {
             self.memory.release(old.charged);
         }
+        true
     }
 
     /// Charges or gives back the difference between `charged` and `now`.
@@ -357,8 +363,10 @@ struct Sink<'a> {
     buf: Vec<u8>,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
     emit: &'a mut dyn FnMut(bytes::Bytes) -> bool,
-    /// False once `emit` refused.
+    /// False once `emit` refused, or the render failed.
     open: bool,
+    /// The render failed: what was emitted is not a whole scrape.
+    failed: bool,
     /// Everything emitted, while within `keep_bytes`.
     whole: Option<Vec<bytes::Bytes>>,
     whole_len: usize,
@@ -383,6 +391,7 @@ impl<'a> Sink<'a> {
             }),
             emit,
             open: true,
+            failed: false,
             whole: keep.map(|_| Vec::new()),
             keep_bytes: keep.unwrap_or(0),
             whole_len: 0,
@@ -502,9 +511,12 @@ fn render_streaming(
     match format {
         Format::Text => text::render_family(name, f, sink),
         Format::OpenMetrics => openmetrics::render_family(name, f, sink),
-        // Writing into a Sink cannot fail.
+        // Writing into a Sink cannot fail; the family's own check can.
         Format::Protobuf => {
-            let _ = protobuf::write_family_streaming(name, f, sink, scratch);
+            if protobuf::write_family_streaming(name, f, sink, scratch).is_err() {
+                sink.open = false;
+                sink.failed = true;
+            }
         }
     }
 }
@@ -627,10 +639,10 @@ mod tests {
         let cache = Cache::new(memory.clone(), 32 << 20);
         push(&agg, "a_total 1\nb_total 1\n");
         let stored = memory.used();
-        let body = cache.render(&agg, Format::OpenMetrics, false);
+        let body = cache.render(&agg, Format::OpenMetrics, false).unwrap();
         assert!(memory.used() >= stored + body.len());
         agg.wipe();
-        let body = cache.render(&agg, Format::OpenMetrics, false);
+        let body = cache.render(&agg, Format::OpenMetrics, false).unwrap();
         assert_eq!(memory.used(), body.len(), "only the empty scrape is held");
     }
 }

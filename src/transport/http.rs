@@ -399,7 +399,9 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
         None if series <= BLOCKING_SCRAPE || cache.keeps(series) => {
             let gw2 = gw.clone();
             let rendered = run_sized(series > BLOCKING_SCRAPE, move || {
-                Ok(gw2.scrape_cache().render(gw2.aggregator(), format, gzip))
+                gw2.scrape_cache()
+                    .render(gw2.aggregator(), format, gzip)
+                    .ok_or(Rejection::Internal)
             });
             match rendered.await {
                 Ok(r) => whole(r),
@@ -473,11 +475,11 @@ async fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Inst
             gw.scrape_cache()
                 .render_to(gw.aggregator(), format, gzip, &mut |chunk| {
                     tx.blocking_send(Ok(chunk)).is_ok()
-                });
+                })
         }));
         match rendered {
-            Ok(()) => gw.telemetry().scrape(format, started.elapsed()),
-            Err(_) => {
+            Ok(true) => gw.telemetry().scrape(format, started.elapsed()),
+            Ok(false) | Err(_) => {
                 let _ = tx.blocking_send(Err(std::io::Error::other("scrape rendering failed")));
             }
         }
