@@ -417,6 +417,13 @@ impl<'a> Sink<'a> {
         self.send(chunk.into());
     }
 
+    /// The render failed: nothing more goes out, and what went out is not
+    /// a whole scrape.
+    fn fail(&mut self) {
+        self.open = false;
+        self.failed = true;
+    }
+
     fn send(&mut self, chunk: bytes::Bytes) {
         if chunk.is_empty() || !self.open {
             return;
@@ -514,8 +521,7 @@ fn render_streaming(
         // Writing into a Sink cannot fail; the family's own check can.
         Format::Protobuf => {
             if protobuf::write_family_streaming(name, f, sink, scratch).is_err() {
-                sink.open = false;
-                sink.failed = true;
+                sink.fail();
             }
         }
     }
