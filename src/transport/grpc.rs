@@ -187,31 +187,102 @@ fn deadline_of(ext: &axum::http::Extensions) -> Option<Instant> {
     ext.get::<Deadline>().map(|d| d.0)
 }
 
-/// A request body that fails with `DEADLINE_EXCEEDED` once the request's
-/// deadline has passed, so a slow sender cannot hold a push past it (the
-/// middleware leaves pushes to answer by their deadline themselves). The
-/// timer is only armed when the body has nothing ready: a push whose bytes
-/// flow costs a clock read per frame, not a timer registration.
-struct DeadlineBody<B> {
+/// A gRPC request body as tonic reads it, held to the request's deadline
+/// and to the byte budget:
+/// - it fails with `DEADLINE_EXCEEDED` once the deadline has passed, so a
+///   slow sender cannot hold a push past it (the middleware leaves pushes
+///   to answer by their deadline themselves). The timer is only armed when
+///   the body has nothing ready: a push whose bytes flow costs a clock read
+///   per frame, not a timer registration.
+/// - the bytes of the message tonic is gathering are reserved as they
+///   arrive, before tonic keeps them, and refused with `RESOURCE_EXHAUSTED`
+///   past `--max-memory`: a thousand calls each holding most of a large
+///   message cost their bytes like HTTP bodies do. Whole messages are the
+///   service's to reserve ([`apply_message`]), so what is reserved here
+///   follows the message being gathered, not the call's total.
+struct GuardedBody<B> {
     inner: Pin<Box<B>>,
     deadline: Option<Instant>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Bytes held for the body while tonic reads (and inflates) it.
-    _reserved: Option<crate::memory::Reservation>,
+    /// Where the bytes read so far leave the gRPC framing.
+    framing: Framing,
+    /// The gathered part of the unfinished message.
+    gathering: crate::memory::Reservation,
+    /// What tonic may inflate a compressed message to.
+    _inflating: Option<crate::memory::Reservation>,
 }
 
-impl<B> DeadlineBody<B> {
+impl<B> GuardedBody<B> {
     fn new(
         inner: B,
         deadline: Option<Instant>,
-        reserved: Option<crate::memory::Reservation>,
-    ) -> DeadlineBody<B> {
-        DeadlineBody {
+        gathering: crate::memory::Reservation,
+        inflating: Option<crate::memory::Reservation>,
+    ) -> GuardedBody<B> {
+        GuardedBody {
             inner: Box::pin(inner),
             deadline,
             timer: None,
-            _reserved: reserved,
+            framing: Framing::default(),
+            gathering,
+            _inflating: inflating,
         }
+    }
+
+    /// Reserves the unfinished message's bytes after `data`.
+    fn gather(&mut self, data: &[u8]) -> Result<(), Rejection> {
+        let held = self.framing.read(data);
+        let reserved = self.gathering.bytes();
+        if held > reserved {
+            self.gathering.grow(held - reserved)
+        } else {
+            self.gathering.shrink(reserved - held);
+            Ok(())
+        }
+    }
+}
+
+/// A gRPC body's framing (a flag byte and a 4-byte big-endian length
+/// before each message), followed across frames only as far as knowing how
+/// many bytes of an unfinished message tonic holds.
+#[derive(Debug, Default)]
+struct Framing {
+    /// Bytes of the current message's 5-byte prefix read so far.
+    prefix: [u8; 5],
+    prefix_read: usize,
+    /// Bytes of the current message's payload still to come.
+    payload_left: usize,
+    /// Bytes of the current (unfinished) message read, prefix included.
+    held: usize,
+}
+
+impl Framing {
+    /// Follows `data`; gives the bytes of the unfinished message now held.
+    fn read(&mut self, mut data: &[u8]) -> usize {
+        while !data.is_empty() {
+            if self.prefix_read < 5 {
+                let n = (5 - self.prefix_read).min(data.len());
+                self.prefix[self.prefix_read..self.prefix_read + n].copy_from_slice(&data[..n]);
+                self.prefix_read += n;
+                self.held += n;
+                data = &data[n..];
+                if self.prefix_read < 5 {
+                    break;
+                }
+                let [_, a, b, c, d] = self.prefix;
+                self.payload_left = u32::from_be_bytes([a, b, c, d]) as usize;
+            } else {
+                let n = self.payload_left.min(data.len());
+                self.payload_left -= n;
+                self.held += n;
+                data = &data[n..];
+            }
+            if self.prefix_read == 5 && self.payload_left == 0 {
+                // Whole: tonic hands it to the service, which reserves it.
+                *self = Framing::default();
+            }
+        }
+        self.held
     }
 }
 
@@ -219,36 +290,43 @@ fn body_timed_out() -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(Status::deadline_exceeded(Rejection::Timeout.to_string()))
 }
 
-impl<B> http_body::Body for DeadlineBody<B>
+impl<B> http_body::Body for GuardedBody<B>
 where
-    B: http_body::Body,
+    B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    type Data = B::Data;
+    type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, Self::Error>>> {
-        let Some(deadline) = self.deadline else {
-            return self.inner.as_mut().poll_frame(cx).map_err(Into::into);
-        };
-        match self.inner.as_mut().poll_frame(cx) {
-            Poll::Ready(Some(_)) if Instant::now() >= deadline => {
-                Poll::Ready(Some(Err(body_timed_out())))
-            }
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let frame = match self.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(other) => return Poll::Ready(other.map(|f| f.map_err(Into::into))),
             Poll::Pending => {
+                let Some(deadline) = self.deadline else {
+                    return Poll::Pending;
+                };
                 let timer = self
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
-                match timer.as_mut().poll(cx) {
+                return match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(body_timed_out()))),
                     Poll::Pending => Poll::Pending,
-                }
+                };
             }
+        };
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Poll::Ready(Some(Err(body_timed_out())));
         }
+        if let Some(data) = frame.data_ref()
+            && let Err(refused) = self.gather(data)
+        {
+            return Poll::Ready(Some(Err(Box::new(Status::from(refused)))));
+        }
+        Poll::Ready(Some(Ok(frame)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -282,7 +360,7 @@ impl NamedService for OtlpServer {
 
 impl<B> tower::Service<axum::http::Request<B>> for OtlpServer
 where
-    B: http_body::Body + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
     type Response = axum::http::Response<tonic::body::Body>;
@@ -311,7 +389,7 @@ impl PushServer {
 
 impl<B> tower::Service<axum::http::Request<B>> for PushServer
 where
-    B: http_body::Body + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
     type Response = axum::http::Response<tonic::body::Body>;
@@ -341,7 +419,7 @@ where
             .headers()
             .get("grpc-encoding")
             .is_some_and(|v| v.as_bytes() != b"identity");
-        let reserved = if compressed {
+        let inflating = if compressed {
             let mut r = gw.memory().reservation();
             if let Err(e) = r.grow(self.max_message_bytes) {
                 return Box::pin(async move { Ok(e.respond(true).map(tonic::body::Body::new)) });
@@ -350,7 +428,8 @@ where
         } else {
             None
         };
-        let req = req.map(|inner| DeadlineBody::new(inner, body_by, reserved));
+        let gathering = gw.memory().reservation();
+        let req = req.map(|inner| GuardedBody::new(inner, body_by, gathering, inflating));
         match req.uri().path() {
             PUSH => {
                 let mut grpc = self.grpc::<PushResponse>();
@@ -430,4 +509,34 @@ async fn routes(gateway: Gateway) -> tonic::service::Routes {
         routes = routes.add_service(r);
     }
     routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Framing;
+
+    fn message(payload: &[u8]) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        m.extend_from_slice(payload);
+        m
+    }
+
+    #[test]
+    fn framing_counts_only_the_unfinished_message() {
+        let mut f = Framing::default();
+        // A prefix split across frames, then the payload in two.
+        assert_eq!(f.read(&[0, 0]), 2);
+        assert_eq!(f.read(&[0, 0, 4]), 5);
+        assert_eq!(f.read(b"ab"), 7);
+        // The rest of it, a whole message and the start of a third.
+        let mut data = b"cd".to_vec();
+        data.extend(message(b"xyz"));
+        data.extend(&message(b"0123456789")[..8]);
+        assert_eq!(f.read(&data), 8);
+        assert_eq!(f.read(&message(b"0123456789")[8..]), 0);
+        // An empty message is whole at its prefix.
+        assert_eq!(f.read(&message(b"")), 0);
+        assert_eq!(f.read(&[]), 0);
+    }
 }

@@ -607,3 +607,94 @@ async fn compressed_grpc_pushes_reserve_what_they_may_inflate_to() {
         .unwrap();
     assert!(roomy.scrape().await.contains("z_total 1\n"));
 }
+
+/// The bytes of a gRPC message still arriving are reserved as they come,
+/// as an HTTP body's are (tonic gathers a message whole before the service
+/// sees it): calls each holding most of a large message cannot together
+/// hold more than `--max-memory`, and what a call held is given back when
+/// it ends.
+#[tokio::test]
+async fn grpc_messages_still_arriving_are_reserved() {
+    use bytes::Bytes;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use tokio_stream::wrappers::ReceiverStream;
+    type Sent = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    let gw = Gateway::start_with(Config {
+        max_memory: 8 << 20,
+        max_body_bytes: 6 << 20,
+        ..Config::default()
+    })
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<StreamBody<ReceiverStream<Sent>>>();
+    // Opens a PushStream call and sends the first 4 MiB of a 5 MiB message.
+    let open = || {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Sent>(4);
+        let req = hyper::Request::post(format!(
+            "{}/aggregation_gateway.v1.AggregationGateway/PushStream",
+            gw.base
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(StreamBody::new(ReceiverStream::new(rx)))
+        .unwrap();
+        let answer = tokio::spawn(client.request(req));
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            let mut prefix = vec![0u8];
+            prefix.extend_from_slice(&(5u32 << 20).to_be_bytes());
+            let _ = sender.send(Ok(Frame::data(Bytes::from(prefix)))).await;
+            for _ in 0..64 {
+                let chunk = Bytes::from(vec![0x0a; 64 << 10]);
+                if sender.send(Ok(Frame::data(chunk))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        (tx, answer)
+    };
+    let used = || async { self_metric(&gw, "pag_memory_bytes").await };
+
+    let (first, _first_answer) = open();
+    eventually(
+        "the first call's 4 MiB reserved",
+        Duration::from_secs(10),
+        || async { (used().await >= (4 << 20) as f64).then_some(()) },
+    )
+    .await;
+    // A second call's bytes do not fit beside the first's: refused while
+    // it sends, with the budget's reason.
+    let (_second, second_answer) = open();
+    let answer = tokio::time::timeout(Duration::from_secs(10), second_answer)
+        .await
+        .expect("the second call was never refused")
+        .unwrap()
+        .unwrap();
+    let status = answer
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(status.as_deref(), Some("8"), "{:?}", answer.headers());
+    let message = answer.headers()["grpc-message"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("max-memory"), "{message}");
+    assert!(used().await <= (8 << 20) as f64);
+    // The first call ends unfinished: its bytes are given back.
+    drop(first);
+    eventually(
+        "the first call's bytes given back",
+        Duration::from_secs(10),
+        || async { (used().await < (1 << 20) as f64).then_some(()) },
+    )
+    .await;
+    gw.grpc()
+        .await
+        .push(request(vec![counter("after_total", &[], 1.0)], &[]))
+        .await
+        .unwrap();
+}
