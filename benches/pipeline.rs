@@ -307,18 +307,17 @@ fn benches(c: &mut Criterion) {
     // (here 100k series of one family in ten pushes, each push's series
     // falling between the others' in label order); later views find the
     // order done.
-    let out_of_order: Vec<Push> = (0..10)
-        .map(|p| {
-            let mut b = String::from("# TYPE late_total counter\n");
-            for i in p * 10_000..(p + 1) * 10_000 {
-                b.push_str(&format!(
-                    "late_total{{method=\"GET\",path=\"/api/v1/items/{i}\",status=\"200\",instance=\"host-{}\"}} 1\n",
-                    i % 17
-                ));
-            }
-            parse(&b)
-        })
-        .collect();
+    let late = |p: usize| {
+        let mut b = String::from("# TYPE late_total counter\n");
+        for i in p * 10_000..(p + 1) * 10_000 {
+            b.push_str(&format!(
+                "late_total{{method=\"GET\",path=\"/api/v1/items/{i}\",status=\"200\",instance=\"host-{}\"}} 1\n",
+                i % 17
+            ));
+        }
+        parse(&b)
+    };
+    let out_of_order: Vec<Push> = (0..10).map(late).collect();
     g.bench_function("first_view_100k_out_of_order", |b| {
         b.iter_batched_ref(
             || {
@@ -326,6 +325,24 @@ fn benches(c: &mut Criterion) {
                 for p in &out_of_order {
                     a.apply(p.clone()).unwrap();
                 }
+                a
+            },
+            |a| black_box(a.read(|families| families.len())),
+            BatchSize::PerIteration,
+        )
+    });
+    // A scrape after 10k new series fell between 100k ordered ones: the
+    // tail is sorted and merged into the order.
+    let ten_more = late(10);
+    g.bench_function("view_10k_out_of_order_into_100k", |b| {
+        b.iter_batched_ref(
+            || {
+                let a = aggregator();
+                for p in &out_of_order {
+                    a.apply(p.clone()).unwrap();
+                }
+                a.read(|families| families.len());
+                a.apply(ten_more.clone()).unwrap();
                 a
             },
             |a| black_box(a.read(|families| families.len())),

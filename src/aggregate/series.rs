@@ -79,6 +79,23 @@ fn series_at(pages: &[Arc<Page>], at: u32) -> &StoredSeries {
     &pages[page].series[slot]
 }
 
+/// How many of the leading positions of `sorted` (in key order) have keys
+/// below `key`: galloping out from the front, then a binary search, so a
+/// tail of `t` series merges into an order of `n` in about
+/// `t * log(n / t)` key comparisons, each a likely cache miss, instead of
+/// `n + t` (10k new series into a million: 100k instead of a million).
+fn below(pages: &[Arc<Page>], sorted: &[u32], key: &[u8]) -> usize {
+    let less = |at: &u32| key_at(pages, *at) < key;
+    let mut bound = 1;
+    while bound <= sorted.len() && less(&sorted[bound - 1]) {
+        bound *= 2;
+    }
+    // Every key before `bound / 2` is below (the last step checked the
+    // one at `bound / 2 - 1`); the one at `bound - 1`, if any, is not.
+    let from = bound / 2;
+    from + sorted[from..bound.min(sorted.len())].partition_point(less)
+}
+
 /// The series of one stored family.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SeriesTable {
@@ -90,8 +107,10 @@ pub(crate) struct SeriesTable {
     /// Positions of the first `order.len()` series (in page order) sorted
     /// by key; the rest are the tail, not sorted yet.
     order: Arc<Vec<u32>>,
-    /// Changes whenever positions change or series are added, so an order
-    /// computed for one layout is never adopted for another.
+    /// Changes whenever series move (drops, repacking) or the table starts
+    /// anew, so an order computed for one layout is never adopted for
+    /// another. Series added keep it: they go after the others, whose
+    /// positions stay, so an order of the first series stays true.
     layout: u64,
 }
 
@@ -151,8 +170,11 @@ impl SeriesTable {
     }
 
     /// Adds a series whose key is not stored; `layout` is a stamp no
-    /// layout had before.
+    /// layout had before, taken if the table starts anew.
     pub(crate) fn insert(&mut self, key: &[u8], mut series: StoredSeries, layout: u64) {
+        if self.len == 0 {
+            self.layout = layout;
+        }
         if self.pages.last().is_none_or(|p| !p.has_room(key.len())) {
             if let Some(last) = self.pages.last_mut().and_then(Arc::get_mut) {
                 last.seal();
@@ -182,7 +204,6 @@ impl SeriesTable {
             order.push(at);
         }
         self.len += 1;
-        self.layout = layout;
     }
 
     /// Keeps the series `keep` says yes to, calling `dropped` with each
@@ -322,10 +343,11 @@ impl SeriesTable {
         }
     }
 
-    /// Takes an order a scrape completed, if the series have not moved or
-    /// grown since its view was taken.
+    /// Takes an order completed on a view, if the series have not moved
+    /// since the view was taken and it orders more of them than the
+    /// table's own (series added since stay in the tail).
     pub(crate) fn adopt_order(&mut self, view: &SeriesView) {
-        if view.layout == self.layout && view.order.len() == self.len {
+        if view.layout == self.layout && view.order.len() > self.order.len() {
             self.order = view.order.clone();
         }
     }
@@ -370,7 +392,10 @@ impl SeriesView {
         // each with its key, so the sort compares keys without looking
         // them up through the pages at every comparison (a million series
         // pushed out of order: 155 -> 93 ms, for 24 bytes a series instead
-        // of 4 while it sorts).
+        // of 4 while it sorts). (Sorting by 8 bytes of each key after the
+        // prefix they all share, the key only on ties, took twice as long:
+        // keys start with their sorted label names, and the bytes after
+        // the shared prefix are the same for many.)
         let tail_len = self.len - self.order.len();
         let mut tail: Vec<(&[u8], u32)> = Vec::with_capacity(tail_len);
         let mut skip = self.len - tail_len;
@@ -384,20 +409,35 @@ impl SeriesView {
             skip = 0;
         }
         tail.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let sorted = &self.order;
+        let sorted = &self.order[..];
         let mut merged = Vec::with_capacity(self.len);
-        let (mut i, mut j) = (0, 0);
-        while i < sorted.len() && j < tail.len() {
-            if key_at(pages, sorted[i]) < tail[j].0 {
-                merged.push(sorted[i]);
-                i += 1;
-            } else {
-                merged.push(tail[j].1);
-                j += 1;
+        let mut i = 0;
+        if tail.len() * 8 < sorted.len() {
+            // A short tail: runs of the order copied whole between its
+            // series (see `below`).
+            for &(key, at) in &tail {
+                let run = below(pages, &sorted[i..], key);
+                merged.extend_from_slice(&sorted[i..i + run]);
+                i += run;
+                merged.push(at);
             }
+        } else {
+            // Interleaved throughout, as likely as not: one comparison per
+            // series (galloping measured 22 % slower on 90k new series
+            // falling between 10k).
+            let mut j = 0;
+            while i < sorted.len() && j < tail.len() {
+                if key_at(pages, sorted[i]) < tail[j].0 {
+                    merged.push(sorted[i]);
+                    i += 1;
+                } else {
+                    merged.push(tail[j].1);
+                    j += 1;
+                }
+            }
+            merged.extend(tail[j..].iter().map(|t| t.1));
         }
         merged.extend_from_slice(&sorted[i..]);
-        merged.extend(tail[j..].iter().map(|t| t.1));
         self.order = Arc::new(merged);
     }
 
@@ -497,6 +537,10 @@ mod tests {
         Drop(u16),
         /// Take a view, complete its order and hand it back.
         Scrape,
+        /// Take a view and complete its order, handed back later.
+        OrderAhead,
+        /// Hand back the order of the view taken by the last `OrderAhead`.
+        AdoptLate,
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -505,6 +549,8 @@ mod tests {
             8 => (0u16..3000, 1.0f64..10.0).prop_map(|(k, v)| Op::Push(k, v)),
             1 => (2u16..9).prop_map(Op::Drop),
             2 => Just(Op::Scrape),
+            1 => Just(Op::OrderAhead),
+            1 => Just(Op::AdoptLate),
         ]
     }
 
@@ -550,6 +596,7 @@ mod tests {
             let mut table = SeriesTable::default();
             let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
             let mut views: Vec<(SeriesView, Contents)> = Vec::new();
+            let mut ahead: Option<SeriesView> = None;
             let mut layout = 0;
             for op in ops {
                 layout += 1;
@@ -583,6 +630,16 @@ mod tests {
                         let expected: Vec<(Vec<u8>, f64)> =
                             model.iter().map(|(k, v)| (k.clone(), *v)).collect();
                         views.push((view, expected));
+                    }
+                    Op::OrderAhead => {
+                        let mut view = table.view();
+                        view.complete_order();
+                        ahead = Some(view);
+                    }
+                    Op::AdoptLate => {
+                        if let Some(view) = &ahead {
+                            table.adopt_order(view);
+                        }
                     }
                 }
                 proptest::prop_assert_eq!(table.len(), model.len());
