@@ -318,15 +318,16 @@ fn benches(c: &mut Criterion) {
         parse(&b)
     };
     let out_of_order: Vec<Push> = (0..10).map(late).collect();
+    let pushed_out_of_order = || {
+        let a = aggregator();
+        for p in &out_of_order {
+            a.apply(p.clone()).unwrap();
+        }
+        a
+    };
     g.bench_function("first_view_100k_out_of_order", |b| {
         b.iter_batched_ref(
-            || {
-                let a = aggregator();
-                for p in &out_of_order {
-                    a.apply(p.clone()).unwrap();
-                }
-                a
-            },
+            pushed_out_of_order,
             |a| black_box(a.read(|families| families.len())),
             BatchSize::PerIteration,
         )
@@ -337,10 +338,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("view_10k_out_of_order_into_100k", |b| {
         b.iter_batched_ref(
             || {
-                let a = aggregator();
-                for p in &out_of_order {
-                    a.apply(p.clone()).unwrap();
-                }
+                let a = pushed_out_of_order();
                 a.read(|families| families.len());
                 a.apply(ten_more.clone()).unwrap();
                 a
