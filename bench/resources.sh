@@ -2,9 +2,9 @@
 # What hostile inputs cost the gateway, with default flags: for each class
 # (compression bombs, bucket bombs, empty metrics, tiny families, path
 # labels copied into every series, the densest accepted push, trickling
-# bodies, unread scrapes, idle connections) the bytes sent, peak and
-# retained RSS growth, gateway CPU time, and the worst /-/healthy latency
-# while it ran. Targets: peak growth within 10x the decompressed size plus
+# bodies, unread scrapes, request heads that never end, idle connections)
+# the bytes sent, peak and retained RSS growth, gateway CPU time, and the
+# worst /-/healthy latency while it ran. Targets: peak growth within 10x the decompressed size plus
 # 1 MiB, under 50 µs of CPU per KiB decompressed, health within 1 s.
 #
 # Usage: bench/resources.sh [extra gateway flags...]   (Linux; run as the

@@ -179,6 +179,8 @@ pub struct Cache {
     keep_bytes: usize,
     /// Scrapes streaming at once (see [`Cache::stream_permit`]).
     streams: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Scrapes waiting for a turn to stream.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// Something with the bytes charged for it.
@@ -213,6 +215,7 @@ impl Cache {
             memory,
             keep_bytes,
             streams: std::sync::Arc::new(tokio::sync::Semaphore::new(STREAMS)),
+            waiting: Default::default(),
         }
     }
 
@@ -222,7 +225,24 @@ impl Cache {
     /// stay bounded however many clients ask at once; the others wait.
     /// (`None` only if the semaphore were closed, which it never is.)
     pub async fn stream_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        use std::sync::atomic::Ordering;
+        /// Counts a scrape waiting until its wait ends however it ends
+        /// (a request deadline drops the future).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.waiting);
         self.streams.clone().acquire_owned().await.ok()
+    }
+
+    /// Whether a scrape is waiting for a turn to stream (a stalled stream
+    /// then gives its turn up).
+    pub fn turn_wanted(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::Acquire) > 0
     }
 
     /// Whether a scrape of `series` series is kept once rendered (else it

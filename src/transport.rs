@@ -8,6 +8,7 @@
 pub(crate) mod api;
 pub mod grpc;
 pub(crate) mod http;
+mod pipe;
 mod server;
 pub(crate) mod tls;
 

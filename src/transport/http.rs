@@ -3,7 +3,7 @@
 //! Handlers only read the request, call the decode stage, the aggregator and
 //! the encode stage, and map the result; rules live in those stages.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +22,9 @@ use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
 use crate::memory::Reservation;
 use crate::routes::{self, Handler, Route};
 use crate::telemetry::Protocol;
+
+use super::pipe;
+use super::server::Connection;
 
 /// Bodies above this are decoded off the async workers.
 const BLOCKING_BODY: usize = 256 << 10;
@@ -386,7 +389,11 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
 /// thread past 10k series) and sent with its length; past it rendered on a
 /// blocking thread and streamed as it renders, so no scrape holds a whole
 /// large rendering.
-async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+async fn scrape(
+    State(gw): State<Gateway>,
+    connection: Option<Extension<Connection>>,
+    headers: HeaderMap,
+) -> Response {
     let started = Instant::now();
     let format = encode::Format::negotiate(header_str(&headers, header::ACCEPT));
     let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
@@ -410,7 +417,11 @@ async fn scrape(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
                 Err(r) => return r.into_response(),
             }
         }
-        None => (streamed(gw.clone(), format, gzip, started).await, None),
+        None => {
+            let connection = connection.map(|Extension(c)| c);
+            let body = streamed(gw.clone(), format, gzip, started, connection).await;
+            (body, None)
+        }
     };
     if len.is_some() {
         gw.telemetry().scrape(format, started.elapsed());
@@ -447,18 +458,37 @@ fn whole(rendering: encode::Rendering) -> (Body, Option<usize>) {
 /// The nice value of a streamed scrape's render thread (see [`streamed`]).
 const RENDER_NICE: i32 = 10;
 
+/// A streamed scrape stalled this long gives its turn up when another
+/// scrape waits for one.
+const STALL_YIELD: Duration = Duration::from_secs(1);
+
 /// A large scrape, rendered on a thread of its own two chunks ahead of the
-/// socket. A client that stops reading stalls the renderer until
-/// `--write-timeout` closes the connection, which stops it. Should the
-/// renderer fail, the body ends in an error (the connection is cut), never
-/// as a shorter scrape Prometheus would take for series gone.
-async fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Instant) -> Body {
+/// socket. A client that stops reading stalls the renderer; it gives up
+/// (dropping its view of the aggregate and its turn) once stalled for
+/// `--write-timeout`, or for a second when another scrape waits for a
+/// turn, so [`encode::STREAMS`] clients that never read cannot hold every
+/// scrape back. That holds over HTTP/2 too, where a peer granting no
+/// flow-control window stalls a stream without stalling the socket. A
+/// renderer that gave up closes the client's connection, so the chunk
+/// hyper still holds for it goes at once (else each stalled client a turn
+/// passed over would keep one until a timeout). Should the renderer stop
+/// short for any reason, the body ends in an error (the connection or
+/// stream is cut), never as a shorter scrape Prometheus would take for
+/// series gone.
+async fn streamed(
+    gw: Gateway,
+    format: encode::Format,
+    gzip: bool,
+    started: Instant,
+    connection: Option<Connection>,
+) -> Body {
     // Waits (within --request-timeout) while as many streams render as
     // the cache allows: each holds a few chunks, and a render is a core's
     // work for a while.
     let permit = gw.scrape_cache().stream_permit().await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    let (tx, rx) = pipe::pipe();
     let span = tracing::Span::current();
+    let write_timeout = gw.config().write_timeout;
     let render = move || {
         // Below the threads that take pushes: a full render is a core's
         // work for 100 ms and more, and on a machine whose cores are all
@@ -471,17 +501,34 @@ async fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Inst
         let _ = rustix::process::setpriority_process(None, RENDER_NICE);
         let _in = span.enter();
         let _permit = permit;
+        let cache = gw.scrape_cache();
+        let give_up = |stalled: Duration| {
+            stalled >= write_timeout || (stalled >= STALL_YIELD && cache.turn_wanted())
+        };
+        // `render_to` stops without failing when the body refuses a chunk.
+        let mut refused = false;
         let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            gw.scrape_cache()
-                .render_to(gw.aggregator(), format, gzip, &mut |chunk| {
-                    tx.blocking_send(Ok(chunk)).is_ok()
-                })
+            cache.render_to(gw.aggregator(), format, gzip, &mut |chunk| {
+                let sent = tx.send(chunk, give_up);
+                refused |= !sent;
+                sent
+            })
         }));
+        // Unless finished, the body ends in an error when `tx` is dropped.
         match rendered {
-            Ok(true) => gw.telemetry().scrape(format, started.elapsed()),
-            Ok(false) | Err(_) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other("scrape rendering failed")));
+            Ok(true) if !refused => {
+                tx.finish();
+                gw.telemetry().scrape(format, started.elapsed());
             }
+            Ok(_) if tx.gave_up() => {
+                tracing::debug!("streamed scrape given up: its client stopped reading");
+                if let Some(c) = &connection {
+                    c.close();
+                }
+            }
+            Ok(true) => tracing::debug!("streamed scrape stopped: client gone"),
+            Ok(false) => tracing::warn!("streamed scrape rendering failed"),
+            Err(_) => tracing::warn!("streamed scrape rendering panicked"),
         }
     };
     if let Err(e) = std::thread::Builder::new()
@@ -494,7 +541,7 @@ async fn streamed(gw: Gateway, format: encode::Format, gzip: bool, started: Inst
             Err::<bytes::Bytes, _>(std::io::Error::other("scrape rendering not started"))
         }));
     }
-    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+    Body::from_stream(rx)
 }
 
 /// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with q above 0).

@@ -29,6 +29,12 @@ use tokio::sync::{Semaphore, watch};
 
 use super::tls::Tls;
 
+/// Most bytes of one request's head (request line and headers, HTTP/1.1;
+/// the decoded header list, HTTP/2). Bounds what a connection can hold
+/// before a request reaches the middleware, where every other byte is
+/// reserved from `--max-memory`.
+const MAX_HEADER_BYTES: u32 = 64 << 10;
+
 /// Connection settings shared by every listener.
 #[derive(Debug, Clone)]
 pub struct ConnOptions {
@@ -58,7 +64,11 @@ pub async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout);
+        .header_read_timeout(opts.header_read_timeout)
+        // hyper buffers up to ~400 KiB of an unfinished request head per
+        // connection: 4096 connections each sending a header that never
+        // ends held 1.6 GiB outside --max-memory. Past this, 431.
+        .max_buf_size(MAX_HEADER_BYTES as usize);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -66,7 +76,7 @@ pub async fn run(
         .keep_alive_timeout(Duration::from_secs(20))
         // hyper's default allows 16 MiB of headers per request: far more
         // than any client sends, and a path that size is split into labels.
-        .max_header_list_size(64 << 10);
+        .max_header_list_size(MAX_HEADER_BYTES);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(opts.max_connections));
     let open = Arc::new(Open::default());
@@ -173,6 +183,9 @@ async fn connection<I>(
                 conn.as_mut().graceful_shutdown();
                 closing = Some(tokio::time::Instant::now() + opts.drain_timeout);
             }
+            // A response gave up on its client: closed at once, so what
+            // hyper holds for the connection goes too.
+            _ = activity.cut.notified() => return,
             _ = activity.evict.notified(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
                 closing = Some(tokio::time::Instant::now() + EVICTION_WAIT);
@@ -261,6 +274,8 @@ struct Activity {
     /// Set when asked to close to make room.
     evicted: std::sync::atomic::AtomicBool,
     evict: tokio::sync::Notify,
+    /// Closes the connection at once ([`Connection::close`]).
+    cut: tokio::sync::Notify,
     /// Set by the first request.
     served: std::sync::atomic::AtomicBool,
     open: AtomicUsize,
@@ -275,6 +290,7 @@ impl Activity {
             id,
             evicted: Default::default(),
             evict: tokio::sync::Notify::new(),
+            cut: tokio::sync::Notify::new(),
             served: Default::default(),
             open: AtomicUsize::new(0),
             last: AtomicU64::new(0),
@@ -300,6 +316,21 @@ impl Activity {
     /// How long no request has been in progress (zero while one is).
     fn idle_for(&self) -> Duration {
         self.idle().unwrap_or_default()
+    }
+}
+
+/// The connection a request came in on, in the request's extensions.
+#[derive(Clone, Debug)]
+pub struct Connection(Arc<Activity>);
+
+impl Connection {
+    /// Closes the connection now, every request on it with it: for a
+    /// response that gave up on a client that stopped reading, whose
+    /// unsent bytes hyper would otherwise hold until a timeout.
+    pub fn close(&self) {
+        // A stored permit: the connection's loop sees it even if it is
+        // not waiting at this instant.
+        self.0.cut.notify_one();
     }
 }
 
@@ -334,7 +365,9 @@ where
         tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut()
+            .insert(Connection(self.activity.clone()));
         self.activity.open.fetch_add(1, Ordering::AcqRel);
         self.activity.served.store(true, Ordering::Relaxed);
         let guard = InProgress(self.activity.clone());

@@ -488,6 +488,108 @@ async fn a_silent_connection_gets_the_header_deadline() {
     );
 }
 
+/// A request head that never ends is refused at 64 KiB (431, connection
+/// closed) rather than buffered to hyper's default of ~400 KiB a
+/// connection; a head just under the limit is served.
+#[tokio::test]
+async fn request_heads_are_held_to_64_kib() {
+    let gw = Gateway::start_with(Config {
+        header_read_timeout: Duration::from_secs(60),
+        ..Config::default()
+    })
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let pad = "p".repeat(60 << 10);
+    s.write_all(format!("GET /-/healthy HTTP/1.1\r\nhost: x\r\nx-pad: {pad}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("answered")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    // 100 KiB of one header value, never finished: refused well before the
+    // 60 s header deadline.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let mut head = b"POST /metrics HTTP/1.1\r\nhost: x\r\nx-pad: ".to_vec();
+    head.resize(100 << 10, b'p');
+    let _ = s.write_all(&head).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    gw.push_ok("/metrics", "after_total 1\n").await;
+}
+
+/// Clients that take every turn to stream a large scrape and then read
+/// nothing (here over HTTP/2 granting no flow-control window, which stalls
+/// a stream without stalling the socket, so the write timeout never fires)
+/// give their turns up to a scrape that waits: it is answered in full
+/// within seconds, not after --write-timeout or --request-timeout.
+#[tokio::test]
+async fn stalled_scrapes_give_their_turn_to_waiting_ones() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+
+    let gw = Gateway::start_with(Config {
+        // Every scrape over 10k series streams.
+        scrape_keep_bytes: 0,
+        write_timeout: Duration::from_secs(120),
+        request_timeout: Duration::from_secs(120),
+        ..Config::default()
+    })
+    .await;
+    // About 2 MiB of text: more than the chunks a stream queues.
+    let body: String = (0..20_000)
+        .map(|i| format!("stall_total{{i=\"{i}\",pad=\"{}\"}} 1\n", "p".repeat(60)))
+        .collect();
+    gw.push_ok("/metrics", &body).await;
+
+    let stalled = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .http2_initial_stream_window_size(0)
+        .build_http::<Empty<Bytes>>();
+    let mut held = Vec::new();
+    for _ in 0..prom_aggregation_gateway::encode::STREAMS {
+        let req = hyper::Request::get(format!("{}/metrics", gw.base))
+            .body(Empty::new())
+            .unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), stalled.request(req))
+            .await
+            .expect("a stalled scrape got no turn")
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        held.push(res);
+    }
+    // Every turn is held by a client reading nothing.
+    let started = Instant::now();
+    let scrape = tokio::time::timeout(Duration::from_secs(20), gw.scrape())
+        .await
+        .expect("the waiting scrape was not answered");
+    assert!(
+        scrape.contains("stall_total{i=\"19999\""),
+        "scrape cut short"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A stream that gave up ends in an error, never as a shorter scrape,
+    // and at once: its connection was closed, so nothing is left waiting
+    // on the client's window.
+    let cut = tokio::time::timeout(
+        Duration::from_secs(10),
+        held.remove(0).into_body().collect(),
+    )
+    .await
+    .expect("a stalled stream was left open");
+    assert!(cut.is_err(), "a stalled stream ended as if whole");
+}
+
 /// Pushes whose bodies trickle hold the push slots, not the slots scrapes,
 /// status and health need.
 #[tokio::test]

@@ -36,6 +36,13 @@ enum Run {
     Unread { clients: usize, seconds: u64 },
     /// `clients` idle connections opened and held.
     Idle { clients: usize, seconds: u64 },
+    /// `clients` connections each sending `bytes` of one header that never
+    /// ends, then holding the request unfinished.
+    Hoard {
+        clients: usize,
+        bytes: usize,
+        seconds: u64,
+    },
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -194,6 +201,15 @@ fn classes(max_body: usize) -> Vec<Class> {
         },
     });
     out.push(Class {
+        name: "1000 unfinished 400 KiB headers",
+        decompressed: 0,
+        run: Run::Hoard {
+            clients: 1000,
+            bytes: 400 << 10,
+            seconds: 3,
+        },
+    });
+    out.push(Class {
         name: "5000 idle connections",
         decompressed: 0,
         run: Run::Idle {
@@ -334,6 +350,43 @@ async fn run(addr: &str, client: &reqwest::Client, run: &Run) -> (usize, String)
             }
             tokio::time::sleep(Duration::from_secs(*seconds)).await;
             (0, format!("{} connections", conns.len()))
+        }
+        Run::Hoard {
+            clients,
+            bytes,
+            seconds,
+        } => {
+            // One header value that never ends: the server holds what it
+            // read while it waits for the end of the headers.
+            let mut head = b"POST /metrics HTTP/1.1\r\nhost: x\r\nx-pad: ".to_vec();
+            head.resize(*bytes, b'p');
+            let mut conns = Vec::new();
+            let mut sent = 0;
+            for _ in 0..*clients {
+                if let Ok(mut s) = TcpStream::connect(addr).await {
+                    // A gateway that refuses early closes: what it took counts.
+                    let write = tokio::time::timeout(Duration::from_secs(2), s.write_all(&head));
+                    if let Ok(Ok(())) = write.await {
+                        sent += head.len();
+                    }
+                    conns.push(s);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(*seconds)).await;
+            let mut refused = 0;
+            for s in &mut conns {
+                let mut b = [0u8; 64];
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await
+                    && (n == 0 || b[..n].starts_with(b"HTTP/1.1 431"))
+                {
+                    refused += 1;
+                }
+            }
+            (
+                sent,
+                format!("{} connections, {refused} refused", conns.len()),
+            )
         }
         Run::Idle { clients, seconds } => {
             let mut conns = Vec::new();
