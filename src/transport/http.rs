@@ -392,6 +392,7 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
 async fn scrape(
     State(gw): State<Gateway>,
     connection: Option<Extension<Connection>>,
+    version: axum::http::Version,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
@@ -418,7 +419,8 @@ async fn scrape(
             }
         }
         None => {
-            let connection = connection.map(|Extension(c)| c);
+            let multiplexed = version >= axum::http::Version::HTTP_2;
+            let connection = connection.map(|Extension(c)| (c, multiplexed));
             let body = streamed(gw.clone(), format, gzip, started, connection).await;
             (body, None)
         }
@@ -469,9 +471,11 @@ const STALL_YIELD: Duration = Duration::from_secs(1);
 /// turn, so [`encode::STREAMS`] clients that never read cannot hold every
 /// scrape back. That holds over HTTP/2 too, where a peer granting no
 /// flow-control window stalls a stream without stalling the socket. A
-/// renderer that gave up closes the client's connection, so the chunk
-/// hyper still holds for it goes at once (else each stalled client a turn
-/// passed over would keep one until a timeout). Should the renderer stop
+/// renderer that gave up closes the client's connection (at once over
+/// HTTP/1.1; over HTTP/2 after the other streams had `--write-timeout` to
+/// finish), so the chunk hyper still holds for it goes (else each stalled
+/// client a turn passed over would keep one until the connection idled
+/// out). Should the renderer stop
 /// short for any reason, the body ends in an error (the connection or
 /// stream is cut), never as a shorter scrape Prometheus would take for
 /// series gone.
@@ -480,7 +484,7 @@ async fn streamed(
     format: encode::Format,
     gzip: bool,
     started: Instant,
-    connection: Option<Connection>,
+    connection: Option<(Connection, bool)>,
 ) -> Body {
     // Waits (within --request-timeout) while as many streams render as
     // the cache allows: each holds a few chunks, and a render is a core's
@@ -522,8 +526,8 @@ async fn streamed(
             }
             Ok(_) if tx.gave_up() => {
                 tracing::debug!("streamed scrape given up: its client stopped reading");
-                if let Some(c) = &connection {
-                    c.close();
+                if let Some((c, multiplexed)) = &connection {
+                    c.close(*multiplexed);
                 }
             }
             Ok(true) => tracing::debug!("streamed scrape stopped: client gone"),

@@ -187,6 +187,13 @@ async fn connection<I>(
             // A response gave up on its client: closed at once, so what
             // hyper holds for the connection goes too.
             _ = activity.cut.notified() => return,
+            // The same over HTTP/2, where other streams may be another
+            // client's (a proxy's shared connection): no new streams, and
+            // those in flight get the write timeout to finish.
+            _ = activity.wind_down.notified(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + opts.write_timeout);
+            }
             _ = activity.evict.notified(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
                 closing = Some(tokio::time::Instant::now() + EVICTION_WAIT);
@@ -277,6 +284,8 @@ struct Activity {
     evict: tokio::sync::Notify,
     /// Closes the connection at once ([`Connection::close`]).
     cut: tokio::sync::Notify,
+    /// Winds the connection down ([`Connection::close`], HTTP/2).
+    wind_down: tokio::sync::Notify,
     /// Set by the first request.
     served: std::sync::atomic::AtomicBool,
     open: AtomicUsize,
@@ -292,6 +301,7 @@ impl Activity {
             evicted: Default::default(),
             evict: tokio::sync::Notify::new(),
             cut: tokio::sync::Notify::new(),
+            wind_down: tokio::sync::Notify::new(),
             served: Default::default(),
             open: AtomicUsize::new(0),
             last: AtomicU64::new(0),
@@ -325,13 +335,20 @@ impl Activity {
 pub struct Connection(Arc<Activity>);
 
 impl Connection {
-    /// Closes the connection now, every request on it with it: for a
-    /// response that gave up on a client that stopped reading, whose
-    /// unsent bytes hyper would otherwise hold until a timeout.
-    pub fn close(&self) {
-        // A stored permit: the connection's loop sees it even if it is
+    /// For a response that gave up on a client that stopped reading, whose
+    /// unsent bytes hyper would otherwise hold until a timeout. An HTTP/1.1
+    /// connection (`multiplexed` false) carries that request alone: closed
+    /// now. An HTTP/2 one may carry other clients' requests (a proxy's
+    /// shared connection): it takes no new streams, and the ones in flight
+    /// get `--write-timeout` to finish before it is closed.
+    pub fn close(&self, multiplexed: bool) {
+        // Stored permits: the connection's loop sees them even if it is
         // not waiting at this instant.
-        self.0.cut.notify_one();
+        if multiplexed {
+            self.0.wind_down.notify_one();
+        } else {
+            self.0.cut.notify_one();
+        }
     }
 }
 
