@@ -330,7 +330,7 @@ impl Activity {
     }
 }
 
-/// The connection a request came in on, in the request's extensions.
+/// The connection a GET request came in on, in the request's extensions.
 #[derive(Clone, Debug)]
 pub struct Connection(Arc<Activity>);
 
@@ -384,8 +384,12 @@ where
     }
 
     fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
-        req.extensions_mut()
-            .insert(Connection(self.activity.clone()));
+        // Only GET responses are long enough to stall (scrapes); pushes,
+        // the hot path, are answered in a few bytes and skip the insert.
+        if req.method() == axum::http::Method::GET {
+            req.extensions_mut()
+                .insert(Connection(self.activity.clone()));
+        }
         self.activity.open.fetch_add(1, Ordering::AcqRel);
         self.activity.served.store(true, Ordering::Relaxed);
         let guard = InProgress(self.activity.clone());
