@@ -392,7 +392,6 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
 async fn scrape(
     State(gw): State<Gateway>,
     connection: Option<Extension<Connection>>,
-    version: axum::http::Version,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
@@ -419,8 +418,7 @@ async fn scrape(
             }
         }
         None => {
-            let multiplexed = version >= axum::http::Version::HTTP_2;
-            let connection = connection.map(|Extension(c)| (c, multiplexed));
+            let connection = connection.map(|Extension(c)| c);
             let body = streamed(gw.clone(), format, gzip, started, connection).await;
             (body, None)
         }
@@ -484,7 +482,7 @@ async fn streamed(
     format: encode::Format,
     gzip: bool,
     started: Instant,
-    connection: Option<(Connection, bool)>,
+    connection: Option<Connection>,
 ) -> Body {
     // Waits (within --request-timeout) while as many streams render as
     // the cache allows: each holds a few chunks, and a render is a core's
@@ -526,8 +524,8 @@ async fn streamed(
             }
             Ok(_) if tx.gave_up() => {
                 tracing::debug!("streamed scrape given up: its client stopped reading");
-                if let Some((c, multiplexed)) = &connection {
-                    c.close(*multiplexed);
+                if let Some(c) = &connection {
+                    c.close();
                 }
             }
             Ok(true) => tracing::debug!("streamed scrape stopped: client gone"),

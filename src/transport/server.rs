@@ -332,22 +332,26 @@ impl Activity {
 
 /// The connection a GET request came in on, in the request's extensions.
 #[derive(Clone, Debug)]
-pub struct Connection(Arc<Activity>);
+pub struct Connection {
+    activity: Arc<Activity>,
+    /// HTTP/2: other requests, perhaps other clients', share it.
+    multiplexed: bool,
+}
 
 impl Connection {
     /// For a response that gave up on a client that stopped reading, whose
     /// unsent bytes hyper would otherwise hold until a timeout. An HTTP/1.1
-    /// connection (`multiplexed` false) carries that request alone: closed
-    /// now. An HTTP/2 one may carry other clients' requests (a proxy's
-    /// shared connection): it takes no new streams, and the ones in flight
-    /// get `--write-timeout` to finish before it is closed.
-    pub fn close(&self, multiplexed: bool) {
+    /// connection carries that request alone: closed now. An HTTP/2 one
+    /// may carry other clients' requests (a proxy's shared connection): it
+    /// takes no new streams, and the ones in flight get `--write-timeout`
+    /// to finish before it is closed.
+    pub fn close(&self) {
         // Stored permits: the connection's loop sees them even if it is
         // not waiting at this instant.
-        if multiplexed {
-            self.0.wind_down.notify_one();
+        if self.multiplexed {
+            self.activity.wind_down.notify_one();
         } else {
-            self.0.cut.notify_one();
+            self.activity.cut.notify_one();
         }
     }
 }
@@ -387,8 +391,11 @@ where
         // Only GET responses are long enough to stall (scrapes); pushes,
         // the hot path, are answered in a few bytes and skip the insert.
         if req.method() == axum::http::Method::GET {
-            req.extensions_mut()
-                .insert(Connection(self.activity.clone()));
+            let multiplexed = req.version() >= axum::http::Version::HTTP_2;
+            req.extensions_mut().insert(Connection {
+                activity: self.activity.clone(),
+                multiplexed,
+            });
         }
         self.activity.open.fetch_add(1, Ordering::AcqRel);
         self.activity.served.store(true, Ordering::Relaxed);
