@@ -28,11 +28,11 @@ use crate::error::Rejection;
 use crate::memory::Memory;
 use crate::model::{Kind, Push, Value, labels, names};
 use crate::rules::{Routes, RuleSet};
-pub(crate) use merge::merge_value;
+pub(crate) use merge::combine;
 pub use store::{FamilyView, StoredFamily, StoredSeries};
 
 /// How two values of a family of `kind` combine (`--gauge-mode` for
-/// gauges), for [`merge_value`].
+/// gauges), for [`combine`].
 pub(crate) fn merge_rule(kind: Kind, gauge_mode: GaugeMode) -> merge::Rule {
     merge::Rule::of(kind, gauge_mode)
 }

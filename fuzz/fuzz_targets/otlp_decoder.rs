@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         promote: &promote,
     };
     let decoded = if json {
-        otlp::json::to_protobuf(body)
+        otlp::json::to_protobuf(body, &|_| Ok(()))
             .ok()
             .map(|raw| otlp::request(&raw, &opts, &settings))
     } else {

@@ -68,6 +68,33 @@ pub(crate) fn merge_value(rule: Rule, into: &mut Value, pushed: Value, max_nativ
     }
 }
 
+/// Combines `pushed` into `into` by `rule` as [`merge_value`] does, or
+/// refuses (changing nothing) what could not be stored: the two flavours
+/// of histogram, a sum that would become NaN, a summary count past 2^64, a
+/// native sum over `max_native` buckets. Every merge of two pushed values
+/// (points of one request, series a rule folds) goes through here, so a
+/// value no push could store is never made inside one.
+pub(crate) fn combine(
+    rule: Rule,
+    into: &mut Value,
+    pushed: Value,
+    max_native: usize,
+) -> Result<(), String> {
+    if std::mem::discriminant(into) != std::mem::discriminant(&pushed) {
+        return Err("classic and native histograms combined into one series".into());
+    }
+    if let Some(why) = refusal(rule, into, &pushed) {
+        return Err(why.into());
+    }
+    if let (Value::Native(a), Value::Native(b)) = (&*into, &pushed)
+        && let Some(why) = native_refusal(a, b, max_native)
+    {
+        return Err(why);
+    }
+    merge_value(rule, into, pushed, max_native);
+    Ok(())
+}
+
 /// What a cumulative sender's new value `now` adds since its last value
 /// `last` (`total` mode), and whether the source restarted: a value below
 /// the last one (any bucket, the count), a creation time later than the

@@ -15,7 +15,7 @@ use super::GaugeMode;
 use super::merge::{self, Rule};
 use super::sources::{SourceState, SourceUpdate, Sources, source_bytes, source_id};
 use crate::error::Rejection;
-use crate::model::{Family, Kind, Series, SeriesKey, Value, labels};
+use crate::model::{Family, Kind, Series, SeriesKey, labels};
 use crate::rules::{FamilyRoute, Mode, RuleSet};
 
 /// How one series merges.
@@ -289,18 +289,11 @@ fn combine(
             "a rule combines classic and native histograms into it",
         ));
     }
-    if let Some(why) = merge::refusal(rule, &into.value, &from.value) {
-        return Err(refuse(why));
-    }
-    if let (Value::Native(a), Value::Native(b)) = (&into.value, &from.value)
-        && let Some(why) = merge::native_refusal(a, b, max_native)
-    {
-        return Err(refuse(&why));
-    }
-    into.created = match (into.created, from.created) {
+    let created = match (into.created, from.created) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    merge::merge_value(rule, &mut into.value, from.value, max_native);
+    merge::combine(rule, &mut into.value, from.value, max_native).map_err(|why| refuse(&why))?;
+    into.created = created;
     Ok(())
 }

@@ -118,10 +118,34 @@ struct FamilyBuilder {
     times: Vec<u64>,
 }
 
+/// A resource's attributes, digested once when a cumulative metric of it
+/// first needs its producer (not once per scope: a resource of many
+/// attributes and many scopes costs its attributes once).
+struct ResourceIdentity<'b> {
+    attributes: Vec<&'b [u8]>,
+    digest: Option<ring::digest::Context>,
+}
+
+impl ResourceIdentity<'_> {
+    fn digest(&mut self) -> &ring::digest::Context {
+        self.digest.get_or_insert_with(|| {
+            // Sorted: the same attributes name the same producer in any
+            // order.
+            self.attributes.sort_unstable();
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            for a in &self.attributes {
+                digest.update(&(a.len() as u64).to_le_bytes());
+                digest.update(a);
+            }
+            digest
+        })
+    }
+}
+
 /// A running total's producer: the resource's attributes and the scope,
 /// digested when a cumulative metric first needs it.
-struct Producer<'b> {
-    attributes: Vec<&'b [u8]>,
+struct Producer<'r, 'b> {
+    resource: &'r mut ResourceIdentity<'b>,
     scope: &'b [u8],
     id: Option<SeriesKey>,
 }
@@ -131,17 +155,10 @@ struct Producer<'b> {
 /// able to craft one could as well push into the series directly).
 const PRODUCER_ID_BYTES: usize = 16;
 
-impl Producer<'_> {
+impl Producer<'_, '_> {
     fn id(&mut self) -> &SeriesKey {
         self.id.get_or_insert_with(|| {
-            // Sorted: the same attributes name the same producer in any
-            // order.
-            self.attributes.sort_unstable();
-            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-            for a in &self.attributes {
-                digest.update(&(a.len() as u64).to_le_bytes());
-                digest.update(a);
-            }
+            let mut digest = self.resource.digest().clone();
             digest.update(&[0xFF]);
             digest.update(self.scope);
             digest.finish().as_ref()[..PRODUCER_ID_BYTES].into()
@@ -208,16 +225,34 @@ impl Builder<'_, '_> {
             promoted: Vec::new(),
         };
         let (mut name, mut namespace) = (None, None);
-        let mut attributes = Vec::new();
+        let mut identity = ResourceIdentity {
+            attributes: Vec::new(),
+            digest: None,
+        };
+        let most = self.opts.labels.limits().max_label_value_length;
         for item in walk(bytes) {
             let (field, w) = item.map_err(malformed)?;
             if let (1, Wire::Bytes(attrs)) = (field, w) {
                 for item in walk(attrs) {
                     let (f, w) = item.map_err(malformed)?;
                     if let (1, Wire::Bytes(kv)) = (f, w) {
-                        attributes.push(kv);
-                        let (key, value) = key_value(kv).map_err(malformed)?;
-                        if self.settings.promote.iter().any(|p| p == key) {
+                        // The producer's list holds a reference per
+                        // attribute: an export of millions of empty ones
+                        // pays for it.
+                        self.opts.charge_bytes(std::mem::size_of::<&[u8]>(), 0)?;
+                        identity.attributes.push(kv);
+                        let (key, value) = key_and_value(kv).map_err(malformed)?;
+                        let promoted = self.settings.promote.iter().any(|p| p == key);
+                        // Only what becomes a label is rendered: the
+                        // others are dropped, and rendering them would
+                        // cost what nobody keeps.
+                        if !promoted && !matches!(key, "service.name" | "service.namespace") {
+                            continue;
+                        }
+                        let value = any_value(value, 0, most).map_err(|e| {
+                            Rejection::invalid(format!("resource attribute {key:?}: {e}"))
+                        })?;
+                        if promoted {
                             resource
                                 .promoted
                                 .push((names::label_name(key), value.clone()));
@@ -241,7 +276,7 @@ impl Builder<'_, '_> {
             let (field, w) = item.map_err(malformed)?;
             if let (2, Wire::Bytes(scope_metrics)) = (field, w) {
                 let mut producer = Producer {
-                    attributes: attributes.clone(),
+                    resource: &mut identity,
                     scope: &[],
                     id: None,
                 };
@@ -264,7 +299,7 @@ impl Builder<'_, '_> {
         &mut self,
         bytes: &'b [u8],
         resource: &'r ResourceLabels<'b>,
-        producer: &mut Producer<'_>,
+        producer: &mut Producer<'_, '_>,
     ) -> Result<(), Rejection> {
         let (mut name, mut help, mut unit) = ("", "", "");
         let mut data: Option<(u32, &[u8])> = None;
@@ -328,11 +363,15 @@ impl Builder<'_, '_> {
             labels.clear();
             let limits = self.opts.labels.limits();
             let mut times = Times::default();
+            let mut attrs = Attributes {
+                labels: &mut labels,
+                most: limits.max_label_value_length,
+            };
             let value = match kind_field {
-                5 | 7 => number_point(point, &mut labels, &mut times).map_err(String::from),
-                9 => histogram_point(point, &mut labels, &mut times, limits.max_buckets),
-                10 => exponential_point(point, &mut labels, &mut times, limits.max_native_buckets),
-                _ => summary_point(point, &mut labels, &mut times).map_err(String::from),
+                5 | 7 => number_point(point, &mut attrs, &mut times).map_err(String::from),
+                9 => histogram_point(point, &mut attrs, &mut times, limits.max_buckets),
+                10 => exponential_point(point, &mut attrs, &mut times, limits.max_native_buckets),
+                _ => summary_point(point, &mut attrs, &mut times),
             }
             .map_err(fail)?;
             let Some(value) = value else { continue };
@@ -349,7 +388,10 @@ impl Builder<'_, '_> {
             }
             let stream = cumulative.then(|| (producer.id().clone(), times));
             self.series(family, value, &mut labels, stream)
-                .map_err(|e| Rejection::invalid(format!("metric {prom_name}: {e}")))?;
+                .map_err(|e| match e {
+                    Refused::Why(e) => Rejection::invalid(format!("metric {prom_name}: {e}")),
+                    Refused::Limit(r) => r,
+                })?;
         }
         Ok(())
     }
@@ -421,17 +463,21 @@ impl Builder<'_, '_> {
         value: Point,
         labels: &mut Labels<'_>,
         stream: Option<(SeriesKey, Times)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         let fb = &mut self.families[at];
         let kind = fb.family.kind;
         let value = match value {
             Point::Number(v) => {
                 if kind == Kind::Counter && !crate::model::is_count(v) {
                     let what = if stream.is_some() { "total" } else { "delta" };
-                    return Err(format!("a monotonic sum's {what} must be a count, not {v}"));
+                    return Err(Refused::Why(format!(
+                        "a monotonic sum's {what} must be a count, not {v}"
+                    )));
                 }
                 if kind == Kind::Gauge && v.is_nan() && self.gauge_mode == GaugeMode::Sum {
-                    return Err("NaN gauge value while gauges are summed (--gauge-mode sum)".into());
+                    return Err(Refused::Why(
+                        "NaN gauge value while gauges are summed (--gauge-mode sum)".into(),
+                    ));
                 }
                 Value::Scalar(v)
             }
@@ -439,7 +485,10 @@ impl Builder<'_, '_> {
             Point::Native(h) => Value::Native(Box::new(h)),
             Point::Summary { count, sum } => Value::Summary { count, sum },
         };
-        self.opts.labels.write_key(kind, labels, &mut self.key)?;
+        self.opts
+            .labels
+            .write_key(kind, labels, &mut self.key)
+            .map_err(Refused::Why)?;
         let producer = stream.as_ref().map(|(p, _)| p);
         let hash = series_hash(&self.hasher, &self.key, producer);
         let FamilyBuilder {
@@ -456,35 +505,34 @@ impl Builder<'_, '_> {
             .copied();
         if let Some(i) = found {
             let stored = &mut family.series[i].value;
+            let describe = || crate::model::labels::describe(&self.key);
             if std::mem::discriminant(stored) != std::mem::discriminant(&value) {
-                return Err(format!(
+                return Err(Refused::Why(format!(
                     "series {} sent as a classic and a native histogram in one request",
-                    crate::model::labels::describe(&self.key)
-                ));
+                    describe()
+                )));
             }
             if let Some((_, t)) = stream {
                 // One stream twice (a batch of two exports): the later
                 // running total holds the earlier.
                 if t.time >= times[i] {
-                    self.opts.charge(0, &value).map_err(|e| e.to_string())?;
+                    self.opts.charge(0, &value).map_err(Refused::Limit)?;
                     *stored = value;
                     family.series[i].created = created(t.start);
                     times[i] = t.time;
                 }
                 return Ok(());
             }
+            // The same checks as a merge across requests: points of one
+            // request must not make what no push could store.
             let rule = crate::aggregate::merge_rule(kind, self.gauge_mode);
-            crate::aggregate::merge_value(
-                rule,
-                stored,
-                value,
-                self.opts.labels.limits().max_native_buckets,
-            );
-            return Ok(());
+            let max_native = self.opts.labels.limits().max_native_buckets;
+            return crate::aggregate::combine(rule, stored, value, max_native)
+                .map_err(|e| Refused::Why(format!("series {}: {e}", describe())));
         }
         self.opts
             .charge(self.key.len(), &value)
-            .map_err(|e| e.to_string())?;
+            .map_err(Refused::Limit)?;
         // The request's own index of its series: a table slot, and a
         // running total's producer.
         let extra = if stream.is_some() {
@@ -494,7 +542,7 @@ impl Builder<'_, '_> {
         };
         self.opts
             .charge_bytes(INDEX_ENTRY_BYTES + extra, 0)
-            .map_err(|e| e.to_string())?;
+            .map_err(Refused::Limit)?;
         let hasher = &self.hasher;
         at.insert_unique(hash, family.series.len(), |&i| {
             index_hash(hasher, family, producers, i)
@@ -521,6 +569,14 @@ impl Builder<'_, '_> {
         });
         Ok(())
     }
+}
+
+/// Why a point's series was refused: a reason about the point (400, named
+/// with its metric), or a limit whose own rejection is the answer (413,
+/// 429).
+enum Refused {
+    Why(String),
+    Limit(Rejection),
 }
 
 /// The hash a series is indexed by in its family: of its key, and of its
@@ -572,15 +628,30 @@ fn walk(bytes: &[u8]) -> impl Iterator<Item = Result<(u32, Wire<'_>), &'static s
     })
 }
 
-/// A `KeyValue`: its key and its value rendered as a label value.
-fn key_value(bytes: &[u8]) -> Result<(&str, Cow<'_, str>), &'static str> {
-    key_value_at(bytes, 0)
+/// A `KeyValue`: its key, and its `AnyValue`'s bytes, not yet rendered.
+fn key_and_value(bytes: &[u8]) -> Result<(&str, &[u8]), &'static str> {
+    let (mut key, mut value): (&str, &[u8]) = ("", &[]);
+    for item in walk(bytes) {
+        let (field, w) = item?;
+        match (field, w) {
+            (1, w) => key = wire::string(w)?,
+            (2, Wire::Bytes(v)) => value = v,
+            _ => {}
+        }
+    }
+    Ok((key, value))
 }
 
-/// An `AnyValue` as a string: strings as they are, booleans and numbers as
-/// written, bytes in base64, arrays and maps as JSON (as Prometheus renders
-/// them).
-fn any_value(bytes: &[u8], depth: usize) -> Result<Cow<'_, str>, &'static str> {
+/// Why a rendered attribute value is refused past its limit.
+const TOO_LONG: &str = "attribute value longer than --max-label-value-length";
+
+/// An `AnyValue` as a label value of at most `most` bytes: strings as they
+/// are, booleans and numbers as written, bytes in base64, arrays and maps
+/// as JSON (as Prometheus renders them). A rendering is refused as soon as
+/// it passes `most`, before more is allocated: each level of nesting
+/// escapes the level below, so an unbounded rendering doubles per level
+/// (a 1 KiB request once rendered to 400 MiB).
+fn any_value(bytes: &[u8], depth: usize, most: usize) -> Result<Cow<'_, str>, &'static str> {
     if depth > MAX_DEPTH {
         return Err("attribute value nested too deep");
     }
@@ -593,30 +664,64 @@ fn any_value(bytes: &[u8], depth: usize) -> Result<Cow<'_, str>, &'static str> {
             (3, Wire::Varint(v)) => Cow::Owned((v as i64).to_string()),
             (4, Wire::Fixed64(v)) => Cow::Owned(crate::encode::float::go(f64::from_bits(v))),
             (5, Wire::Bytes(array)) => {
-                let mut items = Vec::new();
+                let mut json = Rendering::new(most);
+                json.raw(b"[")?;
+                let mut first = true;
                 for item in walk(array) {
                     let (f, w) = item?;
                     if let (1, Wire::Bytes(item)) = (f, w) {
-                        items.push(serde_json::Value::String(
-                            any_value(item, depth + 1)?.into_owned(),
-                        ));
+                        if !first {
+                            json.raw(b",")?;
+                        }
+                        first = false;
+                        json.string(&any_value(item, depth + 1, most)?)?;
                     }
                 }
-                Cow::Owned(serde_json::Value::Array(items).to_string())
+                json.raw(b"]")?;
+                Cow::Owned(json.finish()?)
             }
             (6, Wire::Bytes(list)) => {
-                let mut map = serde_json::Map::new();
+                // As a JSON object with sorted keys, the last of a key
+                // kept: the pairs' renderings are held until sorted, so
+                // they are held to `most` together.
+                let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::new();
+                let mut held = 2;
                 for item in walk(list) {
                     let (f, w) = item?;
                     if let (1, Wire::Bytes(kv)) = (f, w) {
-                        let (k, v) = key_value_at(kv, depth + 1)?;
-                        map.insert(k.to_string(), serde_json::Value::String(v.into_owned()));
+                        let (k, v) = key_and_value(kv)?;
+                        let v = any_value(v, depth + 1, most)?;
+                        held += k.len() + v.len() + 6;
+                        if held > most {
+                            return Err(TOO_LONG);
+                        }
+                        pairs.push((k, v));
                     }
                 }
-                Cow::Owned(serde_json::Value::Object(map).to_string())
+                pairs.sort_by(|a, b| a.0.cmp(b.0));
+                let mut json = Rendering::new(most);
+                json.raw(b"{")?;
+                let mut first = true;
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if pairs.get(i + 1).is_some_and(|next| next.0 == *k) {
+                        continue;
+                    }
+                    if !first {
+                        json.raw(b",")?;
+                    }
+                    first = false;
+                    json.string(k)?;
+                    json.raw(b":")?;
+                    json.string(v)?;
+                }
+                json.raw(b"}")?;
+                Cow::Owned(json.finish()?)
             }
             (7, Wire::Bytes(b)) => {
                 use base64::Engine;
+                if b.len().div_ceil(3) * 4 > most {
+                    return Err(TOO_LONG);
+                }
                 Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b))
             }
             _ => continue,
@@ -625,27 +730,65 @@ fn any_value(bytes: &[u8], depth: usize) -> Result<Cow<'_, str>, &'static str> {
     Ok(out)
 }
 
-/// [`key_value`] of a value nested `depth` deep in another.
-fn key_value_at(bytes: &[u8], depth: usize) -> Result<(&str, Cow<'_, str>), &'static str> {
-    let (mut key, mut value) = ("", Cow::Borrowed(""));
-    for item in walk(bytes) {
-        let (field, w) = item?;
-        match (field, w) {
-            (1, w) => key = wire::string(w)?,
-            (2, Wire::Bytes(v)) => value = any_value(v, depth)?,
-            _ => {}
+/// A JSON rendering that refuses to grow past `most` bytes.
+struct Rendering {
+    out: Vec<u8>,
+    most: usize,
+}
+
+impl Rendering {
+    fn new(most: usize) -> Rendering {
+        Rendering {
+            out: Vec::new(),
+            most,
         }
     }
-    Ok((key, value))
+
+    fn raw(&mut self, b: &[u8]) -> Result<(), &'static str> {
+        std::io::Write::write_all(self, b).map_err(|_| TOO_LONG)
+    }
+
+    /// `s` as a JSON string, escaped as serde_json escapes it.
+    fn string(&mut self, s: &str) -> Result<(), &'static str> {
+        serde_json::to_writer(&mut *self, s).map_err(|_| TOO_LONG)
+    }
+
+    fn finish(self) -> Result<String, &'static str> {
+        String::from_utf8(self.out).map_err(|_| "attribute value is not UTF-8")
+    }
+}
+
+impl std::io::Write for Rendering {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + b.len() > self.most {
+            return Err(std::io::Error::other(TOO_LONG));
+        }
+        self.out.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The labels of a point being read, and the longest rendered attribute
+/// value they take (`--max-label-value-length`).
+struct Attributes<'l, 'a> {
+    labels: &'l mut Labels<'a>,
+    most: usize,
 }
 
 /// Appends the label of one attribute `KeyValue`.
-fn attribute<'a>(bytes: &'a [u8], labels: &mut Labels<'a>) -> Result<(), &'static str> {
+fn attribute<'a>(bytes: &'a [u8], attrs: &mut Attributes<'_, 'a>) -> Result<(), &'static str> {
     let (key, value) = match string_attribute(bytes) {
         Some((key, value)) => (key, Cow::Borrowed(value)),
-        None => key_value(bytes)?,
+        None => {
+            let (key, value) = key_and_value(bytes)?;
+            (key, any_value(value, 0, attrs.most)?)
+        }
     };
-    labels.push((names::label_name(key), value));
+    attrs.labels.push((names::label_name(key), value));
     Ok(())
 }
 
@@ -688,14 +831,14 @@ fn no_value(flags: u64) -> bool {
 /// A `NumberDataPoint`: its value, or `None` for a point without one.
 fn number_point<'a>(
     bytes: &'a [u8],
-    labels: &mut Labels<'a>,
+    attrs: &mut Attributes<'_, 'a>,
     times: &mut Times,
 ) -> Result<Option<Point>, &'static str> {
     let mut value = None;
     for item in walk(bytes) {
         let (field, w) = item?;
         match (field, w) {
-            (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (7, Wire::Bytes(kv)) => attribute(kv, attrs)?,
             (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => value = Some(f64::from_bits(v)),
             (6, Wire::Fixed64(v)) => value = Some(v as i64 as f64),
@@ -730,7 +873,7 @@ fn packed64(w: Wire<'_>, out: &mut Vec<u64>, most: usize) -> Result<(), &'static
 /// A `HistogramDataPoint` as a classic histogram.
 fn histogram_point<'a>(
     bytes: &'a [u8],
-    labels: &mut Labels<'a>,
+    attrs: &mut Attributes<'_, 'a>,
     times: &mut Times,
     max_buckets: usize,
 ) -> Result<Option<Point>, String> {
@@ -739,7 +882,7 @@ fn histogram_point<'a>(
     for item in walk(bytes) {
         let (field, w) = item?;
         match (field, w) {
-            (9, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (9, Wire::Bytes(kv)) => attribute(kv, attrs)?,
             (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
@@ -838,7 +981,7 @@ fn exponential_buckets(bytes: &[u8], shift: u32, most: usize) -> Result<Vec<(i32
 /// An `ExponentialHistogramDataPoint` as a native histogram.
 fn exponential_point<'a>(
     bytes: &'a [u8],
-    labels: &mut Labels<'a>,
+    attrs: &mut Attributes<'_, 'a>,
     times: &mut Times,
     max_native: usize,
 ) -> Result<Option<Point>, String> {
@@ -848,7 +991,7 @@ fn exponential_point<'a>(
     for item in walk(bytes) {
         let (field, w) = item?;
         match (field, w) {
-            (1, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (1, Wire::Bytes(kv)) => attribute(kv, attrs)?,
             (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
@@ -883,22 +1026,29 @@ fn exponential_point<'a>(
         negative: side(negative)?,
     };
     h.validate()?;
+    // OTLP counts are integers: Prometheus refuses an integer histogram
+    // whose count is not its buckets' sum (and so would refuse a scrape).
+    if !h.counts_add_up() {
+        return Err(format!(
+            "count {count} is not the sum of the bucket and zero counts"
+        ));
+    }
     h.limit_buckets(max_native)?;
     Ok(Some(Point::Native(h)))
 }
 
 /// A `SummaryDataPoint` as its `_count` and `_sum` (quantiles are not
-/// kept: they do not add up).
+/// kept: they do not add up), checked as any push's summary is.
 fn summary_point<'a>(
     bytes: &'a [u8],
-    labels: &mut Labels<'a>,
+    attrs: &mut Attributes<'_, 'a>,
     times: &mut Times,
-) -> Result<Option<Point>, &'static str> {
+) -> Result<Option<Point>, String> {
     let (mut count, mut sum) = (0u64, 0.0);
     for item in walk(bytes) {
         let (field, w) = item?;
         match (field, w) {
-            (7, Wire::Bytes(kv)) => attribute(kv, labels)?,
+            (7, Wire::Bytes(kv)) => attribute(kv, attrs)?,
             (f, w) if times.take(f, w) => {}
             (4, Wire::Fixed64(v)) => count = v,
             (5, Wire::Fixed64(v)) => sum = f64::from_bits(v),
@@ -906,13 +1056,9 @@ fn summary_point<'a>(
             _ => {}
         }
     }
-    if sum.is_nan() {
-        return Err("a summary's sum is NaN");
-    }
-    Ok(Some(Point::Summary {
-        count: count as f64,
-        sum,
-    }))
+    let count = count as f64;
+    super::check_summary(count, sum).map_err(|e| format!("summary {e}"))?;
+    Ok(Some(Point::Summary { count, sum }))
 }
 
 #[cfg(test)]

@@ -323,8 +323,7 @@ async fn push_inner(
             Wire::Exposition(format) => decode::decode(&body, format, opts),
             Wire::Otlp { json: false } => gw.decode_otlp(&body, opts),
             Wire::Otlp { json: true } => {
-                let raw = decode::otlp::json::to_protobuf(&body).map_err(Rejection::Invalid)?;
-                opts.charge_bytes(raw.len(), 0)?;
+                let raw = decode::otlp::json::to_protobuf(&body, &|n| opts.charge_bytes(n, 0))?;
                 gw.decode_otlp(&raw, opts)
             }
         })

@@ -9,6 +9,7 @@ mod chart;
 mod concurrency;
 mod conformance;
 mod durability;
+mod edges;
 mod grpc;
 mod interop;
 mod limits;

@@ -9,11 +9,13 @@
 //! `"NaN"`, `"Infinity"`, `"-Infinity"`, enums integers (or names).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::encode::protobuf::{FIXED64, LEN, VARINT, key, varint};
+use crate::error::Rejection;
 
 /// How a field is written.
 #[derive(Clone, Copy)]
@@ -249,26 +251,97 @@ static KEY_VALUE_LIST: &[Field] = &[f("values", "values", 1, Kind::Messages(|| K
 const MAX_DEPTH: usize = 24;
 
 /// The protobuf encoding of an OTLP/JSON `ExportMetricsServiceRequest`,
-/// or why the JSON is not one.
-pub fn to_protobuf(json: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(json.len() / 2);
+/// or why the JSON is not one. Every byte written is passed to `charge`
+/// first (in steps of [`Budget::STEP`]), so the memory the protobuf takes
+/// is reserved as it is written: a few KiB of gzip JSON of packed zeros
+/// write 8 bytes of protobuf for every 2 of JSON, and is refused by the
+/// budget before it holds them, not after.
+pub fn to_protobuf(
+    json: &[u8],
+    charge: &dyn Fn(usize) -> Result<(), Rejection>,
+) -> Result<Vec<u8>, Rejection> {
+    let capacity = json.len() / 2;
+    charge(capacity)?;
+    let budget = Budget {
+        charge,
+        held: Cell::new(0),
+        charged: Cell::new(capacity),
+        refused: Cell::new(None),
+    };
+    let mut out = Vec::with_capacity(capacity);
     let mut de = serde_json::Deserializer::from_slice(json);
-    Message {
+    let done = Message {
         schema: REQUEST,
         out: &mut out,
         depth: 0,
+        budget: &budget,
     }
     .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| format!("not a valid OTLP/JSON ExportMetricsServiceRequest: {e}"))?;
+    .and_then(|()| de.end());
+    if let Some(refused) = budget.refused.take() {
+        return Err(refused);
+    }
+    done.map_err(|e| {
+        Rejection::Invalid(format!(
+            "not a valid OTLP/JSON ExportMetricsServiceRequest: {e}"
+        ))
+    })?;
     Ok(out)
 }
+
+/// Where the transcoder charges the bytes it writes. A nested message is
+/// written into a buffer of its own, then copied into its parent's and
+/// dropped: what is held at once is the output so far and the chain of
+/// buffers of the message being read. That is counted (`held`), and its
+/// highest mark charged.
+struct Budget<'c> {
+    charge: &'c dyn Fn(usize) -> Result<(), Rejection>,
+    held: Cell<usize>,
+    charged: Cell<usize>,
+    /// Why `charge` refused, to be answered instead of a JSON error.
+    refused: Cell<Option<Rejection>>,
+}
+
+impl Budget<'_> {
+    /// Charged at least this many bytes at a time: the shared counter is
+    /// touched once per step, not once per value.
+    const STEP: usize = 4 << 10;
+
+    /// Counts `bytes` about to be written, charging what passes the mark.
+    fn take<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
+        let held = self.held.get() + bytes;
+        self.held.set(held);
+        let charged = self.charged.get();
+        if held <= charged {
+            return Ok(());
+        }
+        let step = (held - charged).max(Self::STEP);
+        self.charged.set(charged + step);
+        (self.charge)(step).map_err(|r| {
+            self.refused.set(Some(r));
+            E::custom("over the byte budget")
+        })
+    }
+
+    /// Counts a buffer of `bytes` emptied or dropped.
+    fn release(&self, bytes: usize) {
+        self.held.set(self.held.get().saturating_sub(bytes));
+    }
+}
+
+/// [`Budget::STEP`], for the tests of what is charged.
+#[cfg(test)]
+pub(crate) const STEP_FOR_TESTS: usize = Budget::STEP;
+
+/// The most bytes a varint, a 64-bit value or a field key takes.
+const SCALAR_BYTES: usize = 11;
 
 /// One message: its fields appended to `out`.
 struct Message<'o> {
     schema: &'static [Field],
     out: &'o mut Vec<u8>,
     depth: usize,
+    budget: &'o Budget<'o>,
 }
 
 impl<'de> DeserializeSeed<'de> for Message<'_> {
@@ -300,6 +373,7 @@ impl<'de> Visitor<'de> for Message<'_> {
                     field,
                     out: self.out,
                     depth: self.depth,
+                    budget: self.budget,
                 })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -315,13 +389,14 @@ struct Value<'o> {
     field: &'static Field,
     out: &'o mut Vec<u8>,
     depth: usize,
+    budget: &'o Budget<'o>,
 }
 
 impl<'de> DeserializeSeed<'de> for Value<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        let (number, out, depth) = (self.field.number, self.out, self.depth);
+        let (number, out, depth, budget) = (self.field.number, self.out, self.depth, self.budget);
         match self.field.kind {
             Kind::Message(schema) => {
                 let mut body = Vec::new();
@@ -329,42 +404,50 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
                     schema: schema(),
                     out: &mut body,
                     depth: depth + 1,
+                    budget,
                 })?;
-                delimited(out, number, &body);
+                delimited(out, number, &body, budget)?;
+                budget.release(body.len());
             }
             Kind::Messages(schema) => d.deserialize_seq(Messages {
                 schema: schema(),
                 number,
                 out,
                 depth: depth + 1,
+                budget,
             })?,
             Kind::String => {
                 let s = Cow::<'de, str>::deserialize(d)?;
-                delimited(out, number, s.as_bytes());
+                delimited(out, number, s.as_bytes(), budget)?;
             }
             Kind::Bool => {
                 let b = bool::deserialize(d)?;
+                budget.take(SCALAR_BYTES)?;
                 key(out, number, VARINT);
                 varint(out, u64::from(b));
             }
             Kind::Varint => {
                 let v = d.deserialize_any(Integer)?;
+                budget.take(SCALAR_BYTES)?;
                 key(out, number, VARINT);
                 varint(out, v);
             }
             Kind::Sint32 => {
                 let v = d.deserialize_any(Integer)? as i64;
                 let v = i32::try_from(v).map_err(|_| de::Error::custom("sint32 out of range"))?;
+                budget.take(SCALAR_BYTES)?;
                 key(out, number, VARINT);
                 varint(out, u64::from(((v << 1) ^ (v >> 31)) as u32));
             }
             Kind::Fixed64 => {
                 let v = d.deserialize_any(Integer)?;
+                budget.take(SCALAR_BYTES)?;
                 key(out, number, FIXED64);
                 out.extend_from_slice(&v.to_le_bytes());
             }
             Kind::Double => {
                 let v = d.deserialize_any(Double)?;
+                budget.take(SCALAR_BYTES)?;
                 key(out, number, FIXED64);
                 out.extend_from_slice(&v.to_le_bytes());
             }
@@ -373,8 +456,10 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
                 d.deserialize_seq(Packed {
                     kind: self.field.kind,
                     out: &mut body,
+                    budget,
                 })?;
-                delimited(out, number, &body);
+                delimited(out, number, &body, budget)?;
+                budget.release(body.len());
             }
             Kind::Bytes => {
                 use base64::Engine;
@@ -382,7 +467,7 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(s.as_bytes())
                     .map_err(|_| de::Error::custom("bytesValue is not base64"))?;
-                delimited(out, number, &raw);
+                delimited(out, number, &raw, budget)?;
             }
         }
         Ok(())
@@ -391,10 +476,18 @@ impl<'de> DeserializeSeed<'de> for Value<'_> {
 
 use serde::Deserialize;
 
-fn delimited(out: &mut Vec<u8>, number: u8, body: &[u8]) {
+/// Appends a length-delimited field, charged first.
+fn delimited<E: de::Error>(
+    out: &mut Vec<u8>,
+    number: u8,
+    body: &[u8],
+    budget: &Budget<'_>,
+) -> Result<(), E> {
+    budget.take(body.len() + SCALAR_BYTES)?;
     key(out, number, LEN);
     varint(out, body.len() as u64);
     out.extend_from_slice(body);
+    Ok(())
 }
 
 /// A repeated message field: each element as one field entry.
@@ -403,6 +496,7 @@ struct Messages<'o> {
     number: u8,
     out: &'o mut Vec<u8>,
     depth: usize,
+    budget: &'o Budget<'o>,
 }
 
 impl<'de> Visitor<'de> for Messages<'_> {
@@ -420,11 +514,13 @@ impl<'de> Visitor<'de> for Messages<'_> {
                 schema: self.schema,
                 out: &mut body,
                 depth: self.depth,
+                budget: self.budget,
             };
             if seq.next_element_seed(seed)?.is_none() {
                 return Ok(());
             }
-            delimited(self.out, self.number, &body);
+            delimited(self.out, self.number, &body, self.budget)?;
+            self.budget.release(body.len());
         }
     }
 }
@@ -433,6 +529,7 @@ impl<'de> Visitor<'de> for Messages<'_> {
 struct Packed<'o> {
     kind: Kind,
     out: &'o mut Vec<u8>,
+    budget: &'o Budget<'o>,
 }
 
 impl<'de> Visitor<'de> for Packed<'_> {
@@ -444,6 +541,7 @@ impl<'de> Visitor<'de> for Packed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         loop {
+            self.budget.take(SCALAR_BYTES)?;
             match self.kind {
                 Kind::PackedDouble => match seq.next_element_seed(DoubleSeed)? {
                     Some(v) => self.out.extend_from_slice(&v.to_le_bytes()),
@@ -580,7 +678,7 @@ mod tests {
               {"name":"e","exponentialHistogram":{"aggregationTemporality":1,
                 "dataPoints":[{"count":"2","scale":-1,"positive":{"offset":-3,"bucketCounts":["1","1"]}}]}}
             ]}]}],"unknownTopLevel":{"ignored":[1,2,3]}}"#;
-        let raw = to_protobuf(json).unwrap();
+        let raw = to_protobuf(json, &|_| Ok(())).unwrap();
         let req = ExportMetricsServiceRequest::decode(&raw[..]).unwrap();
         let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
         assert_eq!(metrics.len(), 4);
@@ -614,7 +712,7 @@ mod tests {
             d => panic!("{d:?}"),
         }
         for bad in [&b"[]"[..], b"{\"resourceMetrics\":{}}", b"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"sum\":{\"aggregationTemporality\":\"x\"}}]}]}]}", b"{} trailing", b"{\"resourceMetrics\":[1]}"] {
-            assert!(to_protobuf(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(to_protobuf(bad, &|_| Ok(())).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 }

@@ -528,3 +528,239 @@ fn promoted_resource_attributes_become_labels() {
         "{text}"
     );
 }
+
+/// `inner` wrapped in `levels` arrays of one element each.
+fn nested(levels: usize, inner: AnyValue) -> AnyValue {
+    (0..levels).fold(inner, |v, _| AnyValue {
+        value: Some(any_value::Value::ArrayValue(
+            opentelemetry_proto::tonic::common::v1::ArrayValue { values: vec![v] },
+        )),
+    })
+}
+
+fn any_kv(k: &str, value: AnyValue) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+fn string(s: &str) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::StringValue(s.into())),
+    }
+}
+
+#[test]
+fn attribute_values_are_rendered_within_the_label_value_limit() {
+    // Eight arrays around 64 KiB of quotes: escaping doubles it per level
+    // (16 MiB rendered unbounded). A resource attribute that no label takes
+    // is not rendered at all; one that is promoted, or a point's, is
+    // refused as soon as its rendering passes --max-label-value-length.
+    let bomb = nested(8, string(&"\"".repeat(64 << 10)));
+    let many_empty = AnyValue {
+        value: Some(any_value::Value::ArrayValue(
+            opentelemetry_proto::tonic::common::v1::ArrayValue {
+                values: vec![string(""); 100_000],
+            },
+        )),
+    };
+    for value in [bomb, many_empty] {
+        let mut rm = resource("svc", "i", vec![metric("a", "", delta_sum(1.0, vec![]))]);
+        let attrs = &mut rm.resource.as_mut().unwrap().attributes;
+        attrs.push(any_kv("deploy.blob", value.clone()));
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![rm],
+        };
+        assert!(scrape(decode(&req).unwrap()).contains("a_total{job=\"svc\"} 1\n"));
+        // Promoted: it becomes a label, and is too long for one.
+        let promote = ["deploy.blob".to_string()];
+        let settings = Settings {
+            gauge_mode: GaugeMode::Sum,
+            promote: &promote,
+        };
+        let rules = LabelRules::default();
+        let opts = Options {
+            labels: &rules,
+            gauge_nan_ok: false,
+            spend: None,
+        };
+        let err = request(&req.encode_to_vec(), &opts, &settings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("longer than --max-label-value-length"),
+            "{err}"
+        );
+        assert!(err.contains("deploy.blob"), "{err}");
+        // As a point's attribute.
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![resource(
+                "svc",
+                "i",
+                vec![metric("b", "", delta_sum(1.0, vec![any_kv("blob", value)]))],
+            )],
+        };
+        let err = decode(&req).unwrap_err().to_string();
+        assert!(
+            err.contains("longer than --max-label-value-length"),
+            "{err}"
+        );
+    }
+    // Within the limit, arrays and maps render as JSON as before: maps by
+    // sorted key, the last of a repeated key kept, strings escaped.
+    let map = AnyValue {
+        value: Some(any_value::Value::KvlistValue(
+            opentelemetry_proto::tonic::common::v1::KeyValueList {
+                values: vec![
+                    any_kv("b", string("x")),
+                    any_kv("a", nested(1, string("q\"\n"))),
+                    any_kv("b", string("y")),
+                ],
+            },
+        )),
+    };
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource(
+            "svc",
+            "i",
+            vec![metric("c", "", delta_sum(1.0, vec![any_kv("m", map)]))],
+        )],
+    };
+    let text = scrape(decode(&req).unwrap());
+    assert!(
+        text.contains(
+            r#"c_total{job="svc",m="{\"a\":\"[\\\"q\\\\\\\"\\\\n\\\"]\",\"b\":\"y\"}"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn points_of_one_request_merge_only_into_what_could_be_stored() {
+    let histogram = |sum: f64| HistogramDataPoint {
+        count: 1,
+        sum: Some(sum),
+        bucket_counts: vec![1],
+        ..Default::default()
+    };
+    let exponential = |sum: f64| ExponentialHistogramDataPoint {
+        count: 1,
+        sum: Some(sum),
+        zero_count: 1,
+        ..Default::default()
+    };
+    let cases = [
+        Data::Histogram(m::Histogram {
+            data_points: vec![histogram(f64::INFINITY), histogram(f64::NEG_INFINITY)],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        }),
+        Data::ExponentialHistogram(m::ExponentialHistogram {
+            data_points: vec![exponential(f64::INFINITY), exponential(f64::NEG_INFINITY)],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        }),
+    ];
+    for data in cases {
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![resource("s", "i", vec![metric("lat", "", data)])],
+        };
+        let err = decode(&req).unwrap_err().to_string();
+        assert!(err.contains("NaN"), "{err}");
+    }
+    // What a protobuf push of the same would be refused for.
+    let summary = Data::Summary(m::Summary {
+        data_points: vec![m::SummaryDataPoint {
+            count: u64::MAX,
+            ..Default::default()
+        }],
+    });
+    let exponential = Data::ExponentialHistogram(m::ExponentialHistogram {
+        data_points: vec![ExponentialHistogramDataPoint {
+            count: 1,
+            positive: Some(Buckets {
+                offset: 0,
+                bucket_counts: vec![1, 1],
+            }),
+            ..Default::default()
+        }],
+        aggregation_temporality: AggregationTemporality::Delta as i32,
+    });
+    for (data, want) in [
+        (summary, "not a count"),
+        (exponential, "not the sum of the bucket"),
+    ] {
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![resource("s", "i", vec![metric("x", "", data)])],
+        };
+        let err = decode(&req).unwrap_err().to_string();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn too_many_points_are_refused_as_too_large() {
+    let rules = LabelRules::default();
+    let memory = crate::memory::Memory::new(1 << 30);
+    let spend = crate::decode::Spend::new(memory.reservation(), 10, 1 << 20);
+    let opts = Options {
+        labels: &rules,
+        gauge_nan_ok: false,
+        spend: Some(&spend),
+    };
+    let points = (0..11)
+        .map(|i| NumberDataPoint {
+            attributes: vec![kv("i", &i.to_string())],
+            value: Some(number_data_point::Value::AsInt(1)),
+            ..Default::default()
+        })
+        .collect();
+    let data = Data::Gauge(m::Gauge {
+        data_points: points,
+    });
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![resource("s", "i", vec![metric("g", "", data)])],
+    };
+    let err = request(&req.encode_to_vec(), &opts, &SETTINGS).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Rejection::PushTooLarge {
+                count: 11,
+                limit: 10
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn json_is_charged_as_it_is_transcoded() {
+    // 1M zeros of bucket counts: 2 MB of JSON, 8 MB of protobuf. With 1 MiB
+    // to spend it is refused by the budget, having charged no more than
+    // that and a step.
+    let json = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"h","histogram":{{"aggregationTemporality":1,"dataPoints":[{{"bucketCounts":[{}0]}}]}}}}]}}]}}]}}"#,
+        "0,".repeat(1 << 20)
+    );
+    let charged = std::cell::Cell::new(0usize);
+    let charge = |n: usize| {
+        charged.set(charged.get() + n);
+        if charged.get() > 4 << 20 {
+            Err(Rejection::BodyTooLarge { limit: 4 << 20 })
+        } else {
+            Ok(())
+        }
+    };
+    let err = json::to_protobuf(json.as_bytes(), &charge).unwrap_err();
+    assert!(matches!(err, Rejection::BodyTooLarge { .. }), "{err:?}");
+    // A real export is charged about its protobuf size, once.
+    let small = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h","histogram":{"aggregationTemporality":1,"dataPoints":[{"count":"1","bucketCounts":["1"]}]}}]}]}]}"#;
+    charged.set(0);
+    let raw = json::to_protobuf(small, &charge).unwrap();
+    assert!(
+        charged.get() < raw.len() + 3 * json::STEP_FOR_TESTS,
+        "{}",
+        charged.get()
+    );
+}

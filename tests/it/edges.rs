@@ -1,0 +1,263 @@
+//! Trust at the newer edges (OTLP, the rules file, the status API,
+//! shutdown): each attack that once cost much, broke a snapshot or reached
+//! what it should not, against the real binary where memory, signals or
+//! files are what is measured.
+
+use std::io::Write;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    self as m, AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, exponential_histogram_data_point::Buckets,
+    metric::Data, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use crate::support::{Process, sample_value};
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// The process' peak resident memory (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+fn string(s: &str) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::StringValue(s.into())),
+    }
+}
+
+fn kv(k: &str, value: AnyValue) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+/// `inner` in `levels` arrays of one element each: every level's JSON
+/// rendering escapes the one below, doubling it.
+fn nested(levels: usize, inner: AnyValue) -> AnyValue {
+    (0..levels).fold(inner, |v, _| AnyValue {
+        value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })),
+    })
+}
+
+fn export(resource: Vec<KeyValue>, metrics: Vec<m::Metric>) -> Vec<u8> {
+    let mut attributes = vec![kv("service.name", string("svc"))];
+    attributes.extend(resource);
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes,
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn metric(name: &str, data: Data) -> m::Metric {
+    m::Metric {
+        name: name.into(),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+fn delta_counter(points: Vec<NumberDataPoint>) -> Data {
+    Data::Sum(m::Sum {
+        data_points: points,
+        aggregation_temporality: AggregationTemporality::Delta as i32,
+        is_monotonic: true,
+    })
+}
+
+fn one(attributes: Vec<KeyValue>) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        value: Some(number_data_point::Value::AsInt(1)),
+        ..Default::default()
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let r = client
+        .post(format!("{base}/v1/metrics"))
+        .header("content-type", content_type)
+        .header("content-encoding", "gzip")
+        .body(gzip(&body))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// Small OTLP exports that once took hundreds of MiB (nested attribute
+/// values rendered as JSON escaping each level; arrays of millions of
+/// empty values; OTLP/JSON transcoded before anything was reserved) stay
+/// within the byte budget, and what is accepted still restores from a
+/// snapshot: values one export's points would merge into that no push
+/// could store are refused.
+#[tokio::test]
+async fn hostile_otlp_exports_cost_little_and_never_poison_a_snapshot() {
+    let dir = tempdir();
+    let snapshot = dir.join("state.bin");
+    let mut gw = Process::start(&[
+        "--max-memory",
+        "64MiB",
+        "--persistence-file",
+        snapshot.to_str().unwrap(),
+    ])
+    .await;
+    let pid = gw.child.id();
+    let client = reqwest::Client::new();
+    let protobuf = "application/x-protobuf";
+    let before = peak_rss(pid);
+
+    // 1 MiB of quotes in eight arrays: a resource attribute nothing keeps
+    // is not rendered; as a point's attribute it is refused at the label
+    // value limit.
+    let bomb = nested(8, string(&"\"".repeat(1 << 20)));
+    let counted = metric("ok.events", delta_counter(vec![one(vec![])]));
+    let body = export(vec![kv("deploy.blob", bomb.clone())], vec![counted]);
+    let (status, text) = post(&client, &gw.base, protobuf, body).await;
+    assert_eq!(status, 200, "{text}");
+    let attacked = metric("x", delta_counter(vec![one(vec![kv("blob", bomb)])]));
+    let (status, text) = post(&client, &gw.base, protobuf, export(vec![], vec![attacked])).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("longer than --max-label-value-length"),
+        "{text}"
+    );
+    // Six million empty values in one array (12 MB, 12 KB gzip).
+    let empties = AnyValue {
+        value: Some(any_value::Value::ArrayValue(ArrayValue {
+            values: vec![AnyValue { value: None }; 6 << 20],
+        })),
+    };
+    let body = export(vec![kv("deploy.list", empties.clone())], vec![]);
+    let (status, text) = post(&client, &gw.base, protobuf, body).await;
+    assert_eq!(status, 200, "{text}");
+    let attacked = metric("x", delta_counter(vec![one(vec![kv("list", empties)])]));
+    let (status, text) = post(&client, &gw.base, protobuf, export(vec![], vec![attacked])).await;
+    assert_eq!(status, 400, "{text}");
+    // OTLP/JSON of 8M zero bucket counts (16 MB of JSON, 64 MiB of
+    // protobuf), four at once: each refused by the budget while it is
+    // transcoded.
+    let json = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"h","histogram":{{"aggregationTemporality":1,"dataPoints":[{{"bucketCounts":[{}0]}}]}}}}]}}]}}]}}"#,
+        "0,".repeat(8 << 20)
+    );
+    let sends = (0..4).map(|_| post(&client, &gw.base, "application/json", json.clone().into()));
+    for (status, text) in futures_util::future::join_all(sends).await {
+        assert!(matches!(status, 413 | 429), "{status} {text}");
+    }
+    let grew = peak_rss(pid).saturating_sub(before);
+    // Before: 411 MiB for the nested value alone, 425 MiB for the four
+    // JSON bodies. Now the budget (64 MiB) and the bodies being read.
+    eprintln!("peak resident memory grew {} MiB", grew >> 20);
+    assert!(
+        grew < 160 << 20,
+        "peak resident memory grew {} MiB",
+        grew >> 20
+    );
+    // Every refused request gave its bytes back: what is held is the one
+    // accepted series.
+    assert!(gw.self_metric("pag_memory_bytes").await < 4096.0);
+
+    // What no snapshot could restore is refused, whole.
+    let histogram = |sum: f64| HistogramDataPoint {
+        count: 1,
+        sum: Some(sum),
+        bucket_counts: vec![1],
+        ..Default::default()
+    };
+    let cases = [
+        Data::Histogram(m::Histogram {
+            data_points: vec![histogram(f64::INFINITY), histogram(f64::NEG_INFINITY)],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        }),
+        Data::Summary(m::Summary {
+            data_points: vec![m::SummaryDataPoint {
+                count: u64::MAX,
+                ..Default::default()
+            }],
+        }),
+        Data::ExponentialHistogram(m::ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                count: 1,
+                positive: Some(Buckets {
+                    offset: 0,
+                    bucket_counts: vec![1, 1],
+                }),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        }),
+    ];
+    for data in cases {
+        let (status, text) = post(
+            &client,
+            &gw.base,
+            protobuf,
+            export(vec![], vec![metric("p", data)]),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+    }
+    // --max-series-per-push is 413 here as everywhere.
+    let points = (0..200_001)
+        .map(|i| one(vec![kv("i", string(&i.to_string()))]))
+        .collect();
+    let body = export(vec![], vec![metric("many", delta_counter(points))]);
+    let (status, text) = post(&client, &gw.base, protobuf, body).await;
+    assert_eq!(status, 413, "{text}");
+
+    let scrape = gw.scrape().await;
+    assert_eq!(
+        sample_value(&scrape, "ok_events_total{job=\"svc\"}"),
+        Some(1.0),
+        "{scrape}"
+    );
+    // The snapshot written at shutdown is whole, and restores.
+    gw.signal("TERM");
+    assert!(gw.wait().await.success(), "{}", gw.stderr());
+    let gw = Process::start(&["--persistence-file", snapshot.to_str().unwrap()]).await;
+    let scrape = gw.scrape().await;
+    assert_eq!(
+        sample_value(&scrape, "ok_events_total{job=\"svc\"}"),
+        Some(1.0),
+        "{scrape}"
+    );
+}
+
+/// A fresh folder under the system's temporary one.
+pub fn tempdir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pag-edges-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
