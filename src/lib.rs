@@ -69,8 +69,9 @@ struct Inner {
     scrape_cache: encode::Cache,
     /// The rules in force (`--rules`), swapped whole on reload.
     rules: parking_lot::RwLock<Arc<rules::RuleSet>>,
-    /// The rules file's bytes when last read, to tell a change.
-    rules_read: parking_lot::Mutex<Option<Vec<u8>>>,
+    /// The rules file as last read (its bytes, or why it could not be
+    /// read), to tell a change.
+    rules_read: parking_lot::Mutex<Option<Result<Vec<u8>, String>>>,
     /// Grouping keys pushed and refused pushes, for the status page.
     activity: activity::Activity,
     /// The status page's last cardinality counts.
@@ -175,18 +176,27 @@ impl Gateway {
             return Ok(false);
         };
         let shown = path.display().to_string();
-        let bytes = read_limited(path, RULES_FILE_LIMIT)
-            .map_err(|e| rules::LoadError(format!("rules file {shown}: {e}")))?;
+        let read = read_limited(path, RULES_FILE_LIMIT).map_err(|e| e.to_string());
         let mut last = self.inner.rules_read.lock();
-        if !force && last.as_deref() == Some(&bytes[..]) {
+        // Unchanged since the last look: nothing to do, and a failure
+        // already counted and logged is not again, until it changes.
+        if !force && last.as_ref() == Some(&read) {
             return Ok(false);
         }
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                *last = Some(Err(e.clone()));
+                self.telemetry().rules_loaded(Err(()));
+                return Err(rules::LoadError(format!("rules file {shown}: {e}")));
+            }
+        };
         let result = std::str::from_utf8(&bytes)
             .map_err(|_| rules::LoadError(format!("rules file {shown}: not UTF-8 text")))
             .and_then(|text| self.parse_rules(&shown, text));
         // A refused file is remembered too: it is reported once, not at
         // every check, until it changes again.
-        *last = Some(bytes);
+        *last = Some(Ok(bytes));
         match result {
             Ok(set) => {
                 self.telemetry().rules_loaded(Ok(set.rules().len()));
@@ -296,13 +306,29 @@ pub async fn serve(
 /// Largest rules file read.
 const RULES_FILE_LIMIT: u64 = 4 << 20;
 
-/// Reads a file of at most `limit` bytes.
+/// Reads a regular file of at most `limit` bytes. Opened without
+/// blocking and refused unless it is a regular file: a FIFO put in its
+/// place would block the read until someone wrote to it (the reloads
+/// stopped, and so did the shutdown, which waits for them).
 fn read_limited(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            limit >> 20
+        )));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::other(format!(
             "larger than {} MiB",
@@ -367,7 +393,12 @@ fn spawn_rules_reload(
                 _ = tokio::time::sleep(period) => false,
             };
             let gw = gateway.clone();
-            let loaded = tokio::task::spawn_blocking(move || gw.load_rules(force)).await;
+            // Shutdown does not wait for a read that hangs (a file on a
+            // stalled mount).
+            let loaded = tokio::select! {
+                _ = stop.changed() => return,
+                loaded = tokio::task::spawn_blocking(move || gw.load_rules(force)) => loaded,
+            };
             if let Ok(Err(e)) = loaded {
                 tracing::error!("{e}; the rules in force are kept");
             }

@@ -57,6 +57,16 @@ struct RawRule {
 /// Most rules in one file (rule indices are `u16`).
 const MAX_RULES: usize = 10_000;
 
+/// Longest `match` selector, in bytes.
+const MAX_SELECTOR_BYTES: usize = 4096;
+
+/// Most bytes the regexes of one file may compile to, as counted by
+/// [`regex_bytes`]. A compiled regex holds about four times its automaton
+/// (measured: `.{1000}` 266 KiB of automaton and 1.0 MiB resident,
+/// `\w{200}` 3.4 MiB and 11.4 MiB), so this is about 32 MiB resident; a
+/// file of 2,500 `.{1000}` regexes once took 2.5 GiB.
+const MAX_REGEX_BYTES: usize = 8 << 20;
+
 /// Parses a rules file's text (`file` names it in errors); `stats` gives
 /// each rule's self-metrics by name.
 pub fn parse(
@@ -75,6 +85,7 @@ pub fn parse(
     }
     let mut names = std::collections::HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
+    let mut regex_budget = MAX_REGEX_BYTES;
     for (i, spanned) in raw.into_iter().enumerate() {
         let line = spanned.referenced.line();
         let at = |why: String| {
@@ -85,6 +96,10 @@ pub fn parse(
         };
         let named = spanned.value.name.is_some();
         let mut rule = compile(spanned.value, &mut stats).map_err(at)?;
+        for m in rule.name_matchers.iter().chain(&rule.label_matchers) {
+            let bytes = regex_bytes(m, regex_budget).map_err(at)?;
+            regex_budget -= bytes;
+        }
         if !names.insert(rule.name.clone()) {
             if named {
                 return Err(at(format!(
@@ -158,9 +173,91 @@ fn compile(raw: RawRule, stats: &mut impl FnMut(&str) -> Arc<RuleStats>) -> Resu
     })
 }
 
+/// What the regex of matcher `m` costs against what is left of the
+/// file's budget (`left`), or why it does not fit: the bytes of its
+/// automaton, built with `left` as its limit so that a regex too large is
+/// refused without being built whole.
+fn regex_bytes(m: &Matcher, left: usize) -> Result<usize, String> {
+    use promql_parser::label::MatchOp;
+    let (MatchOp::Re(re) | MatchOp::NotRe(re)) = &m.op else {
+        return Ok(0);
+    };
+    let too_large = || {
+        format!(
+            "the regexes of the file would compile to more than {} MiB (the last one counted: {:?} on {})",
+            MAX_REGEX_BYTES >> 20,
+            m.value,
+            m.name
+        )
+    };
+    let config = regex_automata::nfa::thompson::Config::new().nfa_size_limit(Some(left));
+    let nfa = regex_automata::nfa::thompson::Compiler::new()
+        .configure(config)
+        .build(re.as_str())
+        .map_err(|_| too_large())?;
+    let bytes = nfa.memory_usage();
+    if bytes > left {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Refuses, before the PromQL parser sees it, text that is no series
+/// selector: a name and one `{...}` of matchers need no parentheses,
+/// brackets or operators. The parser recurses once per parenthesis and is
+/// quadratic in the terms of a binary expression (100k nested parentheses
+/// overflowed the stack of a reload; `x + x + ...` of 30k terms took
+/// 15 s), so those never reach it.
+fn precheck(selector: &str) -> Result<(), String> {
+    if selector.len() > MAX_SELECTOR_BYTES {
+        return Err(format!(
+            "`match` of {} bytes is longer than the {MAX_SELECTOR_BYTES} a series selector may be",
+            selector.len()
+        ));
+    }
+    let mut quote = None;
+    let mut escaped = false;
+    let mut braces = 0;
+    for c in selector.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        let fits = match c {
+            '"' | '\'' | '`' => {
+                quote = Some(c);
+                true
+            }
+            '{' => {
+                braces += 1;
+                braces == 1
+            }
+            '}' => true,
+            '=' | '!' | '~' | ',' => braces == 1,
+            // `offset` and `@` are refused by name after parsing.
+            '@' | '.' | '-' => braces == 0,
+            c => c.is_alphanumeric() || c == '_' || c == ':' || c.is_whitespace(),
+        };
+        if !fits {
+            let head: String = selector.chars().take(64).collect();
+            return Err(format!(
+                "`match` {head:?} is not a series selector (write `name{{label=\"value\"}}`): {c:?} has no place in one"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A PromQL series selector's matchers, split into those on the metric
 /// name and those on other labels.
 fn selector_matchers(selector: &str) -> Result<(Vec<Matcher>, Vec<Matcher>), String> {
+    precheck(selector)?;
     let expr = promql_parser::parser::parse(selector).map_err(|e| {
         format!(
             "`match` {selector:?} is not a series selector: {}",

@@ -538,3 +538,49 @@ mod property {
         }
     }
 }
+
+#[test]
+fn selectors_and_regexes_are_bounded_before_they_are_built() {
+    let err = |yaml: &str| {
+        parse("r.yml", yaml, |_| Arc::new(RuleStats::default()))
+            .unwrap_err()
+            .0
+    };
+    // Within the length limit, still refused before the parser: it
+    // recurses per parenthesis and is quadratic in terms.
+    for selector in [
+        format!("{}x{}", "(".repeat(2000), ")".repeat(2000)),
+        format!("x{}", " + x".repeat(1000)),
+        "x[5m]".to_string(),
+        "sum(x)".to_string(),
+        "x{a=\"1\"}{b=\"2\"}".to_string(),
+    ] {
+        let started = std::time::Instant::now();
+        let e = err(&format!("rules:\n  - match: '{selector}'\n"));
+        assert!(e.contains("not a series selector"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+    let e = err(&format!("rules:\n  - match: '{}'\n", "x".repeat(5000)));
+    assert!(e.contains("longer than the 4096"), "{e}");
+    // Regexes are counted across the file: `\w{200}` compiles to 3.4 MiB
+    // of automaton (11 MiB resident), so the third passes 8 MiB.
+    let heavy: String = (0..3)
+        .map(|i| format!("  - match: 'm{i}{{l=~\"\\\\w{{200}}\"}}'\n"))
+        .collect();
+    let e = err(&format!("rules:\n{heavy}"));
+    assert!(
+        e.contains("line 4 (rule 3)") && e.contains("more than 8 MiB"),
+        "{e}"
+    );
+    // What real files hold passes: quoted names, regexes, `offset` named.
+    let fine: String = (0..500)
+        .map(|i| format!("  - match: '{{__name__=~\"app_{i}_.*\", path!~\"/health|/ready\", \"a.b\"=\"c\"}}'\n"))
+        .collect();
+    let rules = parse("r.yml", &format!("rules:\n{fine}"), |_| {
+        Arc::new(RuleStats::default())
+    })
+    .unwrap();
+    assert_eq!(rules.len(), 500);
+    let e = err("rules:\n  - match: 'x offset 5m'\n");
+    assert!(e.contains("offset and @"), "{e}");
+}

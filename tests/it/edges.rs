@@ -4,6 +4,7 @@
 //! files are what is measured.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
@@ -15,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::support::{Process, sample_value};
+use crate::support::{Process, TempDir, eventually, free_port, sample_value};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -121,8 +122,8 @@ async fn post(
 /// could store are refused.
 #[tokio::test]
 async fn hostile_otlp_exports_cost_little_and_never_poison_a_snapshot() {
-    let dir = tempdir();
-    let snapshot = dir.join("state.bin");
+    let dir = TempDir::new("edges-otlp");
+    let snapshot = dir.path.join("state.bin");
     let mut gw = Process::start(&[
         "--max-memory",
         "64MiB",
@@ -252,12 +253,128 @@ async fn hostile_otlp_exports_cost_little_and_never_poison_a_snapshot() {
     );
 }
 
-/// A fresh folder under the system's temporary one.
-pub fn tempdir() -> std::path::PathBuf {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("pag-edges-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// Waits until the self-metric `series` satisfies `ok`.
+async fn self_metric_until(p: &Process, what: &str, series: &str, ok: impl Fn(f64) -> bool) {
+    let ok = &ok;
+    eventually(what, Duration::from_secs(10), || async move {
+        ok(p.self_metric(series).await).then_some(())
+    })
+    .await;
+}
+
+/// A selector 1M parentheses deep stops the start with a message naming
+/// the file (it overflowed the main thread's stack); on a running
+/// gateway, deep, long, regex-heavy, missing, oversized files and a FIFO
+/// are each refused at once, counted, and keep the rules in force, and
+/// the gateway still stops on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rules_files_are_refused_at_once_and_counted() {
+    let dir = TempDir::new("edges-rules");
+    let file = dir.path.join("rules.yml");
+    let deep = |n: usize| format!("rules:\n  - match: '{}x{}'\n", "(".repeat(n), ")".repeat(n));
+    std::fs::write(&file, deep(1_000_000)).unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prom-aggregation-gateway"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--rules")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("rules file {}, line 2", file.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("longer than the 4096 a series selector may be"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    std::fs::write(&file, "rules:\n  - match: 'temp'\n    mode: max\n").unwrap();
+    let rules = file.display().to_string();
+    let mut p = Process::start(&["--rules", &rules, "--rules-check-interval", "1h"]).await;
+    let errors = "pag_rules_reloads_total{result=\"error\"}";
+    let regexes: String = (0..2500)
+        .map(|i| format!("  - match: 'm{i}{{l=~\".{{1000}}\"}}'\n"))
+        .collect();
+    let terms = format!("rules:\n  - match: 'x{}'\n", " + x".repeat(100_000));
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Make)> = vec![
+        (
+            "100k parentheses",
+            Box::new(|| std::fs::write(&file, deep(100_000)).unwrap()),
+        ),
+        (
+            "100k terms",
+            Box::new(|| std::fs::write(&file, &terms).unwrap()),
+        ),
+        (
+            "2,500 regexes of 1 MiB each",
+            Box::new(|| std::fs::write(&file, format!("rules:\n{regexes}")).unwrap()),
+        ),
+        ("removed", Box::new(|| std::fs::remove_file(&file).unwrap())),
+        (
+            "over 4 MiB",
+            Box::new(|| std::fs::write(&file, " ".repeat(5 << 20)).unwrap()),
+        ),
+        (
+            "a FIFO",
+            Box::new(|| {
+                let _ = std::fs::remove_file(&file);
+                let ok = std::process::Command::new("mkfifo")
+                    .arg(&file)
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }),
+        ),
+    ];
+    for (i, (what, make)) in cases.iter().enumerate() {
+        make();
+        let started = Instant::now();
+        p.signal("HUP");
+        self_metric_until(&p, what, errors, |v| v >= (i + 1) as f64).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            p.self_metric("pag_rules_last_reload_successful").await,
+            0.0,
+            "{what}"
+        );
+        // The rules in force are kept.
+        let client = reqwest::Client::new();
+        for v in [5.0, 3.0] {
+            let r = client
+                .post(format!("{}/metrics", p.base))
+                .body(format!("# TYPE temp gauge\ntemp {v}\n"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        assert_eq!(sample_value(&p.scrape().await, "temp"), Some(5.0), "{what}");
+    }
+    // With the FIFO still in place, SIGTERM ends the process.
+    let started = Instant::now();
+    p.signal("TERM");
+    assert!(p.wait().await.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = p.stderr();
+    for why in [
+        "not a regular file",
+        "larger than 4 MiB",
+        "No such file",
+        "more than 8 MiB",
+    ] {
+        assert!(log.contains(why), "{why}: {log}");
+    }
 }
