@@ -391,6 +391,8 @@ pub struct Config {
     /// `--web.route-prefix` (or the path of `--web.external-url`),
     /// normalized: starts with `/`, no trailing `/`; `None` for none.
     pub route_prefix: Option<std::sync::Arc<str>>,
+    /// `--web.external-url`: its origin is the status page's own.
+    pub external_url: Option<String>,
     /// `--push-time-metrics`.
     pub push_time_metrics: bool,
     /// `--log-format`.
@@ -512,6 +514,7 @@ impl TryFrom<Args> for Config {
             drop_labels: a.drop_labels,
             otlp_promote: a.otlp_promote,
             route_prefix,
+            external_url: a.web_external_url,
             push_time_metrics: a.push_time_metrics,
             log_format: a.log_format,
         })
@@ -523,12 +526,13 @@ fn route_prefix(a: &Args) -> Result<Option<std::sync::Arc<str>>, String> {
     let prefix = match (&a.web_route_prefix, &a.web_external_url) {
         (Some(p), _) => p.clone(),
         (None, Some(url)) => {
+            let shown = crate::error::redacted_url(url);
             let uri: axum::http::Uri = url
                 .parse()
-                .map_err(|e| format!("--web.external-url {url:?}: {e}"))?;
+                .map_err(|e| format!("--web.external-url {shown:?}: {e}"))?;
             if uri.scheme().is_none() || uri.authority().is_none() {
                 return Err(format!(
-                    "--web.external-url {url:?}: an absolute URL is needed (http://host/path)"
+                    "--web.external-url {shown:?}: an absolute URL is needed (http://host/path)"
                 ));
             }
             uri.path().to_string()
@@ -546,6 +550,18 @@ fn route_prefix(a: &Args) -> Result<Option<std::sync::Arc<str>>, String> {
     {
         return Err(format!(
             "--web.route-prefix {prefix:?}: a path of plain segments is needed (/gateway)"
+        ));
+    }
+    // Under a prefix, paths without it are served as they are: a prefix
+    // that is one of the gateway's own paths would take those away.
+    let first = trimmed.split('/').next().unwrap_or_default();
+    if let Some(taken) = crate::routes::MAIN
+        .iter()
+        .find(|r| r.path.trim_start_matches('/').split('/').next() == Some(first))
+    {
+        return Err(format!(
+            "--web.route-prefix {prefix:?}: /{first} is the gateway's own (as in {}); choose another prefix",
+            taken.path
         ));
     }
     Ok(Some(format!("/{trimmed}").into()))

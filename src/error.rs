@@ -105,8 +105,9 @@ pub enum Rejection {
     /// No or wrong credentials.
     #[error("authentication required")]
     Unauthenticated,
-    /// A browser request from an origin `--cors` does not list.
-    #[error("origin {0:?} is not allowed by --cors")]
+    /// A request from a page of another origin that it may not make: the
+    /// reason, naming the origin.
+    #[error("{0}")]
     OriginNotAllowed(String),
     /// Too many requests in flight: shed rather than queued.
     #[error("gateway overloaded, retry later")]
@@ -265,4 +266,18 @@ pub fn is_grpc<B>(req: &axum::http::Request<B>) -> bool {
 /// the one test of it.
 pub fn is_grpc_content_type(content_type: &[u8]) -> bool {
     content_type.starts_with(b"application/grpc")
+}
+
+/// `url` as it may be shown in a message: whatever stands between the
+/// scheme and the last `@` (user and password, even when the rest does
+/// not parse) replaced by `***`.
+pub(crate) fn redacted_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => url.to_string(),
+    }
 }

@@ -52,12 +52,15 @@ pub fn stack(routes: Router, gw: &Gateway) -> Router {
         ))
         // A panic becomes a 500 / INTERNAL instead of a dropped connection.
         .layer(axum::middleware::from_fn(admission::catch_panic))
-        // CORS before auth: browsers send preflights without credentials.
-        // Then browser requests from origins --cors does not list are
-        // refused outright (CORS alone would let a simple POST through).
+        // CORS before auth: browsers send preflights without credentials
+        // (those of admin routes refused first). Then what pages of other
+        // origins may not do is refused outright (CORS alone would let a
+        // simple POST through).
+        .layer(ValidateRequestHeaderLayer::custom(cors::PreflightCheck))
         .layer(cors::layer(&config.cors))
         .layer(ValidateRequestHeaderLayer::custom(cors::OriginCheck::new(
             &config.cors,
+            config.external_url.as_deref(),
         )))
         // Overload and slowness: shed at once past the in-flight cap of
         // the request's class rather than queue, and bound each request's

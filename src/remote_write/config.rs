@@ -226,10 +226,10 @@ pub fn targets(urls: &[String], file: Option<&Path>) -> Result<Vec<Target>, Stri
 }
 
 fn target(raw: RawTarget, at: &str) -> Result<Target, String> {
-    let url: hyper::Uri = raw
-        .url
-        .parse()
-        .map_err(|e| format!("{at}: url {:?}: {e}", raw.url))?;
+    let url: hyper::Uri = raw.url.parse().map_err(|e| {
+        let shown = crate::error::redacted_url(&raw.url);
+        format!("{at}: url {shown:?}: {e}")
+    })?;
     let (Some(scheme @ ("http" | "https")), Some(authority)) = (url.scheme_str(), url.authority())
     else {
         return Err(format!("{at}: url must be http:// or https:// with a host"));

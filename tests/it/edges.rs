@@ -378,3 +378,128 @@ async fn hostile_rules_files_are_refused_at_once_and_counted() {
         assert!(log.contains(why), "{why}: {log}");
     }
 }
+
+/// Pages of other origins, with the default `--cors *`: admin routes are
+/// never approved for them (preflight) nor taken from them (a form or a
+/// `no-cors` request needs no preflight); credentials from an origin not
+/// listed by name are refused; the gateway's own page (same origin) may do
+/// everything, whatever `--cors` lists.
+#[tokio::test]
+async fn pages_of_other_origins_cannot_wipe_or_use_cached_credentials() {
+    use prom_aggregation_gateway::config::Secret;
+    let evil = ("origin", "https://evil.example");
+    for cors in ["*", "https://app.example"] {
+        let gw = crate::support::Gateway::start_with(prom_aggregation_gateway::Config {
+            cors: cors.into(),
+            ..prom_aggregation_gateway::Config::default()
+        })
+        .await;
+        let own = format!("http://{}", gw.addr);
+        gw.push_ok("/metrics/job/a", "c 1\n").await;
+        for (method, path) in [("DELETE", "/metrics/job/a"), ("PUT", "/api/v1/admin/wipe")] {
+            let preflight = gw
+                .request(
+                    "OPTIONS",
+                    path,
+                    &[evil, ("access-control-request-method", method)],
+                    "",
+                )
+                .await;
+            assert_eq!(preflight.status, 403, "{cors} {method} {path}");
+            assert!(
+                preflight
+                    .headers
+                    .get("access-control-allow-origin")
+                    .is_none()
+            );
+            for headers in [
+                vec![evil],
+                vec![("sec-fetch-site", "cross-site")],
+                vec![evil, ("sec-fetch-site", "same-site")],
+            ] {
+                let r = gw.request(method, path, &headers, "").await;
+                assert_eq!(r.status, 403, "{cors} {method} {path} {headers:?}");
+                assert!(r.text().contains("admin routes"), "{}", r.text());
+            }
+        }
+        assert!(gw.scrape().await.contains("c{job=\"a\"} 1\n"));
+        // Pushes may still be preflighted from an allowed origin.
+        if cors == "*" {
+            let preflight = gw
+                .request(
+                    "OPTIONS",
+                    "/metrics/job/a",
+                    &[evil, ("access-control-request-method", "PUT")],
+                    "",
+                )
+                .await;
+            assert_eq!(preflight.status, 200);
+            assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+        }
+        // The gateway's own page: by Sec-Fetch-Site, or by an Origin that
+        // is the request's host.
+        let r = gw
+            .request("DELETE", "/metrics/job/a", &[("origin", &own)], "")
+            .await;
+        assert_eq!(r.status, 202, "{cors}: {}", r.text());
+        gw.push_ok("/metrics/job/a", "c 1\n").await;
+        let r = gw
+            .request(
+                "PUT",
+                "/api/v1/admin/wipe",
+                &[("origin", &own), ("sec-fetch-site", "same-origin")],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 202, "{cors}: {}", r.text());
+    }
+
+    // Credentials the browser has cached go with a cross-site form.
+    let gw = crate::support::Gateway::start_with(prom_aggregation_gateway::Config {
+        auth_users: vec![("alice".into(), Secret::Plain("pw".into()))],
+        ..prom_aggregation_gateway::Config::default()
+    })
+    .await;
+    let basic = ("authorization", "Basic YWxpY2U6cHc=");
+    let r = gw
+        .request(
+            "POST",
+            "/metrics/job/a",
+            &[evil, basic, ("content-type", "text/plain")],
+            "c 1\n",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("listed by name in --cors"),
+        "{}",
+        r.text()
+    );
+    assert!(!gw.scrape().await.contains("c{"));
+    let r = gw
+        .request("POST", "/metrics/job/a", &[basic], "c 1\n")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// A route prefix that is one of the gateway's own paths would take them
+/// away: refused at start. URLs that do not parse are shown without their
+/// password.
+#[test]
+fn prefixes_that_hide_routes_and_passwords_in_errors_are_refused() {
+    for prefix in ["/metrics", "/api", "/v1/", "/-", "static/x"] {
+        let err = crate::support::refused_start(&["--web.route-prefix", prefix]);
+        assert!(err.contains("is the gateway's own"), "{prefix}: {err}");
+    }
+    for (flag, url) in [
+        ("--web.external-url", "http://user:s3cret@exa mple/"),
+        (
+            "--remote-write-url",
+            "http://user:s3cret@exa mple/api/v1/write",
+        ),
+    ] {
+        let err = crate::support::refused_start(&[flag, url]);
+        assert!(!err.contains("s3cret"), "{flag}: {err}");
+        assert!(err.contains("***@exa mple"), "{flag}: {err}");
+    }
+}
