@@ -273,16 +273,25 @@ pub async fn serve(
         gateway.saved_generation(gateway.aggregator().generation());
     }
     let (stop, stopped) = tokio::sync::watch::channel(());
+    // When the shutdown began: everything after it, the drain, the last
+    // snapshot and the last remote-write send, fits in --shutdown-timeout.
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let shutdown = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown.await;
+            let _ = signalled.set(std::time::Instant::now());
+        }
+    };
     let mut background = Vec::new();
+    let mut remote_writes = Vec::new();
     background.push(spawn_expiry(gateway.clone(), stopped.clone()));
     if gateway.config().rules_file.is_some() {
         background.push(spawn_rules_reload(gateway.clone(), stopped.clone()));
     }
     if let Some(settings) = gateway.config().remote_write.clone() {
-        background.extend(
-            remote_write::spawn(gateway.clone(), settings, stopped.clone())
-                .map_err(std::io::Error::other)?,
-        );
+        remote_writes = remote_write::spawn(gateway.clone(), settings, stopped.clone())
+            .map_err(std::io::Error::other)?;
     }
     if gateway.config().persistence_file.is_some() {
         background.push(persist::spawn_writer(gateway.clone(), stopped));
@@ -292,11 +301,30 @@ pub async fn serve(
     for task in background {
         let _ = task.await;
     }
-    // In-flight pushes have finished: the last snapshot holds them all. If
-    // it cannot be written, the process must not exit as if all was well.
-    if gateway.config().persistence_file.is_some()
-        && let Err(e) = persist::save(&gateway).await
-    {
+    // In-flight pushes have finished: the last snapshot holds them all,
+    // and is written before the last remote-write send, which may hang on
+    // a receiver. If it cannot be written, the process must not exit as if
+    // all was well.
+    let saved = match gateway.config().persistence_file {
+        Some(_) => persist::save(&gateway).await,
+        None => Ok(()),
+    };
+    let deadline = signalled
+        .get()
+        .copied()
+        .unwrap_or_else(std::time::Instant::now)
+        + gateway.config().shutdown_timeout;
+    for task in remote_writes {
+        let abort = task.abort_handle();
+        if tokio::time::timeout_at(deadline.into(), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+            tracing::warn!("the last remote-write send did not finish within --shutdown-timeout");
+        }
+    }
+    if let Err(e) = saved {
         served?;
         return Err(std::io::Error::other(e));
     }

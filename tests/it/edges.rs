@@ -503,3 +503,50 @@ fn prefixes_that_hide_routes_and_passwords_in_errors_are_refused() {
         assert!(err.contains("***@exa mple"), "{flag}: {err}");
     }
 }
+
+/// A remote-write receiver that accepts and never answers: SIGTERM still
+/// ends the process within --shutdown-timeout (it took 35 s with 5 s),
+/// with the last snapshot written first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_remote_write_receiver_does_not_hold_the_shutdown() {
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/write", receiver.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in receiver.incoming().take(64) {
+            held.push(conn);
+        }
+    });
+    let dir = TempDir::new("edges-shutdown");
+    let snapshot = dir.path.join("state.bin");
+    let mut p = Process::start(&[
+        "--remote-write-url",
+        &url,
+        "--remote-write-interval",
+        "1s",
+        "--shutdown-timeout",
+        "2s",
+        "--persistence-file",
+        snapshot.to_str().unwrap(),
+    ])
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/metrics/job/a", p.base))
+        .body("c 1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A send is under way, and hangs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    p.signal("TERM");
+    assert!(p.wait().await.success(), "{}", p.stderr());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "stopped after {took:?}");
+    let restored = Process::start(&["--persistence-file", snapshot.to_str().unwrap()]).await;
+    assert_eq!(
+        sample_value(&restored.scrape().await, "c{job=\"a\"}"),
+        Some(1.0)
+    );
+}
