@@ -29,6 +29,23 @@ pub struct Ingested {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
+/// The in-flight cap of HTTP pushes, in their extensions: a push takes
+/// its slot once its body has arrived, so a body arriving slowly holds a
+/// connection and its bytes, never a slot a ready push needs (a thousand
+/// connections each sending one byte of a body held every slot).
+#[derive(Debug, Clone)]
+pub struct PushSlots(pub std::sync::Arc<tokio::sync::Semaphore>);
+
+impl PushSlots {
+    /// A slot until the push is answered, or 503 past the cap.
+    pub fn take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Rejection> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Rejection::Overloaded)
+    }
+}
+
 /// A push's one decision: applied, or answered as timed out (or never
 /// answered, its caller gone), never both. The aggregator asks
 /// [`Ticket::commit`] under its locks just before changing anything; once

@@ -17,7 +17,7 @@ use tower_http::validate_request::ValidateRequest;
 
 use super::routing::matched;
 use crate::error::{Rejection, is_grpc};
-use crate::ingest::Deadline;
+use crate::ingest::{Deadline, PushSlots};
 use crate::routes::Handler;
 
 /// The in-flight caps (`--max-in-flight`), one per class of route, so one
@@ -42,17 +42,18 @@ impl InFlight {
 }
 
 /// Admits a request under its class's cap, holding the slot until its
-/// response is ready.
-pub async fn admit(State(caps): State<InFlight>, req: Request, next: Next) -> Response {
+/// response is ready. HTTP pushes are given the cap to take their slot
+/// from once their body has arrived ([`PushSlots`]).
+pub async fn admit(State(caps): State<InFlight>, mut req: Request, next: Next) -> Response {
     let cap = match matched(&req).map(|r| r.handler) {
         Some(Handler::Healthy | Handler::Ready | Handler::GrpcHealth) => None,
-        Some(
-            Handler::Push
-            | Handler::OtlpMetrics
-            | Handler::GrpcPush
-            | Handler::GrpcPushStream
-            | Handler::GrpcOtlpExport,
-        ) => Some(&caps.pushes),
+        Some(Handler::Push | Handler::OtlpMetrics) => {
+            req.extensions_mut().insert(PushSlots(caps.pushes.clone()));
+            None
+        }
+        Some(Handler::GrpcPush | Handler::GrpcPushStream | Handler::GrpcOtlpExport) => {
+            Some(&caps.pushes)
+        }
         _ => Some(&caps.others),
     };
     let _slot = match cap.map(|c| c.clone().try_acquire_owned()) {

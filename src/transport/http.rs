@@ -18,7 +18,7 @@ use crate::Gateway;
 use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
-use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
+use crate::ingest::{Deadline, Ingested, PushSlots, Ticket, run_sized};
 use crate::memory::Reservation;
 use crate::routes::{self, Handler, Route};
 use crate::telemetry::Protocol;
@@ -164,6 +164,7 @@ async fn read_body(
 async fn push(
     State(gw): State<Gateway>,
     deadline: Option<Extension<Deadline>>,
+    slots: Option<Extension<PushSlots>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -183,6 +184,7 @@ async fn push(
             push_inner(
                 &gw,
                 deadline,
+                slots.as_ref().map(|Extension(s)| s),
                 &uri,
                 &headers,
                 body,
@@ -216,6 +218,7 @@ enum Wire {
 async fn otlp_metrics(
     State(gw): State<Gateway>,
     deadline: Option<Extension<Deadline>>,
+    slots: Option<Extension<PushSlots>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -232,7 +235,15 @@ async fn otlp_metrics(
         .recorded(
             Protocol::Http,
             uri.path(),
-            push_inner(&gw, deadline, &uri, &headers, body, Wire::Otlp { json }),
+            push_inner(
+                &gw,
+                deadline,
+                slots.as_ref().map(|Extension(s)| s),
+                &uri,
+                &headers,
+                body,
+                Wire::Otlp { json },
+            ),
         )
         .await;
     // Answered in the request's encoding.
@@ -269,6 +280,7 @@ async fn otlp_metrics(
 async fn push_inner(
     gw: &Gateway,
     deadline: Option<std::time::Instant>,
+    slots: Option<&PushSlots>,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
@@ -293,6 +305,9 @@ async fn push_inner(
     )
     .await
     .map_err(|_| Rejection::Timeout)??;
+    // The in-flight slot, held until the push is answered: taken only now
+    // that the body is here.
+    let _slot = slots.map(PushSlots::take).transpose()?;
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
     // Off the async workers when the body is large, or would be once
     // decompressed: a small compressed body is inflated here up to the

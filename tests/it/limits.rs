@@ -31,7 +31,15 @@ async fn overload_is_shed_in_each_protocol() {
     };
     let gw = Gateway::start_with(config).await;
     let mut client = gw.grpc().await;
-    let _held = hold_slot(&gw).await;
+    // A gRPC push stream that never ends holds the push slot (an HTTP
+    // push whose body never completes does not: it takes its slot once
+    // the body is in).
+    let mut holder = gw.grpc().await;
+    let held = tokio::spawn(async move {
+        let _ = holder
+            .push_stream(tokio_stream::pending::<crate::support::PushRequest>())
+            .await;
+    });
     // Until the held push occupies the push slot.
     let gw_ref = &gw;
     let r = eventually(
@@ -49,6 +57,7 @@ async fn overload_is_shed_in_each_protocol() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    held.abort();
 }
 
 #[tokio::test]
