@@ -28,14 +28,22 @@ use crate::routes::Handler;
 #[derive(Debug, Clone)]
 pub struct InFlight {
     pushes: Arc<Semaphore>,
+    views: Arc<Semaphore>,
     others: Arc<Semaphore>,
 }
+
+/// Status API views computed at once, at most: each reads the whole
+/// aggregate or activity table, so a flood of them (64 clients polling a
+/// page of 20k families made pushes wait 0.2 to 0.9 s) is shed rather
+/// than run. The status page asks for two at a time.
+const VIEWS_AT_ONCE: usize = 8;
 
 impl InFlight {
     /// Caps of `max` requests per class.
     pub fn new(max: usize) -> InFlight {
         InFlight {
             pushes: Arc::new(Semaphore::new(max)),
+            views: Arc::new(Semaphore::new(VIEWS_AT_ONCE.min(max))),
             others: Arc::new(Semaphore::new(max)),
         }
     }
@@ -54,6 +62,13 @@ pub async fn admit(State(caps): State<InFlight>, mut req: Request, next: Next) -
         Some(Handler::GrpcPush | Handler::GrpcPushStream | Handler::GrpcOtlpExport) => {
             Some(&caps.pushes)
         }
+        Some(
+            Handler::Status
+            | Handler::Families
+            | Handler::Cardinality
+            | Handler::Groups
+            | Handler::Rejections,
+        ) => Some(&caps.views),
         _ => Some(&caps.others),
     };
     let _slot = match cap.map(|c| c.clone().try_acquire_owned()) {

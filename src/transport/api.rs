@@ -24,8 +24,24 @@ use crate::activity::unix_now;
 use crate::middleware::routing::OriginalPath;
 use crate::model::labels;
 
-/// Most families one page of `/api/v1/families` lists.
+/// Most entries one page of `/api/v1/families` or `/api/v1/groups` lists.
 const MAX_PAGE: usize = 1000;
+/// Longest HELP text a list view shows, in bytes (cut at a character
+/// boundary and marked with `…`): a page of a thousand families with
+/// HELP texts of megabytes would be as large.
+const MAX_LISTED_HELP: usize = 256;
+
+/// `text` cut to at most `most` bytes (and `…`).
+fn cut(text: &str, most: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= most {
+        return text.into();
+    }
+    let mut end = most;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
 /// How long a computed cardinality view is served again: it reads every
 /// series, so a page polling it every second reads them once per period.
 const CARDINALITY_FRESH: Duration = Duration::from_secs(10);
@@ -62,6 +78,14 @@ pub struct FamiliesQuery {
 /// `GET /api/v1/families`: name, type, how it merges, series, HELP, last
 /// update, a page at a time in name order.
 pub async fn families(State(gw): State<Gateway>, Query(q): Query<FamiliesQuery>) -> Response {
+    // Off the async workers: with many families a page costs milliseconds
+    // that pushes must not wait behind.
+    tokio::task::spawn_blocking(move || families_page(&gw, q))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn families_page(gw: &Gateway, q: FamiliesQuery) -> Response {
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let offset = q.offset.unwrap_or(0);
     let needle = q.name.unwrap_or_default().to_lowercase();
@@ -94,8 +118,8 @@ pub async fn families(State(gw): State<Gateway>, Query(q): Query<FamiliesQuery>)
                 "mode": mode,
                 "rules": names,
                 "series": view.len(),
-                "help": &*view.help,
-                "last_update": wall_time(&gw, view.updated()),
+                "help": cut(&view.help, MAX_LISTED_HELP),
+                "last_update": wall_time(gw, view.updated()),
             })
         })
         .collect();
@@ -117,12 +141,32 @@ fn gauge_mode_name(mode: crate::aggregate::GaugeMode) -> &'static str {
     }
 }
 
-/// `GET /api/v1/groups`: each grouping key pushed, most recent first.
-pub async fn groups(State(gw): State<Gateway>) -> Response {
-    let groups: Vec<Value> = gw
-        .activity()
-        .groups()
+/// `?offset=&limit=` of `/api/v1/groups`.
+#[derive(Debug, Deserialize)]
+pub struct GroupsQuery {
+    /// Groups skipped (most recent first).
+    offset: Option<usize>,
+    /// Groups listed (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/groups`: each grouping key pushed, most recent first, a
+/// page at a time.
+pub async fn groups(State(gw): State<Gateway>, Query(q): Query<GroupsQuery>) -> Response {
+    tokio::task::spawn_blocking(move || groups_page(&gw, q))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn groups_page(gw: &Gateway, q: GroupsQuery) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let all = gw.activity().groups();
+    let total = all.len();
+    let groups: Vec<Value> = all
         .into_iter()
+        .skip(offset)
+        .take(limit)
         .map(|g| {
             let labels: serde_json::Map<String, Value> = g
                 .labels
@@ -142,7 +186,12 @@ pub async fn groups(State(gw): State<Gateway>) -> Response {
             })
         })
         .collect();
-    json_response(&json!({ "groups": groups }))
+    json_response(&json!({
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "groups": groups,
+    }))
 }
 
 /// The `DELETE` path that drops a grouping key's series (values in

@@ -550,3 +550,40 @@ async fn a_hung_remote_write_receiver_does_not_hold_the_shutdown() {
         Some(1.0)
     );
 }
+
+/// List views are paged and cut: `/api/v1/groups` a page at a time (10k
+/// grouping keys with long values answered 35 MB at once), HELP texts cut
+/// in `/api/v1/families`.
+#[tokio::test]
+async fn status_views_are_paged_and_cut() {
+    let gw = crate::support::Gateway::start().await;
+    let help = "h".repeat(10_000);
+    for g in ["a", "b", "c"] {
+        gw.push_ok(
+            &format!("/metrics/job/{g}"),
+            &format!("# HELP c {help}\nc 1\n"),
+        )
+        .await;
+    }
+    let page = |path: &str| {
+        let path = path.to_string();
+        let gw = &gw;
+        async move {
+            let r = gw.request("GET", &path, &[], "").await;
+            assert_eq!(r.status, 200);
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+        }
+    };
+    let first = page("/api/v1/groups?limit=2").await;
+    assert_eq!(first["total"], 3);
+    assert_eq!(first["groups"].as_array().unwrap().len(), 2);
+    let rest = page("/api/v1/groups?limit=2&offset=2").await;
+    assert_eq!(rest["groups"].as_array().unwrap().len(), 1);
+    let families = page("/api/v1/families").await;
+    let shown = families["families"][0]["help"].as_str().unwrap();
+    assert!(
+        shown.len() <= 256 + 3 && shown.ends_with('…'),
+        "{}",
+        shown.len()
+    );
+}
