@@ -40,13 +40,10 @@ pub fn layer(allowed: &str) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
+        // No DELETE: only admin routes take it, and pages of other origins
+        // may not use them (a preflight approving PUT for a push path,
+        // cached, would otherwise let the browser send a DELETE unasked).
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
         .allow_headers(AllowHeaders::any())
         .max_age(Duration::from_secs(600))
 }

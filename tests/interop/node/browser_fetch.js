@@ -6,7 +6,8 @@
 //   origin      the page's origin
 //   open        statuses and scrapes against the gateway with --cors '*':
 //               a simple POST (no preflight), a PUT and a DELETE (both
-//               preflighted), scrapes before and after the DELETE, then an
+//               preflighted; the DELETE, an admin route, refused), scrapes
+//               before and after the DELETE, then an
 //               OTLP/HTTP JSON export (preflighted: application/json), as
 //               the OpenTelemetry browser SDK sends one
 //   restricted  what the browser reported against a gateway whose --cors
