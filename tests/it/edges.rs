@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::support::{Process, TempDir, eventually, free_port, sample_value};
+use crate::support::{Process, TempDir, free_port, sample_value};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -253,15 +253,6 @@ async fn hostile_otlp_exports_cost_little_and_never_poison_a_snapshot() {
     );
 }
 
-/// Waits until the self-metric `series` satisfies `ok`.
-async fn self_metric_until(p: &Process, what: &str, series: &str, ok: impl Fn(f64) -> bool) {
-    let ok = &ok;
-    eventually(what, Duration::from_secs(10), || async move {
-        ok(p.self_metric(series).await).then_some(())
-    })
-    .await;
-}
-
 /// A selector 1M parentheses deep stops the start with a message naming
 /// the file (it overflowed the main thread's stack); on a running
 /// gateway, deep, long, regex-heavy, missing, oversized files and a FIFO
@@ -335,7 +326,7 @@ async fn hostile_rules_files_are_refused_at_once_and_counted() {
         make();
         let started = Instant::now();
         p.signal("HUP");
-        self_metric_until(&p, what, errors, |v| v >= (i + 1) as f64).await;
+        crate::rules::wait_for(&p, what, errors, |v| v >= (i + 1) as f64).await;
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{what}: {:?}",

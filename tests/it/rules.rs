@@ -113,7 +113,7 @@ async fn invalid_rules_stop_the_start_naming_file_and_line() {
 }
 
 /// Waits until the self-metric `series` satisfies `ok`.
-async fn wait_for(p: &Process, what: &str, series: &str, ok: impl Fn(f64) -> bool) {
+pub async fn wait_for(p: &Process, what: &str, series: &str, ok: impl Fn(f64) -> bool) {
     let ok = &ok;
     eventually(what, Duration::from_secs(10), || async move {
         ok(p.self_metric(series).await).then_some(())
