@@ -52,7 +52,8 @@ fn one_line(s: &str) -> String {
 /// One grouping key's pushes.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Group {
-    /// Its labels, sorted by name.
+    /// Its labels, sorted by name (listed by the status API as an object).
+    #[serde(skip)]
     pub labels: Vec<(String, String)>,
     /// When it was first pushed (Unix seconds).
     pub first_push: f64,
@@ -241,18 +242,35 @@ impl Activity {
 
     /// The grouping keys, most recently pushed first.
     pub fn groups(&self) -> Vec<Group> {
-        let mut out: Vec<Group> = self
-            .groups
-            .lock()
-            .by_key
-            .iter()
-            .map(|(k, g)| Group {
-                labels: GroupKey(k.clone()).labels(),
+        self.groups_page(0, usize::MAX, usize::MAX).1
+    }
+
+    /// How many grouping keys there are, and a page of them, most recently
+    /// pushed first: from `offset`, at most `limit`, and no more once their
+    /// labels hold `most_bytes` (at least one). Only the page is copied.
+    pub fn groups_page(
+        &self,
+        offset: usize,
+        limit: usize,
+        most_bytes: usize,
+    ) -> (usize, Vec<Group>) {
+        let groups = self.groups.lock();
+        let mut order: Vec<_> = groups.by_key.iter().collect();
+        order.sort_by(|a, b| b.1.last_push.total_cmp(&a.1.last_push));
+        let mut bytes = 0;
+        let mut page = Vec::new();
+        for (k, g) in order.into_iter().skip(offset).take(limit) {
+            if !page.is_empty() && bytes >= most_bytes {
+                break;
+            }
+            let labels = GroupKey(k.clone()).labels();
+            bytes += labels.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+            page.push(Group {
+                labels,
                 ..g.clone()
-            })
-            .collect();
-        out.sort_by(|a, b| b.last_push.total_cmp(&a.last_push));
-        out
+            });
+        }
+        (groups.by_key.len(), page)
     }
 
     /// Bytes the grouping keys take now.

@@ -74,8 +74,9 @@ struct Inner {
     rules_read: parking_lot::Mutex<Option<Result<Vec<u8>, String>>>,
     /// Grouping keys pushed and refused pushes, for the status page.
     activity: activity::Activity,
-    /// The status page's last cardinality counts.
-    cardinality: transport::api::CardinalityCache,
+    /// The status API's own state: its cardinality counts, the bytes its
+    /// answers may hold.
+    views: transport::api::Views,
     /// How the last snapshot write went.
     last_snapshot: parking_lot::Mutex<Option<SnapshotOutcome>>,
 }
@@ -95,6 +96,7 @@ impl Gateway {
     /// A gateway with an empty aggregate.
     pub fn new(config: Config) -> Gateway {
         let memory = memory::Memory::new(config.max_memory);
+        let views = transport::api::Views::new(config.max_memory);
         let aggregator = aggregate::Aggregator::new(aggregate::Settings {
             gauge_mode: config.gauge_mode,
             max_series: config.max_series,
@@ -121,7 +123,7 @@ impl Gateway {
                 )),
                 rules_read: Default::default(),
                 activity: Default::default(),
-                cardinality: Default::default(),
+                views,
                 last_snapshot: Default::default(),
             }),
         }
@@ -132,9 +134,9 @@ impl Gateway {
         &self.inner.activity
     }
 
-    /// The status page's last cardinality counts.
-    pub(crate) fn cardinality_cache(&self) -> &transport::api::CardinalityCache {
-        &self.inner.cardinality
+    /// The status API's own state.
+    pub(crate) fn views(&self) -> &transport::api::Views {
+        &self.inner.views
     }
 
     /// How the last snapshot write went, if one was written.

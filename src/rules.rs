@@ -25,7 +25,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use promql_parser::label::Matcher;
 
-pub use file::{LoadError, parse};
+pub use file::{LoadError, MAX_REGEX_BYTES, parse};
 
 use crate::model::{Kind, Push, SeriesKey, labels};
 

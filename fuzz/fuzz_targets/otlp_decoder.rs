@@ -10,6 +10,7 @@ use prom_aggregation_gateway::decode::{Options, otlp};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::LabelRules;
 use prom_aggregation_gateway::rules::RuleSet;
+use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};
 
 fuzz_target!(|data: &[u8]| {
     let rules = LabelRules::default();
@@ -37,13 +38,16 @@ fuzz_target!(|data: &[u8]| {
         gauge_mode: mode,
         promote: &promote,
     };
-    let decoded = if json {
-        otlp::json::to_protobuf(body, &|_| Ok(()))
-            .ok()
-            .map(|raw| otlp::request(&raw, &opts, &settings))
-    } else {
-        Some(otlp::request(body, &opts, &settings))
-    };
+    // Transcoding and decoding together, as a JSON request is handled.
+    let decoded = held_within("OTLP decode", amplification_bound(body.len()), || {
+        if json {
+            otlp::json::to_protobuf(body, &|_| Ok(()))
+                .ok()
+                .map(|raw| otlp::request(&raw, &opts, &settings))
+        } else {
+            Some(otlp::request(body, &opts, &settings))
+        }
+    });
     if let Some(Ok(push)) = decoded {
         let agg = Aggregator::new(Settings {
             gauge_mode: mode,

@@ -7,6 +7,7 @@ use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, protobuf};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::LabelRules;
+use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};
 
 fuzz_target!(|data: &[u8]| {
     let rules = LabelRules::default();
@@ -15,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
         gauge_nan_ok: true,
         spend: None,
     };
-    if let Ok(push) = protobuf::delimited(data, &opts) {
+    let decoded = held_within("protobuf decode", amplification_bound(data.len()), || {
+        protobuf::delimited(data, &opts)
+    });
+    if let Ok(push) = decoded {
         let agg = Aggregator::new(Settings {
             gauge_mode: GaugeMode::Last,
             max_series: 1_000_000,

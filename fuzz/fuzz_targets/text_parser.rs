@@ -7,6 +7,7 @@ use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, text};
 use prom_aggregation_gateway::encode::{self, Format};
 use prom_aggregation_gateway::model::LabelRules;
+use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};
 
 fuzz_target!(|data: &[u8]| {
     let rules = LabelRules::default();
@@ -16,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
         spend: None,
     };
     for dialect in [text::Dialect::Prometheus, text::Dialect::OpenMetrics] {
-        if let Ok(push) = text::parse(data, dialect, &opts) {
+        let parsed = held_within("text parse", amplification_bound(data.len()), || {
+            text::parse(data, dialect, &opts)
+        });
+        if let Ok(push) = parsed {
             let agg = Aggregator::new(Settings {
                 gauge_mode: GaugeMode::Sum,
                 max_series: 1_000_000,

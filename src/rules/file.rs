@@ -65,7 +65,7 @@ const MAX_SELECTOR_BYTES: usize = 4096;
 /// (measured: `.{1000}` 266 KiB of automaton and 1.0 MiB resident,
 /// `\w{200}` 3.4 MiB and 11.4 MiB), so this is about 32 MiB resident; a
 /// file of 2,500 `.{1000}` regexes once took 2.5 GiB.
-const MAX_REGEX_BYTES: usize = 8 << 20;
+pub const MAX_REGEX_BYTES: usize = 8 << 20;
 
 /// Parses a rules file's text (`file` names it in errors); `stats` gives
 /// each rule's self-metrics by name.

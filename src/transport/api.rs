@@ -16,7 +16,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use foldhash::fast::RandomState;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Gateway;
@@ -26,6 +26,59 @@ use crate::model::labels;
 
 /// Most entries one page of `/api/v1/families` or `/api/v1/groups` lists.
 const MAX_PAGE: usize = 1000;
+/// Most bytes of entries one page holds: a page ends early (its `next`
+/// says where the following one starts) rather than pass it, since one
+/// group's labels can be tens of KiB and a family's name 1 KiB or more.
+const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// One page's entries as a JSON array: at most `limit`, and no more once
+/// they hold [`MAX_PAGE_BYTES`] (at least one, however large); and how many.
+/// Written straight from the entries: a tree of `serde_json::Value`s
+/// for a page of 1 MiB took several times that.
+fn page_of<T: Serialize>(entries: impl Iterator<Item = T>, limit: usize) -> (Vec<u8>, usize) {
+    let mut out = vec![b'['];
+    let mut listed = 0;
+    for entry in entries.take(limit) {
+        if listed > 0 {
+            if out.len() >= MAX_PAGE_BYTES {
+                break;
+            }
+            out.push(b',');
+        }
+        // Writing to a Vec fails only for maps with non-string keys.
+        let _ = serde_json::to_writer(&mut out, &entry);
+        listed += 1;
+    }
+    out.push(b']');
+    (out, listed)
+}
+
+/// A page's answer: `{"total", "offset", "limit", "next", <key>: entries}`.
+fn page_answer(
+    gw: &Gateway,
+    key: &str,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    page: (Vec<u8>, usize),
+) -> Response {
+    let (entries, listed) = page;
+    let next = next_offset(offset, listed, total).map_or("null".to_string(), |n| n.to_string());
+    let mut text =
+        format!(r#"{{"total":{total},"offset":{offset},"limit":{limit},"next":{next},"{key}":"#)
+            .into_bytes();
+    text.extend_from_slice(&entries);
+    text.extend_from_slice(b"}\n");
+    answer(gw, text)
+}
+
+/// Where the page after one of `listed` entries from `offset` starts;
+/// `None` after the last.
+fn next_offset(offset: usize, listed: usize, total: usize) -> Option<usize> {
+    let next = offset.saturating_add(listed);
+    (next < total).then_some(next)
+}
+
 /// Longest HELP text a list view shows, in bytes (cut at a character
 /// boundary and marked with `…`): a page of a thousand families with
 /// HELP texts of megabytes would be as large.
@@ -48,13 +101,65 @@ const CARDINALITY_FRESH: Duration = Duration::from_secs(10);
 /// Entries per list of `/api/v1/cardinality`, at most.
 const MAX_TOP: usize = 100;
 
-/// A JSON answer.
-fn json_response(v: &Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{v}\n"),
-    )
-        .into_response()
+/// The status API's state, kept in the [`Gateway`].
+#[derive(Debug)]
+pub struct Views {
+    /// The last cardinality counts.
+    cardinality: CardinalityCache,
+    /// What answers being sent may hold: an eighth of `--max-memory`, a
+    /// budget of their own so that clients asking for pages and never
+    /// reading them cannot take what pushes need.
+    answers: Arc<crate::memory::Memory>,
+}
+
+impl Views {
+    /// Empty, for a gateway of `max_memory` bytes.
+    pub fn new(max_memory: usize) -> Views {
+        Views {
+            cardinality: CardinalityCache::default(),
+            answers: crate::memory::Memory::new(max_memory / 8),
+        }
+    }
+}
+
+/// A JSON answer, its bytes held in the views' budget until the last of
+/// them is written (the reservation is owned by the bytes, not the body,
+/// which hyper drops as soon as it has taken them). A client that asks and
+/// never reads holds its answer until `--write-timeout` cuts it: a
+/// thousand such clients of one large page held hundreds of MiB nothing
+/// counted. Refused (429) when that budget has no room for it.
+fn answer(gw: &Gateway, text: Vec<u8>) -> Response {
+    let mut held = gw.views().answers.reservation();
+    if held.grow(text.len()).is_err() {
+        let limit = gw.views().answers.limit();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            format!(
+                "status API answers not yet read hold their budget ({limit} bytes, an eighth of --max-memory)\n"
+            ),
+        )
+            .into_response();
+    }
+    let body = bytes::Bytes::from_owner(Held { text, _held: held });
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// [`answer`] of a JSON value.
+fn json_response(gw: &Gateway, v: &Value) -> Response {
+    answer(gw, format!("{v}\n").into_bytes())
+}
+
+/// An answer's bytes and their reservation, dropped together.
+struct Held {
+    text: Vec<u8>,
+    _held: crate::memory::Reservation,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.text
+    }
 }
 
 /// Unix seconds of a time on the aggregate's clock.
@@ -97,38 +202,42 @@ fn families_page(gw: &Gateway, q: FamiliesQuery) -> Response {
     views.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let rules = gw.rules();
     let gauge_mode = gw.aggregator().settings().gauge_mode;
-    let page: Vec<Value> = views
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(name, view)| {
-            let (names, whole) = rules.rules_for(name, view.kind);
-            let default = match view.kind {
-                crate::model::Kind::Gauge => gauge_mode_name(gauge_mode),
-                _ => "sum",
-            };
-            let mode = match (whole, names.is_empty()) {
-                (Some(m), _) => m.as_str(),
-                (None, true) => default,
-                (None, false) => "per series",
-            };
-            json!({
-                "name": &**name,
-                "type": view.kind.as_str(),
-                "mode": mode,
-                "rules": names,
-                "series": view.len(),
-                "help": cut(&view.help, MAX_LISTED_HELP),
-                "last_update": wall_time(gw, view.updated()),
-            })
-        })
-        .collect();
-    json_response(&json!({
-        "total": views.len(),
-        "offset": offset,
-        "limit": limit,
-        "families": page,
-    }))
+    let entries = views.iter().skip(offset).map(|(name, view)| {
+        let (names, whole) = rules.rules_for(name, view.kind);
+        let default = match view.kind {
+            crate::model::Kind::Gauge => gauge_mode_name(gauge_mode),
+            _ => "sum",
+        };
+        let mode = match (whole, names.is_empty()) {
+            (Some(m), _) => m.as_str(),
+            (None, true) => default,
+            (None, false) => "per series",
+        };
+        FamilyEntry {
+            name,
+            kind: view.kind.as_str(),
+            mode,
+            rules: names,
+            series: view.len(),
+            help: cut(&view.help, MAX_LISTED_HELP),
+            last_update: wall_time(gw, view.updated()),
+        }
+    });
+    let page = page_of(entries, limit);
+    page_answer(gw, "families", views.len(), offset, limit, page)
+}
+
+/// One family of `/api/v1/families`.
+#[derive(Serialize)]
+struct FamilyEntry<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mode: &'a str,
+    rules: Vec<&'a str>,
+    series: usize,
+    help: std::borrow::Cow<'a, str>,
+    last_update: f64,
 }
 
 fn gauge_mode_name(mode: crate::aggregate::GaugeMode) -> &'static str {
@@ -161,37 +270,35 @@ pub async fn groups(State(gw): State<Gateway>, Query(q): Query<GroupsQuery>) -> 
 fn groups_page(gw: &Gateway, q: GroupsQuery) -> Response {
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let offset = q.offset.unwrap_or(0);
-    let all = gw.activity().groups();
-    let total = all.len();
-    let groups: Vec<Value> = all
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|g| {
-            let labels: serde_json::Map<String, Value> = g
-                .labels
-                .iter()
-                .map(|(n, v)| (n.clone(), Value::String(v.clone())))
-                .collect();
-            json!({
-                "labels": labels,
-                "delete_path": delete_path(&g.labels),
-                "first_push": g.first_push,
-                "last_push": g.last_push,
-                "last_success": g.last_success,
-                "pushes": g.pushes,
-                "refused": g.refused,
-                "series": g.series,
-                "last_error": g.last_error,
-            })
-        })
-        .collect();
-    json_response(&json!({
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "groups": groups,
-    }))
+    // The labels of a group are in its entry twice (as labels, and in
+    // base64 in its delete path): half a page of them fills a page.
+    let (total, groups) = gw.activity().groups_page(offset, limit, MAX_PAGE_BYTES / 2);
+    let entries = groups.iter().map(|g| GroupEntry {
+        labels: LabelMap(&g.labels),
+        delete_path: delete_path(&g.labels),
+        group: g,
+    });
+    let page = page_of(entries, limit);
+    page_answer(gw, "groups", total, offset, limit, page)
+}
+
+/// One grouping key of `/api/v1/groups`: its labels as an object, the
+/// path that deletes it, and what [`crate::activity::Group`] counts.
+#[derive(Serialize)]
+struct GroupEntry<'a> {
+    labels: LabelMap<'a>,
+    delete_path: Option<String>,
+    #[serde(flatten)]
+    group: &'a crate::activity::Group,
+}
+
+/// Label pairs as a JSON object, in their order.
+struct LabelMap<'a>(&'a [(String, String)]);
+
+impl Serialize for LabelMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(n, v)| (n, v)))
+    }
 }
 
 /// The `DELETE` path that drops a grouping key's series (values in
@@ -218,10 +325,13 @@ fn delete_path(pairs: &[(String, String)]) -> Option<String> {
 
 /// `GET /api/v1/rejections`: the latest refused pushes, newest first.
 pub async fn rejections(State(gw): State<Gateway>) -> Response {
-    json_response(&json!({
-        "capacity": crate::activity::MAX_REFUSALS,
-        "rejections": gw.activity().refusals(),
-    }))
+    json_response(
+        &gw,
+        &json!({
+            "capacity": crate::activity::MAX_REFUSALS,
+            "rejections": gw.activity().refusals(),
+        }),
+    )
 }
 
 /// `?limit=` of `/api/v1/cardinality`.
@@ -252,7 +362,7 @@ pub struct Counts {
 pub async fn cardinality(State(gw): State<Gateway>, Query(q): Query<CardinalityQuery>) -> Response {
     let limit = q.limit.unwrap_or(10).clamp(1, MAX_TOP);
     // One count at a time; the others wait for it and share it.
-    let mut cached = gw.cardinality_cache().0.lock().await;
+    let mut cached = gw.views().cardinality.0.lock().await;
     let counts = match &*cached {
         Some((at, counts)) if at.elapsed() < CARDINALITY_FRESH => counts.clone(),
         _ => {
@@ -284,12 +394,15 @@ pub async fn cardinality(State(gw): State<Gateway>, Query(q): Query<CardinalityQ
         .take(limit)
         .map(|(n, v, s)| json!({"name": n, "value": v, "series": s}))
         .collect();
-    json_response(&json!({
-        "series": counts.series,
-        "families": families,
-        "label_names": names,
-        "label_pairs": pairs,
-    }))
+    json_response(
+        &gw,
+        &json!({
+            "series": counts.series,
+            "families": families,
+            "label_names": names,
+            "label_pairs": pairs,
+        }),
+    )
 }
 
 /// Counts over every stored series: by hashes first (a label value is not
@@ -400,51 +513,54 @@ pub async fn status(State(gw): State<Gateway>) -> Response {
         .map(|t| json!({"name": t.name, "protocol": format!("{:?}", t.protocol)}))
         .collect();
     let l = &config.limits;
-    json_response(&json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": gw.uptime().as_secs_f64(),
-        "started": unix_now() - gw.uptime().as_secs_f64(),
-        "series": series,
-        "families": agg.family_count(),
-        "max_series": agg.settings().max_series,
-        "memory_bytes": used,
-        "max_memory_bytes": agg.memory().limit(),
-        "resident_memory_bytes": super::http::resident_memory_bytes(),
-        "limits": {
-            "series": {"used": series, "limit": config.max_series, "ratio": ratio(series, config.max_series)},
-            "memory_bytes": {"used": used, "limit": config.max_memory, "ratio": ratio(used, config.max_memory)},
-        },
-        "snapshot": snapshot,
-        "settings": {
-            "listen": config.listen.to_string(),
-            "grpc_listen": config.grpc_listen.map(|a| a.to_string()),
-            "lifecycle_listen": config.lifecycle_listen.map(|a| a.to_string()),
-            "tls": config.tls.is_some(),
-            "auth_users": config.auth_users.len(),
-            "admin_users": config.admin_users.len(),
-            "cors": config.cors,
-            "gauge_mode": gauge_mode_name(config.gauge_mode),
-            "series_ttl_seconds": secs(config.series_ttl),
-            "rules_file": config.rules_file.as_ref().map(|p| p.display().to_string()),
-            "rules": gw.rules().rules().len(),
-            "persistence_file": config.persistence_file.as_ref().map(|p| p.display().to_string()),
-            "persistence_interval_seconds": config.persistence_interval.as_secs_f64(),
-            "remote_write": remote_write,
-            "drop_labels": config.drop_labels,
-            "otlp_promote_resource_attributes": config.otlp_promote,
-            "max_body_bytes": config.max_body_bytes,
-            "max_in_flight": config.max_in_flight,
-            "max_connections": config.max_connections,
-            "request_timeout_seconds": config.request_timeout.as_secs_f64(),
-            "max_labels": l.max_labels,
-            "max_name_length": l.max_name_length,
-            "max_label_value_length": l.max_label_value_length,
-            "max_label_bytes": l.max_label_bytes,
-            "max_series_per_push": l.max_series_per_push,
-            "max_buckets": l.max_buckets,
-            "max_native_buckets": l.max_native_buckets,
-        },
-    }))
+    json_response(
+        &gw,
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": gw.uptime().as_secs_f64(),
+            "started": unix_now() - gw.uptime().as_secs_f64(),
+            "series": series,
+            "families": agg.family_count(),
+            "max_series": agg.settings().max_series,
+            "memory_bytes": used,
+            "max_memory_bytes": agg.memory().limit(),
+            "resident_memory_bytes": super::http::resident_memory_bytes(),
+            "limits": {
+                "series": {"used": series, "limit": config.max_series, "ratio": ratio(series, config.max_series)},
+                "memory_bytes": {"used": used, "limit": config.max_memory, "ratio": ratio(used, config.max_memory)},
+            },
+            "snapshot": snapshot,
+            "settings": {
+                "listen": config.listen.to_string(),
+                "grpc_listen": config.grpc_listen.map(|a| a.to_string()),
+                "lifecycle_listen": config.lifecycle_listen.map(|a| a.to_string()),
+                "tls": config.tls.is_some(),
+                "auth_users": config.auth_users.len(),
+                "admin_users": config.admin_users.len(),
+                "cors": config.cors,
+                "gauge_mode": gauge_mode_name(config.gauge_mode),
+                "series_ttl_seconds": secs(config.series_ttl),
+                "rules_file": config.rules_file.as_ref().map(|p| p.display().to_string()),
+                "rules": gw.rules().rules().len(),
+                "persistence_file": config.persistence_file.as_ref().map(|p| p.display().to_string()),
+                "persistence_interval_seconds": config.persistence_interval.as_secs_f64(),
+                "remote_write": remote_write,
+                "drop_labels": config.drop_labels,
+                "otlp_promote_resource_attributes": config.otlp_promote,
+                "max_body_bytes": config.max_body_bytes,
+                "max_in_flight": config.max_in_flight,
+                "max_connections": config.max_connections,
+                "request_timeout_seconds": config.request_timeout.as_secs_f64(),
+                "max_labels": l.max_labels,
+                "max_name_length": l.max_name_length,
+                "max_label_value_length": l.max_label_value_length,
+                "max_label_bytes": l.max_label_bytes,
+                "max_series_per_push": l.max_series_per_push,
+                "max_buckets": l.max_buckets,
+                "max_native_buckets": l.max_native_buckets,
+            },
+        }),
+    )
 }
 
 /// The page's policy: nothing from anywhere but the gateway, no inline

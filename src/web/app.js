@@ -5,6 +5,7 @@
 
 const PAGE = 50;
 let familyOffset = 0;
+let familyNext = 0;
 let current = 'families';
 
 const $ = (id) => document.getElementById(id);
@@ -96,7 +97,9 @@ async function showFamilies() {
   const nothing = data.total === 0 && !$('family-search').value;
   $('empty').hidden = !nothing;
   fill($('family-rows'), rows, nothing ? '' : 'no family matches');
-  const last = Math.min(data.offset + data.limit, data.total);
+  // A page can end early (`next`) when its entries are large.
+  const last = data.next ?? data.total;
+  familyNext = last;
   $('page-info').textContent = data.total ? `${data.offset + 1}–${last} of ${data.total}` : '';
   $('prev').disabled = data.offset === 0;
   $('next').disabled = last >= data.total;
@@ -185,7 +188,7 @@ document.addEventListener('DOMContentLoaded', () => {
   for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => show(b.dataset.tab));
   $('family-search').addEventListener('input', () => { familyOffset = 0; refresh(); });
   $('prev').addEventListener('click', () => { familyOffset = Math.max(0, familyOffset - PAGE); refresh(); });
-  $('next').addEventListener('click', () => { familyOffset += PAGE; refresh(); });
+  $('next').addEventListener('click', () => { familyOffset = familyNext; refresh(); });
   $('wipe').addEventListener('click', () => act('PUT', 'api/v1/admin/wipe', 'Wipe every series'));
   $('login').addEventListener('submit', (e) => e.preventDefault());
   show('families');

@@ -11,6 +11,7 @@ mod conformance;
 mod durability;
 mod edges;
 mod grpc;
+mod hostile;
 mod interop;
 mod limits;
 mod otlp;

@@ -20,7 +20,7 @@ use prost::Message;
 use crate::support::Gateway;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ct {
+pub(crate) enum Ct {
     None,
     Text,
     Protobuf,
@@ -41,7 +41,7 @@ impl Ct {
         Ct::Garbage,
     ];
 
-    fn header(self) -> Option<&'static str> {
+    pub(crate) fn header(self) -> Option<&'static str> {
         match self {
             Ct::None => None,
             Ct::Text => Some("text/plain; version=0.0.4; charset=utf-8"),
@@ -82,7 +82,7 @@ impl Creds {
     }
 }
 
-fn basic(user: &str, pass: &str) -> String {
+pub(crate) fn basic(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
@@ -161,7 +161,7 @@ fn expected(route: &Route, ct: Ct, creds: Creds) -> Outcome {
 }
 
 /// A concrete path for a row.
-fn path_of(route: &Route) -> String {
+pub(crate) fn path_of(route: &Route) -> String {
     route.path.replace("{*labels}", "job/probe")
 }
 
@@ -190,7 +190,7 @@ fn probe_family() -> pb::MetricFamily {
 }
 
 /// The body a row is sent with, in the form its content type names.
-fn body_for(route: &Route, ct: Ct) -> Vec<u8> {
+pub(crate) fn body_for(route: &Route, ct: Ct) -> Vec<u8> {
     match route.handler {
         Handler::Push if ct == Ct::Protobuf => probe_family().encode_length_delimited_to_vec(),
         Handler::Push => b"probe_total 1\n".to_vec(),

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic as otlp;
 use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,8 +33,23 @@ enum Run {
     },
     /// `clients` connections sending a push body one byte per second.
     Trickle { clients: usize, seconds: u64 },
-    /// `clients` connections each asking for a scrape and never reading it.
-    Unread { clients: usize, seconds: u64 },
+    /// `clients` connections each asking for `path` (a scrape, a page of
+    /// the status API) and never reading the answer.
+    Unread {
+        path: &'static str,
+        clients: usize,
+        seconds: u64,
+    },
+    /// `clients` connections asking for `path` again and again (reading
+    /// the answers) for `seconds`.
+    Flood {
+        path: &'static str,
+        clients: usize,
+        seconds: u64,
+    },
+    /// The `--rules` file rewritten to `text`, then SIGHUP; done when the
+    /// gateway has counted the reload.
+    Rules { text: String },
     /// `clients` idle connections opened and held.
     Idle { clients: usize, seconds: u64 },
     /// `clients` connections each sending `bytes` of one header that never
@@ -70,7 +86,47 @@ fn histogram(h: pb::Histogram) -> pb::MetricFamily {
     }
 }
 
-fn classes(max_body: usize) -> Vec<Class> {
+/// An OTLP export whose one resource attribute is `value`.
+fn otlp_export(value: otlp::common::v1::AnyValue) -> Vec<u8> {
+    use otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+    use otlp::common::v1::KeyValue;
+    use otlp::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(otlp::resource::v1::Resource {
+                attributes: vec![KeyValue {
+                    key: "attack".into(),
+                    value: Some(value),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "attack_otlp".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            value: Some(number_data_point::Value::AsDouble(1.0)),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn any(value: otlp::common::v1::any_value::Value) -> otlp::common::v1::AnyValue {
+    otlp::common::v1::AnyValue { value: Some(value) }
+}
+
+fn classes(max_body: usize, rules: Option<&std::path::Path>) -> Vec<Class> {
     let gz = vec![("content-encoding", "gzip")];
     let proto_gz = vec![("content-encoding", "gzip"), ("content-type", PROTO_CT)];
     let mut out = Vec::new();
@@ -196,10 +252,16 @@ fn classes(max_body: usize) -> Vec<Class> {
         name: "200 unread scrapes",
         decompressed: 0,
         run: Run::Unread {
+            path: "/metrics",
             clients: 200,
             seconds: 5,
         },
     });
+    out.extend(otlp_classes());
+    out.extend(status_api_classes());
+    if rules.is_some() {
+        out.extend(rules_classes());
+    }
     out.push(Class {
         name: "1000 unfinished 400 KiB headers",
         decompressed: 0,
@@ -218,6 +280,131 @@ fn classes(max_body: usize) -> Vec<Class> {
         },
     });
     out
+}
+
+/// OTLP: nested attribute values rendered as JSON (each level escaping
+/// the one below), huge arrays of empty values, and OTLP/JSON packed
+/// arrays that transcode to far more than they are.
+fn otlp_classes() -> Vec<Class> {
+    use otlp::common::v1::{ArrayValue, any_value::Value};
+    let protobuf = vec![
+        ("content-type", "application/x-protobuf"),
+        ("content-encoding", "gzip"),
+    ];
+    let mut nested = any(Value::StringValue("\"".repeat(1 << 20)));
+    for _ in 0..8 {
+        nested = any(Value::ArrayValue(ArrayValue {
+            values: vec![nested],
+        }));
+    }
+    let nested = otlp_export(nested);
+    let empties = otlp_export(any(Value::ArrayValue(ArrayValue {
+        values: vec![otlp::common::v1::AnyValue::default(); 6 << 20],
+    })));
+    let zeros = vec!["0"; 8 << 20].join(",");
+    let json = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"attack_json","histogram":{{"aggregationTemporality":1,"dataPoints":[{{"count":"0","bucketCounts":[{zeros}]}}]}}}}]}}]}}]}}"#
+    );
+    vec![
+        Class {
+            name: "OTLP attribute nested 8 deep around 1 MiB of quotes",
+            decompressed: nested.len(),
+            run: Run::Http {
+                path: "/v1/metrics".into(),
+                headers: protobuf.clone(),
+                body: gzip(&nested),
+                count: 10,
+            },
+        },
+        Class {
+            name: "OTLP attribute of 6M empty values",
+            decompressed: empties.len(),
+            run: Run::Http {
+                path: "/v1/metrics".into(),
+                headers: protobuf,
+                body: gzip(&empties),
+                count: 10,
+            },
+        },
+        Class {
+            name: "OTLP/JSON bucketCounts of 8M zeros",
+            decompressed: json.len(),
+            run: Run::Http {
+                path: "/v1/metrics".into(),
+                headers: vec![
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                body: gzip(json.as_bytes()),
+                count: 10,
+            },
+        },
+    ]
+}
+
+/// The status API: large pages asked for and never read, and floods.
+fn status_api_classes() -> Vec<Class> {
+    let mut out = Vec::new();
+    for path in ["/api/v1/families?limit=1000", "/api/v1/groups?limit=1000"] {
+        out.push(Class {
+            name: if path.contains("families") {
+                "200 unread families pages"
+            } else {
+                "200 unread groups pages"
+            },
+            decompressed: 0,
+            run: Run::Unread {
+                path,
+                clients: 200,
+                seconds: 5,
+            },
+        });
+    }
+    for path in [
+        "/api/v1/families?limit=1000",
+        "/api/v1/groups?limit=1000",
+        "/api/v1/cardinality?limit=100",
+    ] {
+        out.push(Class {
+            name: match path {
+                p if p.contains("families") => "64 clients polling families pages for 5 s",
+                p if p.contains("groups") => "64 clients polling groups pages for 5 s",
+                _ => "64 clients polling cardinality for 5 s",
+            },
+            decompressed: 0,
+            run: Run::Flood {
+                path,
+                clients: 64,
+                seconds: 5,
+            },
+        });
+    }
+    out
+}
+
+/// Rules files the gateway must refuse at once and keep running.
+fn rules_classes() -> Vec<Class> {
+    let nested = format!(
+        "rules:\n  - match: '{}x{}'\n",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let sum = format!("rules:\n  - match: '{}'\n", vec!["x"; 100_000].join(" + "));
+    let regexes: String = std::iter::once("rules:\n".to_string())
+        .chain((0..2500).map(|i| format!("  - match: '{{l{i}=~\".{{{{1000}}}}\"}}'\n")))
+        .collect();
+    [
+        ("rules: selector nested 100k parentheses", nested),
+        ("rules: selector of 100k terms", sum),
+        ("rules: 2,500 regexes .{1000}", regexes),
+    ]
+    .into_iter()
+    .map(|(name, text)| Class {
+        name,
+        decompressed: text.len(),
+        run: Run::Rules { text },
+    })
+    .collect()
 }
 
 /// The gateway's resident, peak resident (since the last reset) and CPU.
@@ -286,7 +473,18 @@ async fn health_poller(addr: String, stop: tokio::sync::watch::Receiver<bool>) -
     worst
 }
 
-async fn run(addr: &str, client: &reqwest::Client, run: &Run) -> (usize, String) {
+/// Where the gateway reads `--rules`, and its pid (for SIGHUP).
+struct RulesFile<'a> {
+    path: &'a std::path::Path,
+    pid: u32,
+}
+
+async fn run(
+    addr: &str,
+    client: &reqwest::Client,
+    run: &Run,
+    rules: Option<&RulesFile<'_>>,
+) -> (usize, String) {
     match run {
         Run::Http {
             path,
@@ -338,18 +536,96 @@ async fn run(addr: &str, client: &reqwest::Client, run: &Run) -> (usize, String)
             }
             (sent, format!("{} connections", conns.len()))
         }
-        Run::Unread { clients, seconds } => {
+        Run::Unread {
+            path,
+            clients,
+            seconds,
+        } => {
             let mut conns = Vec::new();
+            let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
             for _ in 0..*clients {
                 if let Ok(mut s) = TcpStream::connect(addr).await {
-                    let _ = s
-                        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-                        .await;
+                    let _ = s.write_all(request.as_bytes()).await;
                     conns.push(s);
                 }
             }
             tokio::time::sleep(Duration::from_secs(*seconds)).await;
             (0, format!("{} connections", conns.len()))
+        }
+        Run::Flood {
+            path,
+            clients,
+            seconds,
+        } => {
+            let until = Instant::now() + Duration::from_secs(*seconds);
+            let url = format!("http://{addr}{path}");
+            let tasks: Vec<_> = (0..*clients)
+                .map(|_| {
+                    let (client, url) = (client.clone(), url.clone());
+                    tokio::spawn(async move {
+                        let mut codes = std::collections::BTreeMap::<String, usize>::new();
+                        while Instant::now() < until {
+                            let code = match client.get(&url).send().await {
+                                Ok(r) => {
+                                    let code = r.status().as_u16().to_string();
+                                    let _ = r.bytes().await;
+                                    code
+                                }
+                                Err(_) => "error".into(),
+                            };
+                            *codes.entry(code).or_default() += 1;
+                        }
+                        codes
+                    })
+                })
+                .collect();
+            let mut codes = std::collections::BTreeMap::<String, usize>::new();
+            for t in tasks {
+                for (c, n) in t.await.unwrap_or_default() {
+                    *codes.entry(c).or_default() += n;
+                }
+            }
+            let answers = codes
+                .iter()
+                .map(|(c, n)| format!("{n}x{c}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (0, answers)
+        }
+        Run::Rules { text } => {
+            let Some(rules) = rules else {
+                return (0, "no --rules-file".into());
+            };
+            let counted = || async {
+                let text = client
+                    .get(format!("http://{addr}/-/metrics"))
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                text.lines()
+                    .find_map(|l| l.strip_prefix("pag_rules_reloads_total{result=\"error\"} "))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            let before = counted().await.unwrap_or(0.0);
+            std::fs::write(rules.path, text).unwrap();
+            let _ = std::process::Command::new("kill")
+                .args(["-HUP", &rules.pid.to_string()])
+                .status();
+            let t = Instant::now();
+            while counted().await.unwrap_or(0.0) <= before {
+                if t.elapsed() > Duration::from_secs(30) {
+                    return (text.len(), "not counted in 30 s".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            std::fs::write(rules.path, "rules: []\n").unwrap();
+            (
+                text.len(),
+                format!("refused, counted in {} ms", t.elapsed().as_millis()),
+            )
         }
         Run::Hoard {
             clients,
@@ -415,7 +691,13 @@ async fn run(addr: &str, client: &reqwest::Client, run: &Run) -> (usize, String)
 
 /// Runs every class against the gateway at `target` (pid `pid`), printing
 /// one line per class.
-pub async fn attack(target: &str, pid: u32, max_body: usize, preload: usize) {
+pub async fn attack(
+    target: &str,
+    pid: u32,
+    max_body: usize,
+    preload: usize,
+    rules_file: Option<&std::path::Path>,
+) {
     let addr = target.trim_start_matches("http://").to_string();
     let client = reqwest::Client::new();
     if preload > 0 {
@@ -435,17 +717,30 @@ pub async fn attack(target: &str, pid: u32, max_body: usize, preload: usize) {
                 .send()
                 .await;
         }
+        // Grouping keys of 14 KiB, so a page of groups is a large answer.
+        for g in 0..400 {
+            let mut path = format!("/metrics/job/g{g}");
+            for l in 0..7 {
+                path.push_str(&format!("/l{l}/{g}{}", "v".repeat(2000)));
+            }
+            let _ = client
+                .post(format!("{target}{path}"))
+                .body("attack_group_total 1\n")
+                .send()
+                .await;
+        }
     }
     println!(
         "| class | sent (bytes) | decompressed | answers | peak RSS growth | retained RSS | peak / (10x decompressed + 1 MiB) | gateway CPU | CPU per KiB | worst health |"
     );
     println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
-    for class in classes(max_body) {
+    for class in classes(max_body, rules_file) {
         let before = usage(pid);
         reset_peak(pid);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let poller = tokio::spawn(health_poller(addr.clone(), stop_rx));
-        let (sent, answers) = run(&addr, &client, &class.run).await;
+        let rules = rules_file.map(|path| RulesFile { path, pid });
+        let (sent, answers) = run(&addr, &client, &class.run, rules.as_ref()).await;
         let _ = stop_tx.send(true);
         let worst = poller.await.unwrap_or(Duration::from_secs(10));
         // Let connections close and memory settle before measuring what stays.

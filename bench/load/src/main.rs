@@ -74,6 +74,10 @@ enum Cmd {
         /// Series to push first, so unread scrapes hold real bytes.
         #[arg(long, default_value_t = 100_000)]
         preload: usize,
+        /// The gateway's `--rules` file: the rules classes rewrite it and
+        /// send SIGHUP (left out without it).
+        #[arg(long)]
+        rules_file: Option<std::path::PathBuf>,
     },
     /// Timed sequential scrapes, after an optional preload of series.
     Scrape {
@@ -511,8 +515,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             pid,
             max_body,
             preload,
+            rules_file,
         } => {
-            attack::attack(&args.target, *pid, *max_body, *preload).await;
+            attack::attack(
+                &args.target,
+                *pid,
+                *max_body,
+                *preload,
+                rules_file.as_deref(),
+            )
+            .await;
             Ok(())
         }
     }
