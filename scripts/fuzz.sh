@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the text parser, the protobuf and OTLP decoders, the path-label parser,
+# Fuzzes the text parser, the protobuf, gRPC PushRequest and OTLP decoders, the path-label parser,
 # the rules file and sequences of pushes (scrapes checked by the validity oracle) with
 # cargo-fuzz (libFuzzer) for PAG_FUZZ_SECONDS each (default 60), starting from
 # the corpus in fuzz/corpus. Fails if any target finds a crash (the input is
@@ -14,7 +14,7 @@ seconds=${PAG_FUZZ_SECONDS:-60}
 malloc_mb=${PAG_FUZZ_MALLOC_MB:-256}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 cd fuzz
-for target in text_parser protobuf_decoder otlp_decoder path_labels push_sequence rules_file; do
+for target in text_parser protobuf_decoder grpc_request otlp_decoder path_labels push_sequence rules_file; do
   echo "== fuzz $target for ${seconds}s"
   # A scratch copy of the corpus keeps the committed one small.
   work=$(mktemp -d)

@@ -7,7 +7,7 @@
 pub mod otlp;
 pub mod path;
 pub mod protobuf;
-pub(crate) mod push_request;
+pub mod push_request;
 pub mod text;
 
 use std::io::Read;
