@@ -479,6 +479,9 @@ impl Aggregator {
             if !plan.sources.is_empty() {
                 grown += shard.update_sources(&family.name, plan.sources);
             }
+            if !plan.levels.is_empty() {
+                grown += shard.update_levels(&family.name, plan.levels);
+            }
             grown += shard.merge(family, &found, &plan.modes, &self.settings, now, stamp);
         }
         // `need` was charged as a bound; settle on what really changed (a
@@ -585,7 +588,7 @@ impl Aggregator {
                 g.retain_series(
                     &self.settings.memory,
                     self.stamp(),
-                    |key, _| !labels::contains_all(key, matchers),
+                    |_, key, _| !labels::contains_all(key, matchers),
                     |name, kind| unclaim(&mut claims, name, kind),
                     |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
                 )
@@ -671,20 +674,42 @@ impl Aggregator {
             .iter()
             .map(|s| {
                 let mut shard = s.lock();
-                let freed = shard.expire_sources(now);
+                let (freed, levels) = shard.expire_sources(now);
                 self.settings.memory.release(freed);
-                if !series {
-                    return 0;
-                }
                 let mut removed = Vec::new();
-                let dropped = shard.retain_series(
-                    &self.settings.memory,
-                    self.stamp(),
-                    |_, series| series.expires >= now,
-                    // Shard lock, then claims: the order pushes take them in.
-                    |name, kind| unclaim(&mut self.claims.lock(), name, kind),
-                    |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
-                );
+                let mut dropped = 0;
+                if !levels.is_empty() {
+                    // A silent `latest` source's value leaves its output.
+                    let stamp = self.stamp();
+                    let (grown, gone) = shard.write_levels(levels, &self.settings, now, stamp);
+                    if grown >= 0 {
+                        self.settings.memory.charge(grown as usize);
+                    } else {
+                        self.settings.memory.release(grown.unsigned_abs());
+                    }
+                    if !gone.is_empty() {
+                        dropped += shard.retain_series(
+                            &self.settings.memory,
+                            stamp,
+                            |name, key, _| !gone.iter().any(|(n, k)| **n == *name && **k == *key),
+                            |name, kind| unclaim(&mut self.claims.lock(), name, kind),
+                            |name, kind, key, series| {
+                                self.note(&mut removed, name, kind, key, series)
+                            },
+                        );
+                    }
+                    self.generation.fetch_add(1, Ordering::Relaxed);
+                }
+                if series {
+                    dropped += shard.retain_series(
+                        &self.settings.memory,
+                        self.stamp(),
+                        |_, _, series| series.expires >= now,
+                        // Shard lock, then claims: the order pushes take them in.
+                        |name, kind| unclaim(&mut self.claims.lock(), name, kind),
+                        |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
+                    );
+                }
                 drop(shard);
                 self.journal(removed);
                 dropped
@@ -708,8 +733,8 @@ impl Aggregator {
             .map(|g| {
                 let freed: usize = g.sources.values().map(|s| s.bytes()).sum();
                 for s in g.sources.values() {
-                    for state in s.by_id.values() {
-                        state.stats.sources.dec();
+                    for stats in s.stats() {
+                        stats.sources.dec();
                     }
                 }
                 g.sources.clear();
@@ -717,7 +742,7 @@ impl Aggregator {
                 g.retain_series(
                     &self.settings.memory,
                     0,
-                    |_, _| false,
+                    |_, _, _| false,
                     |_, _| {},
                     |name, kind, key, series| self.note(&mut removed, name, kind, key, series),
                 )
@@ -777,10 +802,11 @@ impl Aggregator {
         f(&families, &sources, now)
     }
 
-    /// Puts back one `total` source from a snapshot: its last `value` for
-    /// the `output` series of `family`, forgotten in `left` seconds,
-    /// counted in `stats`. Charged to the byte budget without refusal, as
-    /// a restored series is.
+    /// Puts back one source from a snapshot: its last `value` for the
+    /// `output` series of `family`, forgotten in `left` seconds, counted in
+    /// `stats`; a `latest` one (`level`: how its output combines) as a
+    /// level. Charged to the byte budget without refusal, as a restored
+    /// series is.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn restore_source(
         &self,
@@ -791,19 +817,38 @@ impl Aggregator {
         created: Option<crate::model::Created>,
         left: u32,
         stats: Arc<crate::rules::RuleStats>,
+        level: Option<crate::rules::Combine>,
     ) {
-        let update = sources::SourceUpdate {
-            id: sources::source_id(output, source),
-            state: sources::SourceState {
-                value,
-                created,
-                expires: self.now().saturating_add(left),
-                stats,
-            },
-            reset: false,
-        };
+        let expires = self.now().saturating_add(left);
         let mut shard = self.shards[self.shard_of(family)].lock();
-        let grown = shard.update_sources(family, vec![update]);
+        let grown = match (level, value) {
+            (Some(combine), Value::Scalar(value)) => shard.update_levels(
+                family,
+                vec![sources::LevelUpdate {
+                    output: output.into(),
+                    combine,
+                    level: sources::Level {
+                        source: source.into(),
+                        value,
+                        expires,
+                        stats,
+                    },
+                }],
+            ),
+            (_, value) => shard.update_sources(
+                family,
+                vec![sources::SourceUpdate {
+                    id: sources::source_id(output, source),
+                    state: sources::SourceState {
+                        value,
+                        created,
+                        expires,
+                        stats,
+                    },
+                    reset: false,
+                }],
+            ),
+        };
         if grown > 0 {
             self.settings.memory.charge(grown as usize);
         }

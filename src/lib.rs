@@ -108,8 +108,9 @@ impl Gateway {
             journal: config.remote_write.is_some(),
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
-        let cumulative_stats = telemetry.rule_stats(rules::CUMULATIVE_NAME);
         let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);
+        let built_in_rules =
+            rules::RuleSet::default().with_built_in_stats(|n| telemetry.rule_stats(n));
         Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -118,9 +119,7 @@ impl Gateway {
                 started: Instant::now(),
                 saved: std::sync::atomic::AtomicU64::new(0),
                 scrape_cache,
-                rules: parking_lot::RwLock::new(Arc::new(
-                    rules::RuleSet::default().with_cumulative_stats(cumulative_stats),
-                )),
+                rules: parking_lot::RwLock::new(Arc::new(built_in_rules)),
                 rules_read: Default::default(),
                 activity: Default::default(),
                 views,
@@ -164,9 +163,8 @@ impl Gateway {
     /// errors), with this gateway's self-metrics.
     pub fn parse_rules(&self, file: &str, text: &str) -> Result<rules::RuleSet, rules::LoadError> {
         let stats = |name: &str| self.telemetry().rule_stats(name);
-        rules::parse(file, text, stats).map(|rules| {
-            rules::RuleSet::new(rules).with_cumulative_stats(stats(rules::CUMULATIVE_NAME))
-        })
+        rules::parse(file, text, stats)
+            .map(|rules| rules::RuleSet::new(rules).with_built_in_stats(stats))
     }
 
     /// Reads the `--rules` file and puts its rules in force, unless it is
@@ -368,7 +366,8 @@ fn read_limited(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> 
     Ok(bytes)
 }
 
-/// Drops series whose TTL ran out and forgets silent `total` sources,
+/// Drops series whose TTL ran out and forgets silent sources (`total`,
+/// `latest`: a silent `latest` source's value leaves its output),
 /// sweeping a few times per shortest TTL in force (`--series-ttl`, the
 /// rules' `ttl` and `source_ttl`), between once a second and once a
 /// minute, rather than on every scrape.
@@ -386,7 +385,7 @@ fn spawn_expiry(
                 .flat_map(|r| {
                     [
                         r.ttl,
-                        Some(r.source_ttl).filter(|_| r.mode == rules::Mode::Total),
+                        Some(r.source_ttl).filter(|_| r.mode.tracks_sources()),
                     ]
                 })
                 .chain([gateway.config().series_ttl])

@@ -83,12 +83,37 @@ impl Default for Limits {
 pub struct Push {
     /// The pushed families.
     pub families: Vec<Family>,
-    /// Running totals whose producers the aggregate tells apart (OTLP
-    /// cumulative temporality): per family, per series, the producer's
-    /// identity, `None` for a series that adds as pushed. Empty when no
-    /// series of the push is such (every other decoder); else one entry per
-    /// family, itself empty for a family with none.
-    pub producers: Vec<Vec<Option<SeriesKey>>>,
+    /// Series whose producers the push names (OTLP): per family, per
+    /// series, the producer and what its point means, `None` for a series
+    /// that adds as pushed. Empty when no series of the push is such
+    /// (every other decoder); else one entry per family, itself empty for a
+    /// family with none.
+    pub producers: Vec<Vec<Option<Produced>>>,
+}
+
+/// A pushed series' producer and what its point means to the aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Produced {
+    /// The producer's identity; empty for [`Meaning::Change`] (the changes
+    /// of many producers add up alike).
+    pub producer: SeriesKey,
+    /// What the point means.
+    pub meaning: Meaning,
+}
+
+/// What a producer's point means (OpenTelemetry's data model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// A running total since the producer started (cumulative sums,
+    /// histograms, summaries): only what grew since its last point adds.
+    Total,
+    /// The producer's level now (gauges, cumulative non-monotonic sums):
+    /// it replaces the producer's last one, and the levels of the live
+    /// producers combine (`latest`).
+    Level,
+    /// A change of a level (delta non-monotonic sums): added, whatever
+    /// `--gauge-mode` says.
+    Change,
 }
 
 impl Push {

@@ -468,8 +468,19 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
     }
     let restored = gw.aggregator().restore(push);
     let mut tracked = 0usize;
+    // A source of a `latest` rule in force is a level again; of a rule no
+    // longer in force, a total (it expires as one).
+    let rules = gw.rules();
+    let gauge_mode = gw.aggregator().settings().gauge_mode;
     read_sources(sources, &opts, |r| {
         tracked += 1;
+        let level = rules
+            .by_name(r.rule)
+            .filter(|rule| rule.mode == crate::rules::Mode::Latest)
+            .map(|rule| match rule.name.as_str() {
+                crate::rules::LEVELS_NAME => crate::rules::Combine::of_gauge_mode(gauge_mode),
+                _ => rule.combine,
+            });
         gw.aggregator().restore_source(
             r.family,
             &r.series.key,
@@ -478,6 +489,7 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
             r.series.created,
             r.left,
             gw.telemetry().rule_stats(r.rule),
+            level,
         );
     })
     .map_err(unusable)?;

@@ -27,7 +27,7 @@ use promql_parser::label::Matcher;
 
 pub use file::{LoadError, MAX_REGEX_BYTES, parse};
 
-use crate::model::{Kind, Push, SeriesKey, labels};
+use crate::model::{Kind, Meaning, Push, SeriesKey, labels};
 
 /// How the pushes a rule takes combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -45,6 +45,11 @@ pub enum Mode {
     Max,
     /// The smallest pushed value: gauges and untyped.
     Min,
+    /// Each source's latest value (a level: "connections open now"),
+    /// combined over the sources alive ([`Combine`]): a source's new
+    /// value replaces its old one, and a source silent for `source_ttl`
+    /// leaves the output. Gauges and untyped.
+    Latest,
 }
 
 impl Mode {
@@ -56,7 +61,14 @@ impl Mode {
             Mode::Last => "last",
             Mode::Max => "max",
             Mode::Min => "min",
+            Mode::Latest => "latest",
         }
+    }
+
+    /// Whether the aggregate keeps each source's last value (`total`,
+    /// `latest`): the rule's series carry a source.
+    pub fn tracks_sources(self) -> bool {
+        matches!(self, Mode::Total | Mode::Latest)
     }
 
     /// Whether the mode applies to series of `kind`. A rule whose mode does
@@ -65,7 +77,77 @@ impl Mode {
         match self {
             Mode::Sum => true,
             Mode::Total => kind != Kind::Gauge,
-            Mode::Last | Mode::Max | Mode::Min => matches!(kind, Kind::Gauge | Kind::Untyped),
+            Mode::Last | Mode::Max | Mode::Min | Mode::Latest => {
+                matches!(kind, Kind::Gauge | Kind::Untyped)
+            }
+        }
+    }
+}
+
+/// How `latest` combines the values of the live sources of one output
+/// series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// Their sum (the default).
+    #[default]
+    Sum,
+    /// The largest.
+    Max,
+    /// The smallest.
+    Min,
+    /// Their mean.
+    Mean,
+    /// How many sources are alive.
+    Count,
+    /// The value of the source pushed to last.
+    Last,
+}
+
+impl Combine {
+    /// The name in the rules file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Combine::Sum => "sum",
+            Combine::Max => "max",
+            Combine::Min => "min",
+            Combine::Mean => "mean",
+            Combine::Count => "count",
+            Combine::Last => "last",
+        }
+    }
+
+    /// The combine `--gauge-mode` means across producers' levels.
+    pub fn of_gauge_mode(mode: crate::aggregate::GaugeMode) -> Combine {
+        use crate::aggregate::GaugeMode;
+        match mode {
+            GaugeMode::Sum => Combine::Sum,
+            GaugeMode::Last => Combine::Last,
+            GaugeMode::Max => Combine::Max,
+            GaugeMode::Min => Combine::Min,
+        }
+    }
+
+    /// The combination of `values` (none: `None`, the output goes).
+    /// `values` are in the order the sources were last pushed to.
+    pub fn of(self, values: impl Iterator<Item = f64>) -> Option<f64> {
+        let mut n = 0usize;
+        let mut acc: Option<f64> = None;
+        for v in values {
+            n += 1;
+            acc = Some(match (self, acc) {
+                (_, None) => v,
+                (Combine::Sum | Combine::Mean, Some(a)) => a + v,
+                (Combine::Max, Some(a)) => a.max(v),
+                (Combine::Min, Some(a)) => a.min(v),
+                (Combine::Last, Some(_)) => v,
+                (Combine::Count, Some(a)) => a,
+            });
+        }
+        match self {
+            Combine::Count => (n > 0).then_some(n as f64),
+            Combine::Mean => acc.map(|a| a / n as f64),
+            _ => acc,
         }
     }
 }
@@ -118,19 +200,23 @@ pub struct Rule {
     pub name: String,
     /// How pushes combine.
     pub mode: Mode,
+    /// `latest` mode: how the live sources' values combine.
+    pub combine: Combine,
     /// Matchers on `__name__` (the family name).
     name_matchers: Vec<Matcher>,
     /// Matchers on other labels.
     label_matchers: Vec<Matcher>,
     /// The labels the output keeps.
     pub keep: Keep,
-    /// `total` mode: the labels naming a source (`source_labels`, as
-    /// `Keep::By`); `Keep::All`: every label of the pushed series.
+    /// `total` and `latest` modes: the labels naming a source
+    /// (`source_labels`, as `Keep::By`); `Keep::All`: every label of the
+    /// pushed series.
     pub source: Keep,
     /// How long the rule's series live without a push (`None`:
     /// `--series-ttl`).
     pub ttl: Option<Duration>,
-    /// `total` mode: how long a silent source's last value is kept.
+    /// `total` and `latest` modes: how long a silent source's last value
+    /// is kept.
     pub source_ttl: Duration,
     /// Its self-metrics.
     pub stats: Arc<RuleStats>,
@@ -140,6 +226,12 @@ pub struct Rule {
 /// minutes through a long outage; a source silent longer is counted anew
 /// when it comes back (README, "Which mode for which sender").
 pub const DEFAULT_SOURCE_TTL: Duration = Duration::from_secs(3600);
+
+/// Default `source_ttl` of `latest` rules (and of OTLP producers'
+/// levels): a level is about now, so a sender silent for five minutes
+/// (five of OpenTelemetry's default export intervals, twenty of a 15 s
+/// push loop) is taken as gone and its value leaves the output.
+pub const DEFAULT_LEVEL_TTL: Duration = Duration::from_secs(300);
 
 /// Label matcher results by label value, for one family of one push:
 /// values repeat (a handful of jobs or instances over thousands of
@@ -176,6 +268,7 @@ impl Rule {
         Rule {
             name: name.into(),
             mode,
+            combine: Combine::Sum,
             name_matchers: Vec::new(),
             label_matchers: Vec::new(),
             keep: Keep::All,
@@ -237,6 +330,10 @@ pub struct RuleSet {
     cumulative: Rule,
     /// The rule of the gateway's own `push_time_seconds` gauges: `last`.
     push_time: Rule,
+    /// The rule of producers' levels no `latest` rule takes ([`LEVELS`]).
+    levels: Rule,
+    /// The rule of changes of a level ([`CHANGES`]): `sum`.
+    changes: Rule,
 }
 
 impl Default for RuleSet {
@@ -252,6 +349,18 @@ pub const CUMULATIVE: u16 = u16::MAX - 1;
 /// The name of the built-in rule of cumulative producers: the `rule` label
 /// of its self-metrics.
 pub const CUMULATIVE_NAME: &str = "otlp_cumulative";
+
+/// The index [`RuleSet::rule`] gives the built-in rule of producers'
+/// levels (OTLP gauges and cumulative non-monotonic sums) that no
+/// `latest` rule takes: `latest`, combined as `--gauge-mode` says.
+pub const LEVELS: u16 = u16::MAX - 3;
+
+/// The name of the built-in rule of producers' levels.
+pub const LEVELS_NAME: &str = "otlp_levels";
+
+/// The index [`RuleSet::rule`] gives the built-in rule of changes of a
+/// level (OTLP delta non-monotonic sums): added, whatever `--gauge-mode`.
+pub const CHANGES: u16 = u16::MAX - 4;
 
 /// The index [`RuleSet::rule`] gives the built-in rule of the
 /// `push_time_seconds` gauges (`--push-time-metrics`): the last value.
@@ -313,14 +422,28 @@ impl RuleSet {
             memo: RwLock::default(),
             cumulative: Rule::built_in(CUMULATIVE_NAME, Mode::Total),
             push_time: Rule::built_in("push_time", Mode::Last),
+            levels: Rule {
+                source_ttl: DEFAULT_LEVEL_TTL,
+                ..Rule::built_in(LEVELS_NAME, Mode::Latest)
+            },
+            changes: Rule::built_in("otlp_changes", Mode::Sum),
         }
     }
 
-    /// The set with the built-in rule of cumulative producers counted in
-    /// these self-metrics.
-    pub fn with_cumulative_stats(mut self, stats: Arc<RuleStats>) -> RuleSet {
-        self.cumulative.stats = stats;
+    /// The set with the built-in rules that track producers (cumulative
+    /// totals, levels) counted in the self-metrics `stats` gives by name.
+    pub fn with_built_in_stats(mut self, mut stats: impl FnMut(&str) -> Arc<RuleStats>) -> RuleSet {
+        self.cumulative.stats = stats(CUMULATIVE_NAME);
+        self.levels.stats = stats(LEVELS_NAME);
         self
+    }
+
+    /// The rule named `name`, if one is in force (built-in ones too).
+    pub fn by_name(&self, name: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .chain([&self.cumulative, &self.levels])
+            .find(|r| r.name == name)
     }
 
     /// The rules, in order.
@@ -334,6 +457,8 @@ impl RuleSet {
         match index {
             CUMULATIVE => return &self.cumulative,
             PUSH_TIME => return &self.push_time,
+            LEVELS => return &self.levels,
+            CHANGES => return &self.changes,
             _ => {}
         }
         &self.rules[usize::from(index)]
@@ -437,7 +562,7 @@ impl RuleSet {
                     let first_rule = self.rule(first);
                     if first_rule.label_matchers.is_empty()
                         && first_rule.keep == Keep::All
-                        && first_rule.mode != Mode::Total
+                        && !first_rule.mode.tracks_sources()
                     {
                         first_rule
                             .stats
@@ -456,16 +581,30 @@ impl RuleSet {
                 // Allocated at the first `total` series.
                 let mut sources: Option<Vec<Option<SeriesKey>>> = None;
                 for (i, s) in family.series.iter_mut().enumerate() {
-                    let producer = produced.get(i).and_then(Option::as_ref);
+                    let produced = produced.get(i).and_then(Option::as_ref);
+                    // What a produced point means decides the modes that
+                    // may take it, and the built-in rule that does when
+                    // no rule of those matches.
+                    let (fits, built_in): (fn(Mode) -> bool, u16) =
+                        match produced.map(|p| p.meaning) {
+                            None => (|_| true, u16::MAX),
+                            Some(Meaning::Total) => (|m| m == Mode::Total, CUMULATIVE),
+                            Some(Meaning::Level) => (|m| m == Mode::Latest, LEVELS),
+                            Some(Meaning::Change) => (|m| m == Mode::Sum, CHANGES),
+                        };
                     let matched = candidates
                         .iter()
                         .copied()
-                        .filter(|&r| producer.is_none() || self.rule(r).mode == Mode::Total)
+                        .filter(|&r| fits(self.rule(r).mode))
                         .find(|&r| self.rule(r).matches_labels(r, &s.key, &mut seen));
-                    let rule = match producer {
-                        Some(_) => Some(matched.unwrap_or(CUMULATIVE)),
+                    let rule = match produced {
+                        Some(_) => Some(matched.unwrap_or(built_in)),
                         None => matched,
                     };
+                    // Changes add alike whoever made them.
+                    let producer = produced
+                        .filter(|p| p.meaning != Meaning::Change)
+                        .map(|p| &p.producer);
                     rules.push(rule);
                     let Some(index) = rule else {
                         if let Some(sources) = &mut sources {
@@ -478,11 +617,11 @@ impl RuleSet {
                         None => taken.push((index, 1)),
                     }
                     let rule = self.rule(index);
-                    if rule.mode == Mode::Total {
+                    if rule.mode.tracks_sources() {
                         let mut source = match (&rule.source, producer) {
-                            // The built-in rule: the producer alone (with
+                            // The built-in rules: the producer alone (with
                             // the output key it names the source).
-                            (_, Some(_)) if index == CUMULATIVE => Vec::new(),
+                            (_, Some(_)) if index == CUMULATIVE || index == LEVELS => Vec::new(),
                             (Keep::All, _) => s.key.to_vec(),
                             (keep, _) => project(&s.key, keep, &mut scratch).into_vec(),
                         };

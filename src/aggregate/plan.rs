@@ -13,7 +13,10 @@ use foldhash::fast::RandomState;
 
 use super::GaugeMode;
 use super::merge::{self, Rule};
-use super::sources::{SourceState, SourceUpdate, Sources, source_bytes, source_id};
+use super::sources::{
+    Level, LevelUpdate, Levels, SourceState, SourceUpdate, Sources, level_bytes, source_bytes,
+    source_id,
+};
 use crate::error::Rejection;
 use crate::model::{Family, Kind, Series, SeriesKey, labels};
 use crate::rules::{FamilyRoute, Mode, RuleSet};
@@ -67,6 +70,8 @@ pub(crate) struct Plan<'a> {
     pub(crate) modes: Modes<'a>,
     /// `total` sources to write when the push is applied.
     pub(crate) sources: Vec<SourceUpdate>,
+    /// `latest` sources to write when the push is applied.
+    pub(crate) levels: Vec<LevelUpdate>,
     /// Bytes the sources grow by at most.
     pub(crate) source_need: usize,
 }
@@ -76,6 +81,7 @@ impl Plan<'_> {
         Plan {
             modes: Modes::Default,
             sources: Vec::new(),
+            levels: Vec::new(),
             source_need: 0,
         }
     }
@@ -100,7 +106,8 @@ fn mode_of(rules: &RuleSet, index: u16) -> SeriesMode {
     SeriesMode {
         rule: match r.mode {
             Mode::Sum | Mode::Total => Rule::Add,
-            Mode::Last => Rule::Last,
+            // The output is replaced by the live sources' combination.
+            Mode::Last | Mode::Latest => Rule::Last,
             Mode::Max => Rule::Max,
             Mode::Min => Rule::Min,
         },
@@ -179,13 +186,46 @@ pub(crate) fn resolve<'a>(
         combine(name, rule, &mut groups[g].series, s, cx.max_native)?;
     }
 
-    // 2. Each source's cumulative value becomes its increase.
+    // 2. Each source's cumulative value becomes its increase; each
+    // source's level replaces its last, and its output becomes the live
+    // sources' combination (below).
     let mut updates = Vec::new();
+    let mut levels: Vec<(usize, LevelUpdate)> = Vec::new();
     let mut source_need = 0usize;
-    for g in &mut groups {
+    for (at, g) in groups.iter_mut().enumerate() {
         let Some(source) = &g.source else { continue };
         let Some(index) = g.mode.from else { continue };
         let rule = cx.rules.rule(index);
+        if rule.mode == crate::rules::Mode::Latest {
+            let crate::model::Value::Scalar(value) = g.series.value else {
+                // `latest` fits gauges and untyped only: scalars.
+                continue;
+            };
+            let combine = if index == crate::rules::LEVELS {
+                crate::rules::Combine::of_gauge_mode(cx.gauge_mode)
+            } else {
+                rule.combine
+            };
+            let stored = cx.sources.and_then(|s| s.levels.get(&g.series.key));
+            let known = stored.is_some_and(|l| l.sources.iter().any(|l| l.source == *source));
+            if !known {
+                source_need += level_bytes(g.series.key.len(), source.len(), stored.is_none());
+            }
+            levels.push((
+                at,
+                LevelUpdate {
+                    output: g.series.key.clone(),
+                    combine,
+                    level: Level {
+                        source: source.clone(),
+                        value,
+                        expires: cx.now.saturating_add(seconds(rule.source_ttl)),
+                        stats: rule.stats.clone(),
+                    },
+                },
+            ));
+            continue;
+        }
         let id = source_id(&g.series.key, source);
         let last = cx.sources.and_then(|s| s.by_id.get(&id));
         let (delta, reset) = match last {
@@ -215,6 +255,28 @@ pub(crate) fn resolve<'a>(
         });
     }
 
+    // Each `latest` output: its live sources' values, this push's
+    // replacing theirs, combined; every group of it carries the result
+    // (they merge as `last`).
+    for (i, (at, update)) in levels.iter().enumerate() {
+        let output = &update.output;
+        let same: Vec<(&[u8], f64)> = levels
+            .iter()
+            .filter(|(_, u)| u.output == *output)
+            .map(|(_, u)| (&*u.level.source, u.level.value))
+            .collect();
+        let first = levels.iter().position(|(_, u)| u.output == *output);
+        if first != Some(i) {
+            let value = groups[levels[first.unwrap_or(i)].0].series.value.clone();
+            groups[*at].series.value = value;
+            continue;
+        }
+        let stored = cx.sources.and_then(|s| s.levels.get(output));
+        let combined = Levels::combined(stored, update.combine, cx.now, &same);
+        groups[*at].series.value = crate::model::Value::Scalar(combined.unwrap_or(f64::NAN));
+    }
+    let levels: Vec<LevelUpdate> = levels.into_iter().map(|(_, u)| u).collect();
+
     // 3. Everything for one output series, combined: only where two
     // groups can share one (several rules, or sources).
     let one_rule = groups
@@ -226,6 +288,7 @@ pub(crate) fn resolve<'a>(
         return Ok(Plan {
             modes: Modes::Each(modes),
             sources: updates,
+            levels,
             source_need,
         });
     }
@@ -244,6 +307,7 @@ pub(crate) fn resolve<'a>(
     Ok(Plan {
         modes: Modes::Each(modes),
         sources: updates,
+        levels,
         source_need,
     })
 }

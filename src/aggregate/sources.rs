@@ -1,5 +1,7 @@
 //! Per-source state of `total` rules: each source's last cumulative value,
-//! so a push adds only what grew since that source's previous push.
+//! so a push adds only what grew since that source's previous push. And of
+//! `latest` rules ([`Levels`]): each source's latest value per output
+//! series, so the output is their combination over the sources alive.
 //!
 //! Kept per family name in the family's shard, beside the family but not
 //! inside it: a source outlives the output series it feeds (an expired or
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 
 use crate::model::{Created, Value};
-use crate::rules::RuleStats;
+use crate::rules::{Combine, RuleStats};
 
 /// What a tracked source costs beside its identity and its value's heap
 /// parts: the map entry and its slack, the stats handle.
@@ -76,7 +78,95 @@ pub(crate) struct SourceState {
 /// holds it without a copy; the next push copies it once.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sources {
+    /// `total` sources, by [`source_id`].
     pub(crate) by_id: HashMap<Box<[u8]>, SourceState, RandomState>,
+    /// `latest` sources, by output series key.
+    pub(crate) levels: HashMap<Box<[u8]>, Levels, RandomState>,
+}
+
+/// What an output series of a `latest` rule costs beside its key: the map
+/// entry, the list's header and slack.
+const LEVELS_OVERHEAD: usize = 96;
+/// What one `latest` source costs beside its key.
+const LEVEL_OVERHEAD: usize = 48;
+
+/// The live sources of one `latest` output series, in the order they were
+/// last pushed to (the last one is the newest).
+#[derive(Debug, Clone)]
+pub(crate) struct Levels {
+    /// How their values combine.
+    pub(crate) combine: Combine,
+    pub(crate) sources: Vec<Level>,
+}
+
+/// One source's latest value.
+#[derive(Debug, Clone)]
+pub(crate) struct Level {
+    /// The source labels' key (and producer).
+    pub(crate) source: Box<[u8]>,
+    pub(crate) value: f64,
+    /// When it is forgotten, in seconds of the aggregate's clock.
+    pub(crate) expires: u32,
+    /// The self-metrics of the rule that last took it.
+    pub(crate) stats: Arc<RuleStats>,
+}
+
+impl Levels {
+    /// The output's value: the live sources' values combined, with
+    /// `updates` (source, value), in order, replacing or joining them;
+    /// sources expired before `now` are left out.
+    pub(crate) fn combined(
+        stored: Option<&Levels>,
+        combine: Combine,
+        now: u32,
+        updates: &[(&[u8], f64)],
+    ) -> Option<f64> {
+        let kept = stored
+            .into_iter()
+            .flat_map(|l| &l.sources)
+            .filter(|l| l.expires >= now && !updates.iter().any(|(s, _)| *s == &*l.source))
+            .map(|l| l.value);
+        combine.of(kept.chain(updates.iter().map(|(_, v)| *v)))
+    }
+
+    fn bytes(&self, output_len: usize) -> usize {
+        LEVELS_OVERHEAD
+            + output_len
+            + self
+                .sources
+                .iter()
+                .map(|l| LEVEL_OVERHEAD + l.source.len())
+                .sum::<usize>()
+    }
+}
+
+/// Bytes a new `latest` source of this key costs, and its output's entry
+/// when that is new too.
+pub(crate) fn level_bytes(output_len: usize, source_len: usize, new_output: bool) -> usize {
+    LEVEL_OVERHEAD
+        + source_len
+        + if new_output {
+            LEVELS_OVERHEAD + output_len
+        } else {
+            0
+        }
+}
+
+/// A `latest` source's new value, decided while a push is validated and
+/// written when it is applied.
+#[derive(Debug)]
+pub(crate) struct LevelUpdate {
+    pub(crate) output: Box<[u8]>,
+    pub(crate) combine: Combine,
+    pub(crate) level: Level,
+}
+
+/// A `latest` output series whose sources changed when some expired: its
+/// new value, or `None` when none is left (the series goes).
+#[derive(Debug)]
+pub(crate) struct LevelChange {
+    pub(crate) output: Box<[u8]>,
+    pub(crate) value: Option<f64>,
 }
 
 /// A source's new state, decided while a push is validated and written
@@ -119,9 +209,71 @@ impl Sources {
         grown
     }
 
-    /// Forgets sources whose expiry is before `now`; returns the bytes freed.
-    pub(crate) fn expire(&mut self, now: u32) -> usize {
+    /// Writes `latest` sources' new values; returns the bytes held now
+    /// minus before.
+    pub(crate) fn apply_levels(&mut self, updates: Vec<LevelUpdate>) -> isize {
+        let mut grown = 0isize;
+        for u in updates {
+            let output_len = u.output.len();
+            let levels = self.levels.entry(u.output).or_insert_with(|| {
+                grown += (LEVELS_OVERHEAD + output_len) as isize;
+                Levels {
+                    combine: u.combine,
+                    sources: Vec::new(),
+                }
+            });
+            levels.combine = u.combine;
+            match levels
+                .sources
+                .iter()
+                .position(|l| l.source == u.level.source)
+            {
+                Some(at) => {
+                    let old = levels.sources.remove(at);
+                    if !Arc::ptr_eq(&old.stats, &u.level.stats) {
+                        old.stats.sources.dec();
+                        u.level.stats.sources.inc();
+                    }
+                }
+                None => {
+                    grown += (LEVEL_OVERHEAD + u.level.source.len()) as isize;
+                    u.level.stats.sources.inc();
+                }
+            }
+            // Newest last: `combine: last` takes it.
+            levels.sources.push(u.level);
+        }
+        grown
+    }
+
+    /// Forgets sources whose expiry is before `now`; returns the bytes
+    /// freed, and how the `latest` outputs whose sources went change.
+    pub(crate) fn expire(&mut self, now: u32) -> (usize, Vec<LevelChange>) {
         let mut freed = 0;
+        let mut changes = Vec::new();
+        self.levels.retain(|output, levels| {
+            if levels.sources.iter().all(|l| l.expires >= now) {
+                return true;
+            }
+            levels.sources.retain(|l| {
+                let keep = l.expires >= now;
+                if !keep {
+                    freed += LEVEL_OVERHEAD + l.source.len();
+                    l.stats.sources.dec();
+                    l.stats.sources_expired.inc();
+                }
+                keep
+            });
+            let value = levels.combine.of(levels.sources.iter().map(|l| l.value));
+            changes.push(LevelChange {
+                output: output.clone(),
+                value,
+            });
+            if levels.sources.is_empty() {
+                freed += LEVELS_OVERHEAD + output.len();
+            }
+            !levels.sources.is_empty()
+        });
         self.by_id.retain(|id, s| {
             let keep = s.expires >= now;
             if !keep {
@@ -131,12 +283,27 @@ impl Sources {
             }
             keep
         });
-        freed
+        (freed, changes)
     }
 
-    /// Its sources as a snapshot writes them, at `now`.
+    /// Whether a source expires before `now`.
+    pub(crate) fn any_expired(&self, now: u32) -> bool {
+        self.by_id.values().any(|v| v.expires < now)
+            || self
+                .levels
+                .values()
+                .any(|l| l.sources.iter().any(|s| s.expires < now))
+    }
+
+    /// Whether it tracks no source.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_id.is_empty() && self.levels.is_empty()
+    }
+
+    /// Its sources as a snapshot writes them, at `now` (a `latest`
+    /// source's value as a scalar).
     pub(crate) fn rows(&self, now: u32) -> impl Iterator<Item = SourceRow<'_>> {
-        self.by_id.iter().map(move |(id, s)| {
+        let totals = self.by_id.iter().map(move |(id, s)| {
             let (output, source) = split_id(id);
             SourceRow {
                 output,
@@ -145,7 +312,26 @@ impl Sources {
                 left: s.expires.saturating_sub(now),
                 rule: &s.stats.name,
             }
-        })
+        });
+        let levels = self.levels.iter().flat_map(move |(output, levels)| {
+            levels.sources.iter().map(move |l| SourceRow {
+                output,
+                source: &l.source,
+                series: super::StoredSeries::new(Value::Scalar(l.value), None, super::store::NEVER),
+                left: l.expires.saturating_sub(now),
+                rule: &l.stats.name,
+            })
+        });
+        totals.chain(levels)
+    }
+
+    /// Every tracked source's self-metrics, once per source.
+    pub(crate) fn stats(&self) -> impl Iterator<Item = &Arc<RuleStats>> {
+        self.by_id.values().map(|s| &s.stats).chain(
+            self.levels
+                .values()
+                .flat_map(|l| l.sources.iter().map(|s| &s.stats)),
+        )
     }
 
     /// Bytes all its sources are charged.
@@ -153,6 +339,11 @@ impl Sources {
         self.by_id
             .iter()
             .map(|(id, s)| source_bytes(id.len(), &s.value))
-            .sum()
+            .sum::<usize>()
+            + self
+                .levels
+                .iter()
+                .map(|(output, l)| l.bytes(output.len()))
+                .sum::<usize>()
     }
 }

@@ -11,8 +11,11 @@ use super::Settings;
 use super::merge;
 use super::plan::Modes;
 use super::series::{SeriesTable, SeriesView};
-use super::sources::{SourceUpdate, Sources};
-use crate::model::{Created, Family, Kind, Value};
+use super::sources::{LevelChange, LevelUpdate, SourceUpdate, Sources};
+use crate::model::{Created, Family, Kind, Series, Value};
+
+/// A series by family name and key.
+pub(crate) type SeriesAt = (Arc<str>, Box<[u8]>);
 
 /// One shard of the aggregate.
 #[derive(Default)]
@@ -279,16 +282,77 @@ impl Shard {
         Arc::make_mut(sources).apply(updates)
     }
 
-    /// Forgets sources whose expiry is before `now`; returns the bytes freed.
-    pub(crate) fn expire_sources(&mut self, now: u32) -> usize {
+    /// Writes a family's `latest` sources; returns the bytes held now
+    /// minus before.
+    pub(crate) fn update_levels(&mut self, family: &str, updates: Vec<LevelUpdate>) -> isize {
+        if updates.is_empty() {
+            return 0;
+        }
+        let sources = match self.sources.get_mut(family) {
+            Some(s) => s,
+            None => self.sources.entry(family.into()).or_default(),
+        };
+        Arc::make_mut(sources).apply_levels(updates)
+    }
+
+    /// Forgets sources whose expiry is before `now`; returns the bytes
+    /// freed, and the `latest` outputs whose value changed with them.
+    pub(crate) fn expire_sources(&mut self, now: u32) -> (usize, Vec<(Arc<str>, LevelChange)>) {
         let mut freed = 0;
-        self.sources.retain(|_, s| {
-            if s.by_id.values().any(|v| v.expires < now) {
-                freed += Arc::make_mut(s).expire(now);
+        let mut changes = Vec::new();
+        self.sources.retain(|name, s| {
+            if s.any_expired(now) {
+                let (f, c) = Arc::make_mut(s).expire(now);
+                freed += f;
+                changes.extend(c.into_iter().map(|c| (name.clone(), c)));
             }
-            !s.by_id.is_empty()
+            !s.is_empty()
         });
-        freed
+        (freed, changes)
+    }
+
+    /// Writes the new values of `latest` output series whose sources
+    /// expired (as `last`: replaced); returns the bytes grown, and the
+    /// outputs left with no source, for the caller to drop. Outputs no
+    /// longer stored (expired, deleted) stay gone.
+    pub(crate) fn write_levels(
+        &mut self,
+        changes: Vec<(Arc<str>, LevelChange)>,
+        settings: &Settings,
+        now: u32,
+        stamp: u64,
+    ) -> (isize, Vec<SeriesAt>) {
+        let mut grown = 0;
+        let mut gone = Vec::new();
+        for (name, change) in changes {
+            let Some(stored) = self.families.get(&*name) else {
+                continue;
+            };
+            let Some(at) = stored.find(&change.output) else {
+                continue;
+            };
+            let Some(value) = change.value else {
+                gone.push((name, change.output));
+                continue;
+            };
+            let family = Family {
+                name: name.to_string(),
+                help: String::new(),
+                kind: stored.kind,
+                series: vec![Series {
+                    key: change.output,
+                    value: Value::Scalar(value),
+                    created: None,
+                }],
+            };
+            let last = Modes::All(super::plan::SeriesMode {
+                rule: merge::Rule::Last,
+                ttl: None,
+                from: None,
+            });
+            grown += self.merge(family, &[Some(at)], &last, settings, now, stamp);
+        }
+        (grown, gone)
     }
 
     /// Keeps the series `keep` says yes to, dropping emptied families and
@@ -300,7 +364,7 @@ impl Shard {
         &mut self,
         memory: &crate::memory::Memory,
         stamp: u64,
-        mut keep: impl FnMut(&[u8], &StoredSeries) -> bool,
+        mut keep: impl FnMut(&str, &[u8], &StoredSeries) -> bool,
         mut gone: impl FnMut(&str, Kind),
         mut removed: impl FnMut(&Arc<str>, Kind, &[u8], &StoredSeries),
     ) -> usize {
@@ -309,7 +373,7 @@ impl Shard {
         self.families.retain(|name, f| {
             let kind = f.kind;
             let lost = f.series.retain(
-                &mut keep,
+                |k, s| keep(name, k, s),
                 |k, s| {
                     freed += series_bytes(k.len(), &s.value);
                     removed(name, kind, k, s);

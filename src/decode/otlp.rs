@@ -39,7 +39,8 @@ use super::protobuf::wire::{self, Reader, Wire};
 use crate::aggregate::GaugeMode;
 use crate::error::Rejection;
 use crate::model::{
-    Bucket, Family, Histogram, Kind, NativeHistogram, Push, Series, SeriesKey, Value,
+    Bucket, Family, Histogram, Kind, Meaning, NativeHistogram, Produced, Push, Series, SeriesKey,
+    Value,
 };
 use names::Suffix;
 
@@ -110,9 +111,9 @@ struct FamilyBuilder {
     /// `family.series`, hashed with `Builder::hasher`): the key is kept
     /// once, in the series.
     at: hashbrown::HashTable<usize>,
-    /// Per series, the producer of a running total (empty until the first
-    /// one): see [`Push::producers`].
-    producers: Vec<Option<SeriesKey>>,
+    /// Per series, its producer and what its point means (empty until the
+    /// first one): see [`Push::producers`].
+    producers: Vec<Option<Produced>>,
     /// Per series with a producer, its point's time: of one stream's two
     /// points in a request the later one is kept.
     times: Vec<u64>,
@@ -336,20 +337,24 @@ impl Builder<'_, '_> {
             9 | 10 => (Kind::Histogram, Suffix::None),
             _ => (Kind::Summary, Suffix::None),
         };
-        // Gauges and non-monotonic sums are levels: any temporality is
-        // taken as the value now. Summaries are running totals.
-        let level = kind_field == 5 || (kind_field == 7 && !monotonic);
-        let cumulative = match (level, kind_field, temporality) {
-            (true, ..) => false,
-            (false, 11, _) => true,
-            (false, _, DELTA) => false,
-            (false, _, CUMULATIVE) => true,
-            (false, _, t) => {
+        // What a point means: gauges, and non-monotonic sums but delta
+        // ones, are each producer's level; a delta non-monotonic sum is a
+        // change of one; other cumulative points (and summaries, always)
+        // are running totals; other deltas add as pushed.
+        let meaning = match (kind_field, monotonic, temporality) {
+            (5, ..) => Some(Meaning::Level),
+            (7, false, DELTA) => Some(Meaning::Change),
+            (7, false, _) => Some(Meaning::Level),
+            (11, ..) => Some(Meaning::Total),
+            (_, _, DELTA) => None,
+            (_, _, CUMULATIVE) => Some(Meaning::Total),
+            (_, _, t) => {
                 return Err(fail(format!(
                     "aggregation temporality {t} is not DELTA or CUMULATIVE"
                 )));
             }
         };
+        let stream_of = matches!(meaning, Some(Meaning::Total | Meaning::Level));
         let prom_name = names::metric_name(name, unit, suffix)
             .ok_or_else(|| fail("no valid character in the name".into()))?;
         let family = self.family(&prom_name, help, kind)?;
@@ -386,8 +391,8 @@ impl Builder<'_, '_> {
                 labels.retain(|(n, _)| n != "job");
                 labels.push((Cow::Borrowed("job"), Cow::Borrowed(job)));
             }
-            let stream = cumulative.then(|| (producer.id().clone(), times));
-            self.series(family, value, &mut labels, stream)
+            let stream = stream_of.then(|| (producer.id().clone(), times));
+            self.series(family, value, &mut labels, stream, meaning)
                 .map_err(|e| match e {
                     Refused::Why(e) => Rejection::invalid(format!("metric {prom_name}: {e}")),
                     Refused::Limit(r) => r,
@@ -454,15 +459,16 @@ impl Builder<'_, '_> {
 
     /// Adds one point's series to family `at`, combined with a point of
     /// the request already in that series: deltas (`stream` is `None`) are
-    /// added (or kept by the gauge mode); of one producer's running total
-    /// (`stream`: the producer and the point's times) the later point is
-    /// kept.
+    /// added (or kept by the gauge mode; changes of a level always added);
+    /// of one producer's running total or level (`stream`: the producer
+    /// and the point's times) the later point is kept.
     fn series(
         &mut self,
         at: usize,
         value: Point,
         labels: &mut Labels<'_>,
         stream: Option<(SeriesKey, Times)>,
+        meaning: Option<Meaning>,
     ) -> Result<(), Refused> {
         let fb = &mut self.families[at];
         let kind = fb.family.kind;
@@ -478,6 +484,11 @@ impl Builder<'_, '_> {
                     return Err(Refused::Why(
                         "NaN gauge value while gauges are summed (--gauge-mode sum)".into(),
                     ));
+                }
+                if meaning == Some(Meaning::Change) && !v.is_finite() {
+                    return Err(Refused::Why(format!(
+                        "a delta non-monotonic sum's change must be finite, not {v}"
+                    )));
                 }
                 Value::Scalar(v)
             }
@@ -497,7 +508,7 @@ impl Builder<'_, '_> {
             producers,
             times,
         } = fb;
-        let producer_of = |i: usize| producers.get(i).and_then(Option::as_ref);
+        let producer_of = |i: usize| stream_producer(producers, i);
         let found = at
             .find(hash, |&i| {
                 *family.series[i].key == *self.key && producer_of(i) == producer
@@ -518,14 +529,20 @@ impl Builder<'_, '_> {
                 if t.time >= times[i] {
                     self.opts.charge(0, &value).map_err(Refused::Limit)?;
                     *stored = value;
-                    family.series[i].created = created(t.start);
+                    if meaning == Some(Meaning::Total) {
+                        family.series[i].created = created(t.start);
+                    }
                     times[i] = t.time;
                 }
                 return Ok(());
             }
             // The same checks as a merge across requests: points of one
             // request must not make what no push could store.
-            let rule = crate::aggregate::merge_rule(kind, self.gauge_mode);
+            let rule = match meaning {
+                // Changes of a level add up, as gauges summed do.
+                Some(Meaning::Change) => crate::aggregate::merge_rule(kind, GaugeMode::Sum),
+                _ => crate::aggregate::merge_rule(kind, self.gauge_mode),
+            };
             let max_native = self.opts.labels.limits().max_native_buckets;
             return crate::aggregate::combine(rule, stored, value, max_native)
                 .map_err(|e| Refused::Why(format!("series {}: {e}", describe())));
@@ -548,19 +565,35 @@ impl Builder<'_, '_> {
             index_hash(hasher, family, producers, i)
         });
         let mut created_at = None;
-        match stream {
-            Some((p, t)) => {
+        match (stream, meaning) {
+            (Some((p, t)), Some(meaning)) => {
                 producers.resize(family.series.len(), None);
                 times.resize(family.series.len(), 0);
-                producers.push(Some(p));
+                producers.push(Some(Produced {
+                    producer: p,
+                    meaning,
+                }));
                 times.push(t.time);
-                created_at = created(t.start);
+                // A level's start time is not a creation time: gauges
+                // have none.
+                if meaning == Meaning::Total {
+                    created_at = created(t.start);
+                }
             }
-            None if !producers.is_empty() => {
+            (None, Some(Meaning::Change)) => {
+                producers.resize(family.series.len(), None);
+                times.resize(family.series.len(), 0);
+                producers.push(Some(Produced {
+                    producer: SeriesKey::default(),
+                    meaning: Meaning::Change,
+                }));
+                times.push(0);
+            }
+            _ if !producers.is_empty() => {
                 producers.push(None);
                 times.push(0);
             }
-            None => {}
+            _ => {}
         }
         family.series.push(Series {
             key: self.key.as_slice().into(),
@@ -592,11 +625,20 @@ fn series_hash(hasher: &impl BuildHasher, key: &[u8], producer: Option<&SeriesKe
 fn index_hash(
     hasher: &impl BuildHasher,
     family: &Family,
-    producers: &[Option<SeriesKey>],
+    producers: &[Option<Produced>],
     i: usize,
 ) -> u64 {
-    let producer = producers.get(i).and_then(Option::as_ref);
-    series_hash(hasher, &family.series[i].key, producer)
+    series_hash(hasher, &family.series[i].key, stream_producer(producers, i))
+}
+
+/// The producer of series `i` when its points are one producer's stream
+/// (a running total or a level): series of other producers are apart.
+fn stream_producer(producers: &[Option<Produced>], i: usize) -> Option<&SeriesKey> {
+    producers
+        .get(i)
+        .and_then(Option::as_ref)
+        .filter(|p| p.meaning != Meaning::Change)
+        .map(|p| &p.producer)
 }
 
 /// A point's start time as a creation time (unset: none).

@@ -23,7 +23,7 @@ use promql_parser::parser::Expr;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{DEFAULT_SOURCE_TTL, Keep, Mode, Rule, RuleStats};
+use super::{Combine, DEFAULT_LEVEL_TTL, DEFAULT_SOURCE_TTL, Keep, Mode, Rule, RuleStats};
 use crate::model::labels::is_label_name;
 
 /// Why a rules file was not taken: one line naming the file, the line in
@@ -47,6 +47,8 @@ struct RawRule {
     selector: Spanned<String>,
     #[serde(default)]
     mode: Option<Mode>,
+    #[serde(default)]
+    combine: Option<Combine>,
     by: Option<Vec<String>>,
     without: Option<Vec<String>>,
     source_labels: Option<Vec<String>>,
@@ -137,9 +139,12 @@ fn compile(raw: RawRule, stats: &mut impl FnMut(&str) -> Arc<RuleStats>) -> Resu
         (None, Some(without)) => Keep::Without(label_list("without", without)?),
         (None, None) => Keep::All,
     };
+    if raw.combine.is_some() && mode != Mode::Latest {
+        return Err("`combine` applies to mode `latest` only".into());
+    }
     let source = match raw.source_labels {
-        Some(_) if mode != Mode::Total => {
-            return Err("`source_labels` applies to mode `total` only".into());
+        Some(_) if !mode.tracks_sources() => {
+            return Err("`source_labels` applies to modes `total` and `latest` only".into());
         }
         Some(labels) if labels.is_empty() => {
             return Err("`source_labels` is empty: name the labels that tell sources apart".into());
@@ -147,15 +152,19 @@ fn compile(raw: RawRule, stats: &mut impl FnMut(&str) -> Arc<RuleStats>) -> Resu
         Some(labels) => Keep::By(label_list("source_labels", labels)?),
         None => Keep::All,
     };
-    if raw.source_ttl.is_some() && mode != Mode::Total {
-        return Err("`source_ttl` applies to mode `total` only".into());
+    if raw.source_ttl.is_some() && !mode.tracks_sources() {
+        return Err("`source_ttl` applies to modes `total` and `latest` only".into());
     }
     let ttl = raw.ttl.map(|t| duration("ttl", &t)).transpose()?;
     let source_ttl = raw
         .source_ttl
         .map(|t| duration("source_ttl", &t))
         .transpose()?
-        .unwrap_or(DEFAULT_SOURCE_TTL);
+        .unwrap_or(if mode == Mode::Latest {
+            DEFAULT_LEVEL_TTL
+        } else {
+            DEFAULT_SOURCE_TTL
+        });
     let name = raw.name.unwrap_or_else(|| selector.to_string());
     if name.is_empty() {
         return Err("the rule's name is empty".into());
@@ -164,6 +173,7 @@ fn compile(raw: RawRule, stats: &mut impl FnMut(&str) -> Arc<RuleStats>) -> Resu
         stats: stats(&name),
         name,
         mode,
+        combine: raw.combine.unwrap_or_default(),
         name_matchers,
         label_matchers,
         keep,

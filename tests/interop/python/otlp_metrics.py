@@ -1,5 +1,6 @@
-"""One OpenTelemetry producer: records into a counter, a histogram and an
-exponential histogram with the Python SDK, exports them (delta temporality,
+"""One OpenTelemetry producer: records into a counter, a histogram, an
+exponential histogram and an UpDownCounter (a level: connections open) with
+the Python SDK, exports them (delta temporality,
 or the SDK's default cumulative with `cumulative`) over OTLP/HTTP protobuf or
 OTLP/gRPC to the gateway three times (three collection cycles), and prints
 what it recorded as JSON.
@@ -21,7 +22,8 @@ temporality = sys.argv[5] if len(sys.argv) > 5 else "delta"
 delta = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
-    UpDownCounter: AggregationTemporality.CUMULATIVE,
+    # Changes of the level, added by the gateway.
+    UpDownCounter: AggregationTemporality.DELTA,
 }
 if temporality == "cumulative":
     # The SDK's default.
@@ -52,9 +54,24 @@ meter = provider.get_meter("otlp-interop")
 orders = meter.create_counter("orders", unit="{order}", description="Orders placed.")
 latency = meter.create_histogram("checkout.latency", unit="s", description="Checkout time.")
 payload = meter.create_histogram("payload.size", unit="By", description="Payload sizes.")
+connections = meter.create_up_down_counter(
+    "connections.open", unit="{connection}", description="Connections open now."
+)
 
-recorded = {"orders_get": 0, "orders_post": 0, "latency_count": 0, "latency_sum": 0.0, "payload_count": 0}
+recorded = {
+    "orders_get": 0,
+    "orders_post": 0,
+    "latency_count": 0,
+    "latency_sum": 0.0,
+    "payload_count": 0,
+    "connections_level": 0,
+}
 for cycle in range(3):
+    # The level goes up, up, down: each cumulative export holds the level
+    # then (3 + seed, 5 + seed, 4 + seed); the producers' levels add up.
+    change = [3 + seed, 2, -1][cycle]
+    connections.add(change)
+    recorded["connections_level"] += change
     for i in range(5 + seed + cycle):
         method = "GET" if (i + seed) % 3 else "POST"
         orders.add(2, {"method": method})

@@ -156,3 +156,86 @@ async fn prometheus_client_basic_auth() {
         "{text}"
     );
 }
+
+const LIVE_SCRIPT: &str = r#"
+import sys, time
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+gw, instance, value, times = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+reg = CollectorRegistry()
+g = Gauge("queue_depth", "Jobs waiting", registry=reg)
+for _ in range(times):
+    g.set(value)
+    push_to_gateway(gw, job="workers", registry=reg, grouping_key={"instance": instance})
+    time.sleep(0.2)
+"#;
+
+/// Workers each pushing their `queue_depth` gauge with `push_to_gateway`,
+/// again and again, some of them stopping: under a `latest` rule the
+/// scrape is the sum of each live worker's last value at every step (the
+/// Go gateway and `--gauge-mode sum` add every push; `last` shows one
+/// worker), and a stopped worker's value leaves it after `source_ttl`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python with prometheus_client (PAG_PYTHON); run by scripts/test.sh"]
+async fn prometheus_client_workers_live_gauge_sum() {
+    let dir = crate::support::TempDir::new("live-gauges");
+    let file = dir.path.join("rules.yml");
+    std::fs::write(
+        &file,
+        "rules:\n  - match: 'queue_depth'\n    mode: latest\n    combine: sum\n    source_labels: [instance]\n    without: [instance]\n    source_ttl: 2s\n",
+    )
+    .unwrap();
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        rules_file: Some(file),
+        ..Default::default()
+    })
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let push = |instance: &str, value: f64, times: u32| {
+        run_client(
+            &format!("prometheus_client worker {instance}"),
+            Command::new(python()).args([
+                "-c",
+                LIVE_SCRIPT,
+                &addr,
+                instance,
+                &value.to_string(),
+                &times.to_string(),
+            ]),
+        );
+    };
+    let depth = || async {
+        crate::support::sample_value(&gw.scrape().await, "queue_depth{job=\"workers\"}")
+    };
+    push("a", 5.0, 3);
+    push("b", 7.0, 3);
+    push("c", 1.0, 2);
+    assert_eq!(depth().await, Some(13.0));
+    // New levels replace old ones, however many pushes carried them.
+    push("b", 2.0, 4);
+    assert_eq!(depth().await, Some(8.0));
+    // `c` stops; `a` and `b` go on pushing: within source_ttl and a sweep
+    // c's value leaves the sum.
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        push("a", 5.0, 1);
+        push("b", 2.0, 1);
+        let now = depth().await;
+        seen.push(now);
+        if now == Some(7.0) {
+            break;
+        }
+        assert_eq!(now, Some(8.0), "only 8 (c alive) or 7 (c gone): {seen:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "c's value still counted after 10 s: {seen:?}"
+        );
+    }
+    // Every worker stops: the output goes.
+    crate::support::eventually(
+        "the output gone",
+        std::time::Duration::from_secs(10),
+        || async { depth().await.is_none().then_some(()) },
+    )
+    .await;
+}
