@@ -239,6 +239,52 @@ async fn total_sources_survive_a_restart() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_sources_survive_a_restart() {
+    let dir = TempDir::new("latest-restart");
+    let file = dir.path.join("rules.yml");
+    write(
+        &file,
+        "rules:\n  - match: 'queue_depth'\n    name: depth\n    mode: latest\n    combine: max\n    source_labels: [instance]\n    without: [instance]\n",
+    );
+    let snap = dir.path.join("snap");
+    let args = [
+        "--rules",
+        &file.display().to_string(),
+        "--persistence-file",
+        &snap.display().to_string(),
+    ]
+    .map(|s| s.to_string());
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let push = |base: String, instance: &'static str, v: f64| {
+        let client = &client;
+        async move {
+            let r = client
+                .post(format!("{base}/metrics/job/j/instance/{instance}"))
+                .body(format!("# TYPE queue_depth gauge\nqueue_depth {v}\n"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    let depth = "queue_depth{job=\"j\"}";
+    let mut p = Process::start_on(port, &args).await;
+    push(p.base.clone(), "a", 5.0).await;
+    push(p.base.clone(), "b", 9.0).await;
+    assert_eq!(sample_value(&p.scrape().await, depth), Some(9.0));
+    p.signal("TERM");
+    assert!(p.wait().await.success());
+    let p = Process::start_on(port, &args).await;
+    assert_eq!(p.self_metric("pag_rule_sources{rule=\"depth\"}").await, 2.0);
+    assert_eq!(sample_value(&p.scrape().await, depth), Some(9.0));
+    // b's level falls: the max is a's, remembered across the restart.
+    push(p.base.clone(), "b", 1.0).await;
+    assert_eq!(sample_value(&p.scrape().await, depth), Some(5.0));
+}
+
 #[tokio::test]
 async fn a_snapshot_of_the_first_format_still_restores() {
     let dir = TempDir::new("rules-v1");
