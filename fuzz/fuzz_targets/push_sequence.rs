@@ -5,7 +5,8 @@
 //!
 //! Input: records of `[flags][path length][path][body length: u16 LE][body]`;
 //! the first byte's low two bits pick `--gauge-mode`, its third bit puts
-//! `RULES` in force (cumulative sources, labels folded away, gauge modes).
+//! `RULES` in force (cumulative sources, live levels, labels folded away,
+//! gauge modes).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +19,15 @@ use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};
 
 const RULES: &str = r#"
 rules:
+  - match: '{__name__=~"l.*", instance=~".+"}'
+    mode: latest
+    combine: max
+    source_labels: [instance]
+    without: [instance]
+  - match: '{__name__=~"m.*"}'
+    mode: latest
+    combine: mean
+    by: [a]
   - match: '{instance=~".+"}'
     mode: total
     source_labels: [instance]
@@ -101,6 +111,10 @@ fuzz_target!(|data: &[u8]| {
         }
         let snapshot = persist::encode(&gw);
         let restored = Gateway::new(config.clone());
+        if first & 4 != 0 {
+            // Sources restore as what their rule in force says.
+            restored.set_rules(restored.parse_rules("fuzz", RULES).expect("valid rules"));
+        }
         if let Err(e) = persist::restore_bytes(&restored, std::path::Path::new("fuzz"), &snapshot) {
             panic!(
                 "own snapshot refused: {e}\n{}",
