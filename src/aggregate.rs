@@ -826,13 +826,9 @@ impl Aggregator {
                 family,
                 vec![sources::LevelUpdate {
                     output: output.into(),
+                    source: source.into(),
                     combine,
-                    level: sources::Level {
-                        source: source.into(),
-                        value,
-                        expires,
-                        stats,
-                    },
+                    level: sources::Level::new(value, expires, stats),
                 }],
             ),
             (_, value) => shard.update_sources(

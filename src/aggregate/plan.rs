@@ -207,7 +207,7 @@ pub(crate) fn resolve<'a>(
                 rule.combine
             };
             let stored = cx.sources.and_then(|s| s.levels.get(&g.series.key));
-            let known = stored.is_some_and(|l| l.sources.iter().any(|l| l.source == *source));
+            let known = stored.is_some_and(|l| l.sources.contains_key(source));
             if !known {
                 source_need += level_bytes(g.series.key.len(), source.len(), stored.is_none());
             }
@@ -215,13 +215,13 @@ pub(crate) fn resolve<'a>(
                 at,
                 LevelUpdate {
                     output: g.series.key.clone(),
+                    source: source.clone(),
                     combine,
-                    level: Level {
-                        source: source.clone(),
+                    level: Level::new(
                         value,
-                        expires: cx.now.saturating_add(seconds(rule.source_ttl)),
-                        stats: rule.stats.clone(),
-                    },
+                        cx.now.saturating_add(seconds(rule.source_ttl)),
+                        rule.stats.clone(),
+                    ),
                 },
             ));
             continue;
@@ -257,23 +257,28 @@ pub(crate) fn resolve<'a>(
 
     // Each `latest` output: its live sources' values, this push's
     // replacing theirs, combined; every group of it carries the result
-    // (they merge as `last`).
-    for (i, (at, update)) in levels.iter().enumerate() {
-        let output = &update.output;
-        let same: Vec<(&[u8], f64)> = levels
+    // (they merge as `last`). Updates are grouped by output first: a push
+    // of many sources of one output costs them once.
+    let mut by_output: HashMap<&[u8], Vec<usize>, foldhash::fast::RandomState> = HashMap::default();
+    for (i, (_, u)) in levels.iter().enumerate() {
+        by_output.entry(&u.output).or_default().push(i);
+    }
+    let mut values: Vec<(usize, f64)> = Vec::with_capacity(levels.len());
+    for (output, of) in &by_output {
+        let updates: HashMap<&[u8], f64, foldhash::fast::RandomState> = of
             .iter()
-            .filter(|(_, u)| u.output == *output)
-            .map(|(_, u)| (&*u.level.source, u.level.value))
+            .map(|&i| (&*levels[i].1.source, levels[i].1.level.value))
             .collect();
-        let first = levels.iter().position(|(_, u)| u.output == *output);
-        if first != Some(i) {
-            let value = groups[levels[first.unwrap_or(i)].0].series.value.clone();
-            groups[*at].series.value = value;
-            continue;
-        }
-        let stored = cx.sources.and_then(|s| s.levels.get(output));
-        let combined = Levels::combined(stored, update.combine, cx.now, &same);
-        groups[*at].series.value = crate::model::Value::Scalar(combined.unwrap_or(f64::NAN));
+        let newest = &levels[*of.last().unwrap_or(&0)].1;
+        let stored = cx.sources.and_then(|s| s.levels.get(*output));
+        let combined =
+            Levels::combined(stored, newest.combine, cx.now, &updates, newest.level.value)
+                .unwrap_or(f64::NAN);
+        values.extend(of.iter().map(|&i| (levels[i].0, combined)));
+    }
+    drop(by_output);
+    for (at, value) in values {
+        groups[at].series.value = crate::model::Value::Scalar(value);
     }
     let levels: Vec<LevelUpdate> = levels.into_iter().map(|(_, u)| u).collect();
 

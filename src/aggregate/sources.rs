@@ -90,43 +90,70 @@ const LEVELS_OVERHEAD: usize = 96;
 /// What one `latest` source costs beside its key.
 const LEVEL_OVERHEAD: usize = 48;
 
-/// The live sources of one `latest` output series, in the order they were
-/// last pushed to (the last one is the newest).
+/// The live sources of one `latest` output series.
 #[derive(Debug, Clone)]
 pub(crate) struct Levels {
     /// How their values combine.
     pub(crate) combine: Combine,
-    pub(crate) sources: Vec<Level>,
+    /// By source key (and producer).
+    pub(crate) sources: HashMap<Box<[u8]>, Level, RandomState>,
+    /// Pushes to it so far: the newest source has the highest `seq`.
+    seq: u64,
 }
 
 /// One source's latest value.
 #[derive(Debug, Clone)]
 pub(crate) struct Level {
-    /// The source labels' key (and producer).
-    pub(crate) source: Box<[u8]>,
     pub(crate) value: f64,
     /// When it is forgotten, in seconds of the aggregate's clock.
     pub(crate) expires: u32,
     /// The self-metrics of the rule that last took it.
     pub(crate) stats: Arc<RuleStats>,
+    /// When it was last pushed to, in pushes to its output.
+    seq: u64,
+}
+
+impl Level {
+    /// A source's new value, forgotten at `expires`.
+    pub(crate) fn new(value: f64, expires: u32, stats: Arc<RuleStats>) -> Level {
+        Level {
+            value,
+            expires,
+            stats,
+            seq: 0,
+        }
+    }
 }
 
 impl Levels {
     /// The output's value: the live sources' values combined, with
-    /// `updates` (source, value), in order, replacing or joining them;
-    /// sources expired before `now` are left out.
+    /// `updates` (source, value; the last is the newest) replacing or
+    /// joining them; sources expired before `now` are left out. Costs the
+    /// output's live sources: the value is recomputed, never drifts.
     pub(crate) fn combined(
         stored: Option<&Levels>,
         combine: Combine,
         now: u32,
-        updates: &[(&[u8], f64)],
+        updates: &HashMap<&[u8], f64, RandomState>,
+        newest: f64,
     ) -> Option<f64> {
+        if combine == Combine::Last {
+            return Some(newest);
+        }
         let kept = stored
             .into_iter()
             .flat_map(|l| &l.sources)
-            .filter(|l| l.expires >= now && !updates.iter().any(|(s, _)| *s == &*l.source))
-            .map(|l| l.value);
-        combine.of(kept.chain(updates.iter().map(|(_, v)| *v)))
+            .filter(|(source, l)| l.expires >= now && !updates.contains_key(&***source))
+            .map(|(_, l)| l.value);
+        combine.of(kept.chain(updates.values().copied()))
+    }
+
+    /// The value of the sources left (`None`: none is).
+    fn value(&self) -> Option<f64> {
+        match self.combine {
+            Combine::Last => self.sources.values().max_by_key(|l| l.seq).map(|l| l.value),
+            c => c.of(self.sources.values().map(|l| l.value)),
+        }
     }
 
     fn bytes(&self, output_len: usize) -> usize {
@@ -134,8 +161,8 @@ impl Levels {
             + output_len
             + self
                 .sources
-                .iter()
-                .map(|l| LEVEL_OVERHEAD + l.source.len())
+                .keys()
+                .map(|source| LEVEL_OVERHEAD + source.len())
                 .sum::<usize>()
     }
 }
@@ -157,6 +184,7 @@ pub(crate) fn level_bytes(output_len: usize, source_len: usize, new_output: bool
 #[derive(Debug)]
 pub(crate) struct LevelUpdate {
     pub(crate) output: Box<[u8]>,
+    pub(crate) source: Box<[u8]>,
     pub(crate) combine: Combine,
     pub(crate) level: Level,
 }
@@ -219,29 +247,30 @@ impl Sources {
                 grown += (LEVELS_OVERHEAD + output_len) as isize;
                 Levels {
                     combine: u.combine,
-                    sources: Vec::new(),
+                    sources: HashMap::default(),
+                    seq: 0,
                 }
             });
             levels.combine = u.combine;
-            match levels
-                .sources
-                .iter()
-                .position(|l| l.source == u.level.source)
-            {
-                Some(at) => {
-                    let old = levels.sources.remove(at);
-                    if !Arc::ptr_eq(&old.stats, &u.level.stats) {
+            levels.seq += 1;
+            let mut level = u.level;
+            level.seq = levels.seq;
+            let stats = level.stats.clone();
+            let source_len = u.source.len();
+            match levels.sources.insert(u.source, level) {
+                Some(old) => {
+                    // The gauge moves only when another rule takes the
+                    // source.
+                    if !Arc::ptr_eq(&old.stats, &stats) {
                         old.stats.sources.dec();
-                        u.level.stats.sources.inc();
+                        stats.sources.inc();
                     }
                 }
                 None => {
-                    grown += (LEVEL_OVERHEAD + u.level.source.len()) as isize;
-                    u.level.stats.sources.inc();
+                    grown += (LEVEL_OVERHEAD + source_len) as isize;
+                    stats.sources.inc();
                 }
             }
-            // Newest last: `combine: last` takes it.
-            levels.sources.push(u.level);
         }
         grown
     }
@@ -252,22 +281,21 @@ impl Sources {
         let mut freed = 0;
         let mut changes = Vec::new();
         self.levels.retain(|output, levels| {
-            if levels.sources.iter().all(|l| l.expires >= now) {
+            if levels.sources.values().all(|l| l.expires >= now) {
                 return true;
             }
-            levels.sources.retain(|l| {
+            levels.sources.retain(|source, l| {
                 let keep = l.expires >= now;
                 if !keep {
-                    freed += LEVEL_OVERHEAD + l.source.len();
+                    freed += LEVEL_OVERHEAD + source.len();
                     l.stats.sources.dec();
                     l.stats.sources_expired.inc();
                 }
                 keep
             });
-            let value = levels.combine.of(levels.sources.iter().map(|l| l.value));
             changes.push(LevelChange {
                 output: output.clone(),
-                value,
+                value: levels.value(),
             });
             if levels.sources.is_empty() {
                 freed += LEVELS_OVERHEAD + output.len();
@@ -292,7 +320,7 @@ impl Sources {
             || self
                 .levels
                 .values()
-                .any(|l| l.sources.iter().any(|s| s.expires < now))
+                .any(|l| l.sources.values().any(|s| s.expires < now))
     }
 
     /// Whether it tracks no source.
@@ -314,9 +342,9 @@ impl Sources {
             }
         });
         let levels = self.levels.iter().flat_map(move |(output, levels)| {
-            levels.sources.iter().map(move |l| SourceRow {
+            levels.sources.iter().map(move |(source, l)| SourceRow {
                 output,
-                source: &l.source,
+                source,
                 series: super::StoredSeries::new(Value::Scalar(l.value), None, super::store::NEVER),
                 left: l.expires.saturating_sub(now),
                 rule: &l.stats.name,
@@ -330,7 +358,7 @@ impl Sources {
         self.by_id.values().map(|s| &s.stats).chain(
             self.levels
                 .values()
-                .flat_map(|l| l.sources.iter().map(|s| &s.stats)),
+                .flat_map(|l| l.sources.values().map(|s| &s.stats)),
         )
     }
 
