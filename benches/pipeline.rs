@@ -38,6 +38,12 @@ fn body(n: usize, families: usize, prefix: &str) -> String {
 /// `n` delta counter points in `families` metrics, the labels of [`body`]
 /// as attributes, as one OTLP `ExportMetricsServiceRequest`.
 fn otlp_export(n: usize, families: usize) -> Vec<u8> {
+    otlp_points(n, families, false)
+}
+
+/// [`otlp_export`], as gauges (`gauges`: each producer's level) or delta
+/// counters.
+fn otlp_points(n: usize, families: usize, gauges: bool) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::metrics::v1 as m;
@@ -54,8 +60,8 @@ fn otlp_export(n: usize, families: usize) -> Vec<u8> {
         .map(|f| m::Metric {
             name: format!("requests.{f}"),
             description: "Requests handled.".into(),
-            data: Some(m::metric::Data::Sum(m::Sum {
-                data_points: (0..per)
+            data: Some({
+                let data_points = (0..per)
                     .map(|i| m::NumberDataPoint {
                         attributes: vec![
                             kv("method", "GET".into()),
@@ -66,10 +72,17 @@ fn otlp_export(n: usize, families: usize) -> Vec<u8> {
                         value: Some(m::number_data_point::Value::AsDouble(i as f64 + 0.5)),
                         ..Default::default()
                     })
-                    .collect(),
-                aggregation_temporality: m::AggregationTemporality::Delta as i32,
-                is_monotonic: true,
-            })),
+                    .collect();
+                if gauges {
+                    m::metric::Data::Gauge(m::Gauge { data_points })
+                } else {
+                    m::metric::Data::Sum(m::Sum {
+                        data_points,
+                        aggregation_temporality: m::AggregationTemporality::Delta as i32,
+                        is_monotonic: true,
+                    })
+                }
+            }),
             ..Default::default()
         })
         .collect();
@@ -400,6 +413,74 @@ fn benches(c: &mut Criterion) {
     g.bench_function("series_ids_100k", |b| {
         b.iter(|| black_box(agg.read(rw::series_ids)))
     });
+    g.finish();
+
+    levels(c);
+}
+
+/// Levels: an OTLP export of 100k gauges pushed again (each producer's
+/// level, through the rules stage as the gateway routes it), and 100k
+/// text gauges of 17 instances under a `latest` rule that folds the
+/// instances away, against the same under `last` (no sources kept).
+fn levels(c: &mut Criterion) {
+    let mut g = c.benchmark_group("levels");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(SERIES as u64));
+    let route_apply = |agg: &Aggregator, rules: &RuleSet, mut push: Push| {
+        let routes = rules.route(&mut push);
+        agg.apply_routed(push, &routes, rules, || Ok(())).unwrap();
+    };
+    let gauges = otlp_points(SERIES, 10, true);
+    let decode = || {
+        let labels = LabelRules::default();
+        let opts = Options {
+            labels: &labels,
+            gauge_nan_ok: false,
+            spend: None,
+        };
+        let settings = otlp::Settings {
+            gauge_mode: GaugeMode::Sum,
+            promote: &[],
+        };
+        otlp::request(&gauges, &opts, &settings).expect("valid OTLP")
+    };
+    let built_in = RuleSet::default();
+    let agg = aggregator();
+    route_apply(&agg, &built_in, decode());
+    g.bench_function("otlp_gauges_route_apply_100k", |b| {
+        b.iter(|| route_apply(&agg, &built_in, decode()))
+    });
+    let mut text = String::new();
+    for f in 0..10 {
+        text.push_str(&format!("# TYPE depth_{f} gauge\n"));
+        for i in 0..SERIES / 10 {
+            text.push_str(&format!(
+                "depth_{f}{{path=\"/api/v1/items/{}\",instance=\"host-{}\"}} {i}\n",
+                i / 17,
+                i % 17
+            ));
+        }
+    }
+    for (name, mode) in [
+        ("latest_rule_route_apply_100k", "latest\n    source_labels: [instance]"),
+        ("last_rule_route_apply_100k", "last"),
+    ] {
+        let yaml = format!(
+            "rules:\n  - match: '{{__name__=~\"depth_.*\"}}'\n    mode: {mode}\n    without: [instance]\n"
+        );
+        let rules = RuleSet::new(
+            rules::parse("bench.yml", &yaml, |_| Default::default()).expect("valid rules"),
+        );
+        let agg = aggregator();
+        route_apply(&agg, &rules, parse(&text));
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || parse(&text),
+                |push| route_apply(&agg, &rules, push),
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -818,6 +818,7 @@ impl Aggregator {
         left: u32,
         stats: Arc<crate::rules::RuleStats>,
         level: Option<crate::rules::Combine>,
+        time: u64,
     ) {
         let expires = self.now().saturating_add(left);
         let mut shard = self.shards[self.shard_of(family)].lock();
@@ -838,10 +839,12 @@ impl Aggregator {
                     state: sources::SourceState {
                         value,
                         created,
+                        time,
                         expires,
                         stats,
                     },
                     reset: false,
+                    replay: false,
                 }],
             ),
         };

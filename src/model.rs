@@ -99,6 +99,10 @@ pub struct Produced {
     pub producer: SeriesKey,
     /// What the point means.
     pub meaning: Meaning,
+    /// When the point was taken (nanoseconds since the epoch; 0 unknown):
+    /// a running total's point not newer than the producer's last one is a
+    /// replay.
+    pub time: u64,
 }
 
 /// What a producer's point means (OpenTelemetry's data model).

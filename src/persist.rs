@@ -4,9 +4,9 @@
 //!
 //! File layout, all little-endian:
 //! `b"PAGSNAP\0"` | format version `u32` | payload length `u64` | CRC-32 of
-//! the payload `u32` | payload. In version 2 the payload is the length of
-//! the sources section `u64` | the sources section | the aggregate; in
-//! version 1 (still restored) the aggregate alone. The aggregate is
+//! the payload `u32` | payload. In versions 2 and 3 the payload is the
+//! length of the sources section `u64` | the sources section | the
+//! aggregate; in version 1 (still restored) the aggregate alone. The aggregate is
 //! length-delimited `io.prometheus.client.MetricFamily` messages, the same
 //! encoding as a protobuf scrape, so restoring is decoding a push and
 //! applying it. The sources section holds the `total` rules' per-source
@@ -14,7 +14,9 @@
 //! delimited `MetricFamily` (the family's name; one metric per source: the
 //! output series' labels, the source's last value and creation time) then,
 //! per metric, the source labels' key, the seconds until it is forgotten
-//! (varint) and its rule's name, each length-delimited. A file is written to `<file>.tmp`, fsynced, renamed over the
+//! (varint), its rule's name, each length-delimited, and (version 3) when
+//! its last point was taken (varint nanoseconds, 0 unknown). Sources of
+//! `latest` rules are written alike, their value a scalar. A file is written to `<file>.tmp`, fsynced, renamed over the
 //! old one and the folder fsynced: a crash at any moment leaves the old or
 //! the new snapshot, never a torn one.
 
@@ -30,7 +32,7 @@ use crate::encode;
 use crate::model::{LabelRules, Limits};
 
 const MAGIC: &[u8; 8] = b"PAGSNAP\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 fn header(len: u64, crc: u32) -> [u8; HEADER] {
@@ -198,7 +200,8 @@ fn verify(file: &File, len: u64) -> std::io::Result<()> {
     if section.len() as u64 != u64::from_le_bytes(section_len) {
         return Err(bad("truncated sources section".into()));
     }
-    read_sources(&section, &opts, |_| {}).map_err(bad)?;
+    // A snapshot just written: this build's format.
+    read_sources(&section, VERSION, &opts, |_| {}).map_err(bad)?;
     let (mut head, mut one) = (Vec::new(), Vec::new());
     let mut scratch = decode::protobuf::Scratch::default();
     let mut n = 0;
@@ -307,6 +310,7 @@ fn encode_sources(sources: &crate::aggregate::SourcesView, now: u32) -> Vec<u8> 
                 encode::protobuf::varint(&mut record, u64::from(r.left));
                 encode::protobuf::varint(&mut record, r.rule.len() as u64);
                 record.extend_from_slice(r.rule.as_bytes());
+                encode::protobuf::varint(&mut record, r.time);
             }
             encode::protobuf::varint(&mut out, record.len() as u64);
             out.extend_from_slice(&record);
@@ -322,6 +326,7 @@ struct SourceRecord<'a> {
     source: &'a [u8],
     left: u32,
     rule: &'a str,
+    time: u64,
 }
 
 /// [`read_varint`] on a slice, which it advances.
@@ -344,6 +349,7 @@ fn take_bytes<'a>(r: &mut &'a [u8]) -> Result<&'a [u8], String> {
 /// Decodes the sources section, calling `each` with every source.
 fn read_sources(
     mut section: &[u8],
+    version: u32,
     opts: &Options<'_>,
     mut each: impl FnMut(SourceRecord<'_>),
 ) -> Result<(), String> {
@@ -369,12 +375,19 @@ fn read_sources(
             let left = take_varint(&mut record).map_err(fail)?;
             let rule = std::str::from_utf8(take_bytes(&mut record).map_err(fail)?)
                 .map_err(|_| fail("rule name is not UTF-8".into()))?;
+            // Format 3 keeps when each source's last point was taken.
+            let time = if version >= 3 {
+                take_varint(&mut record).map_err(fail)?
+            } else {
+                0
+            };
             each(SourceRecord {
                 family: &name,
                 series,
                 source,
                 left: left.min(u64::from(u32::MAX)) as u32,
                 rule,
+                time,
             });
         }
         if !record.is_empty() {
@@ -392,7 +405,7 @@ fn payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), String> 
         return Err(bad("not a prom-aggregation-gateway snapshot (bad header)"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != 1 && version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(bad(&format!(
             "format version {version}, this build reads 1 to {VERSION}"
         )));
@@ -472,7 +485,7 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
     // longer in force, a total (it expires as one).
     let rules = gw.rules();
     let gauge_mode = gw.aggregator().settings().gauge_mode;
-    read_sources(sources, &opts, |r| {
+    read_sources(sources, version, &opts, |r| {
         tracked += 1;
         let level = rules
             .by_name(r.rule)
@@ -490,6 +503,7 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
             r.left,
             gw.telemetry().rule_stats(r.rule),
             level,
+            r.time,
         );
     })
     .map_err(unusable)?;
@@ -602,9 +616,12 @@ mod tests {
         let mut v1 = good.clone();
         v1[8] = 1;
         assert_eq!(payload(path, &v1).unwrap().0, 1);
-        let mut v3 = good.clone();
-        v3[8] = 3;
-        assert!(payload(path, &v3).unwrap_err().contains("version 3"));
+        let mut v2 = good.clone();
+        v2[8] = 2;
+        assert_eq!(payload(path, &v2).unwrap().0, 2);
+        let mut v4 = good.clone();
+        v4[8] = 4;
+        assert!(payload(path, &v4).unwrap_err().contains("version 4"));
         assert!(payload(path, &good).is_ok());
         assert!(payload(path, b"").unwrap_err().contains("snap.bin"));
     }

@@ -190,6 +190,9 @@ pub struct RuleStats {
     pub resets: Counter,
     /// Sources forgotten after `source_ttl` (`total` mode).
     pub sources_expired: Counter,
+    /// Points of a source not newer than its last one, dropped (`total`
+    /// mode, producers that time their points: OTLP).
+    pub replays: Counter,
 }
 
 /// One compiled rule.
@@ -397,6 +400,9 @@ pub enum FamilyRoute {
         rules: Vec<Option<u16>>,
         /// Each series' source (`total` rules; empty when none is).
         sources: Vec<Option<SeriesKey>>,
+        /// Each series' point time (nanoseconds since the epoch, 0 when
+        /// the push gives none); empty when none is given.
+        times: Vec<u64>,
     },
 }
 
@@ -651,9 +657,17 @@ impl RuleSet {
                 } else if !rewritten {
                     FamilyRoute::Modes(rules)
                 } else {
+                    let times = if produced.iter().any(|p| p.as_ref().is_some_and(|p| p.time != 0)) {
+                        (0..family_len)
+                            .map(|i| produced.get(i).and_then(Option::as_ref).map_or(0, |p| p.time))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     FamilyRoute::Each {
                         rules,
                         sources: sources.unwrap_or_default(),
+                        times,
                     }
                 }
             })

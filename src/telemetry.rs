@@ -124,6 +124,7 @@ pub struct Telemetry {
     rule_sources: Family<RuleLabels, Gauge>,
     rule_resets: Family<RuleLabels, Counter>,
     rule_sources_expired: Family<RuleLabels, Counter>,
+    rule_replays: Family<RuleLabels, Counter>,
     rules_loaded: Gauge,
     rules_reloads: Family<ResultLabels, Counter>,
     rules_last_reload_ok: Gauge,
@@ -251,6 +252,7 @@ impl Telemetry {
             rule_sources: Family::default(),
             rule_resets: Family::default(),
             rule_sources_expired: Family::default(),
+            rule_replays: Family::default(),
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             rules_last_reload_ok: Gauge::default(),
@@ -298,6 +300,7 @@ impl Telemetry {
             "rule_sources" => "Sources a total rule tracks now", t.rule_sources;
             "rule_source_resets" => "Restarts of sources a total rule detected", t.rule_resets;
             "rule_sources_expired" => "Sources a total rule forgot after its source_ttl", t.rule_sources_expired;
+            "rule_source_replays" => "Points of a source not newer than its last one (a retry, a replayed export), dropped", t.rule_replays;
             "rules" => "Rules in force", t.rules_loaded;
             "rules_reloads" => "Loads of the rules file, by result", t.rules_reloads;
             "rules_last_reload_successful" => "Whether the last load of the rules file was taken (1) or refused, keeping the rules before it (0)", t.rules_last_reload_ok;
@@ -377,6 +380,7 @@ impl Telemetry {
             sources: self.rule_sources.get_or_create(&labels).clone(),
             resets: self.rule_resets.get_or_create(&labels).clone(),
             sources_expired: self.rule_sources_expired.get_or_create(&labels).clone(),
+            replays: self.rule_replays.get_or_create(&labels).clone(),
         })
     }
 

@@ -136,10 +136,15 @@ pub(crate) fn resolve<'a>(
                 ..Plan::default_modes()
             });
         }
-        FamilyRoute::Each { rules, sources } => (rules, sources),
+        FamilyRoute::Each {
+            rules,
+            sources,
+            times,
+        } => (rules, sources, times),
     };
-    let (rules, sources) = routes;
+    let (rules, sources, times) = routes;
     let source_of = |i: usize| sources.get(i).and_then(|s| s.as_ref());
+    let time_of = |i: usize| times.get(i).copied().unwrap_or(0);
     let default = SeriesMode {
         rule: Rule::of(family.kind, cx.gauge_mode),
         ttl: None,
@@ -168,6 +173,7 @@ pub(crate) fn resolve<'a>(
                 series: s,
                 mode,
                 source: source.cloned(),
+                time: time_of(i),
             });
             continue;
         }
@@ -183,6 +189,7 @@ pub(crate) fn resolve<'a>(
         } else {
             mode.rule
         };
+        groups[g].time = groups[g].time.max(time_of(i));
         combine(name, rule, &mut groups[g].series, s, cx.max_native)?;
     }
 
@@ -228,6 +235,18 @@ pub(crate) fn resolve<'a>(
         }
         let id = source_id(&g.series.key, source);
         let last = cx.sources.and_then(|s| s.by_id.get(&id));
+        if let Some(last) = last.filter(|last| last.replayed_by(g.time, g.series.created)) {
+            // Nothing grew: the output is touched by zero, the source
+            // keeps its state, and the replay is counted when applied.
+            g.series.value = merge::increase(&last.value, last.created, &last.value, last.created).0;
+            updates.push(SourceUpdate {
+                id,
+                state: last.clone(),
+                reset: false,
+                replay: true,
+            });
+            continue;
+        }
         let (delta, reset) = match last {
             Some(last) => {
                 merge::increase(&last.value, last.created, &g.series.value, g.series.created)
@@ -248,10 +267,12 @@ pub(crate) fn resolve<'a>(
             state: SourceState {
                 value: cumulative,
                 created: g.series.created,
+                time: g.time,
                 expires: cx.now.saturating_add(seconds(rule.source_ttl)),
                 stats: rule.stats.clone(),
             },
             reset,
+            replay: false,
         });
     }
 
@@ -321,6 +342,8 @@ struct Group {
     series: Series,
     mode: SeriesMode,
     source: Option<SeriesKey>,
+    /// When its point was taken (the latest of its parts; 0 unknown).
+    time: u64,
 }
 
 /// For each item in order, the index of its group: items with equal

@@ -50,6 +50,8 @@ pub(crate) struct SourceRow<'a> {
     pub(crate) left: u32,
     /// The name of the rule that last took it.
     pub(crate) rule: &'a str,
+    /// When its last point was taken (0 unknown).
+    pub(crate) time: u64,
 }
 
 /// The output key and the source key of an identity.
@@ -68,6 +70,9 @@ pub(crate) struct SourceState {
     pub(crate) value: Value,
     /// The creation time it last pushed, if any.
     pub(crate) created: Option<Created>,
+    /// When its last point was taken (nanoseconds since the epoch; 0 when
+    /// the push did not say: every format but OTLP).
+    pub(crate) time: u64,
     /// When it is forgotten, in seconds of the aggregate's clock.
     pub(crate) expires: u32,
     /// The self-metrics of the rule that last took it.
@@ -205,6 +210,23 @@ pub(crate) struct SourceUpdate {
     pub(crate) state: SourceState,
     /// Whether the source restarted (its value went down).
     pub(crate) reset: bool,
+    /// Whether the point was a replay: counted, nothing written.
+    pub(crate) replay: bool,
+}
+
+impl SourceState {
+    /// Whether a point taken at `time` (of a running total started at
+    /// `created`) is one this source sent already, or older: not newer
+    /// than its last point and not of a later start (a later start time is
+    /// a restart). A retry, or a collector replaying its queue, would
+    /// otherwise be read as a restart and counted in full.
+    pub(crate) fn replayed_by(&self, time: u64, created: Option<Created>) -> bool {
+        let not_restarted = match (created, self.created) {
+            (Some(now), Some(last)) => now <= last,
+            _ => true,
+        };
+        time != 0 && self.time != 0 && time <= self.time && not_restarted
+    }
 }
 
 impl Sources {
@@ -212,6 +234,10 @@ impl Sources {
     pub(crate) fn apply(&mut self, updates: Vec<SourceUpdate>) -> isize {
         let mut grown = 0isize;
         for u in updates {
+            if u.replay {
+                u.state.stats.replays.inc();
+                continue;
+            }
             if u.reset {
                 u.state.stats.resets.inc();
             }
@@ -339,6 +365,7 @@ impl Sources {
                 series: super::StoredSeries::new(s.value.clone(), s.created, super::store::NEVER),
                 left: s.expires.saturating_sub(now),
                 rule: &s.stats.name,
+                time: s.time,
             }
         });
         let levels = self.levels.iter().flat_map(move |(output, levels)| {
@@ -348,6 +375,7 @@ impl Sources {
                 series: super::StoredSeries::new(Value::Scalar(l.value), None, super::store::NEVER),
                 left: l.expires.saturating_sub(now),
                 rule: &l.stats.name,
+                time: 0,
             })
         });
         totals.chain(levels)

@@ -533,6 +533,9 @@ impl Builder<'_, '_> {
                         family.series[i].created = created(t.start);
                     }
                     times[i] = t.time;
+                    if let Some(Some(p)) = producers.get_mut(i) {
+                        p.time = t.time;
+                    }
                 }
                 return Ok(());
             }
@@ -572,6 +575,7 @@ impl Builder<'_, '_> {
                 producers.push(Some(Produced {
                     producer: p,
                     meaning,
+                    time: t.time,
                 }));
                 times.push(t.time);
                 // A level's start time is not a creation time: gauges
@@ -586,6 +590,7 @@ impl Builder<'_, '_> {
                 producers.push(Some(Produced {
                     producer: SeriesKey::default(),
                     meaning: Meaning::Change,
+                    time: 0,
                 }));
                 times.push(0);
             }

@@ -65,12 +65,19 @@ fn delta_sum(v: f64, attrs: Vec<KeyValue>) -> Data {
     })
 }
 
+/// A cumulative sum point, each one taken later than the one before.
 fn cumulative_sum(v: f64, start: u64, attrs: Vec<KeyValue>) -> Data {
+    static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let taken = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cumulative_sum_at(v, start, start + taken, attrs)
+}
+
+fn cumulative_sum_at(v: f64, start: u64, time: u64, attrs: Vec<KeyValue>) -> Data {
     Data::Sum(m::Sum {
         data_points: vec![NumberDataPoint {
             attributes: attrs,
             start_time_unix_nano: start,
-            time_unix_nano: start + 1,
+            time_unix_nano: time,
             value: Some(number_data_point::Value::AsDouble(v)),
             ..Default::default()
         }],
@@ -763,4 +770,39 @@ fn json_is_charged_as_it_is_transcoded() {
         "{}",
         charged.get()
     );
+}
+
+#[test]
+fn replayed_and_retried_cumulative_points_count_once() {
+    let c = Cumulative::new();
+    let at = |v: f64, start: u64, time: u64| {
+        resource(
+            "checkout",
+            "a",
+            vec![metric("jobs", "", cumulative_sum_at(v, start, time, vec![]))],
+        )
+    };
+    // 10 at t=2000, 20 at t=3000; the first export delivered again (a
+    // retry, a collector replaying its queue); then 25 at t=4000.
+    c.export(vec![at(10.0, 1000, 2000)]);
+    c.export(vec![at(20.0, 1000, 3000)]);
+    c.export(vec![at(10.0, 1000, 2000)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 20"]);
+    // The same export retried: nothing more.
+    c.export(vec![at(20.0, 1000, 3000)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 20"]);
+    c.export(vec![at(25.0, 1000, 4000)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 25"]);
+    let stats = c.rules.rule(crate::rules::CUMULATIVE).stats.clone();
+    assert_eq!(stats.replays.get(), 2);
+    assert_eq!(stats.resets.get(), 0);
+    // A restart (a later start time) with an older-looking value is not a
+    // replay: it counts in full.
+    c.export(vec![at(3.0, 5000, 5500)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 28"]);
+    // A point of the producer's life before that restart, replayed late:
+    // dropped too.
+    c.export(vec![at(25.0, 1000, 4000)]);
+    assert_eq!(c.samples(), ["jobs_total{job=\"checkout\"} 28"]);
+    assert_eq!(stats.replays.get(), 3);
 }
