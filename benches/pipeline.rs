@@ -462,8 +462,11 @@ fn levels(c: &mut Criterion) {
         }
     }
     for (name, mode) in [
-        ("latest_rule_route_apply_100k", "latest\n    source_labels: [instance]"),
         ("last_rule_route_apply_100k", "last"),
+        (
+            "latest_rule_route_apply_100k",
+            "latest\n    source_labels: [instance]",
+        ),
     ] {
         let yaml = format!(
             "rules:\n  - match: '{{__name__=~\"depth_.*\"}}'\n    mode: {mode}\n    without: [instance]\n"

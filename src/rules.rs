@@ -657,9 +657,17 @@ impl RuleSet {
                 } else if !rewritten {
                     FamilyRoute::Modes(rules)
                 } else {
-                    let times = if produced.iter().any(|p| p.as_ref().is_some_and(|p| p.time != 0)) {
+                    let times = if produced
+                        .iter()
+                        .any(|p| p.as_ref().is_some_and(|p| p.time != 0))
+                    {
                         (0..family_len)
-                            .map(|i| produced.get(i).and_then(Option::as_ref).map_or(0, |p| p.time))
+                            .map(|i| {
+                                produced
+                                    .get(i)
+                                    .and_then(Option::as_ref)
+                                    .map_or(0, |p| p.time)
+                            })
                             .collect()
                     } else {
                         Vec::new()

@@ -198,6 +198,8 @@ pub(crate) fn resolve<'a>(
     // sources' combination (below).
     let mut updates = Vec::new();
     let mut levels: Vec<(usize, LevelUpdate)> = Vec::new();
+    // Each level's output as stored, looked up once.
+    let mut stored_levels: Vec<Option<&Levels>> = Vec::new();
     let mut source_need = 0usize;
     for (at, g) in groups.iter_mut().enumerate() {
         let Some(source) = &g.source else { continue };
@@ -214,10 +216,11 @@ pub(crate) fn resolve<'a>(
                 rule.combine
             };
             let stored = cx.sources.and_then(|s| s.levels.get(&g.series.key));
-            let known = stored.is_some_and(|l| l.sources.contains_key(source));
+            let known = stored.is_some_and(|l| l.sources.contains(source));
             if !known {
                 source_need += level_bytes(g.series.key.len(), source.len(), stored.is_none());
             }
+            stored_levels.push(stored);
             levels.push((
                 at,
                 LevelUpdate {
@@ -238,7 +241,8 @@ pub(crate) fn resolve<'a>(
         if let Some(last) = last.filter(|last| last.replayed_by(g.time, g.series.created)) {
             // Nothing grew: the output is touched by zero, the source
             // keeps its state, and the replay is counted when applied.
-            g.series.value = merge::increase(&last.value, last.created, &last.value, last.created).0;
+            g.series.value =
+                merge::increase(&last.value, last.created, &last.value, last.created).0;
             updates.push(SourceUpdate {
                 id,
                 state: last.clone(),
@@ -278,37 +282,66 @@ pub(crate) fn resolve<'a>(
 
     // Each `latest` output: its live sources' values, this push's
     // replacing theirs, combined; every group of it carries the result
-    // (they merge as `last`). Updates are grouped by output first: a push
+    // (they merge as `last`). Updates are grouped by output first (a
+    // counting sort on `group_by`'s numbers, no list per output): a push
     // of many sources of one output costs them once.
-    let mut by_output: HashMap<&[u8], Vec<usize>, foldhash::fast::RandomState> = HashMap::default();
-    for (i, (_, u)) in levels.iter().enumerate() {
-        by_output.entry(&u.output).or_default().push(i);
-    }
-    let mut values: Vec<(usize, f64)> = Vec::with_capacity(levels.len());
-    for (output, of) in &by_output {
-        let updates: HashMap<&[u8], f64, foldhash::fast::RandomState> = of
+    // Groups by output series: found once, for the levels and for step 3.
+    let needs_outputs = !levels.is_empty()
+        || !groups
             .iter()
-            .map(|&i| (&*levels[i].1.source, levels[i].1.level.value))
-            .collect();
-        let newest = &levels[*of.last().unwrap_or(&0)].1;
-        let stored = cx.sources.and_then(|s| s.levels.get(*output));
-        let combined =
-            Levels::combined(stored, newest.combine, cx.now, &updates, newest.level.value)
-                .unwrap_or(f64::NAN);
-        values.extend(of.iter().map(|&i| (levels[i].0, combined)));
-    }
-    drop(by_output);
-    for (at, value) in values {
-        groups[at].series.value = crate::model::Value::Scalar(value);
+            .all(|g| g.source.is_none() && g.mode.from == groups[0].mode.from);
+    let out_of = if needs_outputs {
+        group_by(groups.iter().map(|g| (0, &*g.series.key, &[][..])))
+    } else {
+        Vec::new()
+    };
+    if !levels.is_empty() {
+        let outputs = out_of.iter().max().map_or(0, |m| m + 1);
+        let mut starts = vec![0usize; outputs + 1];
+        for (at, _) in &levels {
+            starts[out_of[*at] + 1] += 1;
+        }
+        for o in 0..outputs {
+            starts[o + 1] += starts[o];
+        }
+        let mut order = vec![0usize; levels.len()];
+        let mut next = starts.clone();
+        for (i, (at, _)) in levels.iter().enumerate() {
+            let o = out_of[*at];
+            order[next[o]] = i;
+            next[o] += 1;
+        }
+        let mut updates: Vec<(&[u8], f64)> = Vec::new();
+        let mut values: Vec<(usize, f64)> = Vec::with_capacity(levels.len());
+        for o in 0..outputs {
+            let of = &order[starts[o]..starts[o + 1]];
+            let Some(&last) = of.last() else { continue };
+            updates.clear();
+            updates.extend(
+                of.iter()
+                    .map(|&i| (&*levels[i].1.source, levels[i].1.level.value)),
+            );
+            let newest = &levels[last].1;
+            let combined = Levels::combined(
+                stored_levels[last],
+                newest.combine,
+                cx.now,
+                &updates,
+                newest.level.value,
+            )
+            .unwrap_or(f64::NAN);
+            values.extend(of.iter().map(|&i| (levels[i].0, combined)));
+        }
+        for (at, value) in values {
+            groups[at].series.value = crate::model::Value::Scalar(value);
+        }
     }
     let levels: Vec<LevelUpdate> = levels.into_iter().map(|(_, u)| u).collect();
 
     // 3. Everything for one output series, combined: only where two
-    // groups can share one (several rules, or sources).
-    let one_rule = groups
-        .iter()
-        .all(|g| g.source.is_none() && g.mode.from == groups[0].mode.from);
-    if one_rule {
+    // groups can share one (several rules, or sources) and do.
+    let shared = out_of.iter().enumerate().any(|(i, &o)| o != i);
+    if !shared {
         let modes = groups.iter().map(|g| g.mode).collect();
         family.series = groups.into_iter().map(|g| g.series).collect();
         return Ok(Plan {
@@ -318,7 +351,6 @@ pub(crate) fn resolve<'a>(
             source_need,
         });
     }
-    let out_of = group_by(groups.iter().map(|g| (0, &*g.series.key, &[][..])));
     let mut series: Vec<Series> = Vec::with_capacity(groups.len());
     let mut modes: Vec<SeriesMode> = Vec::with_capacity(groups.len());
     for (g, &o) in groups.into_iter().zip(&out_of) {

@@ -779,7 +779,11 @@ fn replayed_and_retried_cumulative_points_count_once() {
         resource(
             "checkout",
             "a",
-            vec![metric("jobs", "", cumulative_sum_at(v, start, time, vec![]))],
+            vec![metric(
+                "jobs",
+                "",
+                cumulative_sum_at(v, start, time, vec![]),
+            )],
         )
     };
     // 10 at t=2000, 20 at t=3000; the first export delivered again (a
