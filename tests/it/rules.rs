@@ -309,7 +309,7 @@ async fn a_snapshot_of_the_first_format_still_restores() {
     gw.stop().await.unwrap();
     // Written back in the current format, which restores too.
     let bytes = std::fs::read(&snap).unwrap();
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 3);
     let gw = Gateway::start_with(Config {
         persistence_file: Some(snap),
         ..Config::default()
