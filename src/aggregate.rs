@@ -434,7 +434,11 @@ impl Aggregator {
         drop(span);
         let _span = tracing::info_span!(target: crate::trace::STAGE, "apply", new_series).entered();
 
-        let stamp = self.stamp();
+        let when = store::Writing {
+            now,
+            stamp: self.stamp(),
+            started: (!restoring).then(|| self.clock.wall()),
+        };
         let expiring = !self.expiring.load(Ordering::Relaxed)
             && (self.settings.series_ttl.is_some()
                 || plans.iter().any(|p| match &p.modes {
@@ -482,7 +486,7 @@ impl Aggregator {
             if !plan.levels.is_empty() {
                 grown += shard.update_levels(&family.name, plan.levels);
             }
-            grown += shard.merge(family, &found, &plan.modes, &self.settings, now, stamp);
+            grown += shard.merge(family, &found, &plan.modes, &self.settings, when);
         }
         // `need` was charged as a bound; settle on what really changed (a
         // native histogram lowered to fewer buckets may even shrink).

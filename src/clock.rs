@@ -5,7 +5,7 @@
 //! waiting real seconds.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A monotonic clock, counting from when it was made. Cheap to clone;
 /// clones share the time.
@@ -16,7 +16,10 @@ pub struct Clock(Arc<Source>);
 enum Source {
     System(Instant),
     /// The time, as moved by `advance`; sleepers wait for it to change.
-    Manual(tokio::sync::watch::Sender<Duration>),
+    Manual {
+        made: SystemTime,
+        now: tokio::sync::watch::Sender<Duration>,
+    },
 }
 
 impl Default for Clock {
@@ -33,23 +36,40 @@ impl Clock {
 
     /// A clock at zero that moves only when [`Clock::advance`]d.
     pub fn manual() -> Clock {
-        Clock(Arc::new(Source::Manual(tokio::sync::watch::Sender::new(
-            Duration::ZERO,
-        ))))
+        Clock(Arc::new(Source::Manual {
+            made: SystemTime::now(),
+            now: tokio::sync::watch::Sender::new(Duration::ZERO),
+        }))
     }
 
     /// Time since the clock was made.
     pub fn elapsed(&self) -> Duration {
         match &*self.0 {
             Source::System(start) => start.elapsed(),
-            Source::Manual(now) => *now.borrow(),
+            Source::Manual { now, .. } => *now.borrow(),
+        }
+    }
+
+    /// The wall-clock time now, in nanoseconds since the epoch: when a
+    /// series is created, for its start time. A manual clock reads the
+    /// system's time when it was made, moved on by what it was advanced.
+    pub fn wall(&self) -> i64 {
+        let since_epoch = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
+        };
+        match &*self.0 {
+            Source::System(_) => since_epoch(SystemTime::now()),
+            Source::Manual { made, now } => {
+                since_epoch(*made).saturating_add(now.borrow().as_nanos().min(i64::MAX as u128) as i64)
+            }
         }
     }
 
     /// Moves a manual clock on by `by`, waking whoever sleeps past it; a
     /// system clock cannot be moved (nothing happens).
     pub fn advance(&self, by: Duration) {
-        if let Source::Manual(now) = &*self.0 {
+        if let Source::Manual { now, .. } = &*self.0 {
             now.send_modify(|t| *t += by);
         }
     }
@@ -58,7 +78,7 @@ impl Clock {
     pub async fn sleep(&self, period: Duration) {
         match &*self.0 {
             Source::System(_) => tokio::time::sleep(period).await,
-            Source::Manual(now) => {
+            Source::Manual { now, .. } => {
                 let mut rx = now.subscribe();
                 let until = *rx.borrow() + period;
                 // The sender lives as long as the clock, so this only ends

@@ -185,20 +185,35 @@ impl FamilyView {
     }
 }
 
+/// When a push is written: the aggregate's clock, the stamp of the
+/// families it changes, and the start time (nanoseconds since the epoch) of
+/// the counters, histograms and summaries it creates (none when restoring
+/// a snapshot: the series were not created then).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Writing {
+    pub(crate) now: u32,
+    pub(crate) stamp: u64,
+    pub(crate) started: Option<Created>,
+}
+
 impl Shard {
-    /// Merges a validated family into this shard, stamping it `stamp`;
-    /// `found` is where each of its series is stored (from validation,
-    /// under the same locks; none for a new series); returns the bytes the
-    /// shard holds now minus before (see [`series_bytes`]).
+    /// Merges a validated family into this shard at `when`; `found` is
+    /// where each of its series is stored (from validation, under the same
+    /// locks; none for a new series); returns the bytes the shard holds now
+    /// minus before (see [`series_bytes`]).
     pub(crate) fn merge(
         &mut self,
         family: Family,
         found: &[Option<u32>],
         modes: &Modes<'_>,
         settings: &Settings,
-        now: u32,
-        stamp: u64,
+        when: Writing,
     ) -> isize {
+        let Writing {
+            now,
+            stamp,
+            started,
+        } = when;
         let mut grown: isize = 0;
         let mut fresh = false;
         let stored = match self.families.entry(family.name.into()) {
@@ -228,6 +243,15 @@ impl Shard {
         let default_ttl = settings
             .series_ttl
             .map(|t| t.as_secs().min(u64::from(u32::MAX)) as u32);
+        // A new counter, histogram or summary that no sender gave a start
+        // time starts now: a series expired, deleted or lost and made again
+        // then reads as a reset, not as growth.
+        let started = started.filter(|_| {
+            matches!(
+                stored.kind,
+                Kind::Counter | Kind::Histogram | Kind::Summary
+            )
+        });
         let mut added = Vec::new();
         // Each page written to is made writable once (copied if a scrape
         // holds it), not once per series.
@@ -261,7 +285,7 @@ impl Shard {
         for (s, expires) in added {
             stored.series.insert(
                 &s.key,
-                StoredSeries::new(s.value, s.created, expires),
+                StoredSeries::new(s.value, s.created.or(started), expires),
                 stamp,
             );
         }
@@ -350,7 +374,12 @@ impl Shard {
                 ttl: None,
                 from: None,
             });
-            grown += self.merge(family, &[Some(at)], &last, settings, now, stamp);
+            let when = Writing {
+                now,
+                stamp,
+                started: None,
+            };
+            grown += self.merge(family, &[Some(at)], &last, settings, when);
         }
         (grown, gone)
     }

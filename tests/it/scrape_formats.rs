@@ -4,7 +4,7 @@
 use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
 use prost::Message;
 
-use crate::support::{Gateway, assert_text_eq};
+use crate::support::{Gateway, assert_text_eq, sample_value, scrape_protobuf};
 
 const PROTO_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
@@ -130,6 +130,7 @@ async fn protobuf_scrape_equals_text_scrape() {
 #[tokio::test]
 async fn openmetrics_scrape() {
     let gw = Gateway::start().await;
+    let before = now_seconds();
     gw.push_ok("/metrics", "# TYPE requests_total counter\nrequests_total{a=\"1\"} 2\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n").await;
     gw.request(
         "POST",
@@ -155,8 +156,17 @@ async fn openmetrics_scrape() {
             .unwrap()
             .starts_with("application/openmetrics-text")
     );
+    // The histogram's senders gave no start time: it starts when the
+    // gateway made it. The counter keeps the earliest one given.
+    let text = r.text();
+    let h_created = sample_value(&text, "h_created").expect("h_created");
+    assert!(
+        (before..=now_seconds()).contains(&h_created),
+        "{h_created} {text}"
+    );
+    let h_line = text.lines().find(|l| l.starts_with("h_created ")).unwrap();
     assert_text_eq(
-        &r.text(),
+        &text.replace(&format!("{h_line}\n"), ""),
         "# TYPE h histogram\nh_bucket{le=\"1.0\"} 1.0\nh_bucket{le=\"+Inf\"} 2.0\nh_count 2.0\nh_sum 3.0\n# TYPE requests counter\nrequests_total{a=\"1\"} 3.0\nrequests_created{a=\"1\"} 1.7e+09\n# EOF\n",
         "openmetrics",
     );
@@ -341,4 +351,54 @@ async fn large_scrapes_stream_a_consistent_view() {
     let v = values(&String::from_utf8(get("text/plain", false).await.0).unwrap());
     assert_eq!(v["small_total{job=\"big\"}"], 41.0);
     gw.check_valid().await;
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The `_created` of `series` in an OpenMetrics scrape, in seconds.
+async fn created_of(gw: &Gateway, series: &str) -> Option<f64> {
+    let r = gw
+        .request(
+            "GET",
+            "/metrics",
+            &[("accept", "application/openmetrics-text;version=1.0.0")],
+            "",
+        )
+        .await;
+    sample_value(&r.text(), series)
+}
+
+#[tokio::test]
+async fn every_cumulative_aggregate_has_a_start_time_that_moves_on_reset() {
+    let gw = Gateway::start().await;
+    let body = "# TYPE c_total counter\nc_total 2\n# TYPE s summary\ns_sum 1\ns_count 1\n# TYPE g gauge\ng 1\n";
+    let before = now_seconds();
+    gw.push_ok("/metrics/job/a", body).await;
+    let first = created_of(&gw, "c_created{job=\"a\"}").await.expect("c_created{job=\"a\"}");
+    assert!((before..=now_seconds()).contains(&first), "{first}");
+    assert!(created_of(&gw, "s_created{job=\"a\"}").await.is_some());
+    // Gauges have no start.
+    assert_eq!(created_of(&gw, "g_created{job=\"a\"}").await, None);
+    // Later pushes add without moving it.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    gw.push_ok("/metrics/job/a", body).await;
+    assert_eq!(created_of(&gw, "c_created{job=\"a\"}").await, Some(first));
+    // The protobuf scrape says the same.
+    let families = scrape_protobuf(&gw).await;
+    let c = families.iter().find(|f| f.name() == "c_total").unwrap();
+    let ts = c.metric[0].counter.as_ref().unwrap().created_timestamp.unwrap();
+    let proto_created = ts.seconds as f64 + f64::from(ts.nanos) / 1e9;
+    assert!((proto_created - first).abs() < 1e-3, "{proto_created} {first}");
+    // Deleted and pushed again: a new series, a later start.
+    let r = gw.request("DELETE", "/metrics/job/a", &[], "").await;
+    assert_eq!(r.status, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    gw.push_ok("/metrics/job/a", body).await;
+    let again = created_of(&gw, "c_created{job=\"a\"}").await.expect("c_created{job=\"a\"}");
+    assert!(again > first, "{again} after {first}");
 }

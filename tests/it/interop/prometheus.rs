@@ -394,3 +394,53 @@ async fn promtool_check_metrics() {
         );
     }
 }
+
+/// Prometheus scraping across a gateway-side reset (the series deleted and
+/// pushed again): the OpenMetrics `_created` it reads moves forward (2.42
+/// keeps it as a series of its own, `c_created`), and the counter's drop
+/// is a reset to it, so `increase()` over the reset counts the new push.
+/// Once over OpenMetrics, once over protobuf (whose `created_timestamp`
+/// 2.42 reads without storing: the scrape must stay whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus; run by scripts/test.sh"]
+async fn prometheus_reads_start_times_across_a_gateway_reset() {
+    for protobuf in [false, true] {
+        let gw = Gateway::start().await;
+        let body = |v: u32| format!("# TYPE c_total counter\nc_total {v}\n");
+        gw.push_ok("/metrics/job/a", &body(5)).await;
+        let prom = Prometheus::start(&gw.base, protobuf).await;
+        let first = prom.value("c_total").await;
+        assert_eq!(first, 5.0);
+        let created_before = if protobuf {
+            None
+        } else {
+            Some(prom.value("c_created").await)
+        };
+        let r = gw.request("DELETE", "/metrics/job/a", &[], "").await;
+        assert_eq!(r.status, 202);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        gw.push_ok("/metrics/job/a", &body(3)).await;
+        prom.wait("the counter after the reset", |p| async move {
+            let v = p.query("c_total").await;
+            (v.len() == 1 && v[0].1 == 3.0).then_some(())
+        })
+        .await;
+        assert_eq!(prom.value("resets(c_total[1m])").await, 1.0);
+        if let Some(before) = created_before {
+            let after = prom
+                .wait("a later c_created", |p| async move {
+                    let v = p.query("c_created").await;
+                    v.first().map(|(_, c)| *c).filter(|c| *c > before)
+                })
+                .await;
+            assert!(after - before >= 1.0, "{before} -> {after}");
+        }
+        assert_eq!(prom.value("up").await, 1.0);
+        assert_eq!(
+            prom.value("count_over_time(up[1m]) - sum_over_time(up[1m])")
+                .await,
+            0.0,
+            "every scrape whole"
+        );
+    }
+}
