@@ -108,6 +108,7 @@ fn parse(body: &str) -> Push {
         labels: &rules,
         gauge_nan_ok: false,
         spend: None,
+        windows: None,
     };
     text::parse(body.as_bytes(), text::Dialect::Prometheus, &opts).expect("valid body")
 }
@@ -165,6 +166,7 @@ fn benches(c: &mut Criterion) {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         protobuf::delimited(&proto_body, &opts).expect("valid protobuf")
     };
@@ -183,6 +185,7 @@ fn benches(c: &mut Criterion) {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         let settings = otlp::Settings {
             gauge_mode: GaugeMode::Sum,
@@ -437,6 +440,7 @@ fn levels(c: &mut Criterion) {
             labels: &labels,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         let settings = otlp::Settings {
             gauge_mode: GaugeMode::Sum,

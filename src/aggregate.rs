@@ -14,6 +14,7 @@ mod plan;
 mod series;
 pub(crate) mod sources;
 mod store;
+pub mod windows;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -176,6 +177,8 @@ pub struct Aggregator {
     /// What expiry, delete and wipe dropped (with `Settings::journal`).
     /// Taken after the shard locks; it takes none itself.
     journal: Option<Mutex<Journal>>,
+    /// Delta windows already counted, per producer and series.
+    windows: windows::DeltaWindows,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -201,8 +204,23 @@ impl Aggregator {
             claims: Mutex::default(),
             expiring: std::sync::atomic::AtomicBool::new(false),
             journal: settings.journal.then(Mutex::default),
+            windows: windows::DeltaWindows::new(
+                settings.memory.clone(),
+                crate::rules::DEFAULT_SOURCE_TTL.as_secs() as u32,
+            ),
             settings,
         }
+    }
+
+    /// The claims of one request on the delta windows already counted
+    /// (see [`windows`]): kept when it is applied.
+    pub fn delta_claims(&self) -> windows::Claims<'_> {
+        self.windows.claims(self.now())
+    }
+
+    /// Delta windows remembered, and delta points dropped as duplicates.
+    pub fn delta_windows(&self) -> &windows::DeltaWindows {
+        &self.windows
     }
 
     /// The settings this aggregate was made with.
@@ -672,6 +690,7 @@ impl Aggregator {
     /// lock at a time, so pushes to other shards go on meanwhile.
     pub fn expire(&self) -> usize {
         let now = self.now();
+        self.windows.expire(now);
         let series = self.expiring.load(Ordering::Relaxed);
         let dropped = self
             .shards

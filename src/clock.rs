@@ -60,9 +60,8 @@ impl Clock {
         };
         match &*self.0 {
             Source::System(_) => since_epoch(SystemTime::now()),
-            Source::Manual { made, now } => {
-                since_epoch(*made).saturating_add(now.borrow().as_nanos().min(i64::MAX as u128) as i64)
-            }
+            Source::Manual { made, now } => since_epoch(*made)
+                .saturating_add(now.borrow().as_nanos().min(i64::MAX as u128) as i64),
         }
     }
 

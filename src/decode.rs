@@ -27,6 +27,9 @@ pub struct Options<'a> {
     /// Where the bytes of the decoded push are charged as it is built;
     /// none: not charged (tests, snapshots).
     pub spend: Option<&'a Spend>,
+    /// Where delta points' windows are claimed, so a window counted
+    /// already is dropped (OTLP); none: every delta is added.
+    pub windows: Option<&'a crate::aggregate::windows::Claims<'a>>,
 }
 
 impl Options<'_> {

@@ -617,6 +617,7 @@ mod tests {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         agg.apply(decode(text.as_bytes(), Format::Text, &opts).unwrap())
             .unwrap();

@@ -242,6 +242,8 @@ impl Gateway {
             .and_then(|r| r.owning(self.owned_label()))
             .map_err(Rejection::Invalid)?;
         let spend = Spend::new(reservation, config.limits.max_series_per_push, input);
+        // Delta windows this push counts: kept only when it is applied.
+        let windows = self.aggregator().delta_claims();
         let opts = Options {
             labels: &rules,
             // With rules a gauge may be kept last/max/min; the aggregator
@@ -249,6 +251,7 @@ impl Gateway {
             gauge_nan_ok: self.aggregator().settings().gauge_mode != GaugeMode::Sum
                 || !rule_set.is_empty(),
             spend: Some(&spend),
+            windows: Some(&windows),
         };
         let span =
             info_span!(target: crate::trace::STAGE, "decode", series = tracing::field::Empty);
@@ -274,13 +277,18 @@ impl Gateway {
             )));
         }
         let samples = push.sample_count();
+        let commit = || {
+            ticket.commit()?;
+            windows.commit();
+            Ok(())
+        };
         let applied = if rule_set.is_empty() && push.producers.is_empty() {
-            self.aggregator().apply_if(push, || ticket.commit())?
+            self.aggregator().apply_if(push, commit)?
         } else {
             let routes = info_span!(target: crate::trace::STAGE, "route")
                 .in_scope(|| rule_set.route(&mut push));
             self.aggregator()
-                .apply_routed(push, &routes, &rule_set, || ticket.commit())?
+                .apply_routed(push, &routes, &rule_set, commit)?
         };
         Ok(Ingested {
             series: applied.series,

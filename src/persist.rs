@@ -269,6 +269,7 @@ fn restore_options(rules: &LabelRules) -> Options<'_> {
         labels: rules,
         gauge_nan_ok: true,
         spend: None,
+        windows: None,
     }
 }
 

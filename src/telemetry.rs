@@ -125,6 +125,8 @@ pub struct Telemetry {
     rule_resets: Family<RuleLabels, Counter>,
     rule_sources_expired: Family<RuleLabels, Counter>,
     rule_replays: Family<RuleLabels, Counter>,
+    delta_windows: Gauge,
+    delta_duplicates: Counter,
     rules_loaded: Gauge,
     rules_reloads: Family<ResultLabels, Counter>,
     rules_last_reload_ok: Gauge,
@@ -253,6 +255,8 @@ impl Telemetry {
             rule_resets: Family::default(),
             rule_sources_expired: Family::default(),
             rule_replays: Family::default(),
+            delta_windows: Gauge::default(),
+            delta_duplicates: Counter::default(),
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             rules_last_reload_ok: Gauge::default(),
@@ -301,6 +305,8 @@ impl Telemetry {
             "rule_source_resets" => "Restarts of sources a total rule detected", t.rule_resets;
             "rule_sources_expired" => "Sources a total rule forgot after its source_ttl", t.rule_sources_expired;
             "rule_source_replays" => "Points of a source not newer than its last one (a retry, a replayed export), dropped", t.rule_replays;
+            "otlp_delta_windows" => "OTLP delta series whose last window counted is remembered (per producer), to drop a window sent again", t.delta_windows;
+            "otlp_delta_duplicates" => "OTLP delta points dropped: their producer's window of the series was counted already (a retry, a replayed export)", t.delta_duplicates;
             "rules" => "Rules in force", t.rules_loaded;
             "rules_reloads" => "Loads of the rules file, by result", t.rules_reloads;
             "rules_last_reload_successful" => "Whether the last load of the rules file was taken (1) or refused, keeping the rules before it (0)", t.rules_last_reload_ok;
@@ -467,15 +473,18 @@ impl Telemetry {
             labels: &rules,
             gauge_nan_ok: true,
             spend: None,
+            windows: None,
         };
         let own = Aggregator::new(crate::aggregate::Settings {
             gauge_mode: crate::aggregate::GaugeMode::Last,
             max_series: usize::MAX,
             ..Default::default()
         });
+        // Applied as a snapshot is: no start times made up at every render
+        // (a scraper would read each one as a reset).
         let converted =
             crate::decode::decode(om.as_bytes(), crate::format::Format::OpenMetrics, &opts)
-                .and_then(|push| own.apply(push));
+                .and_then(|push| own.restore(push));
         match converted {
             Ok(_) => crate::encode::render(&own, format),
             // Our own output not parsing would be a bug; serve it as it is
@@ -491,6 +500,11 @@ impl Telemetry {
     pub fn render(&self, aggregator: &Aggregator) -> String {
         self.series.set(aggregator.series_count() as i64);
         self.families.set(aggregator.family_count() as i64);
+        let windows = aggregator.delta_windows();
+        self.delta_windows.set(windows.held() as i64);
+        self.delta_duplicates
+            .inner()
+            .store(windows.duplicates(), std::sync::atomic::Ordering::Relaxed);
         let memory = aggregator.memory();
         self.memory
             .set(i64::try_from(memory.used()).unwrap_or(i64::MAX));

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         push_request::families(data, &opts).ok()
     });

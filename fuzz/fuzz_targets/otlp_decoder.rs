@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         labels: &rules,
         gauge_nan_ok: true,
         spend: None,
+        windows: None,
     };
     // The first byte picks the gauge mode, as the flag would.
     let mode = match data.first().map(|b| b % 4) {

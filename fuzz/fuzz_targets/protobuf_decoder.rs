@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         labels: &rules,
         gauge_nan_ok: true,
         spend: None,
+        windows: None,
     };
     let decoded = held_within("protobuf decode", amplification_bound(data.len()), || {
         protobuf::delimited(data, &opts)

@@ -1,5 +1,6 @@
-//! Arbitrary sequences of pushes (text, OpenMetrics, protobuf, each under
-//! arbitrary path labels) into one gateway. After every accepted push, the
+//! Arbitrary sequences of pushes (text, OpenMetrics, protobuf, OTLP, each
+//! under arbitrary path labels) into one gateway: delta windows sent again,
+//! replayed running totals and producers' levels included. After every accepted push, the
 //! scrape in all three formats must pass the validity oracle, and a
 //! snapshot of the state must restore to the very same scrapes.
 //!
@@ -77,10 +78,10 @@ fuzz_target!(|data: &[u8]| {
         let body = &rest[..blen.min(rest.len())];
         rest = &rest[body.len()..];
         let format = [
-            Format::Text,
-            Format::OpenMetrics,
-            Format::Protobuf,
-            Format::Text,
+            Some(Format::Text),
+            Some(Format::OpenMetrics),
+            Some(Format::Protobuf),
+            None,
         ][usize::from(flags & 3)];
         let Ok(labels) = std::str::from_utf8(p)
             .map_err(|_| ())
@@ -94,8 +95,9 @@ fuzz_target!(|data: &[u8]| {
         // Decoding and applying: what the push leaves in the aggregate
         // counts too, so it is within the bound as well.
         let ingested = held_within("push", amplification_bound(input), || {
-            gw.ingest(labels, &ticket, reservation, input, |opts| {
-                decode::decode(body, format, opts)
+            gw.ingest(labels, &ticket, reservation, input, |opts| match format {
+                Some(format) => decode::decode(body, format, opts),
+                None => gw.decode_otlp(body, opts),
             })
         });
         if ingested.is_err() {

@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         labels: &rules,
         gauge_nan_ok: false,
         spend: None,
+        windows: None,
     };
     for dialect in [text::Dialect::Prometheus, text::Dialect::OpenMetrics] {
         let parsed = held_within("text parse", amplification_bound(data.len()), || {

@@ -246,12 +246,8 @@ impl Shard {
         // A new counter, histogram or summary that no sender gave a start
         // time starts now: a series expired, deleted or lost and made again
         // then reads as a reset, not as growth.
-        let started = started.filter(|_| {
-            matches!(
-                stored.kind,
-                Kind::Counter | Kind::Histogram | Kind::Summary
-            )
-        });
+        let started = started
+            .filter(|_| matches!(stored.kind, Kind::Counter | Kind::Histogram | Kind::Summary));
         let mut added = Vec::new();
         // Each page written to is made writable once (copied if a scrape
         // holds it), not once per series.

@@ -22,6 +22,7 @@ fn push(text: &str) -> Push {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         },
     )
     .unwrap()

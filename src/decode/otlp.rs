@@ -392,7 +392,10 @@ impl Builder<'_, '_> {
                 labels.push((Cow::Borrowed("job"), Cow::Borrowed(job)));
             }
             let stream = stream_of.then(|| (producer.id().clone(), times));
-            self.series(family, value, &mut labels, stream, meaning)
+            // A delta's window, checked against those counted already.
+            let window =
+                (!stream_of && self.opts.windows.is_some()).then(|| (&**producer.id(), times));
+            self.series(family, value, &mut labels, stream, meaning, window)
                 .map_err(|e| match e {
                     Refused::Why(e) => Rejection::invalid(format!("metric {prom_name}: {e}")),
                     Refused::Limit(r) => r,
@@ -459,7 +462,8 @@ impl Builder<'_, '_> {
 
     /// Adds one point's series to family `at`, combined with a point of
     /// the request already in that series: deltas (`stream` is `None`) are
-    /// added (or kept by the gauge mode; changes of a level always added);
+    /// added (or kept by the gauge mode; changes of a level always added)
+    /// unless their `window` (producer and times) was counted already;
     /// of one producer's running total or level (`stream`: the producer
     /// and the point's times) the later point is kept.
     fn series(
@@ -469,6 +473,7 @@ impl Builder<'_, '_> {
         labels: &mut Labels<'_>,
         stream: Option<(SeriesKey, Times)>,
         meaning: Option<Meaning>,
+        window: Option<(&[u8], Times)>,
     ) -> Result<(), Refused> {
         let fb = &mut self.families[at];
         let kind = fb.family.kind;
@@ -500,6 +505,15 @@ impl Builder<'_, '_> {
             .labels
             .write_key(kind, labels, &mut self.key)
             .map_err(Refused::Why)?;
+        if let (Some((producer, t)), Some(claims)) = (window, self.opts.windows) {
+            let name = &fb.family.name;
+            let new = claims
+                .admit(producer, name, &self.key, t.start, t.time)
+                .map_err(Refused::Limit)?;
+            if !new {
+                return Ok(());
+            }
+        }
         let producer = stream.as_ref().map(|(p, _)| p);
         let hash = series_hash(&self.hasher, &self.key, producer);
         let FamilyBuilder {

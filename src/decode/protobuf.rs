@@ -496,6 +496,7 @@ mod tests {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         let push = delimited(&mf.encode_length_delimited_to_vec(), &opts).unwrap();
         let s = &push.families[0].series[0];

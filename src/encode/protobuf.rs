@@ -495,6 +495,7 @@ mod tests {
             labels: &rules,
             gauge_nan_ok: true,
             spend: None,
+            windows: None,
         };
         a.apply(decode(body, format, &opts).unwrap()).unwrap();
     }

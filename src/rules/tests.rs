@@ -51,6 +51,7 @@ fn decode(text: &str, path: &[(&str, &str)]) -> Push {
             labels: &labels,
             gauge_nan_ok: true,
             spend: None,
+            windows: None,
         },
     )
     .unwrap()

@@ -128,6 +128,69 @@ async fn deltas_from_many_producers_add_up() {
     assert_eq!(sample_value(&gw.scrape().await, SERIES), Some(25.0));
 }
 
+/// `export` of a delta over `[start, time]` (nanoseconds), with a second
+/// point of `bad` (a negative count, refused) when given.
+fn delta_window(instance: &str, v: f64, start: u64, time: u64, bad: Option<&str>) -> Vec<u8> {
+    let body = export(instance, v, AggregationTemporality::Delta);
+    let mut req = ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+    let metric = &mut req.resource_metrics[0].scope_metrics[0].metrics[0];
+    let Some(Data::Sum(sum)) = &mut metric.data else {
+        unreachable!()
+    };
+    sum.data_points[0].start_time_unix_nano = start;
+    sum.data_points[0].time_unix_nano = time;
+    if let Some(queue) = bad {
+        let mut p = sum.data_points[0].clone();
+        p.attributes = vec![kv("queue", queue)];
+        p.value = Some(number_data_point::Value::AsDouble(-1.0));
+        sum.data_points.push(p);
+    }
+    req.encode_to_vec()
+}
+
+#[tokio::test]
+async fn a_delta_window_sent_again_counts_once() {
+    let gw = Gateway::start().await;
+    let s = 1_700_000_000_000_000_000u64;
+    let sec = 1_000_000_000u64;
+    let value = || async { sample_value(&gw.scrape().await, SERIES) };
+    let first = delta_window("pod-0", 3.0, s, s + sec, None);
+    assert_eq!(post(&gw, first.clone(), &[]).await.status(), 200);
+    // The same bytes again (a retry after a lost answer): success, and
+    // nothing added.
+    assert_eq!(post(&gw, first, &[]).await.status(), 200);
+    assert_eq!(value().await, Some(3.0));
+    // An overlapping window of the same producer is one too; another
+    // producer's same window is not.
+    let overlap = delta_window("pod-0", 9.0, s + sec / 2, s + 3 * sec / 2, None);
+    assert_eq!(post(&gw, overlap, &[]).await.status(), 200);
+    assert_eq!(value().await, Some(3.0));
+    let other = delta_window("pod-1", 2.0, s, s + sec, None);
+    assert_eq!(post(&gw, other, &[]).await.status(), 200);
+    assert_eq!(value().await, Some(5.0));
+    // The next window adds.
+    let next = delta_window("pod-0", 4.0, s + sec, s + 2 * sec, None);
+    assert_eq!(post(&gw, next, &[]).await.status(), 200);
+    assert_eq!(value().await, Some(9.0));
+    // A refused export claims nothing: its window, sent again without the
+    // bad point, is counted.
+    let refused = delta_window("pod-0", 5.0, s + 2 * sec, s + 3 * sec, Some("q2"));
+    assert_eq!(post(&gw, refused, &[]).await.status(), 400);
+    assert_eq!(value().await, Some(9.0));
+    let fixed = delta_window("pod-0", 5.0, s + 2 * sec, s + 3 * sec, None);
+    assert_eq!(post(&gw, fixed.clone(), &[]).await.status(), 200);
+    assert_eq!(value().await, Some(14.0));
+    // Over gRPC the same.
+    let mut client = opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient::new(
+        crate::support::channel(&gw.base).await,
+    );
+    let req = ExportMetricsServiceRequest::decode(&fixed[..]).unwrap();
+    client.export(req).await.unwrap();
+    assert_eq!(value().await, Some(14.0));
+    assert_eq!(gw.self_metric("pag_otlp_delta_duplicates_total").await, 3.0);
+    assert_eq!(gw.self_metric("pag_otlp_delta_windows").await, 2.0);
+}
+
 #[tokio::test]
 async fn refused_exports_change_nothing_and_say_why() {
     let gw = Gateway::start().await;

@@ -379,7 +379,9 @@ async fn every_cumulative_aggregate_has_a_start_time_that_moves_on_reset() {
     let body = "# TYPE c_total counter\nc_total 2\n# TYPE s summary\ns_sum 1\ns_count 1\n# TYPE g gauge\ng 1\n";
     let before = now_seconds();
     gw.push_ok("/metrics/job/a", body).await;
-    let first = created_of(&gw, "c_created{job=\"a\"}").await.expect("c_created{job=\"a\"}");
+    let first = created_of(&gw, "c_created{job=\"a\"}")
+        .await
+        .expect("c_created{job=\"a\"}");
     assert!((before..=now_seconds()).contains(&first), "{first}");
     assert!(created_of(&gw, "s_created{job=\"a\"}").await.is_some());
     // Gauges have no start.
@@ -391,14 +393,24 @@ async fn every_cumulative_aggregate_has_a_start_time_that_moves_on_reset() {
     // The protobuf scrape says the same.
     let families = scrape_protobuf(&gw).await;
     let c = families.iter().find(|f| f.name() == "c_total").unwrap();
-    let ts = c.metric[0].counter.as_ref().unwrap().created_timestamp.unwrap();
+    let ts = c.metric[0]
+        .counter
+        .as_ref()
+        .unwrap()
+        .created_timestamp
+        .unwrap();
     let proto_created = ts.seconds as f64 + f64::from(ts.nanos) / 1e9;
-    assert!((proto_created - first).abs() < 1e-3, "{proto_created} {first}");
+    assert!(
+        (proto_created - first).abs() < 1e-3,
+        "{proto_created} {first}"
+    );
     // Deleted and pushed again: a new series, a later start.
     let r = gw.request("DELETE", "/metrics/job/a", &[], "").await;
     assert_eq!(r.status, 202);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     gw.push_ok("/metrics/job/a", body).await;
-    let again = created_of(&gw, "c_created{job=\"a\"}").await.expect("c_created{job=\"a\"}");
+    let again = created_of(&gw, "c_created{job=\"a\"}")
+        .await
+        .expect("c_created{job=\"a\"}");
     assert!(again > first, "{again} after {first}");
 }

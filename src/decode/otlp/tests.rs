@@ -97,6 +97,7 @@ fn decode(req: &ExportMetricsServiceRequest) -> Result<Push, Rejection> {
         labels: &rules,
         gauge_nan_ok: false,
         spend: None,
+        windows: None,
     };
     request(&req.encode_to_vec(), &opts, &SETTINGS)
 }
@@ -313,6 +314,7 @@ fn refusals_name_the_metric_and_the_reason() {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         assert!(request(body, &opts, &SETTINGS).is_err(), "{body:?}");
     }
@@ -512,6 +514,7 @@ fn promoted_resource_attributes_become_labels() {
         labels: &rules,
         gauge_nan_ok: false,
         spend: None,
+        windows: None,
     };
     let req = ExportMetricsServiceRequest {
         resource_metrics: vec![resource(
@@ -592,6 +595,7 @@ fn attribute_values_are_rendered_within_the_label_value_limit() {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         };
         let err = request(&req.encode_to_vec(), &opts, &settings)
             .unwrap_err()
@@ -714,6 +718,7 @@ fn too_many_points_are_refused_as_too_large() {
         labels: &rules,
         gauge_nan_ok: false,
         spend: Some(&spend),
+        windows: None,
     };
     let points = (0..11)
         .map(|i| NumberDataPoint {

@@ -7,6 +7,7 @@ fn opts(rules: &LabelRules) -> Options<'_> {
         labels: rules,
         gauge_nan_ok: false,
         spend: None,
+        windows: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn tolerated_forms() {
         labels: &rules,
         gauge_nan_ok: true,
         spend: None,
+        windows: None,
     };
     let push = parse(body.as_bytes(), Dialect::Prometheus, &o);
     // baz is untyped: NaN is refused even when gauges may be NaN.

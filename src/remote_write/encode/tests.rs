@@ -26,6 +26,7 @@ fn push(a: &Aggregator, text: &str) {
             labels: &rules,
             gauge_nan_ok: false,
             spend: None,
+            windows: None,
         },
     )
     .unwrap();
