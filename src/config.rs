@@ -189,6 +189,12 @@ pub struct Args {
     #[arg(long, env = "PAG_SERIES_TTL", value_parser = parse_duration)]
     pub series_ttl: Option<Duration>,
 
+    /// How long a push's `Idempotency-Key` is remembered after it was
+    /// applied: a request with it within this time applies nothing. 0
+    /// turns keys off (they are then ignored).
+    #[arg(long, env = "PAG_IDEMPOTENCY_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub idempotency_window: Duration,
+
     /// Aggregation rules (YAML): per metric, how pushes add up (sum,
     /// total for cumulative senders, last/max/min), which labels the
     /// output keeps, and a TTL. Re-read on SIGHUP and when it changes.
@@ -342,6 +348,8 @@ pub struct Config {
     pub limits: crate::model::Limits,
     /// `--series-ttl`.
     pub series_ttl: Option<Duration>,
+    /// `--idempotency-window`; `None`: keys are ignored.
+    pub idempotency_window: Option<Duration>,
     /// `--rules`.
     pub rules_file: Option<PathBuf>,
     /// `--rules-check-interval`.
@@ -482,6 +490,7 @@ impl TryFrom<Args> for Config {
                 max_buckets: a.max_buckets,
             },
             series_ttl: a.series_ttl.filter(|d| !d.is_zero()),
+            idempotency_window: Some(a.idempotency_window).filter(|d| !d.is_zero()),
             rules_file: a.rules,
             remote_write,
             rules_check_interval: a.rules_check_interval.max(Duration::from_millis(100)),

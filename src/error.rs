@@ -118,6 +118,13 @@ pub enum Rejection {
     /// A bug: a handler panicked. Nothing of the request was applied.
     #[error("internal error")]
     Internal,
+    /// The `Idempotency-Key` came with another request (route, content
+    /// type and encoding, or body) before, within the window.
+    #[error("Idempotency-Key reused with a different request; use a new key for a new push")]
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still being handled.
+    #[error("a request with this Idempotency-Key is still being handled; retry later")]
+    IdempotencyKeyInFlight,
 }
 
 impl Rejection {
@@ -143,6 +150,8 @@ impl Rejection {
             Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::IdempotencyKeyInFlight => StatusCode::CONFLICT,
         }
     }
 
@@ -169,6 +178,9 @@ impl Rejection {
             Rejection::Overloaded => tonic::Code::Unavailable,
             Rejection::Timeout => tonic::Code::DeadlineExceeded,
             Rejection::Internal => tonic::Code::Internal,
+            Rejection::IdempotencyKeyReused => tonic::Code::FailedPrecondition,
+            // Retryable, as gRPC's guide says of ABORTED.
+            Rejection::IdempotencyKeyInFlight => tonic::Code::Aborted,
         }
     }
 
@@ -219,6 +231,8 @@ impl Rejection {
             Rejection::Overloaded => "overloaded",
             Rejection::Timeout => "timeout",
             Rejection::Internal => "internal",
+            Rejection::IdempotencyKeyReused => "idempotency_key_reused",
+            Rejection::IdempotencyKeyInFlight => "idempotency_key_in_flight",
         }
     }
 

@@ -18,6 +18,7 @@ pub mod encode;
 pub mod error;
 pub(crate) mod format;
 pub(crate) mod hangup;
+pub mod idempotency;
 pub mod ingest;
 pub(crate) mod memory;
 pub(crate) mod middleware;
@@ -79,6 +80,8 @@ struct Inner {
     views: transport::api::Views,
     /// How the last snapshot write went.
     last_snapshot: parking_lot::Mutex<Option<SnapshotOutcome>>,
+    /// Pushes' `Idempotency-Key`s remembered (`--idempotency-window`).
+    idempotency: Option<idempotency::Keys>,
 }
 
 /// How a snapshot write went, for the status API.
@@ -111,6 +114,10 @@ impl Gateway {
         let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);
         let built_in_rules =
             rules::RuleSet::default().with_built_in_stats(|n| telemetry.rule_stats(n));
+        let idempotency = config.idempotency_window.map(|window| {
+            let budget = (config.max_memory / 16).min(idempotency::MAX_BUDGET);
+            idempotency::Keys::new(window, budget, config.clock.clone())
+        });
         Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -124,6 +131,7 @@ impl Gateway {
                 activity: Default::default(),
                 views,
                 last_snapshot: Default::default(),
+                idempotency,
             }),
         }
     }
@@ -136,6 +144,11 @@ impl Gateway {
     /// The status API's own state.
     pub(crate) fn views(&self) -> &transport::api::Views {
         &self.inner.views
+    }
+
+    /// Pushes' idempotency keys, unless `--idempotency-window` is 0.
+    pub fn idempotency(&self) -> Option<&idempotency::Keys> {
+        self.inner.idempotency.as_ref()
     }
 
     /// How the last snapshot write went, if one was written.

@@ -127,6 +127,9 @@ pub struct Telemetry {
     rule_replays: Family<RuleLabels, Counter>,
     delta_windows: Gauge,
     delta_duplicates: Counter,
+    idempotency_keys: Gauge,
+    idempotency_replays: Counter,
+    idempotency_evicted: Counter,
     rules_loaded: Gauge,
     rules_reloads: Family<ResultLabels, Counter>,
     rules_last_reload_ok: Gauge,
@@ -257,6 +260,9 @@ impl Telemetry {
             rule_replays: Family::default(),
             delta_windows: Gauge::default(),
             delta_duplicates: Counter::default(),
+            idempotency_keys: Gauge::default(),
+            idempotency_replays: Counter::default(),
+            idempotency_evicted: Counter::default(),
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             rules_last_reload_ok: Gauge::default(),
@@ -307,6 +313,9 @@ impl Telemetry {
             "rule_source_replays" => "Points of a source not newer than its last one (a retry, a replayed export), dropped", t.rule_replays;
             "otlp_delta_windows" => "OTLP delta series whose last window counted is remembered (per producer), to drop a window sent again", t.delta_windows;
             "otlp_delta_duplicates" => "OTLP delta points dropped: their producer's window of the series was counted already (a retry, a replayed export)", t.delta_duplicates;
+            "idempotency_keys" => "Idempotency-Keys of applied pushes remembered (--idempotency-window)", t.idempotency_keys;
+            "idempotency_replays" => "Pushes answered as the first push of their Idempotency-Key was, applying nothing", t.idempotency_replays;
+            "idempotency_keys_evicted" => "Idempotency-Keys forgotten before their window ended, to keep within their byte budget", t.idempotency_evicted;
             "rules" => "Rules in force", t.rules_loaded;
             "rules_reloads" => "Loads of the rules file, by result", t.rules_reloads;
             "rules_last_reload_successful" => "Whether the last load of the rules file was taken (1) or refused, keeping the rules before it (0)", t.rules_last_reload_ok;
@@ -494,6 +503,18 @@ impl Telemetry {
                 om.into_bytes()
             }
         }
+    }
+
+    /// Records what the idempotency keys hold and did.
+    pub fn idempotency(&self, stats: crate::idempotency::Stats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.idempotency_keys.set(stats.held as i64);
+        self.idempotency_replays
+            .inner()
+            .store(stats.replays, Relaxed);
+        self.idempotency_evicted
+            .inner()
+            .store(stats.evicted, Relaxed);
     }
 
     /// Renders the self-metrics (OpenMetrics text).

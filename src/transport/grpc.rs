@@ -21,6 +21,7 @@ pub mod codec;
 use crate::Gateway;
 use crate::decode::push_request;
 use crate::error::Rejection;
+use crate::idempotency;
 use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
 use crate::pb::aggregation_gateway::v1::PushResponse;
 use crate::telemetry::Protocol;
@@ -67,12 +68,14 @@ impl PushService {
         req: Bytes,
         deadline: Option<Instant>,
         method: &'static str,
+        key: Option<String>,
     ) -> Result<Ingested, Rejection> {
         apply_message(
             &self.gateway,
             method,
             req,
             deadline,
+            key,
             |gw, req, ticket, reservation| {
                 let labels = push_request::labels(req, gw.config().limits.max_labels)?;
                 gw.ingest(labels, ticket, reservation, req.len(), |opts| {
@@ -92,6 +95,7 @@ async fn apply_message(
     method: &'static str,
     req: Bytes,
     deadline: Option<Instant>,
+    key: Option<String>,
     ingest: impl FnOnce(
         &Gateway,
         &Bytes,
@@ -107,10 +111,27 @@ async fn apply_message(
     let push = async {
         let mut reservation = gw.memory().reservation();
         reservation.grow(req.len())?;
-        run_sized(req.len() > BLOCKING_BYTES, move || {
+        // A call with the key of one applied is answered as it was.
+        let key = match (gateway.idempotency(), key) {
+            (Some(keys), Some(key)) => {
+                let fingerprint = idempotency::fingerprint(method, "application/grpc", "", &req);
+                match keys.begin(&key, fingerprint)? {
+                    idempotency::Begin::Replay(series) => {
+                        return Ok(Ingested { series, samples: 0 });
+                    }
+                    idempotency::Begin::New(guard) => Some(guard),
+                }
+            }
+            _ => None,
+        };
+        let ingested = run_sized(req.len() > BLOCKING_BYTES, move || {
             ingest(&gw, &req, &ticket, reservation)
         })
-        .await
+        .await?;
+        if let Some(key) = key {
+            key.applied(ingested.series);
+        }
+        Ok(ingested)
     };
     gateway.recorded(Protocol::Grpc, method, push).await
 }
@@ -130,12 +151,14 @@ impl UnaryService<Bytes> for OtlpExport {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let gw = self.gateway.clone();
         let deadline = deadline_of(req.extensions());
+        let key = idempotency_key(&req);
         Box::pin(async move {
             apply_message(
                 &gw,
                 OTLP_EXPORT,
                 req.into_inner(),
                 deadline,
+                key?,
                 |gw, req, ticket, reservation| {
                     gw.ingest(Vec::new(), ticket, reservation, req.len(), |opts| {
                         gw.decode_otlp(req, opts)
@@ -155,8 +178,9 @@ impl UnaryService<Bytes> for PushService {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let this = self.clone();
         let deadline = deadline_of(req.extensions());
+        let key = idempotency_key(&req);
         Box::pin(async move {
-            let done = this.apply(req.into_inner(), deadline, PUSH).await?;
+            let done = this.apply(req.into_inner(), deadline, PUSH, key?).await?;
             Ok(Response::new(PushResponse {
                 series: done.series as u64,
             }))
@@ -171,16 +195,33 @@ impl ClientStreamingService<Bytes> for PushService {
     fn call(&mut self, req: Request<Streaming<Bytes>>) -> Self::Future {
         let this = self.clone();
         let deadline = deadline_of(req.extensions());
+        let key = idempotency_key(&req);
         Box::pin(async move {
+            if key?.is_some() {
+                return Err(Rejection::invalid(format!(
+                    "{} is not taken on PushStream (it would name a whole stream); send each push with Push",
+                    idempotency::HEADER
+                ))
+                .into());
+            }
             let mut stream = req.into_inner();
             let mut series = 0u64;
             // Each message is applied (or not) on its own, as a push.
             while let Some(msg) = stream.message().await? {
-                series += this.apply(msg, deadline, PUSH_STREAM).await?.series as u64;
+                series += this.apply(msg, deadline, PUSH_STREAM, None).await?.series as u64;
             }
             Ok(Response::new(PushResponse { series }))
         })
     }
+}
+
+/// The call's `idempotency-key` metadata, checked as the HTTP header is.
+fn idempotency_key<T>(req: &Request<T>) -> Result<Option<String>, Status> {
+    req.metadata()
+        .get(idempotency::HEADER)
+        .map(|v| idempotency::parse_key(v.as_bytes()).map(str::to_owned))
+        .transpose()
+        .map_err(Status::from)
 }
 
 fn deadline_of(ext: &axum::http::Extensions) -> Option<Instant> {

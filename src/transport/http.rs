@@ -18,6 +18,7 @@ use crate::Gateway;
 use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
+use crate::idempotency;
 use crate::ingest::{Deadline, Ingested, PushSlots, Ticket, run_sized};
 use crate::memory::Reservation;
 use crate::routes::{self, Handler, Route};
@@ -293,6 +294,10 @@ async fn push_inner(
         Wire::Otlp { .. } => Vec::new(),
     };
     let path_len = uri.path().len();
+    let key = match (gw.idempotency(), headers.get(idempotency::HEADER)) {
+        (Some(keys), Some(v)) => Some((keys, idempotency::parse_key(v.as_bytes())?)),
+        _ => None,
+    };
     // Dropped with this future: a push not applied by then never will be.
     let (ticket, _guard) = Ticket::new(deadline);
     let mut reservation = gw.memory().reservation();
@@ -305,10 +310,28 @@ async fn push_inner(
     )
     .await
     .map_err(|_| Rejection::Timeout)??;
+    let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
+    // A request with the key of one applied is answered as it was.
+    let key = match key {
+        Some((keys, key)) => {
+            let fingerprint = idempotency::fingerprint(
+                uri.path(),
+                header_str(headers, header::CONTENT_TYPE).unwrap_or(""),
+                encoding.as_deref().unwrap_or(""),
+                &raw,
+            );
+            match keys.begin(key, fingerprint)? {
+                idempotency::Begin::Replay(series) => {
+                    return Ok(Ingested { series, samples: 0 });
+                }
+                idempotency::Begin::New(guard) => Some(guard),
+            }
+        }
+        None => None,
+    };
     // The in-flight slot, held until the push is answered: taken only now
     // that the body is here.
     let _slot = slots.map(PushSlots::take).transpose()?;
-    let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
     // Off the async workers when the body is large, or would be once
     // decompressed: a small compressed body is inflated here up to the
     // threshold, and past it handed over whole.
@@ -328,7 +351,7 @@ async fn push_inner(
         }
     };
     let gw = gw.clone();
-    run_sized(body.is_none(), move || {
+    let ingested = run_sized(body.is_none(), move || {
         let body = match body {
             Some(body) => body,
             None => decode::decompress(encoding.as_deref(), raw, limit, &mut reservation)?,
@@ -343,7 +366,11 @@ async fn push_inner(
             }
         })
     })
-    .await
+    .await?;
+    if let Some(key) = key {
+        key.applied(ingested.series);
+    }
+    Ok(ingested)
 }
 
 /// The labels of a push or delete path. A path longer than its labels may
@@ -594,6 +621,9 @@ async fn ready() -> Response {
 async fn self_metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let format =
         encode::Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    if let Some(keys) = gw.idempotency() {
+        gw.telemetry().idempotency(keys.stats());
+    }
     let body = gw.telemetry().render_as(gw.aggregator(), format);
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }

@@ -12,6 +12,7 @@ mod durability;
 mod edges;
 mod grpc;
 mod hostile;
+mod idempotency;
 mod interop;
 mod limits;
 mod otlp;
