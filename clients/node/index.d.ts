@@ -72,6 +72,16 @@ export interface ClientOptions {
 	gzip?: boolean;
 	/** Per call, default 10000. */
 	deadlineMs?: number;
+	/** More attempts of a push answered UNAVAILABLE, ABORTED or DEADLINE_EXCEEDED, default 3. */
+	retries?: number;
+	/** Wait before the first retry, doubled each time, default 100. */
+	backoffMs?: number;
+}
+
+/** Options of one push. */
+export interface PushOptions {
+	/** The push's idempotency key; a new random one when not given. */
+	idempotencyKey?: string;
 }
 
 /** What a push did. */
@@ -87,8 +97,9 @@ export class Client {
 	/**
 	 * Pushes one batch, all or nothing; `labels` are added to every series.
 	 * Rejects with a grpc.ServiceError whose `details` is the gateway's reason.
+	 * Sent with an idempotency key and retried with it, so a retry counts once.
 	 */
-	push(families: MetricFamily[], labels?: Labels): Promise<PushResult>;
+	push(families: MetricFamily[], labels?: Labels, options?: PushOptions): Promise<PushResult>;
 	/** Pushes several [families, labels] batches on one stream, each all or nothing. */
 	pushStream(batches: Array<[MetricFamily[], Labels?]>): Promise<PushResult>;
 	/** Closes the channel. */

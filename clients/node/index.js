@@ -8,6 +8,7 @@
 // with fromRegistry().
 'use strict';
 
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
@@ -128,6 +129,11 @@ async function fromRegistry(registry) {
 	});
 }
 
+// Answers after which a push may not have been applied, or was applied and
+// its answer lost: retried with the same key, which the gateway answers as
+// the first without applying it again.
+const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.ABORTED, grpc.status.DEADLINE_EXCEEDED]);
+
 /** A connection to one gateway. */
 class Client {
 	/**
@@ -139,6 +145,10 @@ class Client {
 	 *   grpc.credentials.createSsl() for a TLS gateway; insecure by default
 	 * @param {boolean} [options.gzip] compress requests
 	 * @param {number} [options.deadlineMs] per call, default 10000
+	 * @param {number} [options.retries] more attempts of a push answered
+	 *   UNAVAILABLE, ABORTED or DEADLINE_EXCEEDED, default 3
+	 * @param {number} [options.backoffMs] wait before the first retry,
+	 *   doubled each time, default 100
 	 */
 	constructor(address, options = {}) {
 		const channelOptions = {};
@@ -154,6 +164,8 @@ class Client {
 			this.metadata.set('authorization', `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`);
 		}
 		this.deadlineMs = options.deadlineMs || 10000;
+		this.retries = options.retries ?? 3;
+		this.backoffMs = options.backoffMs ?? 100;
 	}
 
 	callOptions() {
@@ -165,19 +177,34 @@ class Client {
 	 * (like a Pushgateway grouping key). Resolves to {series} (series
 	 * touched); rejects with a grpc ServiceError whose `details` is the
 	 * gateway's one-line reason.
+	 *
+	 * The push carries an idempotency key (`options.idempotencyKey`, else a
+	 * new random one) and is retried with it: within the gateway's window a
+	 * push with a key it applied already is answered as then and not
+	 * applied again.
 	 */
-	push(families, labels = {}) {
+	async push(families, labels = {}, options = {}) {
 		const request = { metric_families: families, labels };
-		return new Promise((resolve, reject) => {
-			this.stub.Push(request, this.metadata, this.callOptions(), (err, res) =>
-				err ? reject(err) : resolve({ series: Number(res.series || 0) }),
-			);
-		});
+		const metadata = this.metadata.clone();
+		metadata.set('idempotency-key', options.idempotencyKey || crypto.randomUUID());
+		for (let attempt = 0; ; attempt++) {
+			try {
+				return await new Promise((resolve, reject) => {
+					this.stub.Push(request, metadata, this.callOptions(), (err, res) =>
+						err ? reject(err) : resolve({ series: Number(res.series || 0) }),
+					);
+				});
+			} catch (err) {
+				if (!RETRYABLE.has(err.code) || attempt >= this.retries) throw err;
+				await new Promise(r => setTimeout(r, this.backoffMs * 2 ** attempt));
+			}
+		}
 	}
 
 	/**
 	 * Pushes several batches on one stream, each all or nothing:
-	 * `batches` is a list of [families, labels].
+	 * `batches` is a list of [families, labels]. A stream is neither keyed
+	 * nor retried: a retry could not tell which batches were applied.
 	 */
 	pushStream(batches) {
 		return new Promise((resolve, reject) => {

@@ -151,6 +151,33 @@ test('a refused batch fails with the reason and changes nothing', async () => {
 	}
 });
 
+test('a push with its key counts once, even sent concurrently', async () => {
+	await wipe();
+	const client = new Client(address, { retries: 20, backoffMs: 50 });
+	try {
+		const series = [];
+		for (let i = 0; i < 20000; i++) series.push({ labels: { i }, value: 1 });
+		const families = [counter('once_total', 'Once.', series)];
+		// Copies of one push, sent together: one is applied, the others are
+		// told it is in flight (ABORTED), retry with the key and are
+		// answered as it was.
+		const results = await Promise.all(
+			[1, 2, 3, 4].map(() => client.push(families, { job: 'k' }, { idempotencyKey: 'job-42' })),
+		);
+		assert.deepEqual(results, Array(4).fill({ series: 20000 }));
+		// Without a key of its own, each push gets a new one.
+		await client.push([counter('fresh_total', 'Fresh.', 1)], { job: 'f' });
+		await client.push([counter('fresh_total', 'Fresh.', 1)], { job: 'f' });
+		const text = await scrape();
+		assert.match(text, /^once_total\{i="7",job="k"\} 1$/m);
+		assert.match(text, /^fresh_total\{job="f"\} 2$/m);
+		const own = await (await fetch(`${base}/-/metrics`)).text();
+		assert.match(own, /^pag_idempotency_replays_total 3$/m);
+	} finally {
+		client.close();
+	}
+});
+
 test('example.js pushes', async () => {
 	await wipe();
 	const { execFileSync } = require('child_process');

@@ -136,3 +136,34 @@ def test_auth():
         assert "authed_total 1\n" in gw.scrape()
     finally:
         gw.stop()
+
+
+def test_a_push_with_its_key_counts_once_even_concurrently(gateway):
+    import threading
+
+    fams = [metrics_pb2.MetricFamily(name="once_total", type=metrics_pb2.COUNTER)]
+    for i in range(20_000):
+        m = fams[0].metric.add(label=[metrics_pb2.LabelPair(name="i", value=str(i))])
+        m.counter.value = 1
+    results = []
+    with Client(gateway.target, backoff=0.05, retries=20) as client:
+        # Copies of one push, sent together: one is applied, the others are
+        # told it is in flight (ABORTED), retry with the key and are
+        # answered as it was.
+        threads = [
+            threading.Thread(target=lambda: results.append(client.push(fams, {"job": "k"}, idempotency_key="job-42")))
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [20_000] * 4
+        # A push without a key of its own gets a new one each time.
+        client.push([fams[0]], {"job": "fresh"})
+        client.push([fams[0]], {"job": "fresh"})
+    text = gateway.scrape()
+    assert 'once_total{i="7",job="k"} 1\n' in text
+    assert 'once_total{i="7",job="fresh"} 2\n' in text
+    metrics = urllib.request.urlopen(f"http://{gateway.target}/-/metrics", timeout=5).read().decode()
+    assert "pag_idempotency_replays_total 3" in metrics, metrics

@@ -81,3 +81,57 @@ async fn push_push_stream_and_auth() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_with_its_key_counts_once_even_sent_concurrently() {
+    let base = gateway(Default::default()).await;
+    let client = Client::connect(base.clone())
+        .await
+        .unwrap()
+        .with_retries(20, std::time::Duration::from_millis(50));
+    let labels: Vec<(String, String)> = (0..20_000)
+        .map(|i| ("i".to_string(), i.to_string()))
+        .collect();
+    let family = prom_aggregation_gateway_client::MetricFamily {
+        metric: labels
+            .iter()
+            .map(|(k, v)| families::counter("once_total", "", &[(k, v)], 1.0).metric[0].clone())
+            .collect(),
+        ..families::counter("once_total", "", &[], 1.0)
+    };
+    // Copies of one push, sent together: one is applied, the others are
+    // told it is in flight (ABORTED), retry with the key and are answered
+    // as it was.
+    let copies: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut client, family) = (client.clone(), family.clone());
+            tokio::spawn(async move {
+                client
+                    .push_with_key(vec![family], [("job", "k")], "job-42")
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for c in copies {
+        assert_eq!(c.await.unwrap(), 20_000);
+    }
+    // Without a key of its own, each push gets a new one.
+    let mut client = client;
+    for _ in 0..2 {
+        let fresh = vec![families::counter("fresh_total", "", &[], 1.0)];
+        client.push(fresh, [("job", "f")]).await.unwrap();
+    }
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("once_total{i=\"7\",job=\"k\"} 1\n"), "{text}");
+    assert!(text.contains("fresh_total{job=\"f\"} 2\n"), "{text}");
+    assert_ne!(
+        prom_aggregation_gateway_client::new_idempotency_key(),
+        prom_aggregation_gateway_client::new_idempotency_key()
+    );
+}

@@ -3,7 +3,9 @@
 Push the metrics of a ``prometheus_client`` registry (or ready-made
 ``MetricFamily`` messages) to the gateway, which adds them into its aggregate.
 Each batch is applied all or nothing; errors raise ``grpc.RpcError`` with the
-gateway's one-line reason as ``details()``.
+gateway's one-line reason as ``details()``. Every push carries an
+``idempotency-key`` and is retried with it when the answer is lost or the
+gateway is briefly unavailable, so a retried push is counted once.
 
     from prometheus_client import CollectorRegistry, Counter
     from prom_aggregation_gateway_client import push
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import math
+import time
+import uuid
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
@@ -162,8 +166,20 @@ def _families(families: Families) -> List[metrics_pb2.MetricFamily]:
     return list(families)
 
 
+# Answers after which a push may not have been applied, or was applied and
+# its answer lost: retried with the same key, which the gateway answers as
+# the first without applying it again.
+_RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
+
+
 class Client:
-    """A connection to a gateway's gRPC port (``host:port``)."""
+    """A connection to a gateway's gRPC port (``host:port``).
+
+    ``retries`` more attempts (default 3, waiting ``backoff`` seconds, then
+    twice as long each time) are made of a push answered UNAVAILABLE,
+    ABORTED or DEADLINE_EXCEEDED, with the push's idempotency key."""
 
     def __init__(
         self,
@@ -173,24 +189,45 @@ class Client:
         channel: Optional[grpc.Channel] = None,
         timeout: Optional[float] = 30.0,
         compression: Optional[grpc.Compression] = None,
+        retries: int = 3,
+        backoff: float = 0.1,
     ) -> None:
         self._channel = channel or grpc.insecure_channel(target, compression=compression)
         self._stub = gateway_pb2_grpc.AggregationGatewayStub(self._channel)
         self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
         self._metadata: List[Tuple[str, str]] = []
         if credentials is not None:
             token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
             self._metadata.append(("authorization", f"Basic {token}"))
 
-    def push(self, families: Families, labels: Labels = None) -> int:
+    def push(self, families: Families, labels: Labels = None, *, idempotency_key: Optional[str] = None) -> int:
         """Pushes one batch; ``labels`` are added to every series, like a
-        Pushgateway grouping key. Returns the number of series touched."""
+        Pushgateway grouping key. Returns the number of series touched.
+
+        The push is sent with ``idempotency_key`` (a new random one when not
+        given) and retried with it: within the gateway's window a push with
+        a key it applied already is answered as then and not applied again.
+        Give your own key to make a push exactly-once across restarts of
+        your program."""
         req = gateway_pb2.PushRequest(metric_families=_families(families), labels=dict(labels or {}))
-        return self._stub.Push(req, metadata=self._metadata, timeout=self._timeout).series
+        metadata = self._metadata + [("idempotency-key", idempotency_key or str(uuid.uuid4()))]
+        attempt = 0
+        while True:
+            try:
+                return self._stub.Push(req, metadata=metadata, timeout=self._timeout).series
+            except grpc.RpcError as e:
+                if e.code() not in _RETRYABLE or attempt >= self._retries:
+                    raise
+                time.sleep(self._backoff * 2**attempt)
+                attempt += 1
 
     def push_stream(self, batches: Iterable[Tuple[Families, Labels]]) -> int:
         """Pushes a stream of ``(families, labels)`` batches, each all or
-        nothing. Returns the series touched over all batches."""
+        nothing. Returns the series touched over all batches. A stream is
+        neither keyed nor retried: a retry could not tell which batches
+        were applied."""
         requests = (
             gateway_pb2.PushRequest(metric_families=_families(f), labels=dict(lbl or {})) for f, lbl in batches
         )
