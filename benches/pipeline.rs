@@ -193,6 +193,43 @@ fn benches(c: &mut Criterion) {
         };
         otlp::request(&otlp_body, &opts, &settings).expect("valid OTLP")
     };
+    // The same export with each point's window (as SDKs send deltas),
+    // checked against the windows counted: claimed and given back each
+    // time, so every point takes the path of a new window twice (claim,
+    // then give back), an upper bound of what a steady producer costs.
+    let timed_body = {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        use prost::Message;
+        let mut req = ExportMetricsServiceRequest::decode(&otlp_body[..]).unwrap();
+        for m in &mut req.resource_metrics[0].scope_metrics[0].metrics {
+            if let Some(Data::Sum(sum)) = &mut m.data {
+                for p in &mut sum.data_points {
+                    p.start_time_unix_nano = 1_700_000_000_000_000_000;
+                    p.time_unix_nano = 1_700_000_010_000_000_000;
+                }
+            }
+        }
+        req.encode_to_vec()
+    };
+    let agg_windows = aggregator();
+    g.bench_function("decode_otlp_windows_100k", |b| {
+        b.iter(|| {
+            let rules = LabelRules::default();
+            let claims = agg_windows.delta_claims();
+            let opts = Options {
+                labels: &rules,
+                gauge_nan_ok: false,
+                spend: None,
+                windows: Some(&claims),
+            };
+            let settings = otlp::Settings {
+                gauge_mode: GaugeMode::Sum,
+                promote: &[],
+            };
+            black_box(otlp::request(&timed_body, &opts, &settings).expect("valid OTLP"))
+        })
+    });
     let agg_otlp = aggregator();
     agg_otlp.apply(decode_otlp()).unwrap();
     g.bench_function("decode_otlp_100k", |b| b.iter(|| black_box(decode_otlp())));

@@ -54,6 +54,8 @@ pub enum Handler {
     Status,
     /// `GET /api/v1/families`.
     Families,
+    /// `GET /api/v1/series`.
+    Series,
     /// `GET /api/v1/cardinality`.
     Cardinality,
     /// `GET /api/v1/groups`.
@@ -98,6 +100,7 @@ impl Handler {
             Handler::Wipe => "admin",
             Handler::Status => "status",
             Handler::Families => "families",
+            Handler::Series => "series",
             Handler::Cardinality => "cardinality",
             Handler::Groups => "groups",
             Handler::Rejections => "rejections",
@@ -211,6 +214,7 @@ pub static MAIN: &[Route] = &[
         S::Open,
         B::None,
     ),
+    route(Method::GET, "/api/v1/series", H::Series, S::Open, B::None),
     route(
         Method::GET,
         "/api/v1/cardinality",

@@ -25,7 +25,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use promql_parser::label::Matcher;
 
-pub use file::{LoadError, MAX_REGEX_BYTES, parse};
+pub use file::{LoadError, MAX_REGEX_BYTES, parse, selector};
 
 use crate::model::{Kind, Meaning, Push, SeriesKey, labels};
 
@@ -235,6 +235,30 @@ pub const DEFAULT_SOURCE_TTL: Duration = Duration::from_secs(3600);
 /// (five of OpenTelemetry's default export intervals, twenty of a 15 s
 /// push loop) is taken as gone and its value leaves the output.
 pub const DEFAULT_LEVEL_TTL: Duration = Duration::from_secs(300);
+
+/// A series selector: matchers on the metric name and on other labels.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    names: Vec<promql_parser::label::Matcher>,
+    labels: Vec<promql_parser::label::Matcher>,
+}
+
+impl Selector {
+    /// Whether a family of this name may hold matching series.
+    pub fn matches_name(&self, name: &str) -> bool {
+        self.names.iter().all(|m| m.is_match(name))
+    }
+
+    /// Whether a series of this key matches (a missing label matches as
+    /// the empty value, as in PromQL).
+    pub fn matches_key(&self, key: &[u8]) -> bool {
+        self.labels.iter().all(|m| {
+            let raw = labels::raw_value(key, m.name.as_bytes()).unwrap_or(b"");
+            let value = labels::unescape(raw);
+            m.is_match(std::str::from_utf8(&value).unwrap_or(""))
+        })
+    }
+}
 
 /// Label matcher results by label value, for one family of one push:
 /// values repeat (a handful of jobs or instances over thousands of

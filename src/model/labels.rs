@@ -459,6 +459,26 @@ pub fn raw_pairs(key: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
+/// Whether `key` reads whole as a key's label pairs: every name a label
+/// name, every value UTF-8, each pair ended by its NUL.
+pub fn is_key(key: &[u8]) -> bool {
+    let mut it = pairs(key);
+    let mut read = 0;
+    loop {
+        let before = it.rest.len();
+        let Some((name, value)) = it.next() else {
+            return read == key.len();
+        };
+        if !std::str::from_utf8(name).is_ok_and(is_label_name)
+            || std::str::from_utf8(&value).is_err()
+            || key.get(read + before - it.rest.len() - 1) != Some(&0)
+        {
+            return false;
+        }
+        read += before - it.rest.len();
+    }
+}
+
 /// A key as `{a="1",b="2"}` (`{}` when empty), for error messages.
 pub fn describe(key: &[u8]) -> String {
     let pairs: Vec<String> = pairs(key)

@@ -264,6 +264,18 @@ fn precheck(selector: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A series selector (`name{label="value"}`) as the status API takes it:
+/// the same checks as a rule's `match`, its regexes within `regex_budget`
+/// bytes of automaton.
+pub fn selector(text: &str, regex_budget: usize) -> Result<super::Selector, String> {
+    let (names, labels) = selector_matchers(text)?;
+    let mut left = regex_budget;
+    for m in names.iter().chain(&labels) {
+        left -= regex_bytes(m, left)?;
+    }
+    Ok(super::Selector { names, labels })
+}
+
 /// A PromQL series selector's matchers, split into those on the metric
 /// name and those on other labels.
 fn selector_matchers(selector: &str) -> Result<(Vec<Matcher>, Vec<Matcher>), String> {

@@ -227,6 +227,210 @@ fn families_page(gw: &Gateway, q: FamiliesQuery) -> Response {
     page_answer(gw, "families", views.len(), offset, limit, page)
 }
 
+/// `?match=&offset=&limit=` of `/api/v1/series`.
+#[derive(Debug, Deserialize)]
+pub struct SeriesQuery {
+    /// A series selector: `name{label="value", other=~"re.*"}`; every
+    /// series when left out.
+    #[serde(rename = "match")]
+    selector: Option<String>,
+    /// Matching series skipped (in family, then key order).
+    offset: Option<usize>,
+    /// Series listed (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// Bytes of regex automaton one `/api/v1/series` selector may build.
+const SELECTOR_REGEX_BYTES: usize = 1 << 20;
+
+/// `GET /api/v1/series?match=<selector>`: "why did this jump?" Each
+/// matching output series with its value, start time, the rules of its
+/// family, and the sources the gateway tracks for it (a `total` source's
+/// last running total, a `latest` source's level; OTLP producers by their
+/// identity), a page at a time.
+pub async fn series(State(gw): State<Gateway>, Query(q): Query<SeriesQuery>) -> Response {
+    // Without one, every series.
+    let text = q
+        .selector
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or("{__name__=~\".+\"}");
+    let selector = match crate::rules::selector(text, SELECTOR_REGEX_BYTES) {
+        Ok(s) => s,
+        Err(e) => return crate::error::Rejection::Invalid(e).into_response(),
+    };
+    tokio::task::spawn_blocking(move || series_page(&gw, &selector, q.offset, q.limit))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn series_page(
+    gw: &Gateway,
+    selector: &crate::rules::Selector,
+    offset: Option<usize>,
+    limit: Option<usize>,
+) -> Response {
+    let limit = limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = offset.unwrap_or(0);
+    let rules = gw.rules();
+    gw.aggregator().read_snapshot(|families, sources, now| {
+        let matching = || {
+            families
+                .iter()
+                .filter(|(name, _)| selector.matches_name(name))
+                .flat_map(|(name, view)| {
+                    view.series()
+                        .filter(|(key, _)| selector.matches_key(key))
+                        .map(move |(key, s)| (*name, *view, key, s))
+                })
+        };
+        let total = matching().count();
+        // The page's series, then their sources: one pass over each of
+        // its families' sources, not one per series.
+        let page: Vec<_> = matching().skip(offset).take(limit).collect();
+        let mut of_output: std::collections::HashMap<(&str, &[u8]), (usize, Vec<SourceEntry<'_>>)> =
+            page.iter()
+                .map(|(n, _, k, _)| ((*n, *k), (0, Vec::new())))
+                .collect();
+        let mut names: Vec<&str> = page.iter().map(|(n, ..)| *n).collect();
+        names.dedup();
+        for name in names {
+            let Ok(at) = sources.binary_search_by(|(n, _)| (**n).cmp(name)) else {
+                continue;
+            };
+            for row in sources[at].1.rows(now) {
+                if let Some((total, listed)) = of_output.get_mut(&(name, row.output)) {
+                    *total += 1;
+                    if listed.len() < MAX_LISTED_SOURCES {
+                        listed.push(SourceEntry::of(row));
+                    }
+                }
+            }
+        }
+        let entries = page.into_iter().map(|(name, view, key, s)| {
+            let (rule_names, _) = rules.rules_for(name, view.kind);
+            let (sources_total, sources) = of_output.remove(&(name, key)).unwrap_or_default();
+            SeriesEntry {
+                family: name,
+                kind: view.kind.as_str(),
+                labels: KeyLabels(key),
+                value: ValueEntry::Borrowed(&s.value),
+                start_time: s.created().map(crate::model::created_seconds),
+                rules: rule_names,
+                sources_total,
+                sources,
+            }
+        });
+        let page = page_of(entries, limit);
+        page_answer(gw, "series", total, offset, limit, page)
+    })
+}
+
+/// One output series of `/api/v1/series`.
+#[derive(Serialize)]
+struct SeriesEntry<'a> {
+    family: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    labels: KeyLabels<'a>,
+    value: ValueEntry<'a>,
+    /// Unix seconds (`_created`); none for gauges and untyped.
+    start_time: Option<f64>,
+    /// The rules that may take the family's series.
+    rules: Vec<&'a str>,
+    /// Sources tracked for it; the first [`MAX_LISTED_SOURCES`] listed.
+    sources_total: usize,
+    sources: Vec<SourceEntry<'a>>,
+}
+
+/// Sources one series of `/api/v1/series` lists, at most: a `latest`
+/// output of thousands of live senders would be one entry of megabytes.
+const MAX_LISTED_SOURCES: usize = 100;
+
+/// One tracked source of an output series.
+#[derive(Serialize)]
+struct SourceEntry<'a> {
+    /// The source's labels (`source_labels` of its rule).
+    labels: KeyLabels<'a>,
+    /// The OTLP producer's identity (hex), when it is one.
+    producer: Option<String>,
+    /// A `total` source's last running total; a `latest` source's level.
+    value: ValueEntry<'static>,
+    /// When its last point was taken (Unix seconds; OTLP only).
+    last_point_time: Option<f64>,
+    /// Seconds until it is forgotten without another push.
+    forgotten_in_seconds: u32,
+    rule: String,
+}
+
+impl<'a> SourceEntry<'a> {
+    fn of(row: crate::aggregate::sources::SourceRow<'a>) -> SourceEntry<'a> {
+        // An OTLP producer's identity ends the source key: a label key
+        // never holds it, so a key that does not read as labels has one.
+        const PRODUCER: usize = 16;
+        let (labels, producer) = if labels::is_key(row.source) || row.source.len() < PRODUCER {
+            (row.source, None)
+        } else {
+            let (l, p) = row.source.split_at(row.source.len() - PRODUCER);
+            (l, Some(p.iter().map(|b| format!("{b:02x}")).collect()))
+        };
+        SourceEntry {
+            labels: KeyLabels(labels),
+            producer,
+            value: ValueEntry::owned(row.series.value),
+            last_point_time: (row.time != 0).then(|| row.time as f64 / 1e9),
+            forgotten_in_seconds: row.left,
+            rule: row.rule.to_string(),
+        }
+    }
+}
+
+/// A value as JSON: a number (or `"NaN"`, `"+Inf"`, `"-Inf"`, as
+/// Prometheus' API writes them), `{count, sum}` for histograms and
+/// summaries.
+enum ValueEntry<'a> {
+    Borrowed(&'a crate::model::Value),
+    Owned(crate::model::Value),
+}
+
+impl ValueEntry<'static> {
+    fn owned(v: crate::model::Value) -> ValueEntry<'static> {
+        ValueEntry::Owned(v)
+    }
+}
+
+impl Serialize for ValueEntry<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::model::Value;
+        use serde::ser::SerializeMap;
+        let number = |v: f64| -> serde_json::Value {
+            if v.is_finite() {
+                json!(v)
+            } else if v.is_nan() {
+                json!("NaN")
+            } else if v > 0.0 {
+                json!("+Inf")
+            } else {
+                json!("-Inf")
+            }
+        };
+        let v = match self {
+            ValueEntry::Borrowed(v) => *v,
+            ValueEntry::Owned(v) => v,
+        };
+        let (count, sum) = match v {
+            Value::Scalar(x) => return number(*x).serialize(s),
+            Value::Histogram(h) => (h.count, h.sum),
+            Value::Native(h) => (h.count, h.sum),
+            Value::Summary { count, sum } => (*count, *sum),
+        };
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("count", &number(count))?;
+        m.serialize_entry("sum", &number(sum))?;
+        m.end()
+    }
+}
+
 /// One family of `/api/v1/families`.
 #[derive(Serialize)]
 struct FamilyEntry<'a> {
@@ -298,6 +502,20 @@ struct LabelMap<'a>(&'a [(String, String)]);
 impl Serialize for LabelMap<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(n, v)| (n, v)))
+    }
+}
+
+/// A series key's labels as an object.
+struct KeyLabels<'a>(&'a [u8]);
+
+impl Serialize for KeyLabels<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(labels::pairs(self.0).map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        }))
     }
 }
 

@@ -77,6 +77,7 @@ fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
         Handler::Wipe => on(filter, wipe),
         Handler::Status => on(filter, super::api::status),
         Handler::Families => on(filter, super::api::families),
+        Handler::Series => on(filter, super::api::series),
         Handler::Cardinality => on(filter, super::api::cardinality),
         Handler::Groups => on(filter, super::api::groups),
         Handler::Rejections => on(filter, super::api::rejections),

@@ -7,6 +7,10 @@ const PAGE = 50;
 let familyOffset = 0;
 let familyNext = 0;
 let current = 'families';
+// The family opened into its series, and the series opened into its
+// sources (by its labels' text), kept across refreshes.
+let openFamily = null;
+let openSeries = null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -92,8 +96,18 @@ async function act(method, path, what) {
 async function showFamilies() {
   const q = encodeURIComponent($('family-search').value);
   const data = await get(`api/v1/families?limit=${PAGE}&offset=${familyOffset}&match=${q}`);
-  const rows = data.families.map((f) =>
-    row([el('code', f.name), f.type, f.mode, f.series, when(f.last_update), f.help]));
+  const rows = [];
+  for (const f of data.families) {
+    const name = el('button', null, 'link');
+    name.appendChild(el('code', f.name));
+    name.addEventListener('click', () => {
+      openFamily = openFamily === f.name ? null : f.name;
+      openSeries = null;
+      refresh();
+    });
+    rows.push(row([name, f.type, f.mode, f.series, when(f.last_update), f.help]));
+    if (openFamily === f.name) rows.push(...(await seriesRows(f.name)));
+  }
   const nothing = data.total === 0 && !$('family-search').value;
   $('empty').hidden = !nothing;
   fill($('family-rows'), rows, nothing ? '' : 'no family matches');
@@ -103,6 +117,42 @@ async function showFamilies() {
   $('page-info').textContent = data.total ? `${data.offset + 1}–${last} of ${data.total}` : '';
   $('prev').disabled = data.offset === 0;
   $('next').disabled = last >= data.total;
+}
+
+function valueText(v) {
+  return v !== null && typeof v === 'object' ? `count ${v.count}, sum ${v.sum}` : String(v);
+}
+
+// A family's series (the first page) and, under the one opened, its
+// sources: what each sender last gave, so a jump can be traced to one.
+async function seriesRows(family) {
+  const selector = `{__name__=${JSON.stringify(family)}}`;
+  const data = await get(`api/v1/series?limit=${PAGE}&match=${encodeURIComponent(selector)}`);
+  const rows = [];
+  for (const s of data.series) {
+    const key = labelText(s.labels);
+    const name = el('button', key, 'link');
+    name.addEventListener('click', () => { openSeries = openSeries === key ? null : key; refresh(); });
+    const start = s.start_time === null ? '' : `started ${when(s.start_time)}`;
+    const sources = s.sources_total ? `${s.sources_total} source(s)` : '';
+    const tr = row([name, '', '', valueText(s.value), start, sources]);
+    tr.className = 'detail';
+    rows.push(tr);
+    if (openSeries !== key) continue;
+    for (const src of s.sources) {
+      const who = src.producer ? `producer ${src.producer} ${labelText(src.labels)}` : labelText(src.labels);
+      const last = src.last_point_time ? `last point ${when(src.last_point_time)}` : '';
+      const sr = row([el('code', who), src.rule, '', valueText(src.value), last, `forgotten in ${src.forgotten_in_seconds} s`]);
+      sr.className = 'source';
+      rows.push(sr);
+    }
+  }
+  if (data.next !== null) {
+    const more = row([el('span', `${data.total - data.series.length} more series: /api/v1/series?match=${selector}`, 'muted')]);
+    more.className = 'detail';
+    rows.push(more);
+  }
+  return rows;
 }
 
 async function showGroups() {

@@ -71,7 +71,7 @@ fn row(route: &'static Route) -> Row {
         // Refused (401): the attacker has no admin credentials.
         Handler::Delete | Handler::Wipe => ("", small),
         Handler::Status => ("", AtMost(64 << 10)),
-        Handler::Families | Handler::Groups => ("?limit=1000", Paged),
+        Handler::Families | Handler::Groups | Handler::Series => ("?limit=1000", Paged),
         Handler::Cardinality => ("?limit=100", AtMost(1 << 20)),
         Handler::Rejections => ("", AtMost(1 << 20)),
         Handler::Page | Handler::Script | Handler::Style | Handler::Icon => ("", AtMost(256 << 10)),

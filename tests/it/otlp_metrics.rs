@@ -62,6 +62,21 @@ pub fn export(instance: &str, v: f64, temporality: AggregationTemporality) -> Ve
     .encode_to_vec()
 }
 
+/// One producer's export of a gauge `connections` at level `v`.
+pub fn gauge_export(instance: &str, v: f64) -> Vec<u8> {
+    let body = export(instance, v, AggregationTemporality::Delta);
+    let mut req = ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+    let metric = &mut req.resource_metrics[0].scope_metrics[0].metrics[0];
+    let Some(Data::Sum(sum)) = metric.data.take() else {
+        unreachable!()
+    };
+    metric.name = "connections".into();
+    metric.data = Some(Data::Gauge(m::Gauge {
+        data_points: sum.data_points,
+    }));
+    req.encode_to_vec()
+}
+
 async fn post(gw: &Gateway, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = gw
         .client

@@ -137,6 +137,7 @@ fn expected(route: &Route, ct: Ct, creds: Creds) -> Outcome {
         Handler::Scrape
         | Handler::Status
         | Handler::Families
+        | Handler::Series
         | Handler::Cardinality
         | Handler::Groups
         | Handler::Rejections

@@ -1,5 +1,5 @@
-//! The status API (`/api/v1/families`, `/cardinality`, `/groups`,
-//! `/rejections`, `/status`) and the status page's routes, over real
+//! The status API (`/api/v1/families`, `/series`, `/cardinality`,
+//! `/groups`, `/rejections`, `/status`) and the status page's routes, over real
 //! sockets.
 
 use serde_json::Value;
@@ -384,4 +384,85 @@ async fn push_time_gauges_per_group_when_asked() {
         .request("POST", "/metrics/job/a", &[], "x_total 1\n")
         .await;
     assert!(!plain.scrape().await.contains("push_time_seconds"));
+}
+
+/// `/api/v1/series`: "why did this jump?" An output series of a `total`
+/// rule lists its sources with their last running totals; a `latest` one
+/// its live levels; an OTLP producer's level names the producer; a
+/// selector picks series by name and labels; pages are bounded.
+#[tokio::test]
+async fn series_show_their_sources() {
+    let dir = crate::support::TempDir::new("series-api");
+    let file = dir.path.join("rules.yml");
+    std::fs::write(
+        &file,
+        "rules:\n  - match: 'jobs_total'\n    mode: total\n    source_labels: [instance]\n    without: [instance]\n  - match: 'queue_depth'\n    mode: latest\n    combine: sum\n    source_labels: [instance]\n    without: [instance]\n",
+    )
+    .unwrap();
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        rules_file: Some(file),
+        ..Default::default()
+    })
+    .await;
+    for (instance, v) in [("a", 3.0), ("b", 4.0), ("a", 5.0)] {
+        gw.push_ok(
+            &format!("/metrics/job/j/instance/{instance}"),
+            &format!("# TYPE jobs_total counter\njobs_total {v}\n# TYPE queue_depth gauge\nqueue_depth {v}\n"),
+        )
+        .await;
+    }
+    let r = get_json(&gw, "/api/v1/series?match=jobs_total%7Bjob%3D%22j%22%7D").await;
+    assert_eq!(r["total"], 1, "{r}");
+    let s = &r["series"][0];
+    assert_eq!(s["family"], "jobs_total");
+    assert_eq!(s["labels"], serde_json::json!({"job": "j"}));
+    assert_eq!(s["value"], 9.0, "{s}");
+    assert!(s["start_time"].as_f64().unwrap() > 1.7e9, "{s}");
+    assert_eq!(s["sources_total"], 2);
+    let mut sources: Vec<(String, f64)> = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["labels"]["instance"].as_str().unwrap().to_string(),
+                x["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    sources.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(sources, [("a".into(), 5.0), ("b".into(), 4.0)]);
+    let r = get_json(&gw, "/api/v1/series?match=queue_depth").await;
+    let s = &r["series"][0];
+    assert_eq!(s["value"], 9.0, "{s}");
+    assert_eq!(s["start_time"], serde_json::Value::Null);
+    assert_eq!(s["sources"].as_array().unwrap().len(), 2, "{s}");
+    // An OTLP producer's level names its producer.
+    let body = crate::otlp_metrics::gauge_export("pod-1", 7.0);
+    let r = gw
+        .client
+        .post(format!("{}/v1/metrics", gw.base))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get_json(&gw, "/api/v1/series?match=%7B__name__%3D~%22conn.*%22%7D").await;
+    let src = &r["series"][0]["sources"][0];
+    assert_eq!(src["producer"].as_str().unwrap().len(), 32, "{r}");
+    assert_eq!(src["rule"], "otlp_levels");
+    assert_eq!(src["value"], 7.0);
+    // Every series, a page at a time.
+    let r = get_json(&gw, "/api/v1/series?limit=1").await;
+    assert_eq!(
+        (r["total"].as_u64(), r["next"].as_u64()),
+        (Some(3), Some(1))
+    );
+    // A selector that is none: 400 with the reason.
+    let bad = gw
+        .request("GET", "/api/v1/series?match=rate(x%5B5m%5D)", &[], "")
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("series selector"), "{}", bad.text());
 }

@@ -1,5 +1,6 @@
 // The gateway's status page in headless Chromium (Debian's chromium, driven
 // by playwright-core): reads the families, groups and rejections tables,
+// opens a family into its series,
 // deletes one group through the page with admin credentials, and saves a
 // screenshot. Every request the page makes and every console error is
 // recorded, so the test can check that nothing left the gateway.
@@ -30,6 +31,11 @@ async function main() {
     await page.waitForSelector('#family-rows tr td code');
     const families = await cells(page, 'family-rows');
     const summary = await page.textContent('#summary');
+    // A family opens into its series.
+    await page.click('#family-rows button:has-text("web_clicks_total")');
+    await page.waitForSelector('#family-rows tr.detail');
+    const series = await page.$$eval('#family-rows tr.detail', (rows) =>
+      rows.map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent)));
 
     await page.click('nav button[data-tab="groups"]');
     await page.waitForSelector('#group-rows tr td code');
@@ -61,6 +67,7 @@ async function main() {
       csp,
       summary,
       families,
+      series,
       groupsBefore,
       groupsAfter,
       rejections,

@@ -161,6 +161,15 @@ async fn status_page_in_chromium() {
         families.iter().any(|r| r.starts_with("batch_runs_total")),
         "{families:?}"
     );
+    // The family opened into its series: labels, value, start time.
+    let series = texts("series");
+    assert!(
+        series
+            .iter()
+            .any(|r| r
+                .starts_with("{button=\"buy\", instance=\"a\", job=\"web\"} |  |  | 3 | started ")),
+        "{series:?}"
+    );
     let before = texts("groupsBefore");
     assert!(
         before.iter().any(|r| r.starts_with("{job=\"gone\"}")),
