@@ -288,10 +288,10 @@ fn series_page(
         // The page's series, then their sources: one pass over each of
         // its families' sources, not one per series.
         let page: Vec<_> = matching().skip(offset).take(limit).collect();
-        let mut of_output: std::collections::HashMap<(&str, &[u8]), (usize, Vec<SourceEntry<'_>>)> =
-            page.iter()
-                .map(|(n, _, k, _)| ((*n, *k), (0, Vec::new())))
-                .collect();
+        let mut of_output: std::collections::HashMap<(&str, &[u8]), ListedSources<'_>> = page
+            .iter()
+            .map(|(n, _, k, _)| ((*n, *k), (0, Vec::new())))
+            .collect();
         let mut names: Vec<&str> = page.iter().map(|(n, ..)| *n).collect();
         names.dedup();
         for name in names {
@@ -346,6 +346,9 @@ struct SeriesEntry<'a> {
 /// Sources one series of `/api/v1/series` lists, at most: a `latest`
 /// output of thousands of live senders would be one entry of megabytes.
 const MAX_LISTED_SOURCES: usize = 100;
+
+/// How many sources an output series has, and the ones listed.
+type ListedSources<'a> = (usize, Vec<SourceEntry<'a>>);
 
 /// One tracked source of an output series.
 #[derive(Serialize)]
