@@ -74,6 +74,10 @@ pub struct Settings {
     /// [`Aggregator::take_dropped`] (the remote-write output's staleness
     /// markers); off, nothing is kept.
     pub journal: bool,
+    /// A new counter, histogram or summary no sender gave a start time
+    /// starts when it is made (`--start-times always`); off, only the
+    /// senders' own are kept (`given`).
+    pub made_start_times: bool,
 }
 
 impl Default for Settings {
@@ -89,6 +93,7 @@ impl Default for Settings {
             clock: crate::clock::Clock::system(),
             series_ttl: None,
             journal: false,
+            made_start_times: true,
         }
     }
 }
@@ -455,7 +460,7 @@ impl Aggregator {
         let when = store::Writing {
             now,
             stamp: self.stamp(),
-            started: (!restoring).then(|| self.clock.wall()),
+            started: (!restoring && self.settings.made_start_times).then(|| self.clock.wall()),
         };
         let expiring = !self.expiring.load(Ordering::Relaxed)
             && (self.settings.series_ttl.is_some()

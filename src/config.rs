@@ -20,6 +20,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which start times counters, histograms and summaries carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StartTimes {
+    /// The earliest their senders gave, else when the gateway made them.
+    #[default]
+    Always,
+    /// Only those their senders gave.
+    Given,
+}
+
 /// Command-line flags, as given.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "prom-aggregation-gateway", version, about)]
@@ -189,6 +199,15 @@ pub struct Args {
     #[arg(long, env = "PAG_SERIES_TTL", value_parser = parse_duration)]
     pub series_ttl: Option<Duration>,
 
+    /// Start times of counters, histograms and summaries (OpenMetrics
+    /// `_created`, protobuf `created_timestamp`): `always` gives each the
+    /// earliest its senders gave, else the time the gateway made it;
+    /// `given` only the senders' own (Prometheus before 2.50, and later
+    /// ones without `created-timestamp-zero-ingestion`, store each
+    /// OpenMetrics `_created` as a series of its own).
+    #[arg(long, env = "PAG_START_TIMES", value_enum, default_value_t = StartTimes::Always)]
+    pub start_times: StartTimes,
+
     /// How long a push's `Idempotency-Key` is remembered after it was
     /// applied: a request with it within this time applies nothing. 0
     /// turns keys off (they are then ignored).
@@ -348,6 +367,8 @@ pub struct Config {
     pub limits: crate::model::Limits,
     /// `--series-ttl`.
     pub series_ttl: Option<Duration>,
+    /// `--start-times`.
+    pub start_times: StartTimes,
     /// `--idempotency-window`; `None`: keys are ignored.
     pub idempotency_window: Option<Duration>,
     /// `--rules`.
@@ -491,6 +512,7 @@ impl TryFrom<Args> for Config {
             },
             series_ttl: a.series_ttl.filter(|d| !d.is_zero()),
             idempotency_window: Some(a.idempotency_window).filter(|d| !d.is_zero()),
+            start_times: a.start_times,
             rules_file: a.rules,
             remote_write,
             rules_check_interval: a.rules_check_interval.max(Duration::from_millis(100)),

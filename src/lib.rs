@@ -109,6 +109,7 @@ impl Gateway {
             clock: config.clock.clone(),
             series_ttl: config.series_ttl,
             journal: config.remote_write.is_some(),
+            made_start_times: config.start_times == config::StartTimes::Always,
         });
         let telemetry = telemetry::Telemetry::new(config.max_series);
         let scrape_cache = encode::Cache::new(memory, config.scrape_keep_bytes);

@@ -761,6 +761,11 @@ pub async fn status(State(gw): State<Gateway>) -> Response {
                 "cors": config.cors,
                 "gauge_mode": gauge_mode_name(config.gauge_mode),
                 "series_ttl_seconds": secs(config.series_ttl),
+                "start_times": match config.start_times {
+                    crate::config::StartTimes::Always => "always",
+                    crate::config::StartTimes::Given => "given",
+                },
+                "idempotency_window_seconds": secs(config.idempotency_window),
                 "rules_file": config.rules_file.as_ref().map(|p| p.display().to_string()),
                 "rules": gw.rules().rules().len(),
                 "persistence_file": config.persistence_file.as_ref().map(|p| p.display().to_string()),

@@ -414,3 +414,19 @@ async fn every_cumulative_aggregate_has_a_start_time_that_moves_on_reset() {
         .expect("c_created{job=\"a\"}");
     assert!(again > first, "{again} after {first}");
 }
+
+#[tokio::test]
+async fn start_times_can_be_only_the_senders_own() {
+    let gw = Gateway::start_with(prom_aggregation_gateway::Config {
+        start_times: prom_aggregation_gateway::config::StartTimes::Given,
+        ..Default::default()
+    })
+    .await;
+    gw.push_ok(
+        "/metrics/job/a",
+        "# TYPE c_total counter\nc_total 2\n# TYPE d_total counter\nd_total 1\n# TYPE d_created gauge\nd_created 1700000000\n",
+    )
+    .await;
+    assert_eq!(created_of(&gw, "c_created{job=\"a\"}").await, None);
+    assert_eq!(created_of(&gw, "d_created{job=\"a\"}").await, Some(1.7e9));
+}
