@@ -129,6 +129,7 @@ fn aggregator() -> Aggregator {
     Aggregator::new(Settings {
         gauge_mode: GaugeMode::Sum,
         max_series: 10_000_000,
+        made_start_times: std::env::var_os("PAG_BENCH_NO_START_TIMES").is_none(),
         ..Default::default()
     })
 }
