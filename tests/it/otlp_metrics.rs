@@ -378,13 +378,10 @@ async fn producers_sum_exactly(gw: &Gateway, producers: Vec<(&str, Command)>) {
     // The UpDownCounter is each producer's level: the levels add up
     // across producers (cumulative), as their changes do (delta); an
     // export does not add its level again.
-    // (The Python producers record one; the Node ones do not.)
-    if totals.contains_key("connections_level") {
-        assert_eq!(
-            v("connections_open{job=\"checkout\"}"),
-            t("connections_level")
-        );
-    }
+    assert_eq!(
+        v("connections_open{job=\"checkout\"}"),
+        t("connections_level")
+    );
     // The exponential histogram is native: in the protobuf scrape.
     let families = crate::support::scrape_protobuf(gw).await;
     let payload = families

@@ -1,5 +1,5 @@
 // One OpenTelemetry producer with the Node SDK: records into a counter, a
-// histogram and an exponential histogram, exports them (delta temporality, or
+// histogram, an exponential histogram and an UpDownCounter (a level), exports them (delta temporality, or
 // cumulative with `cumulative`) over OTLP/HTTP (protobuf, or JSON with `json`)
 // to the gateway three times (three collection cycles), and prints what it
 // recorded as JSON.
@@ -43,8 +43,24 @@ async function main() {
   const orders = meter.createCounter('orders', { unit: '{order}', description: 'Orders placed.' });
   const latency = meter.createHistogram('checkout.latency', { unit: 's', description: 'Checkout time.' });
   const payload = meter.createHistogram('payload.size', { unit: 'By', description: 'Payload sizes.' });
-  const recorded = { orders_get: 0, orders_post: 0, latency_count: 0, latency_sum: 0, payload_count: 0 };
+  const connections = meter.createUpDownCounter('connections.open', {
+    unit: '{connection}',
+    description: 'Connections open now.',
+  });
+  const recorded = {
+    orders_get: 0,
+    orders_post: 0,
+    latency_count: 0,
+    latency_sum: 0,
+    payload_count: 0,
+    connections_level: 0,
+  };
   for (let cycle = 0; cycle < 3; cycle++) {
+    // The level goes up, up, down: each export holds the level then (or,
+    // in delta, the change); the producers' levels add up.
+    const change = [3 + seed, 2, -1][cycle];
+    connections.add(change);
+    recorded.connections_level += change;
     for (let i = 0; i < 5 + seed + cycle; i++) {
       const method = (i + seed) % 3 ? 'GET' : 'POST';
       orders.add(2, { method });
