@@ -77,7 +77,7 @@ pub fn gauge_export(instance: &str, v: f64) -> Vec<u8> {
     req.encode_to_vec()
 }
 
-async fn post(gw: &Gateway, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::Response {
+pub async fn post(gw: &Gateway, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = gw
         .client
         .post(format!("{}/v1/metrics", gw.base))

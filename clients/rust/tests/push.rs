@@ -19,6 +19,15 @@ async fn gateway(config: prom_aggregation_gateway::Config) -> String {
     format!("http://{addr}")
 }
 
+async fn scrape(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn push_push_stream_and_auth() {
     let config = prom_aggregation_gateway::Config {
@@ -69,12 +78,7 @@ async fn push_push_stream_and_auth() {
             .unwrap(),
         2
     );
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&base).await;
     assert!(text.contains("c_total{job=\"t\",k=\"v\"} 8\n"), "{text}");
     assert!(
         text.contains("h_bucket{job=\"t\",le=\"+Inf\"} 2\n"),
@@ -122,12 +126,7 @@ async fn a_push_with_its_key_counts_once_even_sent_concurrently() {
         let fresh = vec![families::counter("fresh_total", "", &[], 1.0)];
         client.push(fresh, [("job", "f")]).await.unwrap();
     }
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&base).await;
     assert!(text.contains("once_total{i=\"7\",job=\"k\"} 1\n"), "{text}");
     assert!(text.contains("fresh_total{job=\"f\"} 2\n"), "{text}");
     assert_ne!(
