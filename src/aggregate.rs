@@ -870,6 +870,7 @@ impl Aggregator {
                         time,
                         expires,
                         stats,
+                        history: Default::default(),
                     },
                     reset: false,
                     replay: false,

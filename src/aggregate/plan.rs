@@ -14,8 +14,8 @@ use foldhash::fast::RandomState;
 use super::GaugeMode;
 use super::merge::{self, Rule};
 use super::sources::{
-    Level, LevelUpdate, Levels, SourceState, SourceUpdate, Sources, level_bytes, source_bytes,
-    source_id,
+    Level, LevelUpdate, Levels, ResetWhy, SourceState, SourceUpdate, Sources, level_bytes,
+    source_bytes, source_id,
 };
 use crate::error::Rejection;
 use crate::model::{Family, Kind, Series, SeriesKey, labels};
@@ -265,6 +265,19 @@ pub(crate) fn resolve<'a>(
                 .saturating_sub(last.value.heap_bytes()),
             None => source_bytes(id.len(), &g.series.value),
         };
+        let mut history = last.map(|l| l.history).unwrap_or_default();
+        if reset {
+            history.resets = history.resets.saturating_add(1);
+            let later = matches!(
+                (last.and_then(|l| l.created), g.series.created),
+                (Some(a), Some(b)) if b > a
+            );
+            history.last_reset = Some(if later {
+                ResetWhy::LaterStart
+            } else {
+                ResetWhy::LowerValue
+            });
+        }
         let cumulative = std::mem::replace(&mut g.series.value, delta);
         updates.push(SourceUpdate {
             id,
@@ -274,6 +287,7 @@ pub(crate) fn resolve<'a>(
                 time: g.time,
                 expires: cx.now.saturating_add(seconds(rule.source_ttl)),
                 stats: rule.stats.clone(),
+                history,
             },
             reset,
             replay: false,

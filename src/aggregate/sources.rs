@@ -52,6 +52,8 @@ pub(crate) struct SourceRow<'a> {
     pub(crate) rule: &'a str,
     /// When its last point was taken (0 unknown).
     pub(crate) time: u64,
+    /// Its restarts and replays (a `total` source's).
+    pub(crate) history: History,
 }
 
 /// The output key and the source key of an identity.
@@ -77,6 +79,39 @@ pub(crate) struct SourceState {
     pub(crate) expires: u32,
     /// The self-metrics of the rule that last took it.
     pub(crate) stats: Arc<RuleStats>,
+    /// What the source did since it was first tracked (not in snapshots).
+    pub(crate) history: History,
+}
+
+/// A source's restarts and replays, for the series view ("why did this
+/// jump?").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct History {
+    /// Restarts detected.
+    pub(crate) resets: u32,
+    /// Points dropped as replays.
+    pub(crate) replays: u32,
+    /// Why the last restart was taken for one.
+    pub(crate) last_reset: Option<ResetWhy>,
+}
+
+/// What told a source's restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResetWhy {
+    /// Its running total went down.
+    LowerValue,
+    /// Its start time moved later.
+    LaterStart,
+}
+
+impl ResetWhy {
+    /// As the series view says it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ResetWhy::LowerValue => "lower value",
+            ResetWhy::LaterStart => "later start time",
+        }
+    }
 }
 
 /// The sources of one family. Behind an `Arc` in the shard: a snapshot
@@ -317,6 +352,9 @@ impl Sources {
         for u in updates {
             if u.replay {
                 u.state.stats.replays.inc();
+                if let Some(s) = self.by_id.get_mut(&u.id) {
+                    s.history.replays = s.history.replays.saturating_add(1);
+                }
                 continue;
             }
             if u.reset {
@@ -445,6 +483,7 @@ impl Sources {
                 left: s.expires.saturating_sub(now),
                 rule: &s.stats.name,
                 time: s.time,
+                history: s.history,
             }
         });
         let levels = self.levels.iter().flat_map(move |(output, levels)| {
@@ -455,6 +494,7 @@ impl Sources {
                 left: l.expires.saturating_sub(now),
                 rule: &l.stats.name,
                 time: 0,
+                history: History::default(),
             })
         });
         totals.chain(levels)

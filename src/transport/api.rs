@@ -364,6 +364,12 @@ struct SourceEntry<'a> {
     /// Seconds until it is forgotten without another push.
     forgotten_in_seconds: u32,
     rule: String,
+    /// Restarts detected (its running total went down, or its start time
+    /// moved later), and why the last one was taken for one.
+    resets: u32,
+    last_reset: Option<&'static str>,
+    /// Points of it dropped as replays (not newer than its last one).
+    replays: u32,
 }
 
 impl<'a> SourceEntry<'a> {
@@ -384,6 +390,9 @@ impl<'a> SourceEntry<'a> {
             last_point_time: (row.time != 0).then(|| row.time as f64 / 1e9),
             forgotten_in_seconds: row.left,
             rule: row.rule.to_string(),
+            resets: row.history.resets,
+            last_reset: row.history.last_reset.map(|r| r.as_str()),
+            replays: row.history.replays,
         }
     }
 }

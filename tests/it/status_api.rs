@@ -404,7 +404,8 @@ async fn series_show_their_sources() {
         ..Default::default()
     })
     .await;
-    for (instance, v) in [("a", 3.0), ("b", 4.0), ("a", 5.0)] {
+    // a restarts (5 -> 2): counted from its restart, and listed.
+    for (instance, v) in [("a", 3.0), ("b", 4.0), ("a", 5.0), ("a", 2.0)] {
         gw.push_ok(
             &format!("/metrics/job/j/instance/{instance}"),
             &format!("# TYPE jobs_total counter\njobs_total {v}\n# TYPE queue_depth gauge\nqueue_depth {v}\n"),
@@ -416,10 +417,10 @@ async fn series_show_their_sources() {
     let s = &r["series"][0];
     assert_eq!(s["family"], "jobs_total");
     assert_eq!(s["labels"], serde_json::json!({"job": "j"}));
-    assert_eq!(s["value"], 9.0, "{s}");
+    assert_eq!(s["value"], 11.0, "{s}");
     assert!(s["start_time"].as_f64().unwrap() > 1.7e9, "{s}");
     assert_eq!(s["sources_total"], 2);
-    let mut sources: Vec<(String, f64)> = s["sources"]
+    let mut sources: Vec<(String, f64, u64, String)> = s["sources"]
         .as_array()
         .unwrap()
         .iter()
@@ -427,14 +428,22 @@ async fn series_show_their_sources() {
             (
                 x["labels"]["instance"].as_str().unwrap().to_string(),
                 x["value"].as_f64().unwrap(),
+                x["resets"].as_u64().unwrap(),
+                x["last_reset"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect();
     sources.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(sources, [("a".into(), 5.0), ("b".into(), 4.0)]);
+    assert_eq!(
+        sources,
+        [
+            ("a".into(), 2.0, 1, "lower value".into()),
+            ("b".into(), 4.0, 0, String::new())
+        ]
+    );
     let r = get_json(&gw, "/api/v1/series?match=queue_depth").await;
     let s = &r["series"][0];
-    assert_eq!(s["value"], 9.0, "{s}");
+    assert_eq!(s["value"], 6.0, "{s}");
     assert_eq!(s["start_time"], serde_json::Value::Null);
     assert_eq!(s["sources"].as_array().unwrap().len(), 2, "{s}");
     // An OTLP producer's level names its producer.
