@@ -420,7 +420,7 @@ fn python_producers(
 /// Node SDK producers (`tests/interop/node/otlp_metrics.js`), one per
 /// `(seed, encoding)`, in `temporality`.
 fn node_producers(
-    gw: &Gateway,
+    addr: std::net::SocketAddr,
     each: &[(u32, &str)],
     temporality: &str,
 ) -> Vec<(&'static str, Command)> {
@@ -428,7 +428,7 @@ fn node_producers(
         .map(|(seed, encoding)| {
             let mut cmd = crate::interop::node("otlp_metrics.js");
             cmd.args([
-                gw.addr.to_string(),
+                addr.to_string(),
                 format!("node-{seed}"),
                 seed.to_string(),
                 encoding.to_string(),
@@ -463,7 +463,7 @@ async fn python_sdk_cumulative_producers_sum_exactly() {
 async fn node_sdk_cumulative_producers_sum_exactly() {
     let gw = Gateway::start().await;
     let each = [(0, "proto"), (1, "json")];
-    producers_sum_exactly(&gw, node_producers(&gw, &each, "cumulative")).await;
+    producers_sum_exactly(&gw, node_producers(gw.addr, &each, "cumulative")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,7 +472,7 @@ async fn node_sdk_producers_sum_exactly_and_prometheus_scrapes_them() {
     let gw = Gateway::start().await;
     // OTLP/HTTP protobuf and OTLP/HTTP JSON exporters into one sum.
     let each = [(0, "proto"), (1, "json"), (2, "json")];
-    producers_sum_exactly(&gw, node_producers(&gw, &each, "delta")).await;
+    producers_sum_exactly(&gw, node_producers(gw.addr, &each, "delta")).await;
     let scrape = gw.scrape().await;
     let count = sample_value(&scrape, "checkout_latency_seconds_count{job=\"checkout\"}").unwrap();
     let orders = sample_value(&scrape, "orders_total{job=\"checkout\",method=\"GET\"}").unwrap();
@@ -610,16 +610,22 @@ async fn answer_losing_proxy(gateway: std::net::SocketAddr) -> std::net::SocketA
     addr
 }
 
-/// Python SDK producers exporting deltas through a proxy that loses the
-/// first answer to each export: the SDK sends each export again (the same
-/// bytes), and the gateway counts each window once.
+/// Python and Node SDK producers exporting deltas through a proxy that
+/// loses the first answer to each export: each SDK sends each export again
+/// (the same bytes), and the gateway counts each window once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs python with opentelemetry-sdk and the OTLP http exporter (PAG_PYTHON); run by scripts/test.sh"]
-async fn python_sdk_delta_exports_sent_again_count_once() {
-    let gw = Gateway::start().await;
-    let proxy = answer_losing_proxy(gw.addr).await;
-    let each = [(1, "http"), (2, "http")];
-    producers_sum_exactly(&gw, python_producers(proxy, &each, "delta")).await;
-    let duplicates = gw.self_metric("pag_otlp_delta_duplicates_total").await;
-    assert!(duplicates > 0.0, "no export was sent again");
+#[ignore = "needs python with opentelemetry-sdk and the OTLP http exporter (PAG_PYTHON), and the npm packages of tests/interop/node; run by scripts/test.sh"]
+async fn sdk_delta_exports_sent_again_count_once() {
+    for node in [false, true] {
+        let gw = Gateway::start().await;
+        let proxy = answer_losing_proxy(gw.addr).await;
+        let producers = if node {
+            node_producers(proxy, &[(1, "proto"), (2, "json")], "delta")
+        } else {
+            python_producers(proxy, &[(1, "http"), (2, "http")], "delta")
+        };
+        producers_sum_exactly(&gw, producers).await;
+        let duplicates = gw.self_metric("pag_otlp_delta_duplicates_total").await;
+        assert!(duplicates > 0.0, "no export was sent again (node: {node})");
+    }
 }
