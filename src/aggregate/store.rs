@@ -355,6 +355,10 @@ impl Shard {
                 gone.push((name, change.output));
                 continue;
             };
+            // A value rewritten because a source went silent is no push:
+            // the output keeps its expiry (its rule's `ttl` after the last
+            // push), not a new one; one that never expires stays so.
+            let expires = stored.series.at(at).expires;
             let family = Family {
                 name: name.to_string(),
                 help: String::new(),
@@ -376,6 +380,11 @@ impl Shard {
                 started: None,
             };
             grown += self.merge(family, &[Some(at)], &last, settings, when);
+            if let Some(f) = self.families.get_mut(&*name)
+                && let Some(s) = f.series.writable(std::iter::once(at)).get(at)
+            {
+                s.expires = expires;
+            }
         }
         (grown, gone)
     }

@@ -711,3 +711,29 @@ fn latest_sources_of_one_push_and_a_snapshot() {
     values.sort_by(f64::total_cmp);
     assert_eq!(values, [3.0, 10.0]);
 }
+
+#[test]
+fn a_latest_output_rewritten_by_the_sweep_keeps_its_rules_ttl() {
+    let w = world_with(
+        "rules:\n  - match: 'queue_depth'\n    mode: latest\n    source_labels: [instance]\n    without: [instance]\n    source_ttl: 60s\n    ttl: 30s\n",
+        Settings {
+            series_ttl: Some(Duration::from_secs(1000)),
+            ..Settings::default()
+        },
+    );
+    w.push(&gauge("queue_depth", "a", 5.0));
+    w.push(&gauge("queue_depth", "b", 7.0));
+    w.clock.advance(Duration::from_secs(20));
+    // The last push: the output expires 30 s after it (t = 50).
+    w.push(&gauge("queue_depth", "a", 4.0));
+    w.clock.advance(Duration::from_secs(25));
+    w.agg.expire();
+    assert_eq!(w.samples(), ["queue_depth 11"]);
+    // t = 65: b is silent past its source_ttl and leaves the output; the
+    // rewrite is no push, so the output's own ttl (ended at t = 50) holds.
+    w.clock.advance(Duration::from_secs(20));
+    w.agg.expire();
+    w.clock.advance(Duration::from_secs(1));
+    w.agg.expire();
+    assert!(w.samples().is_empty(), "{:?}", w.samples());
+}
