@@ -65,11 +65,24 @@ pub async fn admit(State(caps): State<InFlight>, mut req: Request, next: Next) -
         Some(
             Handler::Status
             | Handler::Families
+            | Handler::Series
             | Handler::Cardinality
             | Handler::Groups
             | Handler::Rejections,
         ) => Some(&caps.views),
-        _ => Some(&caps.others),
+        // Listed, not a wildcard: a new handler must be put in a class.
+        Some(
+            Handler::Scrape
+            | Handler::Delete
+            | Handler::Wipe
+            | Handler::Page
+            | Handler::Script
+            | Handler::Style
+            | Handler::Icon
+            | Handler::SelfMetrics
+            | Handler::GrpcReflection,
+        )
+        | None => Some(&caps.others),
     };
     let _slot = match cap.map(|c| c.clone().try_acquire_owned()) {
         None => None,

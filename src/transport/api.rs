@@ -255,13 +255,16 @@ pub async fn series(State(gw): State<Gateway>, Query(q): Query<SeriesQuery>) -> 
         .as_deref()
         .filter(|t| !t.trim().is_empty())
         .unwrap_or("{__name__=~\".+\"}");
-    let selector = match crate::rules::selector(text, SELECTOR_REGEX_BYTES) {
-        Ok(s) => s,
-        Err(e) => return crate::error::Rejection::Invalid(e).into_response(),
-    };
-    tokio::task::spawn_blocking(move || series_page(&gw, &selector, q.offset, q.limit))
-        .await
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    let text = text.to_owned();
+    // Off the async workers, the selector's regexes compiled too.
+    tokio::task::spawn_blocking(
+        move || match crate::rules::selector(&text, SELECTOR_REGEX_BYTES) {
+            Ok(selector) => series_page(&gw, &selector, q.offset, q.limit),
+            Err(e) => crate::error::Rejection::Invalid(e).into_response(),
+        },
+    )
+    .await
+    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn series_page(
