@@ -469,4 +469,15 @@ async fn series_show_their_sources() {
         .await;
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert!(bad.text().contains("series selector"), "{}", bad.text());
+    // A regex whose automaton would be huge is refused before it is built.
+    let huge = gw
+        .request(
+            "GET",
+            "/api/v1/series?match=%7B__name__%3D~%22(a%7B1000%7D)%7B1000%7D%22%7D",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(huge.status, 400, "{}", huge.text());
+    assert!(huge.text().contains("regex"), "{}", huge.text());
 }
