@@ -315,12 +315,22 @@ async fn push_inner(
     // A request with the key of one applied is answered as it was.
     let key = match key {
         Some((keys, key)) => {
-            let fingerprint = idempotency::fingerprint(
-                uri.path(),
-                header_str(headers, header::CONTENT_TYPE).unwrap_or(""),
-                encoding.as_deref().unwrap_or(""),
-                &raw,
-            );
+            // A digest of a large body is taken off the async workers.
+            let route = uri.path().to_owned();
+            let content_type = header_str(headers, header::CONTENT_TYPE)
+                .unwrap_or("")
+                .to_owned();
+            let coding = encoding.clone().unwrap_or_default();
+            let body = raw.clone();
+            let fingerprint = run_sized(raw.len() > BLOCKING_BODY, move || {
+                Ok(idempotency::fingerprint(
+                    &route,
+                    &content_type,
+                    &coding,
+                    &body,
+                ))
+            })
+            .await?;
             match keys.begin(key, fingerprint)? {
                 idempotency::Begin::Replay(series) => {
                     return Ok(Ingested { series, samples: 0 });
