@@ -114,7 +114,16 @@ async fn apply_message(
         // A call with the key of one applied is answered as it was.
         let key = match (gateway.idempotency(), key) {
             (Some(keys), Some(key)) => {
-                let fingerprint = idempotency::fingerprint(method, "application/grpc", "", &req);
+                let body = req.clone();
+                let fingerprint = run_sized(req.len() > BLOCKING_BYTES, move || {
+                    Ok(idempotency::fingerprint(
+                        method,
+                        "application/grpc",
+                        "",
+                        &body,
+                    ))
+                })
+                .await?;
                 match keys.begin(&key, fingerprint)? {
                     idempotency::Begin::Replay(series) => {
                         return Ok(Ingested { series, samples: 0 });
