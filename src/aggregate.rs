@@ -34,8 +34,8 @@ pub use store::{FamilyView, StoredFamily, StoredSeries};
 
 /// How two values of a family of `kind` combine (`--gauge-mode` for
 /// gauges), for [`combine`].
-pub(crate) fn merge_rule(kind: Kind, gauge_mode: GaugeMode) -> merge::Rule {
-    merge::Rule::of(kind, gauge_mode)
+pub(crate) fn merge_rule(kind: Kind, gauge_mode: GaugeMode) -> crate::model::Combine {
+    merge::default_combine(kind, gauge_mode)
 }
 
 /// How gauges pushed to the same series combine (`--gauge-mode`).
@@ -50,6 +50,19 @@ pub enum GaugeMode {
     Max,
     /// Keep the smallest value.
     Min,
+}
+
+impl GaugeMode {
+    /// How the values combine (see `model::mode`).
+    pub fn combine(self) -> crate::model::Combine {
+        use crate::model::Combine;
+        match self {
+            GaugeMode::Sum => Combine::Sum,
+            GaugeMode::Last => Combine::Last,
+            GaugeMode::Max => Combine::Max,
+            GaugeMode::Min => Combine::Min,
+        }
+    }
 }
 
 /// Limits and rules of an [`Aggregator`].
@@ -384,7 +397,7 @@ impl Aggregator {
                 match found.and_then(|at| stored.map(|f| f.at(at))) {
                     None => {
                         // A NaN added to would stay NaN for good.
-                        if rule == merge::Rule::Add
+                        if rule == crate::model::Combine::Sum
                             && matches!(s.value, Value::Scalar(v) if v.is_nan())
                         {
                             return Err(Rejection::invalid(format!(

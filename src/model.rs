@@ -8,10 +8,12 @@
 
 pub(crate) mod cost;
 pub(crate) mod labels;
+pub mod mode;
 pub(crate) mod names;
 pub(crate) mod native;
 
 pub use labels::{LabelRules, SeriesKey};
+pub use mode::{Combine, Meaning};
 pub use native::NativeHistogram;
 
 /// The metric type of a family, as the text format's `# TYPE` line names it.
@@ -94,7 +96,7 @@ pub struct Push {
 /// A pushed series' producer and what its point means to the aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Produced {
-    /// The producer's identity; empty for [`Meaning::Change`] (the changes
+    /// The producer's identity; empty for [`Meaning::Increment`] (the changes
     /// of many producers add up alike).
     pub producer: SeriesKey,
     /// What the point means.
@@ -103,21 +105,6 @@ pub struct Produced {
     /// a running total's point not newer than the producer's last one is a
     /// replay.
     pub time: u64,
-}
-
-/// What a producer's point means (OpenTelemetry's data model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Meaning {
-    /// A running total since the producer started (cumulative sums,
-    /// histograms, summaries): only what grew since its last point adds.
-    Total,
-    /// The producer's level now (gauges, cumulative non-monotonic sums):
-    /// it replaces the producer's last one, and the levels of the live
-    /// producers combine (`latest`).
-    Level,
-    /// A change of a level (delta non-monotonic sums): added, whatever
-    /// `--gauge-mode` says.
-    Change,
 }
 
 impl Push {

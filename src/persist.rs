@@ -492,7 +492,7 @@ pub fn restore_bytes(gw: &Gateway, path: &Path, bytes: &[u8]) -> Result<usize, S
             .by_name(r.rule)
             .filter(|rule| rule.mode == crate::rules::Mode::Latest)
             .map(|rule| match rule.name.as_str() {
-                crate::rules::LEVELS_NAME => crate::rules::Combine::of_gauge_mode(gauge_mode),
+                crate::rules::LEVELS_NAME => gauge_mode.combine(),
                 _ => rule.combine,
             });
         gw.aggregator().restore_source(

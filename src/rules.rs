@@ -65,6 +65,36 @@ impl Mode {
         }
     }
 
+    /// What a push means to the mode (see `model::mode`).
+    pub fn meaning(self) -> Meaning {
+        match self {
+            Mode::Sum => Meaning::Increment,
+            Mode::Total => Meaning::Total,
+            Mode::Last | Mode::Max | Mode::Min | Mode::Latest => Meaning::Level,
+        }
+    }
+
+    /// How what the mode makes of a push combines with the stored output
+    /// series: an increment or a total's increase is added; a level is
+    /// kept by `last`, `max` or `min`; a `latest` output is replaced by its
+    /// live sources' combination.
+    pub fn stored(self) -> Combine {
+        match self {
+            Mode::Sum | Mode::Total => Combine::Sum,
+            Mode::Last | Mode::Latest => Combine::Last,
+            Mode::Max => Combine::Max,
+            Mode::Min => Combine::Min,
+        }
+    }
+
+    /// Whether the mode takes a producer's point of this meaning: of the
+    /// same meaning, and for a running total or a level, each source
+    /// tracked (`total`, `latest`: `last`/`max`/`min` would mix one
+    /// producer's old levels with the others').
+    pub fn takes(self, meaning: Meaning) -> bool {
+        self.meaning() == meaning && (meaning == Meaning::Increment || self.tracks_sources())
+    }
+
     /// Whether the aggregate keeps each source's last value (`total`,
     /// `latest`): the rule's series carry a source.
     pub fn tracks_sources(self) -> bool {
@@ -84,73 +114,7 @@ impl Mode {
     }
 }
 
-/// How `latest` combines the values of the live sources of one output
-/// series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Combine {
-    /// Their sum (the default).
-    #[default]
-    Sum,
-    /// The largest.
-    Max,
-    /// The smallest.
-    Min,
-    /// Their mean.
-    Mean,
-    /// How many sources are alive.
-    Count,
-    /// The value of the source pushed to last.
-    Last,
-}
-
-impl Combine {
-    /// The name in the rules file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Combine::Sum => "sum",
-            Combine::Max => "max",
-            Combine::Min => "min",
-            Combine::Mean => "mean",
-            Combine::Count => "count",
-            Combine::Last => "last",
-        }
-    }
-
-    /// The combine `--gauge-mode` means across producers' levels.
-    pub fn of_gauge_mode(mode: crate::aggregate::GaugeMode) -> Combine {
-        use crate::aggregate::GaugeMode;
-        match mode {
-            GaugeMode::Sum => Combine::Sum,
-            GaugeMode::Last => Combine::Last,
-            GaugeMode::Max => Combine::Max,
-            GaugeMode::Min => Combine::Min,
-        }
-    }
-
-    /// The combination of `values` (none: `None`, the output goes).
-    /// `values` are in the order the sources were last pushed to.
-    pub fn of(self, values: impl Iterator<Item = f64>) -> Option<f64> {
-        let mut n = 0usize;
-        let mut acc: Option<f64> = None;
-        for v in values {
-            n += 1;
-            acc = Some(match (self, acc) {
-                (_, None) => v,
-                (Combine::Sum | Combine::Mean, Some(a)) => a + v,
-                (Combine::Max, Some(a)) => a.max(v),
-                (Combine::Min, Some(a)) => a.min(v),
-                (Combine::Last, Some(_)) => v,
-                (Combine::Count, Some(a)) => a,
-            });
-        }
-        match self {
-            Combine::Count => (n > 0).then_some(n as f64),
-            Combine::Mean => acc.map(|a| a / n as f64),
-            _ => acc,
-        }
-    }
-}
+pub use crate::model::Combine;
 
 /// The labels a rule's output keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -615,13 +579,14 @@ impl RuleSet {
                     // What a produced point means decides the modes that
                     // may take it, and the built-in rule that does when
                     // no rule of those matches.
-                    let (fits, built_in): (fn(Mode) -> bool, u16) =
-                        match produced.map(|p| p.meaning) {
-                            None => (|_| true, u16::MAX),
-                            Some(Meaning::Total) => (|m| m == Mode::Total, CUMULATIVE),
-                            Some(Meaning::Level) => (|m| m == Mode::Latest, LEVELS),
-                            Some(Meaning::Change) => (|m| m == Mode::Sum, CHANGES),
-                        };
+                    let meaning = produced.map(|p| p.meaning);
+                    let fits = |m: Mode| meaning.is_none_or(|meaning| m.takes(meaning));
+                    let built_in = match meaning {
+                        None => u16::MAX,
+                        Some(Meaning::Total) => CUMULATIVE,
+                        Some(Meaning::Level) => LEVELS,
+                        Some(Meaning::Increment) => CHANGES,
+                    };
                     let matched = candidates
                         .iter()
                         .copied()
@@ -633,7 +598,7 @@ impl RuleSet {
                     };
                     // Changes add alike whoever made them.
                     let producer = produced
-                        .filter(|p| p.meaning != Meaning::Change)
+                        .filter(|p| p.meaning != Meaning::Increment)
                         .map(|p| &p.producer);
                     rules.push(rule);
                     let Some(index) = rule else {

@@ -2,35 +2,21 @@
 
 use super::GaugeMode;
 use super::store::StoredSeries;
-use crate::model::{Bucket, Histogram, Kind, Value};
+use crate::model::{Bucket, Combine, Histogram, Kind, Value};
 
-/// The combining rule of a family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rule {
-    /// Counters, untyped, histograms, summaries, gauges in `sum` mode.
-    Add,
-    /// Gauges in `last` mode.
-    Last,
-    /// Gauges in `max` mode.
-    Max,
-    /// Gauges in `min` mode.
-    Min,
-}
-
-impl Rule {
-    pub(crate) fn of(kind: Kind, gauge_mode: GaugeMode) -> Rule {
-        match (kind, gauge_mode) {
-            (Kind::Gauge, GaugeMode::Last) => Rule::Last,
-            (Kind::Gauge, GaugeMode::Max) => Rule::Max,
-            (Kind::Gauge, GaugeMode::Min) => Rule::Min,
-            _ => Rule::Add,
-        }
+/// How a family's pushes combine without a rule: gauges as `--gauge-mode`
+/// says, every other type added. Histograms and summaries are always
+/// added, whatever the combine (their parts are counts).
+pub(crate) fn default_combine(kind: Kind, gauge_mode: GaugeMode) -> Combine {
+    match kind {
+        Kind::Gauge => gauge_mode.combine(),
+        _ => Combine::Sum,
     }
 }
 
 /// Merges a pushed value into a stored series of the same kind.
 pub(crate) fn merge(
-    rule: Rule,
+    rule: Combine,
     stored: &mut StoredSeries,
     pushed: Value,
     created: Option<crate::model::Created>,
@@ -43,15 +29,10 @@ pub(crate) fn merge(
 /// Combines `pushed` into `into` by `rule` (values of one kind; a
 /// mismatch, which validation refuses, changes nothing). A native sum is
 /// lowered to `max_native` buckets where it can be.
-pub(crate) fn merge_value(rule: Rule, into: &mut Value, pushed: Value, max_native: usize) {
+pub(crate) fn merge_value(rule: Combine, into: &mut Value, pushed: Value, max_native: usize) {
     match (into, pushed) {
         (Value::Scalar(a), Value::Scalar(b)) => {
-            *a = match rule {
-                Rule::Add => *a + b,
-                Rule::Last => b,
-                Rule::Max => a.max(b),
-                Rule::Min => a.min(b),
-            }
+            *a = rule.pair(*a, b);
         }
         (Value::Histogram(a), Value::Histogram(b)) => merge_histogram(a, &b),
         (Value::Native(a), Value::Native(b)) => {
@@ -75,7 +56,7 @@ pub(crate) fn merge_value(rule: Rule, into: &mut Value, pushed: Value, max_nativ
 /// (points of one request, series a rule folds) goes through here, so a
 /// value no push could store is never made inside one.
 pub(crate) fn combine(
-    rule: Rule,
+    rule: Combine,
     into: &mut Value,
     pushed: Value,
     max_native: usize,
@@ -238,10 +219,10 @@ const SUMMARY_COUNT_LIMIT: f64 = 18_446_744_073_709_551_616.0;
 /// Why merging `pushed` into `stored` by `rule` must be refused, if it must:
 /// a sum would become NaN (`+Inf` plus `-Inf`), which no later push could
 /// undo, or a summary count would outgrow what protobuf holds.
-pub(crate) fn refusal(rule: Rule, stored: &Value, pushed: &Value) -> Option<&'static str> {
+pub(crate) fn refusal(rule: Combine, stored: &Value, pushed: &Value) -> Option<&'static str> {
     let nan = |a: f64, b: f64| (a + b).is_nan();
     let poisoned = match (stored, pushed) {
-        (Value::Scalar(a), Value::Scalar(b)) => rule == Rule::Add && nan(*a, *b),
+        (Value::Scalar(a), Value::Scalar(b)) => rule == Combine::Sum && nan(*a, *b),
         (Value::Histogram(a), Value::Histogram(b)) => nan(a.sum, b.sum),
         (Value::Native(a), Value::Native(b)) => nan(a.sum, b.sum),
         (Value::Summary { count, sum }, Value::Summary { count: c, sum: s }) => {

@@ -12,20 +12,21 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 
 use super::GaugeMode;
-use super::merge::{self, Rule};
+use super::merge;
 use super::sources::{
     Level, LevelUpdate, Levels, ResetWhy, SourceState, SourceUpdate, Sources, level_bytes,
     source_bytes, source_id,
 };
 use crate::error::Rejection;
+use crate::model::Combine;
 use crate::model::{Family, Kind, Series, SeriesKey, labels};
-use crate::rules::{FamilyRoute, Mode, RuleSet};
+use crate::rules::{FamilyRoute, RuleSet};
 
 /// How one series merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SeriesMode {
     /// The combining rule.
-    pub(crate) rule: Rule,
+    pub(crate) rule: Combine,
     /// Seconds it lives without a push (`None`: `--series-ttl`).
     pub(crate) ttl: Option<u32>,
     /// The rule (index in the set) that wrote it, if any.
@@ -50,7 +51,7 @@ impl Modes<'_> {
     /// The mode of series `i` of a family of `kind`.
     pub(crate) fn get(&self, i: usize, kind: Kind, gauge_mode: GaugeMode) -> SeriesMode {
         let default = || SeriesMode {
-            rule: Rule::of(kind, gauge_mode),
+            rule: merge::default_combine(kind, gauge_mode),
             ttl: None,
             from: None,
         };
@@ -104,13 +105,7 @@ fn seconds(d: std::time::Duration) -> u32 {
 fn mode_of(rules: &RuleSet, index: u16) -> SeriesMode {
     let r = rules.rule(index);
     SeriesMode {
-        rule: match r.mode {
-            Mode::Sum | Mode::Total => Rule::Add,
-            // The output is replaced by the live sources' combination.
-            Mode::Last | Mode::Latest => Rule::Last,
-            Mode::Max => Rule::Max,
-            Mode::Min => Rule::Min,
-        },
+        rule: r.mode.stored(),
         ttl: r.ttl.map(seconds),
         from: Some(index),
     }
@@ -146,7 +141,7 @@ pub(crate) fn resolve<'a>(
     let source_of = |i: usize| sources.get(i).and_then(|s| s.as_ref());
     let time_of = |i: usize| times.get(i).copied().unwrap_or(0);
     let default = SeriesMode {
-        rule: Rule::of(family.kind, cx.gauge_mode),
+        rule: merge::default_combine(family.kind, cx.gauge_mode),
         ttl: None,
         from: None,
     };
@@ -185,7 +180,7 @@ pub(crate) fn resolve<'a>(
         }
         // One source's parts of a cumulative value add up.
         let rule = if source.is_some() {
-            Rule::Add
+            Combine::Sum
         } else {
             mode.rule
         };
@@ -211,7 +206,7 @@ pub(crate) fn resolve<'a>(
                 continue;
             };
             let combine = if index == crate::rules::LEVELS {
-                crate::rules::Combine::of_gauge_mode(cx.gauge_mode)
+                cx.gauge_mode.combine()
             } else {
                 rule.combine
             };
@@ -411,7 +406,7 @@ fn group_by<'a>(items: impl ExactSizeIterator<Item = (u16, &'a [u8], &'a [u8])>)
 /// flavours, a native sum over the bucket limit).
 fn combine(
     name: &str,
-    rule: Rule,
+    rule: Combine,
     into: &mut Series,
     from: Series,
     max_native: usize,

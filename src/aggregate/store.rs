@@ -370,7 +370,7 @@ impl Shard {
                 }],
             };
             let last = Modes::All(super::plan::SeriesMode {
-                rule: merge::Rule::Last,
+                rule: crate::model::Combine::Last,
                 ttl: None,
                 from: None,
             });

@@ -343,7 +343,7 @@ impl Builder<'_, '_> {
         // are running totals; other deltas add as pushed.
         let meaning = match (kind_field, monotonic, temporality) {
             (5, ..) => Some(Meaning::Level),
-            (7, false, DELTA) => Some(Meaning::Change),
+            (7, false, DELTA) => Some(Meaning::Increment),
             (7, false, _) => Some(Meaning::Level),
             (11, ..) => Some(Meaning::Total),
             (_, _, DELTA) => None,
@@ -490,7 +490,7 @@ impl Builder<'_, '_> {
                         "NaN gauge value while gauges are summed (--gauge-mode sum)".into(),
                     ));
                 }
-                if meaning == Some(Meaning::Change) && !v.is_finite() {
+                if meaning == Some(Meaning::Increment) && !v.is_finite() {
                     return Err(Refused::Why(format!(
                         "a delta non-monotonic sum's change must be finite, not {v}"
                     )));
@@ -557,7 +557,7 @@ impl Builder<'_, '_> {
             // request must not make what no push could store.
             let rule = match meaning {
                 // Changes of a level add up, as gauges summed do.
-                Some(Meaning::Change) => crate::aggregate::merge_rule(kind, GaugeMode::Sum),
+                Some(Meaning::Increment) => crate::aggregate::merge_rule(kind, GaugeMode::Sum),
                 _ => crate::aggregate::merge_rule(kind, self.gauge_mode),
             };
             let max_native = self.opts.labels.limits().max_native_buckets;
@@ -598,12 +598,12 @@ impl Builder<'_, '_> {
                     created_at = created(t.start);
                 }
             }
-            (None, Some(Meaning::Change)) => {
+            (None, Some(Meaning::Increment)) => {
                 producers.resize(family.series.len(), None);
                 times.resize(family.series.len(), 0);
                 producers.push(Some(Produced {
                     producer: SeriesKey::default(),
-                    meaning: Meaning::Change,
+                    meaning: Meaning::Increment,
                     time: 0,
                 }));
                 times.push(0);
@@ -656,7 +656,7 @@ fn stream_producer(producers: &[Option<Produced>], i: usize) -> Option<&SeriesKe
     producers
         .get(i)
         .and_then(Option::as_ref)
-        .filter(|p| p.meaning != Meaning::Change)
+        .filter(|p| p.meaning != Meaning::Increment)
         .map(|p| &p.producer)
 }
 
