@@ -32,6 +32,16 @@ use crate::rules::{Routes, RuleSet};
 pub(crate) use merge::combine;
 pub use store::{FamilyView, StoredFamily, StoredSeries};
 
+/// Which start times counters, histograms and summaries carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StartTimes {
+    /// The earliest their senders gave, else when the gateway made them.
+    #[default]
+    Always,
+    /// Only those their senders gave.
+    Given,
+}
+
 /// How two values of a family of `kind` combine (`--gauge-mode` for
 /// gauges), for [`combine`].
 pub(crate) fn merge_rule(kind: Kind, gauge_mode: GaugeMode) -> crate::model::Combine {

@@ -9,26 +9,11 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::aggregate::GaugeMode;
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Which start times counters, histograms and summaries carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum StartTimes {
-    /// The earliest their senders gave, else when the gateway made them.
-    #[default]
-    Always,
-    /// Only those their senders gave.
-    Given,
-}
+pub use crate::aggregate::StartTimes;
+pub use crate::secret::Secret;
+pub use crate::tls::TlsFiles;
+pub use crate::trace::LogFormat;
+pub use crate::units::{parse_duration, parse_size};
 
 /// Command-line flags, as given.
 #[derive(Debug, Clone, Parser)]
@@ -295,36 +280,6 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "PAG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-/// A user's password as configured.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    /// Compared in constant time.
-    Plain(String),
-    /// A bcrypt hash (`$2a$`, `$2b$`, `$2y$`).
-    Bcrypt(String),
-}
-
-impl std::fmt::Debug for Secret {
-    // Never print credentials, even in debug output.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Secret::Plain(_) => f.write_str("Plain(***)"),
-            Secret::Bcrypt(_) => f.write_str("Bcrypt(***)"),
-        }
-    }
-}
-
-/// The PEM files TLS is served from (re-read on SIGHUP or change).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// Certificate chain.
-    pub cert: PathBuf,
-    /// Private key.
-    pub key: PathBuf,
-    /// CA bundle for client certificates (mTLS), if required.
-    pub client_ca: Option<PathBuf>,
 }
 
 fn parse_users(flag: &str, pairs: &[String]) -> Result<Vec<(String, Secret)>, String> {
@@ -646,49 +601,6 @@ fn redact(pair: &str) -> String {
         Some((user, _)) => format!("{user}=***"),
         None => "***".into(),
     }
-}
-
-/// Parses a duration: a number with `ms`, `s`, `m` or `h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: give a unit (ms, s, m, h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
-
-/// Parses a byte size: a number, optionally with KiB, MiB, GiB (or KB, MB,
-/// GB as powers of 1000).
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 16MiB"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        "kb" => 1000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[cfg(test)]

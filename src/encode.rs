@@ -1,7 +1,6 @@
 //! Encode stage: the aggregate out, in the format the scraper asks for
 //! (contract §2, "Scrape"). One file per format, as client_rust's `encoding`.
 
-pub mod float;
 pub(crate) mod openmetrics;
 pub mod protobuf;
 pub(crate) mod text;

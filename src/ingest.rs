@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use tracing::info_span;
 
-use crate::Gateway;
 use crate::aggregate::GaugeMode;
 use crate::decode::{Options, Spend};
 use crate::error::Rejection;
+use crate::gateway::Gateway;
 use crate::memory::Reservation;
 use crate::model::{LabelRules, Push};
 
@@ -136,7 +136,7 @@ impl Gateway {
     /// request path, or the gRPC method).
     pub async fn recorded(
         &self,
-        protocol: crate::telemetry::Protocol,
+        protocol: crate::routes::Protocol,
         route: &str,
         push: impl std::future::Future<Output = Result<Ingested, Rejection>>,
     ) -> Result<Ingested, Rejection> {
@@ -163,7 +163,7 @@ impl Gateway {
     /// when the push is applied or refused.
     ///
     /// The outcome is recorded under the grouping key `path_labels` (see
-    /// [`crate::activity`]).
+    /// [`crate::status::activity`]).
     pub fn ingest(
         &self,
         path_labels: Vec<(String, String)>,
@@ -172,7 +172,7 @@ impl Gateway {
         input: usize,
         decode: impl FnOnce(&Options<'_>) -> Result<Push, Rejection>,
     ) -> Result<Ingested, Rejection> {
-        let group = crate::activity::GroupKey::of(&path_labels);
+        let group = crate::status::activity::GroupKey::of(&path_labels);
         let result = self.ingest_inner(path_labels, ticket, reservation, input, decode);
         if self.config().push_time_metrics {
             self.record_push_time(&group, result.is_ok());
@@ -186,7 +186,7 @@ impl Gateway {
     /// `push_failure_time_seconds`) gauge to now, kept by its last value.
     /// Best effort: refused (a limit reached, or a sender's family of that
     /// name and another type), it is left out, never the push.
-    fn record_push_time(&self, group: &crate::activity::GroupKey, applied: bool) {
+    fn record_push_time(&self, group: &crate::status::activity::GroupKey, applied: bool) {
         use crate::model::{Family, Kind, Series, Value};
         let config = self.config();
         let Ok(labels) = LabelRules::new(group.labels(), &config.drop_labels, config.limits) else {
@@ -216,7 +216,7 @@ impl Gateway {
             kind: Kind::Gauge,
             series: vec![Series {
                 key: key.into(),
-                value: Value::Scalar(crate::activity::unix_now()),
+                value: Value::Scalar(crate::clock::unix_now()),
                 created: None,
             }],
         }]);

@@ -18,7 +18,7 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use crate::Gateway;
+use crate::gateway::Gateway;
 
 pub use auth::Auth;
 

@@ -7,6 +7,7 @@
 //! allocation for its identity and the aggregator hashes and compares bytes.
 
 pub(crate) mod cost;
+pub mod float;
 pub(crate) mod labels;
 pub mod mode;
 pub(crate) mod names;
@@ -357,7 +358,7 @@ impl Histogram {
             if !is_count(b.count) {
                 return Err(format!(
                     "bucket le=\"{}\" has count {}, not a count",
-                    crate::encode::float::go(b.le),
+                    float::go(b.le),
                     b.count
                 ));
             }
@@ -365,17 +366,14 @@ impl Histogram {
         buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
         for w in buckets.windows(2) {
             if w[0].le == w[1].le {
-                return Err(format!(
-                    "bucket le=\"{}\" given twice",
-                    crate::encode::float::go(w[0].le)
-                ));
+                return Err(format!("bucket le=\"{}\" given twice", float::go(w[0].le)));
             }
             if w[1].count < w[0].count {
                 return Err(format!(
                     "buckets decrease: le=\"{}\" has {} but le=\"{}\" has {}",
-                    crate::encode::float::go(w[0].le),
+                    float::go(w[0].le),
                     w[0].count,
-                    crate::encode::float::go(w[1].le),
+                    float::go(w[1].le),
                     w[1].count
                 ));
             }
@@ -395,7 +393,7 @@ impl Histogram {
                 {
                     return Err(format!(
                         "bucket le=\"{}\" has {} but _count is only {c}",
-                        crate::encode::float::go(last.le),
+                        float::go(last.le),
                         last.count
                     ));
                 }

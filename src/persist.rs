@@ -26,9 +26,9 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::Gateway;
 use crate::decode::{self, Options};
 use crate::encode;
+use crate::gateway::Gateway;
 use crate::model::{LabelRules, Limits};
 
 const MAGIC: &[u8; 8] = b"PAGSNAP\0";
@@ -160,25 +160,6 @@ impl<W: Write> Write for Crc<'_, W> {
     }
 }
 
-/// Reads one varint; `None` at a clean end of input.
-fn read_varint(r: &mut impl Read) -> std::io::Result<Option<u64>> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let mut b = [0u8];
-        if r.read(&mut b)? == 0 {
-            if i == 0 {
-                return Ok(None);
-            }
-            return Err(std::io::Error::other("truncated varint"));
-        }
-        v |= u64::from(b[0] & 0x7f) << (7 * i);
-        if b[0] < 0x80 {
-            return Ok(Some(v));
-        }
-    }
-    Err(std::io::Error::other("varint too long"))
-}
-
 /// Reads a written snapshot back and decodes it with the options
 /// [`restore`] uses, one series at a time (each `Metric` of a family
 /// message is checked as a family of its own with the same name, help and
@@ -205,16 +186,17 @@ fn verify(file: &File, len: u64) -> std::io::Result<()> {
     let (mut head, mut one) = (Vec::new(), Vec::new());
     let mut scratch = decode::protobuf::Scratch::default();
     let mut n = 0;
-    while let Some(size) = read_varint(&mut r)? {
+    while let Some(size) = crate::wire::read_varint(&mut r)? {
         n += 1;
         let mut family = (&mut r).take(size);
         head.clear();
         let mut metrics = 0;
-        while let Some(tag) = read_varint(&mut family)? {
+        while let Some(tag) = crate::wire::read_varint(&mut family)? {
             let mut framed = Vec::new();
-            encode::protobuf::varint(&mut framed, tag);
-            let value = read_varint(&mut family)?.ok_or_else(|| bad("truncated field".into()))?;
-            encode::protobuf::varint(&mut framed, value);
+            crate::wire::varint(&mut framed, tag);
+            let value = crate::wire::read_varint(&mut family)?
+                .ok_or_else(|| bad("truncated field".into()))?;
+            crate::wire::varint(&mut framed, value);
             if tag & 7 == 2 {
                 // Length-delimited: `value` is the length.
                 let start = framed.len();
@@ -306,14 +288,14 @@ fn encode_sources(sources: &crate::aggregate::SourcesView, now: u32) -> Vec<u8> 
                 &mut record,
             );
             for r in &of_kind {
-                encode::protobuf::varint(&mut record, r.source.len() as u64);
+                crate::wire::varint(&mut record, r.source.len() as u64);
                 record.extend_from_slice(r.source);
-                encode::protobuf::varint(&mut record, u64::from(r.left));
-                encode::protobuf::varint(&mut record, r.rule.len() as u64);
+                crate::wire::varint(&mut record, u64::from(r.left));
+                crate::wire::varint(&mut record, r.rule.len() as u64);
                 record.extend_from_slice(r.rule.as_bytes());
-                encode::protobuf::varint(&mut record, r.time);
+                crate::wire::varint(&mut record, r.time);
             }
-            encode::protobuf::varint(&mut out, record.len() as u64);
+            crate::wire::varint(&mut out, record.len() as u64);
             out.extend_from_slice(&record);
         }
     }
@@ -332,7 +314,7 @@ struct SourceRecord<'a> {
 
 /// [`read_varint`] on a slice, which it advances.
 fn take_varint(r: &mut &[u8]) -> Result<u64, String> {
-    read_varint(r)
+    crate::wire::read_varint(r)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| "truncated varint".into())
 }
@@ -542,8 +524,8 @@ pub async fn save(gw: &Gateway) -> Result<(), String> {
     match result {
         Ok((generation, len)) => {
             gw.telemetry().snapshot(Ok(len), started.elapsed());
-            gw.snapshot_written(crate::SnapshotOutcome {
-                time: crate::activity::unix_now(),
+            gw.snapshot_written(crate::gateway::SnapshotOutcome {
+                time: crate::clock::unix_now(),
                 bytes: len,
                 error: None,
             });
@@ -554,8 +536,8 @@ pub async fn save(gw: &Gateway) -> Result<(), String> {
             let e = format!("snapshot write to {shown} failed: {e}");
             tracing::error!("{e}");
             gw.telemetry().snapshot(Err(()), started.elapsed());
-            gw.snapshot_written(crate::SnapshotOutcome {
-                time: crate::activity::unix_now(),
+            gw.snapshot_written(crate::gateway::SnapshotOutcome {
+                time: crate::clock::unix_now(),
                 bytes: 0,
                 error: Some(e.clone()),
             });

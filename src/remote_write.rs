@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use config::{Protocol, Settings, Target};
 
-use crate::Gateway;
+use crate::gateway::Gateway;
 
 /// One send's snapshot, encoded for the protocols the targets use.
 #[derive(Debug)]

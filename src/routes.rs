@@ -12,7 +12,24 @@
 
 use axum::http::Method;
 
-use crate::telemetry::Protocol;
+/// The protocol a push came over.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP (text, OpenMetrics or protobuf body).
+    Http,
+    /// gRPC.
+    Grpc,
+}
+
+impl Protocol {
+    /// The `protocol` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
 
 /// The credentials a route needs (`--auth-users`, `--admin-users`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,25 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::aggregate::Aggregator;
 use crate::error::Rejection;
-
-/// The protocol a push came over.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-pub enum Protocol {
-    /// HTTP (text, OpenMetrics or protobuf body).
-    Http,
-    /// gRPC.
-    Grpc,
-}
-
-impl Protocol {
-    /// The `protocol` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::Grpc => "grpc",
-        }
-    }
-}
+pub use crate::routes::Protocol;
 
 impl EncodeLabelValue for Protocol {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -204,7 +186,7 @@ impl RemoteWriteStats {
     pub fn done(&self, timestamp_ms: i64, ok: bool) {
         self.sent_ms.store(timestamp_ms as u64, Ordering::Relaxed);
         if ok {
-            self.last_success.set(crate::activity::unix_now());
+            self.last_success.set(crate::clock::unix_now());
         }
         self.lag(timestamp_ms);
     }
@@ -536,4 +518,11 @@ impl Telemetry {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+/// Resident set size from `/proc/self/status` (Linux); `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

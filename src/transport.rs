@@ -5,19 +5,18 @@
 //! `--grpc-listen`), with the lifecycle routes on `--lifecycle-listen`, each
 //! through `server.rs`'s accept loop (TLS, header timeout, drain).
 
-pub(crate) mod api;
 pub mod grpc;
 pub(crate) mod http;
 mod pipe;
 mod server;
-pub(crate) mod tls;
 
 use std::future::Future;
 
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::{Gateway, middleware};
+use crate::gateway::Gateway;
+use crate::middleware;
 
 /// The listeners to serve on.
 #[derive(Debug)]
@@ -50,7 +49,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let config = gateway.config();
     let tls = match &config.tls {
-        Some(files) => Some(tls::Tls::load(files).map_err(std::io::Error::other)?),
+        Some(files) => Some(crate::tls::Tls::load(files).map_err(std::io::Error::other)?),
         None => None,
     };
     let (tx, rx) = tokio::sync::watch::channel(());

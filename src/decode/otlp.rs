@@ -35,13 +35,13 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use super::Options;
-use super::protobuf::wire::{self, Reader, Wire};
 use crate::aggregate::GaugeMode;
 use crate::error::Rejection;
 use crate::model::{
     Bucket, Family, Histogram, Kind, Meaning, NativeHistogram, Produced, Push, Series, SeriesKey,
     Value,
 };
+use crate::wire::{self, Reader, Wire};
 use names::Suffix;
 
 /// `AggregationTemporality`.
@@ -723,7 +723,7 @@ fn any_value(bytes: &[u8], depth: usize, most: usize) -> Result<Cow<'_, str>, &'
             (1, w) => Cow::Borrowed(wire::string(w)?),
             (2, Wire::Varint(v)) => Cow::Owned((v != 0).to_string()),
             (3, Wire::Varint(v)) => Cow::Owned((v as i64).to_string()),
-            (4, Wire::Fixed64(v)) => Cow::Owned(crate::encode::float::go(f64::from_bits(v))),
+            (4, Wire::Fixed64(v)) => Cow::Owned(crate::model::float::go(f64::from_bits(v))),
             (5, Wire::Bytes(array)) => {
                 let mut json = Rendering::new(most);
                 json.raw(b"[")?;

@@ -8,8 +8,6 @@
 //! allocations per label and ran at about 1.4 M samples/s here. The small
 //! numeric value messages (counter, histogram...) are still decoded by prost.
 
-pub mod wire;
-
 use prost::Message;
 
 use super::{Options, check_scalar, check_summary};
@@ -20,7 +18,7 @@ use crate::model::{
     created_from_parts,
 };
 use crate::pb::io::prometheus::client as pb;
-use wire::{Reader, Wire};
+use crate::wire::{self, Reader, Wire};
 
 /// Decodes a body of length-delimited `MetricFamily` messages.
 pub fn delimited(body: &[u8], opts: &Options<'_>) -> Result<Push, Rejection> {

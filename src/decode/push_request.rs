@@ -5,9 +5,10 @@
 //! prost's owned types (two allocations per label).
 
 use super::Options;
-use super::protobuf::{self, Origin, Scratch, wire};
+use super::protobuf::{self, Origin, Scratch};
 use crate::error::Rejection;
 use crate::model::Push;
+use crate::wire;
 
 fn malformed(e: &str) -> Rejection {
     Rejection::invalid(format!("malformed PushRequest: {e}"))

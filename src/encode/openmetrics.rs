@@ -2,9 +2,9 @@
 //! a family `foo` with samples `foo_total` (and `foo_created`), numbers with
 //! `.0` after integers, `# EOF` at the end.
 
-use super::float::write_openmetrics;
 use super::text::{Samples, write_help};
 use crate::aggregate::FamilyView;
+use crate::model::float::write_openmetrics;
 use crate::model::{Kind, created_seconds};
 
 /// Appends one family in OpenMetrics text (the `# EOF` after the last

@@ -6,6 +6,7 @@ use prost::Message;
 use crate::aggregate::FamilyView;
 use crate::model::{Created, Kind, Value, created_parts, labels};
 use crate::pb::io::prometheus::client as pb;
+use crate::wire::{LEN, bytes, double, key, uint, varint, varint_len};
 
 /// Families up to this many series are written through one buffer (about
 /// 100 bytes a series); larger ones series by series.
@@ -69,40 +70,6 @@ pub fn write_family_streaming(
 // rendering text (`cargo bench --bench pipeline -- render_protobuf`). The
 // bytes are the same as prost's: fields in tag order, proto2 optionals
 // written when set, repeated scalars unpacked.
-
-pub(crate) const VARINT: u8 = 0;
-pub(crate) const FIXED64: u8 = 1;
-pub(crate) const LEN: u8 = 2;
-
-/// Appends `v` as a protobuf varint.
-pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn key(out: &mut Vec<u8>, field: u8, wire: u8) {
-    // Every field number here is below 16: one byte.
-    out.push(field << 3 | wire);
-}
-
-pub(crate) fn double(out: &mut Vec<u8>, field: u8, v: f64) {
-    key(out, field, FIXED64);
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-pub(crate) fn uint(out: &mut Vec<u8>, field: u8, v: u64) {
-    key(out, field, VARINT);
-    varint(out, v);
-}
-
-pub(crate) fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
-    key(out, field, LEN);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
 
 /// Appends one family as a delimited `MetricFamily`.
 pub(super) fn write_family(name: &str, f: &FamilyView, out: &mut Vec<u8>) {
@@ -227,10 +194,6 @@ fn bytecount_zeros(b: &[u8]) -> usize {
 /// The length of a `LabelPair` message holding `name` and `value`.
 fn pair_len(name: &[u8], value: &[u8]) -> usize {
     2 + varint_len(name.len() as u64) + name.len() + varint_len(value.len() as u64) + value.len()
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Writes the series' value message into `out`; returns its field number

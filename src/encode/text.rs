@@ -1,10 +1,10 @@
 //! Prometheus text format 0.0.4: what the Pushgateway and the Go gateway
 //! serve, and what conformance cases compare byte for byte.
 
-use super::float::write_go;
 use super::write_escaped;
 use crate::aggregate::FamilyView;
 use crate::model::Value;
+use crate::model::float::write_go;
 
 /// Appends one family in text format 0.0.4.
 pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl super::Out) {

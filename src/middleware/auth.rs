@@ -20,9 +20,9 @@ use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
 use super::routing::matched;
-use crate::config::Secret;
 use crate::error::{Rejection, is_grpc};
 use crate::routes::Scope;
+use crate::secret::Secret;
 
 /// Most bcrypt answers remembered, each way: bcrypt costs milliseconds by
 /// design, too much to pay on every push, so a verified pair is kept, as

@@ -8,10 +8,10 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::Gateway;
 use crate::error::{Refused, is_grpc};
+use crate::gateway::Gateway;
+use crate::routes::Protocol;
 use crate::routes::Scope;
-use crate::telemetry::Protocol;
 
 /// Records the request once the answer is ready.
 pub async fn record(State(gw): State<Gateway>, req: Request, next: Next) -> Response {

@@ -299,7 +299,7 @@ fn target(raw: RawTarget, at: &str) -> Result<Target, String> {
         return Err(format!("{at}: tls needs cert_file and key_file together"));
     }
     let timeout = match raw.timeout {
-        Some(t) => crate::config::parse_duration(&t).map_err(|e| format!("{at}: timeout: {e}"))?,
+        Some(t) => crate::units::parse_duration(&t).map_err(|e| format!("{at}: timeout: {e}"))?,
         None => DEFAULT_TIMEOUT,
     };
     if timeout.is_zero() {

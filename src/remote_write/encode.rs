@@ -30,8 +30,8 @@ use bytes::Bytes;
 
 pub use super::config::Protocol;
 use crate::aggregate::{Dropped, FamilyView};
-use crate::encode::protobuf::{LEN, VARINT, bytes as field_bytes, double, key, uint, varint};
 use crate::model::{Kind, NativeHistogram, Value, labels};
+use crate::wire::{LEN, VARINT, bytes as field_bytes, double, key, uint, varint};
 
 /// The NaN Prometheus marks a series stale with.
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -235,7 +235,7 @@ fn write_samples(
     };
     let bucket = format!("{name}_bucket");
     for (le, v) in buckets {
-        let le = crate::encode::float::go(le);
+        let le = crate::model::float::go(le);
         w.series(family, (&bucket, &le), key_pairs, Out::Float(v), created);
     }
     for (suffix, v) in [("_sum", sum), ("_count", count)] {

@@ -386,13 +386,13 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig, String> {
     let at = |what: &str, e: &dyn std::fmt::Display| {
         format!("remote-write target {}: {what}: {e}", target.name)
     };
-    let builder = rustls::ClientConfig::builder_with_provider(crate::transport::tls::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| at("tls", &e))?;
     let builder = match &target.tls.ca_file {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in crate::transport::tls::certs(path).map_err(|e| at("ca_file", &e))? {
+            for cert in crate::tls::certs(path).map_err(|e| at("ca_file", &e))? {
                 roots.add(cert).map_err(|e| at("ca_file", &e))?;
             }
             builder.with_root_certificates(roots)
@@ -408,8 +408,8 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig, String> {
     };
     match (&target.tls.cert_file, &target.tls.key_file) {
         (Some(cert), Some(key)) => {
-            let chain = crate::transport::tls::certs(cert).map_err(|e| at("cert_file", &e))?;
-            let key = crate::transport::tls::key(key).map_err(|e| at("key_file", &e))?;
+            let chain = crate::tls::certs(cert).map_err(|e| at("cert_file", &e))?;
+            let key = crate::tls::key(key).map_err(|e| at("key_file", &e))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| at("client certificate", &e))

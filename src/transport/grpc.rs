@@ -18,13 +18,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub mod codec;
 
-use crate::Gateway;
 use crate::decode::push_request;
 use crate::error::Rejection;
+use crate::gateway::Gateway;
 use crate::idempotency;
 use crate::ingest::{Deadline, Ingested, Ticket, run_sized};
 use crate::pb::aggregation_gateway::v1::PushResponse;
-use crate::telemetry::Protocol;
+use crate::routes::Protocol;
 use codec::Codec;
 
 /// The descriptor set of `proto/`, for server reflection.

@@ -14,15 +14,15 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::BodyExt;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
-use crate::Gateway;
 use crate::decode::{self, path};
 use crate::encode;
 use crate::error::Rejection;
+use crate::gateway::Gateway;
 use crate::idempotency;
 use crate::ingest::{Deadline, Ingested, PushSlots, Ticket, run_sized};
 use crate::memory::Reservation;
+use crate::routes::Protocol;
 use crate::routes::{self, Handler, Route};
-use crate::telemetry::Protocol;
 
 use super::pipe;
 use super::server::Connection;
@@ -75,16 +75,16 @@ fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
         Handler::OtlpMetrics => on(filter, otlp_metrics),
         Handler::Delete => on(filter, delete),
         Handler::Wipe => on(filter, wipe),
-        Handler::Status => on(filter, super::api::status),
-        Handler::Families => on(filter, super::api::families),
-        Handler::Series => on(filter, super::api::series),
-        Handler::Cardinality => on(filter, super::api::cardinality),
-        Handler::Groups => on(filter, super::api::groups),
-        Handler::Rejections => on(filter, super::api::rejections),
-        Handler::Page => on(filter, super::api::page),
-        Handler::Script => on(filter, super::api::script),
-        Handler::Style => on(filter, super::api::style),
-        Handler::Icon => on(filter, super::api::icon),
+        Handler::Status => on(filter, crate::status::summary::status),
+        Handler::Families => on(filter, crate::status::api::families),
+        Handler::Series => on(filter, crate::status::api::series),
+        Handler::Cardinality => on(filter, crate::status::cardinality::cardinality),
+        Handler::Groups => on(filter, crate::status::api::groups),
+        Handler::Rejections => on(filter, crate::status::api::rejections),
+        Handler::Page => on(filter, crate::status::page::page),
+        Handler::Script => on(filter, crate::status::page::script),
+        Handler::Style => on(filter, crate::status::page::style),
+        Handler::Icon => on(filter, crate::status::page::icon),
         // The scrape compresses (and caches) itself; the self-metrics use
         // the layer, at the fastest level.
         Handler::SelfMetrics => on(filter, self_metrics)
@@ -270,8 +270,8 @@ async fn otlp_metrics(
             } else {
                 // google.rpc.Status { int32 code = 1; string message = 2; }
                 let mut body = Vec::new();
-                crate::encode::protobuf::uint(&mut body, 1, grpc.code() as u64);
-                crate::encode::protobuf::bytes(&mut body, 2, grpc.message().as_bytes());
+                crate::wire::uint(&mut body, 1, grpc.code() as u64);
+                crate::wire::bytes(&mut body, 2, grpc.message().as_bytes());
                 body
             };
             (status, content_type, body).into_response()
@@ -645,12 +645,4 @@ fn json(v: serde_json::Value) -> Response {
         format!("{v}\n"),
     )
         .into_response()
-}
-
-/// Resident set size from `/proc/self/status` (Linux); `None` elsewhere.
-pub(crate) fn resident_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

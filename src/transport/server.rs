@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::tls::Tls;
+use crate::tls::Tls;
 
 /// Most bytes of one request's head (request line and headers, HTTP/1.1;
 /// the decoded header list, HTTP/2). Bounds what a connection can hold

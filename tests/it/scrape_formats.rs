@@ -11,7 +11,7 @@ const PROTO_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.
 const BODY: &str = "# HELP c A \\\\ counter\n# TYPE c counter\nc{path=\"/a,b}\",q=\"say \\\"hi\\\"\"} 3\nc{path=\"/x\"} 1.5\n# TYPE g gauge\ng -2\n# TYPE h histogram\nh_bucket{k=\"v\",le=\"0.5\"} 1\nh_bucket{k=\"v\",le=\"+Inf\"} 3\nh_sum{k=\"v\"} 4.25\nh_count{k=\"v\"} 3\n# TYPE s summary\ns{quantile=\"0.9\"} 1\ns_sum 2\ns_count 1\nu 1e6\n";
 
 fn go_float(v: f64) -> String {
-    prom_aggregation_gateway::encode::float::go(v)
+    prom_aggregation_gateway::model::float::go(v)
 }
 
 fn esc(v: &str) -> String {

@@ -14,8 +14,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::encode::protobuf::{FIXED64, LEN, VARINT, key, varint};
 use crate::error::Rejection;
+use crate::wire::{FIXED64, LEN, VARINT, key, varint};
 
 /// How a field is written.
 #[derive(Clone, Copy)]

@@ -6,13 +6,13 @@
 //! grow them; neither holds a body or a credential.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
+use crate::clock::unix_now;
 use crate::error::Rejection;
-use crate::telemetry::Protocol;
+use crate::routes::Protocol;
 
 /// Most grouping keys remembered; past it the one pushed to longest ago
 /// is forgotten.
@@ -27,13 +27,6 @@ const GROUP_OVERHEAD: usize = 128;
 pub const MAX_REFUSALS: usize = 200;
 /// Longest reason (and route) kept, in bytes.
 const MAX_TEXT: usize = 300;
-
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// `s` cut to at most `MAX_TEXT` bytes on a character boundary, on one
 /// line.

@@ -1,7 +1,8 @@
-//! A minimal protobuf wire reader over borrowed bytes: varints, fixed64,
-//! length-delimited slices. Used where decoding into prost's owned types
-//! cost an allocation per string (two per label): metric and label names are
-//! borrowed from the request instead, as the text parser does.
+//! The protobuf wire format, read and written by hand: varints, fixed64,
+//! length-delimited slices. The reader works over borrowed bytes, where
+//! decoding into prost's owned types would cost an allocation per string
+//! (two per label); the writer appends fields to a `Vec<u8>`, for the
+//! scrape, the snapshot, remote-write and OTLP/JSON transcoding.
 
 /// A field's payload.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,6 +130,73 @@ pub fn string(w: Wire<'_>) -> Result<&str, &'static str> {
         Wire::Bytes(b) => std::str::from_utf8(b).map_err(|_| "string is not UTF-8"),
         _ => Err("string field with a non-length wire type"),
     }
+}
+
+// Writing.
+
+/// Wire type of a varint.
+pub const VARINT: u8 = 0;
+/// Wire type of a fixed 64-bit value.
+pub const FIXED64: u8 = 1;
+/// Wire type of a length-delimited value.
+pub const LEN: u8 = 2;
+
+/// Appends `v` as a protobuf varint.
+pub fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a field key (field numbers below 16).
+pub fn key(out: &mut Vec<u8>, field: u8, wire: u8) {
+    // Every field number here is below 16: one byte.
+    out.push(field << 3 | wire);
+}
+
+/// Appends a `double` field.
+pub fn double(out: &mut Vec<u8>, field: u8, v: f64) {
+    key(out, field, FIXED64);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends a varint field.
+pub fn uint(out: &mut Vec<u8>, field: u8, v: u64) {
+    key(out, field, VARINT);
+    varint(out, v);
+}
+
+/// Appends a length-delimited field.
+pub fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
+    key(out, field, LEN);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Bytes of `v` as a varint.
+pub fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Reads one varint from a stream; `None` at a clean end of input.
+pub fn read_varint(r: &mut impl std::io::Read) -> std::io::Result<Option<u64>> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let mut b = [0u8];
+        if r.read(&mut b)? == 0 {
+            if i == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::Error::other("truncated varint"));
+        }
+        v |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] < 0x80 {
+            return Ok(Some(v));
+        }
+    }
+    Err(std::io::Error::other("varint too long"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! failed reload keeps the previous one and says why in the log.
 
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +15,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsFiles;
+/// The PEM files TLS is served from (re-read on SIGHUP or change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// CA bundle for client certificates (mTLS), if required.
+    pub client_ca: Option<PathBuf>,
+}
 
 /// How often the files' modification times are checked.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
