@@ -332,7 +332,7 @@ pub struct Config {
     pub rules_check_interval: Duration,
     /// The remote-write output (`--remote-write-url`,
     /// `--remote-write-config` and their flags), if any target is given.
-    pub remote_write: Option<std::sync::Arc<crate::remote_write::Settings>>,
+    pub remote_write: Option<std::sync::Arc<crate::remote_write::config::Settings>>,
     /// `--persistence-file`.
     pub persistence_file: Option<PathBuf>,
     /// `--persistence-interval`.
@@ -554,7 +554,9 @@ fn route_prefix(a: &Args) -> Result<Option<std::sync::Arc<str>>, String> {
 }
 
 /// The remote-write settings of the flags, checked; `None` without targets.
-fn remote_write(a: &Args) -> Result<Option<std::sync::Arc<crate::remote_write::Settings>>, String> {
+fn remote_write(
+    a: &Args,
+) -> Result<Option<std::sync::Arc<crate::remote_write::config::Settings>>, String> {
     use crate::remote_write::config;
     let targets = config::targets(&a.remote_write_urls, a.remote_write_config.as_deref())?;
     if targets.is_empty() {
@@ -577,12 +579,14 @@ fn remote_write(a: &Args) -> Result<Option<std::sync::Arc<crate::remote_write::S
         };
         Some((a.replica_label.as_str().into(), value))
     };
-    Ok(Some(std::sync::Arc::new(crate::remote_write::Settings {
-        targets,
-        interval: a.remote_write_interval,
-        max_samples_per_send: a.remote_write_max_samples_per_send,
-        replica,
-    })))
+    Ok(Some(std::sync::Arc::new(
+        crate::remote_write::config::Settings {
+            targets,
+            interval: a.remote_write_interval,
+            max_samples_per_send: a.remote_write_max_samples_per_send,
+            replica,
+        },
+    )))
 }
 
 /// Parses `host:port`, `[v6]:port`, or Go's `:port` (all interfaces).

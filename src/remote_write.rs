@@ -15,6 +15,7 @@
 pub mod config;
 pub mod encode;
 mod send;
+mod snapshot;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,24 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use config::{Protocol, Settings, Target};
 
 use crate::gateway::Gateway;
-
-/// One send's snapshot, encoded for the protocols the targets use.
-#[derive(Debug)]
-pub(crate) struct Snapshot {
-    /// The samples' timestamp (milliseconds since the epoch).
-    timestamp_ms: i64,
-    v1: Option<encode::Encoded>,
-    v2: Option<encode::Encoded>,
-}
-
-impl Snapshot {
-    fn encoded(&self, protocol: Protocol) -> Option<&encode::Encoded> {
-        match protocol {
-            Protocol::V1 => self.v1.as_ref(),
-            Protocol::V2 => self.v2.as_ref(),
-        }
-    }
-}
+use snapshot::Snapshot;
 
 /// Starts the producer and one sender per target; they end after a last
 /// send once `stop` fires.

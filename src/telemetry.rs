@@ -174,10 +174,10 @@ impl RemoteWriteStats {
     }
 
     /// The protocol sent now (1 or 2).
-    pub fn protocol(&self, p: crate::remote_write::Protocol) {
+    pub fn protocol(&self, p: crate::remote_write::config::Protocol) {
         self.protocol.set(match p {
-            crate::remote_write::Protocol::V1 => 1,
-            crate::remote_write::Protocol::V2 => 2,
+            crate::remote_write::config::Protocol::V1 => 1,
+            crate::remote_write::config::Protocol::V2 => 2,
         });
     }
 

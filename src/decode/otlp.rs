@@ -34,7 +34,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-use super::Options;
+use super::options::Options;
 use crate::aggregate::GaugeMode;
 use crate::error::Rejection;
 use crate::model::{
@@ -1118,7 +1118,7 @@ fn summary_point<'a>(
         }
     }
     let count = count as f64;
-    super::check_summary(count, sum).map_err(|e| format!("summary {e}"))?;
+    super::options::check_summary(count, sum).map_err(|e| format!("summary {e}"))?;
     Ok(Some(Point::Summary { count, sum }))
 }
 

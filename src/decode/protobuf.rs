@@ -10,7 +10,7 @@
 
 use prost::Message;
 
-use super::{Options, check_scalar, check_summary};
+use super::options::{Options, check_scalar, check_summary};
 use crate::error::Rejection;
 use crate::model::labels::is_metric_name;
 use crate::model::{

@@ -4,7 +4,7 @@
 //! are). Read from its bytes with the borrowing decoder, not through
 //! prost's owned types (two allocations per label).
 
-use super::Options;
+use super::options::Options;
 use super::protobuf::{self, Origin, Scratch};
 use crate::error::Rejection;
 use crate::model::Push;

@@ -19,7 +19,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use super::{Options, check_scalar, check_summary};
+use super::options::{Options, check_scalar, check_summary};
 use crate::error::Rejection;
 use crate::model::labels::{is_metric_name, label_rest, label_start, metric_rest, metric_start};
 use crate::model::{Bucket, Family, Histogram, Kind, Push, Series, Value, created_from_seconds};

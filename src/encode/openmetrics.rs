@@ -9,7 +9,7 @@ use crate::model::{Kind, created_seconds};
 
 /// Appends one family in OpenMetrics text (the `# EOF` after the last
 /// family is the caller's).
-pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl super::Out) {
+pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl super::out::Out) {
     {
         let out = to.buf();
         let base = match f.kind {

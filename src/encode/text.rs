@@ -1,13 +1,13 @@
 //! Prometheus text format 0.0.4: what the Pushgateway and the Go gateway
 //! serve, and what conformance cases compare byte for byte.
 
-use super::write_escaped;
+use super::out::{Out, write_escaped};
 use crate::aggregate::FamilyView;
 use crate::model::Value;
 use crate::model::float::write_go;
 
 /// Appends one family in text format 0.0.4.
-pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl super::Out) {
+pub(super) fn render_family(name: &str, f: &FamilyView, to: &mut impl Out) {
     {
         let name = name.as_bytes();
         let out = to.buf();
@@ -207,7 +207,7 @@ pub(crate) fn write_labels(out: &mut Vec<u8>, key: &[u8], le: Option<&[u8]>) {
 #[cfg(test)]
 mod tests {
     use super::write_labels;
-    use crate::encode::write_escaped;
+    use crate::encode::out::write_escaped;
     use crate::model::labels::{LabelRules, pairs};
 
     /// The straightforward rendering: pairs, then escapes.

@@ -2,7 +2,7 @@
 //! (`--max-memory`): one estimate, used both while a push is decoded and
 //! when it is stored, so what a push was admitted for is what it holds.
 
-use super::Value;
+use super::value::Value;
 
 /// What a stored series costs beside its key and its value's heap parts:
 /// its slot in a page, in the index and in the key order, and slack for

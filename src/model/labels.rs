@@ -8,6 +8,8 @@
 //! empty label set is the empty key. Labels with an empty value are left out,
 //! as Prometheus treats `{a=""}` as no label `a`.
 
+use super::kind::Kind;
+use super::limits::Limits;
 use std::borrow::Cow;
 
 /// A series' identity within its family (see the module docs).
@@ -83,10 +85,10 @@ pub fn is_reserved_label(name: &str) -> bool {
 /// The label the exposition formats write themselves on a family of `kind`
 /// (`le` on histogram buckets, `quantile` on summary quantiles): a series
 /// of that family may not carry it, or a bucket would get it twice.
-pub fn format_label(kind: super::Kind) -> Option<&'static str> {
+pub fn format_label(kind: Kind) -> Option<&'static str> {
     match kind {
-        super::Kind::Histogram => Some("le"),
-        super::Kind::Summary => Some("quantile"),
+        Kind::Histogram => Some("le"),
+        Kind::Summary => Some("quantile"),
         _ => None,
     }
 }
@@ -130,7 +132,7 @@ pub struct LabelRules {
     fixed: Vec<(String, String)>,
     /// Sorted.
     drop: Vec<String>,
-    limits: super::Limits,
+    limits: Limits,
     /// A label the gateway writes itself (`--replica-label` while
     /// remote-write is on): no series may carry it.
     owned: Option<std::sync::Arc<str>>,
@@ -142,7 +144,7 @@ impl LabelRules {
     pub fn new(
         mut fixed: Vec<(String, String)>,
         drop: &[String],
-        limits: super::Limits,
+        limits: Limits,
     ) -> Result<LabelRules, String> {
         if fixed.len() > limits.max_labels {
             return Err(format!(
@@ -188,7 +190,7 @@ impl LabelRules {
     /// writes for `kind`) returns the reason, without the metric name.
     pub fn write_key<N: AsRef<str>, V: AsRef<str>>(
         &self,
-        kind: super::Kind,
+        kind: Kind,
         labels: &mut [(N, V)],
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
@@ -272,7 +274,7 @@ impl LabelRules {
     }
 
     /// The limits these rules check.
-    pub fn limits(&self) -> &super::Limits {
+    pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
@@ -287,7 +289,7 @@ fn owned_refusal(label: &str) -> String {
 }
 
 #[cold]
-fn format_label_refusal(own: &str, kind: super::Kind) -> String {
+fn format_label_refusal(own: &str, kind: Kind) -> String {
     format!(
         "label {own} is written by the format on a {} and may not be given",
         kind.as_str()
@@ -303,7 +305,7 @@ fn truncate(s: &str) -> &str {
 }
 
 #[inline]
-fn check_lengths(name: &str, value: &str, limits: &super::Limits) -> Result<(), String> {
+fn check_lengths(name: &str, value: &str, limits: &Limits) -> Result<(), String> {
     if name.len() > limits.max_name_length || value.len() > limits.max_label_value_length {
         return Err(length_refusal(name, value, limits));
     }
@@ -311,7 +313,7 @@ fn check_lengths(name: &str, value: &str, limits: &super::Limits) -> Result<(), 
 }
 
 #[cold]
-fn length_refusal(name: &str, value: &str, limits: &super::Limits) -> String {
+fn length_refusal(name: &str, value: &str, limits: &Limits) -> String {
     if name.len() > limits.max_name_length {
         format!(
             "label name {}... is {} bytes, over the limit of {}",

@@ -9,7 +9,7 @@
 //! gauge `x_sum`, a counter `x` beside a counter `x_total`, a gauge
 //! `x_created` beside a counter `x`.
 
-use super::Kind;
+use super::kind::Kind;
 
 /// Every name a family of `kind` called `name` claims: its own, the sample
 /// names it writes in text 0.0.4 and OpenMetrics, and its OpenMetrics

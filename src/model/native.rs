@@ -3,6 +3,11 @@
 //! schema, widen the zero bucket to the larger threshold (absorbing buckets
 //! it overlaps), then add bucket by bucket.
 
+/// Whether `v` can be a count of observations: not negative, not NaN.
+pub fn is_count(v: f64) -> bool {
+    v >= 0.0
+}
+
 /// A native histogram with float counts and sparse buckets.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NativeHistogram {
@@ -215,10 +220,10 @@ impl NativeHistogram {
                 self.schema
             ));
         }
-        if !super::is_count(self.zero_threshold) {
+        if !is_count(self.zero_threshold) {
             return Err(format!("zero threshold {} is invalid", self.zero_threshold));
         }
-        if !super::is_count(self.count) || !super::is_count(self.zero_count) {
+        if !is_count(self.count) || !is_count(self.zero_count) {
             return Err("native histogram count is negative or NaN".into());
         }
         if self.sum.is_nan() {
@@ -233,7 +238,7 @@ impl NativeHistogram {
                     "native histogram bucket index outside ±{MAX_INDEX}"
                 ));
             }
-            if side.iter().any(|&(_, c)| !super::is_count(c)) {
+            if side.iter().any(|&(_, c)| !is_count(c)) {
                 return Err("native histogram bucket count is negative or NaN".into());
             }
             if side.windows(2).any(|w| w[0].0 >= w[1].0) {

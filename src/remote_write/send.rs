@@ -19,9 +19,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::Snapshot;
 use super::config::{Auth, Protocol, Target};
 use super::encode::Batch;
+use super::snapshot::Snapshot;
 use crate::telemetry::RemoteWriteStats;
 
 /// First wait before a retry; doubled per failure up to [`MAX_BACKOFF`].

@@ -23,7 +23,9 @@ use promql_parser::parser::Expr;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Combine, DEFAULT_LEVEL_TTL, DEFAULT_SOURCE_TTL, Keep, Mode, Rule, RuleStats};
+use super::rule::{
+    Combine, DEFAULT_LEVEL_TTL, DEFAULT_SOURCE_TTL, Keep, Mode, Rule, RuleStats, Selector,
+};
 use crate::model::labels::is_label_name;
 
 /// Why a rules file was not taken: one line naming the file, the line in
@@ -267,13 +269,13 @@ fn precheck(selector: &str) -> Result<(), String> {
 /// A series selector (`name{label="value"}`) as the status API takes it:
 /// the same checks as a rule's `match`, its regexes within `regex_budget`
 /// bytes of automaton.
-pub fn selector(text: &str, regex_budget: usize) -> Result<super::Selector, String> {
+pub fn selector(text: &str, regex_budget: usize) -> Result<Selector, String> {
     let (names, labels) = selector_matchers(text)?;
     let mut left = regex_budget;
     for m in names.iter().chain(&labels) {
         left -= regex_bytes(m, left)?;
     }
-    Ok(super::Selector { names, labels })
+    Ok(Selector { names, labels })
 }
 
 /// A PromQL series selector's matchers, split into those on the metric

@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::decode::Options;
 use crate::decode::text::{Dialect, parse as parse_text};
 use crate::error::Rejection;
-use crate::model::{LabelRules, NativeHistogram, Value};
+use crate::model::{LabelRules, NativeHistogram, Push, Value};
 
 struct World {
     agg: Aggregator,
