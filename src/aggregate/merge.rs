@@ -1,7 +1,7 @@
 //! How a pushed value combines with a stored one (contract §4).
 
-use super::GaugeMode;
-use super::store::StoredSeries;
+use super::settings::{GaugeMode, Settings};
+use super::stored::StoredSeries;
 use crate::model::{Bucket, Combine, Histogram, Kind, Value};
 
 /// How a family's pushes combine without a rule: gauges as `--gauge-mode`
@@ -20,7 +20,7 @@ pub(crate) fn merge(
     stored: &mut StoredSeries,
     pushed: Value,
     created: Option<crate::model::Created>,
-    settings: &super::Settings,
+    settings: &Settings,
 ) {
     stored.merge_created(created);
     merge_value(rule, &mut stored.value, pushed, settings.max_native_buckets);

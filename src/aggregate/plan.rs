@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
 
-use super::GaugeMode;
 use super::merge;
+use super::settings::GaugeMode;
 use super::sources::{
     Level, LevelUpdate, Levels, ResetWhy, SourceState, SourceUpdate, Sources, level_bytes,
     source_bytes, source_id,
@@ -78,6 +78,16 @@ pub(crate) struct Plan<'a> {
 }
 
 impl Plan<'_> {
+    /// Whether any of its series is given a TTL of its rule's.
+    pub(crate) fn expires(&self) -> bool {
+        match &self.modes {
+            Modes::Default => false,
+            Modes::All(m) => m.ttl.is_some(),
+            Modes::Rules(of, rules) => of.iter().flatten().any(|&r| rules.rule(r).ttl.is_some()),
+            Modes::Each(each) => each.iter().any(|m| m.ttl.is_some()),
+        }
+    }
+
     pub(crate) fn default_modes() -> Plan<'static> {
         Plan {
             modes: Modes::Default,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use super::store::StoredSeries;
+use super::stored::StoredSeries;
 
 const PAGE_BITS: u32 = 10;
 /// Series in one page: a push copies at most this many when it changes a

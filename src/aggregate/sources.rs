@@ -45,7 +45,7 @@ pub(crate) struct SourceRow<'a> {
     /// The source labels' key.
     pub(crate) source: &'a [u8],
     /// Its last value and creation time, as a series.
-    pub(crate) series: super::StoredSeries,
+    pub(crate) series: super::stored::StoredSeries,
     /// Seconds until it is forgotten.
     pub(crate) left: u32,
     /// The name of the rule that last took it.
@@ -479,7 +479,11 @@ impl Sources {
             SourceRow {
                 output,
                 source,
-                series: super::StoredSeries::new(s.value.clone(), s.created, super::store::NEVER),
+                series: super::stored::StoredSeries::new(
+                    s.value.clone(),
+                    s.created,
+                    super::stored::NEVER,
+                ),
                 left: s.expires.saturating_sub(now),
                 rule: &s.stats.name,
                 time: s.time,
@@ -490,7 +494,11 @@ impl Sources {
             levels.sources.iter().map(move |(source, l)| SourceRow {
                 output,
                 source,
-                series: super::StoredSeries::new(Value::Scalar(l.value), None, super::store::NEVER),
+                series: super::stored::StoredSeries::new(
+                    Value::Scalar(l.value),
+                    None,
+                    super::stored::NEVER,
+                ),
                 left: l.expires.saturating_sub(now),
                 rule: &l.stats.name,
                 time: 0,

@@ -1,3 +1,5 @@
+use crate::error::Rejection;
+use crate::model::Push;
 use proptest::prelude::*;
 
 use super::*;
