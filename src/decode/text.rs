@@ -14,24 +14,18 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
-use foldhash::fast::RandomState;
-use hashbrown::HashTable;
+mod family;
+mod lex;
 
 use super::options::{Options, check_scalar, check_summary};
 use crate::error::Rejection;
-use crate::model::labels::{is_metric_name, label_rest, label_start, metric_rest, metric_start};
+use crate::model::labels::is_metric_name;
 use crate::model::{Bucket, Family, Histogram, Kind, Push, Series, Value, created_from_seconds};
-
-/// Which text format a body is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// Prometheus text format 0.0.4 / 1.0.0.
-    Prometheus,
-    /// OpenMetrics text 1.0 (`application/openmetrics-text`).
-    OpenMetrics,
-}
+use family::{FamilyBuilder, Naming, Part};
+pub use lex::Dialect;
+pub(crate) use lex::parse_float;
+use lex::*;
 
 /// Parses a whole text body. Any error names the line (from 1) and, where
 /// known, the metric.
@@ -79,55 +73,6 @@ pub fn parse(body: &[u8], dialect: Dialect, opts: &Options<'_>) -> Result<Push, 
     p.finish()
 }
 
-/// How a family's sample names relate to its name `f`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Naming {
-    /// Samples are named `f` (gauge, untyped, text-format counter).
-    Exact,
-    /// OpenMetrics counter: `f_total` and `f_created`.
-    Total,
-    /// OpenMetrics info: `f_info`.
-    Info,
-    /// `f_bucket`, `f_sum`, `f_count` (and `f_created` in OpenMetrics).
-    Histogram,
-    /// `f` with `quantile`, `f_sum`, `f_count` (and `f_created`).
-    Summary,
-}
-
-/// What one sample line contributes to its series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Value,
-    Bucket,
-    Sum,
-    Count,
-    Quantile,
-    Created,
-}
-
-struct FamilyBuilder<'a> {
-    name: &'a str,
-    help: Option<Cow<'a, str>>,
-    kind: Kind,
-    naming: Naming,
-    typed: bool,
-    has_samples: bool,
-    series: Vec<SeriesBuilder>,
-    /// Series index by key, built at the first lookup that the last series
-    /// does not answer (histogram parts usually arrive series by series).
-    index: Option<HashTable<usize>>,
-}
-
-struct SeriesBuilder {
-    key: Box<[u8]>,
-    line: usize,
-    value: Option<f64>,
-    buckets: Vec<Bucket>,
-    sum: Option<f64>,
-    count: Option<f64>,
-    created: Option<f64>,
-}
-
 struct Parser<'a, 'o> {
     dialect: Dialect,
     opts: &'o Options<'o>,
@@ -140,222 +85,6 @@ struct Parser<'a, 'o> {
     /// Set when the byte budget refused the push: answered as such, not as
     /// a line error.
     refused: Option<Rejection>,
-}
-
-fn is_ws(c: u8) -> bool {
-    c == b' ' || c == b'\t'
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && is_ws(b[i]) {
-        i += 1;
-    }
-    i
-}
-
-fn scan_metric_name(b: &[u8], start: usize) -> usize {
-    let mut i = start;
-    while i < b.len() {
-        let c = b[i];
-        let ok = if i > start {
-            metric_rest(c)
-        } else {
-            metric_start(c)
-        };
-        if !ok {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
-fn scan_label_name(b: &[u8], start: usize) -> usize {
-    let mut i = start;
-    while i < b.len() {
-        let c = b[i];
-        if !(if i > start {
-            label_rest(c)
-        } else {
-            label_start(c)
-        }) {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
-fn scan_token(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && !is_ws(b[i]) {
-        i += 1;
-    }
-    i
-}
-
-/// Parses a sample value as Prometheus does (Go's `ParseFloat`: also `NaN`,
-/// `+Inf`, `-Inf`, case-insensitive).
-pub(crate) fn parse_float(tok: &str) -> Option<f64> {
-    tok.parse::<f64>().ok()
-}
-
-fn snippet(s: &str) -> String {
-    let mut end = s.len().min(40);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}", &s[..end])
-}
-
-/// Scans a quoted label value starting after its opening quote; returns the
-/// unescaped value and the index after the closing quote.
-fn scan_quoted(line: &str, start: usize) -> Result<(Cow<'_, str>, usize), String> {
-    let b = line.as_bytes();
-    let Some(off) = memchr::memchr2(b'"', b'\\', &b[start..]) else {
-        return Err("label value has no closing quote".into());
-    };
-    if b[start + off] == b'"' {
-        return Ok((Cow::Borrowed(&line[start..start + off]), start + off + 1));
-    }
-    let mut out = String::with_capacity(off + 16);
-    let mut i = start;
-    loop {
-        let Some(off) = memchr::memchr2(b'"', b'\\', &b[i..]) else {
-            return Err("label value has no closing quote".into());
-        };
-        out.push_str(&line[i..i + off]);
-        i += off;
-        if b[i] == b'"' {
-            return Ok((Cow::Owned(out), i + 1));
-        }
-        match b.get(i + 1) {
-            Some(b'\\') => out.push('\\'),
-            Some(b'"') => out.push('"'),
-            Some(b'n') => out.push('\n'),
-            Some(&c) => {
-                return Err(format!(
-                    "invalid escape \\{} in label value",
-                    char::from(c).escape_default()
-                ));
-            }
-            None => return Err("label value has no closing quote".into()),
-        }
-        i += 2;
-    }
-}
-
-fn unescape_help(text: &str, dialect: Dialect) -> Cow<'_, str> {
-    if !text.contains('\\') {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('n') => out.push('\n'),
-            Some('"') if dialect == Dialect::OpenMetrics => out.push('"'),
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Seeded randomly once per process: keys crafted to collide cannot be
-/// made without the seed, so a flood of them costs what random keys do.
-static KEY_HASHER: std::sync::LazyLock<RandomState> =
-    std::sync::LazyLock::new(RandomState::default);
-
-fn hash_key(key: &[u8]) -> u64 {
-    KEY_HASHER.hash_one(key)
-}
-
-impl<'a> FamilyBuilder<'a> {
-    fn new(name: &'a str) -> Self {
-        FamilyBuilder {
-            name,
-            help: None,
-            kind: Kind::Untyped,
-            naming: Naming::Exact,
-            typed: false,
-            has_samples: false,
-            series: Vec::new(),
-            index: None,
-        }
-    }
-
-    /// Which part of this family a sample called `sample` is, if any.
-    fn part_of(&self, sample: &str) -> Option<Part> {
-        let rest = sample.strip_prefix(self.name)?;
-        match (self.naming, rest) {
-            (Naming::Exact, "") => Some(Part::Value),
-            (Naming::Total, "_total") | (Naming::Info, "_info") => Some(Part::Value),
-            (Naming::Histogram, "_bucket") => Some(Part::Bucket),
-            (Naming::Summary, "") => Some(Part::Quantile),
-            (Naming::Histogram | Naming::Summary, "_sum") => Some(Part::Sum),
-            (Naming::Histogram | Naming::Summary, "_count") => Some(Part::Count),
-            (Naming::Total | Naming::Histogram | Naming::Summary, "_created") => {
-                Some(Part::Created)
-            }
-            _ => None,
-        }
-    }
-
-    fn new_series(&mut self, key: &[u8], line: usize) -> usize {
-        let idx = self.series.len();
-        self.series.push(SeriesBuilder {
-            key: key.into(),
-            line,
-            value: None,
-            buckets: Vec::new(),
-            sum: None,
-            count: None,
-            created: None,
-        });
-        if let Some(index) = &mut self.index {
-            index.insert_unique(hash_key(key), idx, |&i| hash_key(&self.series[i].key));
-        }
-        idx
-    }
-
-    /// The series with this key, if the family holds it.
-    fn find(&mut self, key: &[u8]) -> Option<usize> {
-        if self.series.len() < 8 && self.index.is_none() {
-            return self.series.iter().position(|s| *s.key == *key);
-        }
-        if self.index.is_none() {
-            let mut index = HashTable::with_capacity(self.series.len() * 2);
-            for (i, s) in self.series.iter().enumerate() {
-                index.insert_unique(hash_key(&s.key), i, |&j| hash_key(&self.series[j].key));
-            }
-            self.index = Some(index);
-        }
-        let series = &self.series;
-        self.index
-            .as_ref()
-            .and_then(|index| index.find(hash_key(key), |&i| *series[i].key == *key))
-            .copied()
-    }
-
-    fn find_or_add(&mut self, key: &[u8], line: usize) -> usize {
-        if let Some(last) = self.series.last()
-            && *last.key == *key
-        {
-            return self.series.len() - 1;
-        }
-        match self.find(key) {
-            Some(i) => i,
-            None => self.new_series(key, line),
-        }
-    }
 }
 
 impl<'a> Parser<'a, '_> {
