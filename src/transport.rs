@@ -6,8 +6,10 @@
 //! through `server.rs`'s accept loop (TLS, header timeout, drain).
 
 pub mod grpc;
+mod headers;
 pub(crate) mod http;
 mod pipe;
+mod scrape;
 mod server;
 
 use std::future::Future;

@@ -3,12 +3,12 @@
 //! Handlers only read the request, call the decode stage, the aggregator and
 //! the encode stage, and map the result; rules live in those stages.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::BodyExt;
@@ -24,13 +24,10 @@ use crate::memory::Reservation;
 use crate::routes::Protocol;
 use crate::routes::{self, Handler, Route};
 
-use super::pipe;
-use super::server::Connection;
+use super::headers::header_str;
 
 /// Bodies above this are decoded off the async workers.
 const BLOCKING_BODY: usize = 256 << 10;
-/// Aggregates above this many series are rendered off the async workers.
-const BLOCKING_SCRAPE: usize = 10_000;
 
 /// The gateway's HTTP routes on `--listen`, built from
 /// [`routes::MAIN`] (no fallback: `transport::app` sets it after merging
@@ -70,7 +67,7 @@ fn build(table: &'static [Route]) -> Router<Gateway> {
 /// The handler of an HTTP row; `None` for gRPC rows (tonic serves them).
 fn handler(h: Handler, filter: MethodFilter) -> Option<MethodRouter<Gateway>> {
     Some(match h {
-        Handler::Scrape => on(filter, scrape),
+        Handler::Scrape => on(filter, super::scrape::scrape),
         Handler::Push => on(filter, push),
         Handler::OtlpMetrics => on(filter, otlp_metrics),
         Handler::Delete => on(filter, delete),
@@ -106,10 +103,6 @@ pub async fn not_found(uri: Uri) -> Response {
         format!("no route for {}\n", uri.path()),
     )
         .into_response()
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Reads a body, refusing more than `limit` bytes, each frame reserved
@@ -315,23 +308,7 @@ async fn push_inner(
     // A request with the key of one applied is answered as it was.
     let key = match key {
         Some((keys, key)) => {
-            // A digest of a large body is taken off the async workers.
-            let route = uri.path().to_owned();
-            let content_type = header_str(headers, header::CONTENT_TYPE)
-                .unwrap_or("")
-                .to_owned();
-            let coding = encoding.clone().unwrap_or_default();
-            let body = raw.clone();
-            let fingerprint = run_sized(raw.len() > BLOCKING_BODY, move || {
-                Ok(idempotency::fingerprint(
-                    &route,
-                    &content_type,
-                    &coding,
-                    &body,
-                ))
-            })
-            .await?;
-            match keys.begin(key, fingerprint)? {
+            match begin_keyed(keys, key, uri, headers, encoding.as_deref(), &raw).await? {
                 idempotency::Begin::Replay(series) => {
                     return Ok(Ingested { series, samples: 0 });
                 }
@@ -384,6 +361,35 @@ async fn push_inner(
     Ok(ingested)
 }
 
+/// Begins a push's `Idempotency-Key` on a digest of its route, content
+/// type, encoding and body (taken off the async workers when the body is
+/// large).
+async fn begin_keyed<'k>(
+    keys: &'k idempotency::Keys,
+    key: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    encoding: Option<&str>,
+    raw: &bytes::Bytes,
+) -> Result<idempotency::Begin<'k>, Rejection> {
+    let route = uri.path().to_owned();
+    let content_type = header_str(headers, header::CONTENT_TYPE)
+        .unwrap_or("")
+        .to_owned();
+    let coding = encoding.unwrap_or_default().to_owned();
+    let body = raw.clone();
+    let fingerprint = run_sized(raw.len() > BLOCKING_BODY, move || {
+        Ok(idempotency::fingerprint(
+            &route,
+            &content_type,
+            &coding,
+            &body,
+        ))
+    })
+    .await?;
+    keys.begin(key, fingerprint)
+}
+
 /// The labels of a push or delete path. A path longer than its labels may
 /// ever be (three bytes of percent-encoding per byte of `--max-label-bytes`)
 /// is refused before it is split.
@@ -433,184 +439,6 @@ async fn delete(State(gw): State<Gateway>, uri: Uri) -> Response {
     // 202 as the Pushgateway answers: client_golang's `Pusher::Delete`
     // treats anything else as a failure.
     (StatusCode::ACCEPTED, format!("deleted {dropped} series\n")).into_response()
-}
-
-/// `GET /metrics`: the aggregate, in the format `Accept` asks for, gzipped
-/// when `Accept-Encoding` allows: the kept rendering when unchanged; else,
-/// up to what is kept (`--scrape-keep-bytes`), rendered whole (on a blocking
-/// thread past 10k series) and sent with its length; past it rendered on a
-/// blocking thread and streamed as it renders, so no scrape holds a whole
-/// large rendering.
-async fn scrape(
-    State(gw): State<Gateway>,
-    connection: Option<Extension<Connection>>,
-    headers: HeaderMap,
-) -> Response {
-    let started = Instant::now();
-    let format = encode::Format::negotiate(header_str(&headers, header::ACCEPT));
-    let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
-    let cache = gw.scrape_cache();
-    let kept = cache.kept(gw.aggregator(), format, gzip);
-    let series = gw.aggregator().series_count();
-    let (body, len) = match kept {
-        Some(r) => whole(r),
-        // Small, or kept once rendered: rendered whole, sent with its length.
-        None if series <= BLOCKING_SCRAPE || cache.keeps(series) => {
-            let gw2 = gw.clone();
-            let rendered = run_sized(series > BLOCKING_SCRAPE, move || {
-                gw2.scrape_cache()
-                    .render(gw2.aggregator(), format, gzip)
-                    .ok_or(Rejection::Internal)
-            });
-            match rendered.await {
-                Ok(r) => whole(r),
-                // Never an empty 200: Prometheus would read it as every
-                // series gone.
-                Err(r) => return r.into_response(),
-            }
-        }
-        None => {
-            let connection = connection.map(|Extension(c)| c);
-            let body = streamed(gw.clone(), format, gzip, started, connection).await;
-            (body, None)
-        }
-    };
-    if len.is_some() {
-        gw.telemetry().scrape(format, started.elapsed());
-    }
-    let mut res = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
-    let h = res.headers_mut();
-    if let Some(len) = len {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("accept, accept-encoding"),
-    );
-    if gzip {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    res
-}
-
-/// A whole rendering as a body (its chunks are shared with every scrape of
-/// the same state), and its length.
-fn whole(rendering: encode::Rendering) -> (Body, Option<usize>) {
-    let len = rendering.len();
-    let body = match rendering.chunks() {
-        [one] => Body::from(one.clone()),
-        _ => Body::from_stream(futures_util::stream::iter(
-            (0..rendering.chunks().len())
-                .map(move |i| Ok::<_, std::convert::Infallible>(rendering.chunks()[i].clone())),
-        )),
-    };
-    (body, Some(len))
-}
-
-/// The nice value of a streamed scrape's render thread (see [`streamed`]).
-const RENDER_NICE: i32 = 10;
-
-/// A streamed scrape stalled this long gives its turn up when another
-/// scrape waits for one.
-const STALL_YIELD: Duration = Duration::from_secs(1);
-
-/// A large scrape, rendered on a thread of its own two chunks ahead of the
-/// socket. A client that stops reading stalls the renderer; it gives up
-/// (dropping its view of the aggregate and its turn) once stalled for
-/// `--write-timeout`, or for a second when another scrape waits for a
-/// turn, so [`encode::STREAMS`] clients that never read cannot hold every
-/// scrape back. That holds over HTTP/2 too, where a peer granting no
-/// flow-control window stalls a stream without stalling the socket. A
-/// renderer that gave up closes the client's connection (at once over
-/// HTTP/1.1; over HTTP/2 after the other streams had `--write-timeout` to
-/// finish), so the chunk hyper still holds for it goes (else each stalled
-/// client a turn passed over would keep one until the connection idled
-/// out). Should the renderer stop
-/// short for any reason, the body ends in an error (the connection or
-/// stream is cut), never as a shorter scrape Prometheus would take for
-/// series gone.
-async fn streamed(
-    gw: Gateway,
-    format: encode::Format,
-    gzip: bool,
-    started: Instant,
-    connection: Option<Connection>,
-) -> Body {
-    // Waits (within --request-timeout) while as many streams render as
-    // the cache allows: each holds a few chunks, and a render is a core's
-    // work for a while.
-    let permit = gw.scrape_cache().stream_permit().await;
-    let (tx, rx) = pipe::pipe();
-    let span = tracing::Span::current();
-    let write_timeout = gw.config().write_timeout;
-    let render = move || {
-        // Below the threads that take pushes: a full render is a core's
-        // work for 100 ms and more, and on a machine whose cores are all
-        // busy the pushes it runs beside must not queue behind it (at a
-        // million series, small pushes' p99 under a full scrape every
-        // second went from 1.5x to 1.3-1.4x the quiet p99). The thread is
-        // the scrape's own: an unprivileged thread cannot take its
-        // priority back, so not one of the shared blocking threads. Best
-        // effort (an error leaves the priority as it was).
-        let _ = rustix::process::setpriority_process(None, RENDER_NICE);
-        let _in = span.enter();
-        let _permit = permit;
-        let cache = gw.scrape_cache();
-        let give_up = |stalled: Duration| {
-            stalled >= write_timeout || (stalled >= STALL_YIELD && cache.turn_wanted())
-        };
-        // `render_to` stops without failing when the body refuses a chunk.
-        let mut refused = false;
-        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cache.render_to(gw.aggregator(), format, gzip, &mut |chunk| {
-                let sent = tx.send(chunk, give_up);
-                refused |= !sent;
-                sent
-            })
-        }));
-        // Unless finished, the body ends in an error when `tx` is dropped.
-        match rendered {
-            Ok(true) if !refused => {
-                tx.finish();
-                gw.telemetry().scrape(format, started.elapsed());
-            }
-            Ok(_) if tx.gave_up() => {
-                tracing::debug!("streamed scrape given up: its client stopped reading");
-                if let Some(c) = &connection {
-                    c.close();
-                }
-            }
-            Ok(true) => tracing::debug!("streamed scrape stopped: client gone"),
-            Ok(false) => tracing::warn!("streamed scrape rendering failed"),
-            Err(_) => tracing::warn!("streamed scrape rendering panicked"),
-        }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("scrape-render".into())
-        .spawn(render)
-    {
-        // Out of threads: the scrape fails (never an empty 200).
-        tracing::warn!("scrape not rendered: {e}");
-        return Body::from_stream(futures_util::stream::once(async move {
-            Err::<bytes::Bytes, _>(std::io::Error::other("scrape rendering not started"))
-        }));
-    }
-    Body::from_stream(rx)
-}
-
-/// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with q above 0).
-fn accepts_gzip(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| {
-        a.split(',').any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let q = parts
-                .find_map(|p| p.strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
-        })
-    })
 }
 
 /// 202, as the Pushgateway answers its wipe.
