@@ -213,8 +213,21 @@ impl std::fmt::Debug for Telemetry {
 impl Telemetry {
     /// Registers every self-metric.
     pub fn new(max_series: usize) -> Telemetry {
+        let t = Telemetry::unregistered();
         let mut registry = Registry::with_prefix("pag");
-        let t = Telemetry {
+        t.register(&mut registry);
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        t.max_series.set(max_series as i64);
+        Telemetry { registry, ..t }
+    }
+
+    /// Every metric, in no registry yet.
+    fn unregistered() -> Telemetry {
+        Telemetry {
             registry: Registry::default(),
             pushes: Family::default(),
             rejections: Family::default(),
@@ -260,7 +273,12 @@ impl Telemetry {
             rw_snapshot_bytes: Gauge::default(),
             rw_stale: Counter::default(),
             rw_stale_lost: Counter::default(),
-        };
+        }
+    }
+
+    /// Registers every metric in `registry` under its name and help.
+    fn register(&self, registry: &mut Registry) {
+        let t = self;
         // name => help, metric (each registered as a clone: one handle
         // here, one in the registry).
         macro_rules! register {
@@ -314,13 +332,6 @@ impl Telemetry {
             "remote_write_staleness_markers" => "Dropped series given staleness markers", t.rw_stale;
             "remote_write_staleness_markers_lost" => "Dropped series given no staleness marker (more than --max-series dropped between two sends)", t.rw_stale_lost;
         }
-        registry.register(
-            "build",
-            "Build information",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
-        );
-        t.max_series.set(max_series as i64);
-        Telemetry { registry, ..t }
     }
 
     /// Records one push's outcome.

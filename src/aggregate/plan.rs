@@ -127,7 +127,7 @@ pub(crate) fn resolve<'a>(
     route: &'a FamilyRoute,
     cx: &Context<'a, '_>,
 ) -> Result<Plan<'a>, Rejection> {
-    let routes = match route {
+    let (rules, sources, times) = match route {
         FamilyRoute::Default => return Ok(Plan::default_modes()),
         FamilyRoute::Whole(i) => {
             return Ok(Plan {
@@ -147,7 +147,53 @@ pub(crate) fn resolve<'a>(
             times,
         } => (rules, sources, times),
     };
-    let (rules, sources, times) = routes;
+    let mut groups = group(family, rules, sources, times, cx)?;
+    // 2. Each source's cumulative value becomes its increase; each
+    // source's level replaces its last, and its output becomes the live
+    // sources' combination (below).
+    let mut found = SourceSteps::default();
+    for (at, g) in groups.iter_mut().enumerate() {
+        let (Some(_), Some(index)) = (&g.source, g.mode.from) else {
+            continue;
+        };
+        if cx.rules.rule(index).mode == crate::rules::Mode::Latest {
+            found.level(at, g, index, cx);
+        } else {
+            found.total(g, index, cx);
+        }
+    }
+    // Groups by output series: found once, for the levels and for step 3.
+    let needs_outputs = !found.levels.is_empty()
+        || !groups
+            .iter()
+            .all(|g| g.source.is_none() && g.mode.from == groups[0].mode.from);
+    let out_of = if needs_outputs {
+        group_by(groups.iter().map(|g| (0, &*g.series.key, &[][..])))
+    } else {
+        Vec::new()
+    };
+    if !found.levels.is_empty() {
+        combine_levels(&mut groups, &found, &out_of, cx.now);
+    }
+    let levels: Vec<LevelUpdate> = found.levels.into_iter().map(|(_, u)| u).collect();
+    let modes = by_output(family, groups, &out_of, cx.max_native)?;
+    Ok(Plan {
+        modes: Modes::Each(modes),
+        sources: found.updates,
+        levels,
+        source_need: found.source_need,
+    })
+}
+
+/// 1. Series of one rule, output series and source, combined. Groups are
+/// found by borrowing the keys, then the series moved: no key is copied.
+fn group(
+    family: &mut Family,
+    rules: &[Option<u16>],
+    sources: &[Option<SeriesKey>],
+    times: &[u64],
+    cx: &Context<'_, '_>,
+) -> Result<Vec<Group>, Rejection> {
     let source_of = |i: usize| sources.get(i).and_then(|s| s.as_ref());
     let time_of = |i: usize| times.get(i).copied().unwrap_or(0);
     let default = SeriesMode {
@@ -157,10 +203,6 @@ pub(crate) fn resolve<'a>(
     };
     let name = family.name.as_str();
     let pushed = std::mem::take(&mut family.series);
-
-    // 1. Series of one rule, output series and source, combined. Groups
-    // are found by borrowing the keys, then the series moved: no key is
-    // copied.
     let group_of = group_by(pushed.iter().enumerate().map(|(i, s)| {
         (
             rules[i].unwrap_or(u16::MAX),
@@ -197,50 +239,63 @@ pub(crate) fn resolve<'a>(
         groups[g].time = groups[g].time.max(time_of(i));
         combine(name, rule, &mut groups[g].series, s, cx.max_native)?;
     }
+    Ok(groups)
+}
 
-    // 2. Each source's cumulative value becomes its increase; each
-    // source's level replaces its last, and its output becomes the live
-    // sources' combination (below).
-    let mut updates = Vec::new();
-    let mut levels: Vec<(usize, LevelUpdate)> = Vec::new();
-    // Each level's output as stored, looked up once.
-    let mut stored_levels: Vec<Option<&Levels>> = Vec::new();
-    let mut source_need = 0usize;
-    for (at, g) in groups.iter_mut().enumerate() {
-        let Some(source) = &g.source else { continue };
-        let Some(index) = g.mode.from else { continue };
+/// What step 2 decided for the family's sources.
+#[derive(Default)]
+struct SourceSteps<'s> {
+    /// `total` sources to write.
+    updates: Vec<SourceUpdate>,
+    /// `latest` sources to write, with their group.
+    levels: Vec<(usize, LevelUpdate)>,
+    /// Each level's output as stored, looked up once.
+    stored_levels: Vec<Option<&'s Levels>>,
+    /// Bytes the sources grow by at most.
+    source_need: usize,
+}
+
+impl<'s> SourceSteps<'s> {
+    /// A `latest` source's level (group `at`, of rule `index`): its update,
+    /// its output combined afterwards.
+    fn level(&mut self, at: usize, g: &Group, index: u16, cx: &Context<'_, 's>) {
+        let crate::model::Value::Scalar(value) = g.series.value else {
+            // `latest` fits gauges and untyped only: scalars.
+            return;
+        };
+        let Some(source) = &g.source else { return };
         let rule = cx.rules.rule(index);
-        if rule.mode == crate::rules::Mode::Latest {
-            let crate::model::Value::Scalar(value) = g.series.value else {
-                // `latest` fits gauges and untyped only: scalars.
-                continue;
-            };
-            let combine = if index == crate::rules::LEVELS {
-                cx.gauge_mode.combine()
-            } else {
-                rule.combine
-            };
-            let stored = cx.sources.and_then(|s| s.levels.get(&g.series.key));
-            let known = stored.is_some_and(|l| l.sources.contains(source));
-            if !known {
-                source_need += level_bytes(g.series.key.len(), source.len(), stored.is_none());
-            }
-            stored_levels.push(stored);
-            levels.push((
-                at,
-                LevelUpdate {
-                    output: g.series.key.clone(),
-                    source: source.clone(),
-                    combine,
-                    level: Level::new(
-                        value,
-                        cx.now.saturating_add(seconds(rule.source_ttl)),
-                        rule.stats.clone(),
-                    ),
-                },
-            ));
-            continue;
+        let combine = if index == crate::rules::LEVELS {
+            cx.gauge_mode.combine()
+        } else {
+            rule.combine
+        };
+        let stored = cx.sources.and_then(|s| s.levels.get(&g.series.key));
+        let known = stored.is_some_and(|l| l.sources.contains(source));
+        if !known {
+            self.source_need += level_bytes(g.series.key.len(), source.len(), stored.is_none());
         }
+        self.stored_levels.push(stored);
+        self.levels.push((
+            at,
+            LevelUpdate {
+                output: g.series.key.clone(),
+                source: source.clone(),
+                combine,
+                level: Level::new(
+                    value,
+                    cx.now.saturating_add(seconds(rule.source_ttl)),
+                    rule.stats.clone(),
+                ),
+            },
+        ));
+    }
+
+    /// A `total` source's running total (of rule `index`) turned into its
+    /// increase since its last push; a replay into zero.
+    fn total(&mut self, g: &mut Group, index: u16, cx: &Context<'_, 's>) {
+        let Some(source) = &g.source else { return };
+        let rule = cx.rules.rule(index);
         let id = source_id(&g.series.key, source);
         let last = cx.sources.and_then(|s| s.by_id.get(&id));
         if let Some(last) = last.filter(|last| last.replayed_by(g.time, g.series.created)) {
@@ -248,13 +303,13 @@ pub(crate) fn resolve<'a>(
             // keeps its state, and the replay is counted when applied.
             g.series.value =
                 merge::increase(&last.value, last.created, &last.value, last.created).0;
-            updates.push(SourceUpdate {
+            self.updates.push(SourceUpdate {
                 id,
                 state: last.clone(),
                 reset: false,
                 replay: true,
             });
-            continue;
+            return;
         }
         let (delta, reset) = match last {
             Some(last) => {
@@ -262,7 +317,7 @@ pub(crate) fn resolve<'a>(
             }
             None => (g.series.value.clone(), false),
         };
-        source_need += match last {
+        self.source_need += match last {
             Some(last) => g
                 .series
                 .value
@@ -284,7 +339,7 @@ pub(crate) fn resolve<'a>(
             });
         }
         let cumulative = std::mem::replace(&mut g.series.value, delta);
-        updates.push(SourceUpdate {
+        self.updates.push(SourceUpdate {
             id,
             state: SourceState {
                 value: cumulative,
@@ -298,95 +353,89 @@ pub(crate) fn resolve<'a>(
             replay: false,
         });
     }
+}
 
-    // Each `latest` output: its live sources' values, this push's
-    // replacing theirs, combined; every group of it carries the result
-    // (they merge as `last`). Updates are grouped by output first (a
-    // counting sort on `group_by`'s numbers, no list per output): a push
-    // of many sources of one output costs them once.
-    // Groups by output series: found once, for the levels and for step 3.
-    let needs_outputs = !levels.is_empty()
-        || !groups
-            .iter()
-            .all(|g| g.source.is_none() && g.mode.from == groups[0].mode.from);
-    let out_of = if needs_outputs {
-        group_by(groups.iter().map(|g| (0, &*g.series.key, &[][..])))
-    } else {
-        Vec::new()
-    };
-    if !levels.is_empty() {
-        let outputs = out_of.iter().max().map_or(0, |m| m + 1);
-        let mut starts = vec![0usize; outputs + 1];
-        for (at, _) in &levels {
-            starts[out_of[*at] + 1] += 1;
-        }
-        for o in 0..outputs {
-            starts[o + 1] += starts[o];
-        }
-        let mut order = vec![0usize; levels.len()];
-        let mut next = starts.clone();
-        for (i, (at, _)) in levels.iter().enumerate() {
-            let o = out_of[*at];
-            order[next[o]] = i;
-            next[o] += 1;
-        }
-        let mut updates: Vec<(&[u8], f64)> = Vec::new();
-        let mut values: Vec<(usize, f64)> = Vec::with_capacity(levels.len());
-        for o in 0..outputs {
-            let of = &order[starts[o]..starts[o + 1]];
-            let Some(&last) = of.last() else { continue };
-            updates.clear();
-            updates.extend(
-                of.iter()
-                    .map(|&i| (&*levels[i].1.source, levels[i].1.level.value)),
-            );
-            let newest = &levels[last].1;
-            let combined = Levels::combined(
-                stored_levels[last],
-                newest.combine,
-                cx.now,
-                &updates,
-                newest.level.value,
-            )
-            .unwrap_or(f64::NAN);
-            values.extend(of.iter().map(|&i| (levels[i].0, combined)));
-        }
-        for (at, value) in values {
-            groups[at].series.value = crate::model::Value::Scalar(value);
-        }
+/// Each `latest` output: its live sources' values, this push's replacing
+/// theirs, combined; every group of it carries the result (they merge as
+/// `last`). Updates are grouped by output first (a counting sort on
+/// `group_by`'s numbers, no list per output): a push of many sources of
+/// one output costs them once.
+fn combine_levels(groups: &mut [Group], found: &SourceSteps<'_>, out_of: &[usize], now: u32) {
+    let levels = &found.levels;
+    let outputs = out_of.iter().max().map_or(0, |m| m + 1);
+    let mut starts = vec![0usize; outputs + 1];
+    for (at, _) in levels {
+        starts[out_of[*at] + 1] += 1;
     }
-    let levels: Vec<LevelUpdate> = levels.into_iter().map(|(_, u)| u).collect();
+    for o in 0..outputs {
+        starts[o + 1] += starts[o];
+    }
+    let mut order = vec![0usize; levels.len()];
+    let mut next = starts.clone();
+    for (i, (at, _)) in levels.iter().enumerate() {
+        let o = out_of[*at];
+        order[next[o]] = i;
+        next[o] += 1;
+    }
+    let mut updates: Vec<(&[u8], f64)> = Vec::new();
+    let mut values: Vec<(usize, f64)> = Vec::with_capacity(levels.len());
+    for o in 0..outputs {
+        let of = &order[starts[o]..starts[o + 1]];
+        let Some(&last) = of.last() else { continue };
+        updates.clear();
+        updates.extend(
+            of.iter()
+                .map(|&i| (&*levels[i].1.source, levels[i].1.level.value)),
+        );
+        let newest = &levels[last].1;
+        let combined = Levels::combined(
+            found.stored_levels[last],
+            newest.combine,
+            now,
+            &updates,
+            newest.level.value,
+        )
+        .unwrap_or(f64::NAN);
+        values.extend(of.iter().map(|&i| (levels[i].0, combined)));
+    }
+    for (at, value) in values {
+        groups[at].series.value = crate::model::Value::Scalar(value);
+    }
+}
 
-    // 3. Everything for one output series, combined: only where two
-    // groups can share one (several rules, or sources) and do.
+/// 3. Everything for one output series, combined: only where two groups
+/// can share one (several rules, or sources) and do. The family is given
+/// its series; returns their modes.
+fn by_output(
+    family: &mut Family,
+    groups: Vec<Group>,
+    out_of: &[usize],
+    max_native: usize,
+) -> Result<Vec<SeriesMode>, Rejection> {
     let shared = out_of.iter().enumerate().any(|(i, &o)| o != i);
     if !shared {
         let modes = groups.iter().map(|g| g.mode).collect();
         family.series = groups.into_iter().map(|g| g.series).collect();
-        return Ok(Plan {
-            modes: Modes::Each(modes),
-            sources: updates,
-            levels,
-            source_need,
-        });
+        return Ok(modes);
     }
     let mut series: Vec<Series> = Vec::with_capacity(groups.len());
     let mut modes: Vec<SeriesMode> = Vec::with_capacity(groups.len());
-    for (g, &o) in groups.into_iter().zip(&out_of) {
+    for (g, &o) in groups.into_iter().zip(out_of) {
         if o == series.len() {
             series.push(g.series);
             modes.push(g.mode);
         } else {
-            combine(name, modes[o].rule, &mut series[o], g.series, cx.max_native)?;
+            combine(
+                &family.name,
+                modes[o].rule,
+                &mut series[o],
+                g.series,
+                max_native,
+            )?;
         }
     }
     family.series = series;
-    Ok(Plan {
-        modes: Modes::Each(modes),
-        sources: updates,
-        levels,
-        source_need,
-    })
+    Ok(modes)
 }
 
 struct Group {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 
-use crate::model::{Kind, Meaning, Push, SeriesKey, labels};
+use crate::model::{Family, Kind, Meaning, Produced, Push, Series, SeriesKey, labels};
 
 use super::rule::*;
 
@@ -259,131 +259,178 @@ impl RuleSet {
             .enumerate()
             .map(|(at, family)| {
                 let produced = producers.get(at).map_or(&[][..], Vec::as_slice);
-                let memo = (!self.rules.is_empty()).then(|| self.candidates(&family.name));
-                let candidates = memo
-                    .as_ref()
-                    .map_or(&[][..], |m| &m[kind_index(family.kind)].rules[..]);
-                if produced.is_empty() {
-                    let Some(&first) = candidates.first() else {
-                        return FamilyRoute::Default;
-                    };
-                    let first_rule = self.rule(first);
-                    if first_rule.label_matchers.is_empty()
-                        && first_rule.keep == Keep::All
-                        && !first_rule.mode.tracks_sources()
-                    {
-                        first_rule
-                            .stats
-                            .series_in
-                            .inc_by(family.series.len() as u64);
-                        return FamilyRoute::Whole(first);
-                    }
-                }
-                // Counted per family, not per series: the counters are
-                // shared by every sender.
-                let mut taken: Vec<(u16, u64)> = Vec::new();
-                let family_len = family.series.len();
-                let mut rewritten = false;
-                let mut seen = Seen::default();
-                let mut rules: Vec<Option<u16>> = Vec::with_capacity(family.series.len());
-                // Allocated at the first `total` series.
-                let mut sources: Option<Vec<Option<SeriesKey>>> = None;
-                for (i, s) in family.series.iter_mut().enumerate() {
-                    let produced = produced.get(i).and_then(Option::as_ref);
-                    // What a produced point means decides the modes that
-                    // may take it, and the built-in rule that does when
-                    // no rule of those matches.
-                    let meaning = produced.map(|p| p.meaning);
-                    let fits = |m: Mode| meaning.is_none_or(|meaning| m.takes(meaning));
-                    let built_in = match meaning {
-                        None => u16::MAX,
-                        Some(Meaning::Total) => CUMULATIVE,
-                        Some(Meaning::Level) => LEVELS,
-                        Some(Meaning::Increment) => CHANGES,
-                    };
-                    let matched = candidates
-                        .iter()
-                        .copied()
-                        .filter(|&r| fits(self.rule(r).mode))
-                        .find(|&r| self.rule(r).matches_labels(r, &s.key, &mut seen));
-                    let rule = match produced {
-                        Some(_) => Some(matched.unwrap_or(built_in)),
-                        None => matched,
-                    };
-                    // Changes add alike whoever made them.
-                    let producer = produced
-                        .filter(|p| p.meaning != Meaning::Increment)
-                        .map(|p| &p.producer);
-                    rules.push(rule);
-                    let Some(index) = rule else {
-                        if let Some(sources) = &mut sources {
-                            sources.push(None);
-                        }
-                        continue;
-                    };
-                    match taken.iter_mut().find(|(r, _)| *r == index) {
-                        Some((_, n)) => *n += 1,
-                        None => taken.push((index, 1)),
-                    }
-                    let rule = self.rule(index);
-                    if rule.mode.tracks_sources() {
-                        let mut source = match (&rule.source, producer) {
-                            // The built-in rules: the producer alone (with
-                            // the output key it names the source).
-                            (_, Some(_)) if index == CUMULATIVE || index == LEVELS => Vec::new(),
-                            (Keep::All, _) => s.key.to_vec(),
-                            (keep, _) => project(&s.key, keep, &mut scratch).into_vec(),
-                        };
-                        if let Some(p) = producer {
-                            source.extend_from_slice(p);
-                        }
-                        let sources = sources.get_or_insert_with(|| {
-                            let mut v = Vec::with_capacity(family_len);
-                            v.resize(rules.len() - 1, None);
-                            v
-                        });
-                        sources.push(Some(source.into()));
-                        rewritten = true;
-                    } else if let Some(sources) = &mut sources {
-                        sources.push(None);
-                    }
-                    if rule.keep != Keep::All {
-                        s.key = project(&s.key, &rule.keep, &mut scratch);
-                        rewritten = true;
-                    }
-                }
-                for (index, n) in &taken {
-                    self.rule(*index).stats.series_in.inc_by(*n);
-                }
-                if taken.is_empty() {
-                    FamilyRoute::Default
-                } else if !rewritten {
-                    FamilyRoute::Modes(rules)
-                } else {
-                    let times = if produced
-                        .iter()
-                        .any(|p| p.as_ref().is_some_and(|p| p.time != 0))
-                    {
-                        (0..family_len)
-                            .map(|i| {
-                                produced
-                                    .get(i)
-                                    .and_then(Option::as_ref)
-                                    .map_or(0, |p| p.time)
-                            })
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    FamilyRoute::Each {
-                        rules,
-                        sources: sources.unwrap_or_default(),
-                        times,
-                    }
-                }
+                self.route_family(family, produced, &mut scratch)
             })
             .collect();
         Routes { families }
+    }
+
+    /// One family's route: its series' rules, and their rewritten keys and
+    /// sources where a rule rewrites or tracks them.
+    fn route_family(
+        &self,
+        family: &mut Family,
+        produced: &[Option<Produced>],
+        scratch: &mut Vec<u8>,
+    ) -> FamilyRoute {
+        let memo = (!self.rules.is_empty()).then(|| self.candidates(&family.name));
+        let candidates = memo
+            .as_ref()
+            .map_or(&[][..], |m| &m[kind_index(family.kind)].rules[..]);
+        if produced.is_empty() {
+            let Some(&first) = candidates.first() else {
+                return FamilyRoute::Default;
+            };
+            let first_rule = self.rule(first);
+            if first_rule.label_matchers.is_empty()
+                && first_rule.keep == Keep::All
+                && !first_rule.mode.tracks_sources()
+            {
+                first_rule
+                    .stats
+                    .series_in
+                    .inc_by(family.series.len() as u64);
+                return FamilyRoute::Whole(first);
+            }
+        }
+        let mut routing = Routing::new(family.series.len());
+        for (i, s) in family.series.iter_mut().enumerate() {
+            let produced = produced.get(i).and_then(Option::as_ref);
+            routing.series(self, candidates, s, produced, scratch);
+        }
+        routing.finish(self, produced)
+    }
+}
+
+/// A family being routed, series by series.
+struct Routing {
+    /// Series each rule took: counted per family, not per series (the
+    /// counters are shared by every sender).
+    taken: Vec<(u16, u64)>,
+    family_len: usize,
+    /// Whether any key was rewritten or any source named.
+    rewritten: bool,
+    seen: Seen,
+    rules: Vec<Option<u16>>,
+    /// Allocated at the first series whose rule tracks sources.
+    sources: Option<Vec<Option<SeriesKey>>>,
+}
+
+impl Routing {
+    fn new(family_len: usize) -> Routing {
+        Routing {
+            taken: Vec::new(),
+            family_len,
+            rewritten: false,
+            seen: Seen::default(),
+            rules: Vec::with_capacity(family_len),
+            sources: None,
+        }
+    }
+
+    /// Routes one series: its rule, its source, its rewritten key.
+    fn series(
+        &mut self,
+        set: &RuleSet,
+        candidates: &[u16],
+        s: &mut Series,
+        produced: Option<&Produced>,
+        scratch: &mut Vec<u8>,
+    ) {
+        // What a produced point means decides the modes that may take it,
+        // and the built-in rule that does when no rule of those matches.
+        let meaning = produced.map(|p| p.meaning);
+        let fits = |m: Mode| meaning.is_none_or(|meaning| m.takes(meaning));
+        let built_in = match meaning {
+            None => u16::MAX,
+            Some(Meaning::Total) => CUMULATIVE,
+            Some(Meaning::Level) => LEVELS,
+            Some(Meaning::Increment) => CHANGES,
+        };
+        let matched = candidates
+            .iter()
+            .copied()
+            .filter(|&r| fits(set.rule(r).mode))
+            .find(|&r| set.rule(r).matches_labels(r, &s.key, &mut self.seen));
+        let rule = match produced {
+            Some(_) => Some(matched.unwrap_or(built_in)),
+            None => matched,
+        };
+        // Changes add alike whoever made them.
+        let producer = produced
+            .filter(|p| p.meaning != Meaning::Increment)
+            .map(|p| &p.producer);
+        self.rules.push(rule);
+        let Some(index) = rule else {
+            if let Some(sources) = &mut self.sources {
+                sources.push(None);
+            }
+            return;
+        };
+        match self.taken.iter_mut().find(|(r, _)| *r == index) {
+            Some((_, n)) => *n += 1,
+            None => self.taken.push((index, 1)),
+        }
+        let rule = set.rule(index);
+        if rule.mode.tracks_sources() {
+            let mut source = match (&rule.source, producer) {
+                // The built-in rules: the producer alone (with the output
+                // key it names the source).
+                (_, Some(_)) if index == CUMULATIVE || index == LEVELS => Vec::new(),
+                (Keep::All, _) => s.key.to_vec(),
+                (keep, _) => project(&s.key, keep, scratch).into_vec(),
+            };
+            if let Some(p) = producer {
+                source.extend_from_slice(p);
+            }
+            let (family_len, routed) = (self.family_len, self.rules.len() - 1);
+            let sources = self.sources.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(family_len);
+                v.resize(routed, None);
+                v
+            });
+            sources.push(Some(source.into()));
+            self.rewritten = true;
+        } else if let Some(sources) = &mut self.sources {
+            sources.push(None);
+        }
+        if rule.keep != Keep::All {
+            s.key = project(&s.key, &rule.keep, scratch);
+            self.rewritten = true;
+        }
+    }
+
+    /// The family's route, its rules' counts taken.
+    fn finish(self, set: &RuleSet, produced: &[Option<Produced>]) -> FamilyRoute {
+        for (index, n) in &self.taken {
+            set.rule(*index).stats.series_in.inc_by(*n);
+        }
+        if self.taken.is_empty() {
+            return FamilyRoute::Default;
+        }
+        if !self.rewritten {
+            return FamilyRoute::Modes(self.rules);
+        }
+        let times = if produced
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|p| p.time != 0))
+        {
+            (0..self.family_len)
+                .map(|i| {
+                    produced
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .map_or(0, |p| p.time)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        FamilyRoute::Each {
+            rules: self.rules,
+            sources: self.sources.unwrap_or_default(),
+            times,
+        }
     }
 }
 
