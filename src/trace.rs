@@ -32,7 +32,7 @@ pub enum LogFormat {
 /// The target of the spans of a request's stages (decode, route, validate,
 /// apply, encode). They are for traces only: log lines carry the request's
 /// span, and formatting every stage's fields for the log on every push cost
-/// about a fifth of a small push's instructions (see bench/README.md). With
+/// a large part of a small push's instructions (see bench/README.md). With
 /// no OTLP export no layer takes them and they cost nothing.
 pub const STAGE: &str = "prom_aggregation_gateway::stage";
 

@@ -390,12 +390,9 @@ impl SeriesView {
         let pages = &self.pages;
         // The tail: the last `len - order.len()` series, in page order,
         // each with its key, so the sort compares keys without looking
-        // them up through the pages at every comparison (a million series
-        // pushed out of order: 155 -> 93 ms, for 24 bytes a series instead
-        // of 4 while it sorts). (Sorting by 8 bytes of each key after the
-        // prefix they all share, the key only on ties, took twice as long:
-        // keys start with their sorted label names, and the bytes after
-        // the shared prefix are the same for many.)
+        // them up through the pages at every comparison (24 bytes a series
+        // instead of 4 while it sorts; figures and the alternative tried in
+        // bench/README.md, "Views out of key order").
         let tail_len = self.len - self.order.len();
         let mut tail: Vec<(&[u8], u32)> = Vec::with_capacity(tail_len);
         let mut skip = self.len - tail_len;
@@ -463,9 +460,9 @@ impl SeriesView {
 /// gives (a slot [`SLOT_AHEAD`] ahead, a key [`KEY_AHEAD`] ahead), so the
 /// misses overlap instead of following one another (safe code has no
 /// prefetch instruction; a load whose value is not waited for does the
-/// same). On a million series stored out of key order, a text scrape went
-/// from 287 to 267 ms with it (new series are also stored in key order
-/// per push, see `Shard::merge`, which did most: 148 ms).
+/// same; figures in bench/README.md, "Views out of key order"). New
+/// series are also stored in key order per push (`Shard::merge`), which
+/// does most.
 pub(crate) struct Ordered<'a> {
     view: &'a SeriesView,
     next: usize,

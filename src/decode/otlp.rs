@@ -3,7 +3,7 @@
 //! decoder is, so a request costs the series it holds (charged as each is
 //! built), never a copy of every message first.
 //!
-//! What becomes what (the README has the table):
+//! What becomes what (`docs/otlp.md` has the table):
 //! - a monotonic delta sum adds to a counter (`_total`); a non-monotonic
 //!   sum and a gauge are gauges;
 //! - a delta histogram is a classic histogram (per-bucket counts made

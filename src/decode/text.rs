@@ -3,9 +3,9 @@
 //!
 //! Our own scanner, not `prometheus-parse`: that crate cuts label values at
 //! commas, drops samples whose values hold `}`, leaves escapes undecoded and
-//! ran at about 55 MB/s here, where a scanner over borrowed slices ran at
-//! about 700 MB/s on 100k series. Label names and unescaped values are
-//! borrowed from the body; a series costs one allocation (its key).
+//! was an order of magnitude slower (bench/README.md, "Text parser"). Label
+//! names and unescaped values are borrowed from the body; a series costs
+//! one allocation (its key).
 //!
 //! Departs from Prometheus' own parser in being strict where aggregation
 //! needs it (a `TYPE` after samples, NaN counters, decreasing buckets are

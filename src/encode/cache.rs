@@ -104,7 +104,7 @@ impl FamilyRenderings {
     /// The families rendered into one buffer (what [`render_families`]
     /// gives), through the kept renderings.
     pub fn render(&mut self, families: &[(&str, &FamilyView)]) -> Vec<u8> {
-        // Sized as the last rendering (or a guess at the first): an 11 MB
+        // Sized as the last rendering (or a guess at the first): a large
         // scrape grown by doubling cost as much as copying it.
         let guess = families.iter().map(|(_, f)| f.series().len() * 64).sum();
         let mut out = Vec::with_capacity(self.bytes.max(guess) + 8);

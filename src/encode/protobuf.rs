@@ -66,8 +66,8 @@ pub fn write_family_streaming(
 
 // Our own wire writer rather than prost structs (kept below as `to_proto`,
 // the reference the tests compare against): building `pb::MetricFamily`
-// allocated two Strings per label and a Vec per series, ~10x the cost of
-// rendering text (`cargo bench --bench pipeline -- render_protobuf`). The
+// allocated two Strings per label and a Vec per series, many times the
+// cost of rendering text (bench/README.md, "Protobuf scrapes"). The
 // bytes are the same as prost's: fields in tag order, proto2 optionals
 // written when set, repeated scalars unpacked.
 

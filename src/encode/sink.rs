@@ -4,9 +4,9 @@
 use super::out::{CHUNK, Out};
 
 /// A scrape being rendered: its buffer goes to `emit` every [`CHUNK`]
-/// bytes, through a gzip stream at the fastest level when asked (on 100k
-/// series, 11 MB, level 6 took ~240 ms, level 1 a fraction of that, for a
-/// scrape that travels over a LAN); what it emits is gathered for keeping
+/// bytes, through a gzip stream at the fastest level when asked (level 6
+/// cost many times level 1 for a scrape that travels over a LAN;
+/// bench/README.md, "Gzip level"); what it emits is gathered for keeping
 /// while it stays within `--scrape-keep-bytes`.
 pub(super) struct Sink<'a> {
     buf: Vec<u8>,

@@ -173,7 +173,7 @@ pub struct Rule {
 
 /// Default `source_ttl`: long enough for services pushing every few
 /// minutes through a long outage; a source silent longer is counted anew
-/// when it comes back (README, "Which mode for which sender").
+/// when it comes back (`docs/rules.md`, "Which mode for which sender").
 pub const DEFAULT_SOURCE_TTL: Duration = Duration::from_secs(3600);
 
 /// Default `source_ttl` of `latest` rules (and of OTLP producers'

@@ -1,4 +1,4 @@
-//! Exact outputs of rules: the tables the issue asks for, through the real
+//! Exact outputs of rules: tables of pushes and scrapes, through the real
 //! decoder, router and aggregator.
 
 use std::sync::Arc;

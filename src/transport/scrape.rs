@@ -132,10 +132,9 @@ async fn streamed(
     let write_timeout = gw.config().write_timeout;
     let render = move || {
         // Below the threads that take pushes: a full render is a core's
-        // work for 100 ms and more, and on a machine whose cores are all
-        // busy the pushes it runs beside must not queue behind it (at a
-        // million series, small pushes' p99 under a full scrape every
-        // second went from 1.5x to 1.3-1.4x the quiet p99). The thread is
+        // work for a long while, and on a machine whose cores are all busy
+        // the pushes it runs beside must not queue behind it (figures in
+        // bench/README.md, "Scrapes beside pushes"). The thread is
         // the scrape's own: an unprivileged thread cannot take its
         // priority back, so not one of the shared blocking threads. Best
         // effort (an error leaves the priority as it was).
