@@ -262,8 +262,7 @@ fn use_paths(toks: &[String]) -> Vec<(Vec<String>, String)> {
         out: &mut Vec<(Vec<String>, String)>,
     ) {
         let mut path = prefix;
-        loop {
-            let Some(t) = toks.get(*i) else { break };
+        while let Some(t) = toks.get(*i) {
             match t.as_str() {
                 "::" => *i += 1,
                 "{" => {
@@ -426,10 +425,10 @@ fn graph(krate: &Crate) -> BTreeMap<usize, BTreeMap<usize, usize>> {
             i = j;
         }
         for (path, line) in paths {
-            if let Some(to) = krate.file_of(&path) {
-                if to != at {
-                    edges.entry(at).or_default().entry(to).or_insert(line);
-                }
+            if let Some(to) = krate.file_of(&path)
+                && to != at
+            {
+                edges.entry(at).or_default().entry(to).or_insert(line);
             }
         }
     }

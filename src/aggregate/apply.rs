@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use foldhash::fast::RandomState;
-use parking_lot::{MutexGuard, MutexGuard as Guard};
+use parking_lot::MutexGuard;
 
 use super::aggregator::Aggregator;
 use super::merge;
@@ -55,6 +55,9 @@ impl Locked<'_> {
         self.order.binary_search(&self.shard_ids[i]).unwrap_or(0)
     }
 }
+
+/// Every name a stored family claims, locked.
+type ClaimsGuard<'a> = MutexGuard<'a, HashMap<Box<str>, Box<str>, RandomState>>;
 
 /// What validating a push found.
 #[derive(Default)]
@@ -321,7 +324,7 @@ impl Aggregator {
         checked: &Checked,
         restoring: bool,
         commit: impl FnOnce() -> Result<(), Rejection>,
-    ) -> Result<Option<Guard<'_, HashMap<Box<str>, Box<str>, RandomState>>>, Rejection> {
+    ) -> Result<Option<ClaimsGuard<'_>>, Rejection> {
         let new_families = || checked.new_families.iter().map(|&i| &push.families[i]);
         let mut claims = (!checked.new_families.is_empty()).then(|| self.claims.lock());
         if let Some(claims) = &claims {

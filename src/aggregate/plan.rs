@@ -185,8 +185,8 @@ pub(crate) fn resolve<'a>(
     })
 }
 
-/// 1. Series of one rule, output series and source, combined. Groups are
-/// found by borrowing the keys, then the series moved: no key is copied.
+/// Step 1: series of one rule, output series and source, combined. Groups
+/// are found by borrowing the keys, then the series moved: no key is copied.
 fn group(
     family: &mut Family,
     rules: &[Option<u16>],
@@ -403,9 +403,9 @@ fn combine_levels(groups: &mut [Group], found: &SourceSteps<'_>, out_of: &[usize
     }
 }
 
-/// 3. Everything for one output series, combined: only where two groups
-/// can share one (several rules, or sources) and do. The family is given
-/// its series; returns their modes.
+/// Step 3: everything for one output series, combined: only where two
+/// groups can share one (several rules, or sources) and do. The family is
+/// given its series; returns their modes.
 fn by_output(
     family: &mut Family,
     groups: Vec<Group>,

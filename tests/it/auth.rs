@@ -120,3 +120,42 @@ async fn bcrypt_refusals_for_known_and_unknown_users() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[tokio::test]
+async fn admin_credentials_are_separate_from_push_credentials() {
+    let config = Config {
+        auth_users: vec![("pusher".into(), Secret::Plain("p".into()))],
+        admin_users: vec![("admin".into(), Secret::Plain("a".into()))],
+        ..Config::default()
+    };
+    let gw = Gateway::start_with(config).await;
+    let (pusher, admin) = (basic("pusher", "p"), basic("admin", "a"));
+    assert_eq!(
+        gw.request("POST", "/metrics", &[("authorization", &pusher)], "c 1\n")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        gw.request("POST", "/metrics", &[("authorization", &admin)], "c 1\n")
+            .await
+            .status,
+        401
+    );
+    for (method, path) in [("PUT", "/api/v1/admin/wipe"), ("DELETE", "/metrics/job/x")] {
+        assert_eq!(
+            gw.request(method, path, &[("authorization", &pusher)], "")
+                .await
+                .status,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            gw.request(method, path, &[("authorization", &admin)], "")
+                .await
+                .status,
+            202,
+            "{path}"
+        );
+    }
+}

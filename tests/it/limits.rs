@@ -1,6 +1,7 @@
-//! Overload and slowness: the in-flight cap sheds at once (503 /
-//! UNAVAILABLE) and the request timeout answers 408 / DEADLINE_EXCEEDED,
-//! in each caller's protocol.
+//! Limits: the in-flight cap sheds at once (503 / UNAVAILABLE), the
+//! request timeout answers 408 / DEADLINE_EXCEEDED in each caller's
+//! protocol, slow headers are cut off, and per-series and per-push limits
+//! refuse with a reason.
 
 use std::time::Duration;
 
@@ -116,39 +117,6 @@ async fn slow_headers_are_cut_off() {
 
 /// On a manual clock: no real seconds pass.
 #[tokio::test]
-async fn series_expire_after_the_ttl() {
-    let clock = prom_aggregation_gateway::clock::Clock::manual();
-    let config = Config {
-        series_ttl: Some(Duration::from_secs(2)),
-        clock: clock.clone(),
-        ..Config::default()
-    };
-    let gw = Gateway::start_with(config).await;
-    gw.push_ok("/metrics", "# TYPE once counter\nonce 1\n")
-        .await;
-    clock.advance(Duration::from_millis(1500));
-    // Younger than the TTL: both stay.
-    gw.push_ok("/metrics", "# TYPE kept counter\nkept 1\n")
-        .await;
-    let text = gw.scrape().await;
-    assert!(text.contains("once ") && text.contains("kept "), "{text}");
-    // `once` is 3.5 s old, `kept` 2 s: the next sweep drops `once` only.
-    clock.advance(Duration::from_secs(2));
-    let gw_ref = &gw;
-    let text = eventually("`once` expired", Duration::from_secs(10), || async move {
-        let text = gw_ref.scrape().await;
-        (!text.contains("once ")).then_some(text)
-    })
-    .await;
-    assert!(
-        text.contains("kept "),
-        "the fresh series expired too:\n{text}"
-    );
-    let m = gw.request("GET", "/-/metrics", &[], "").await.text();
-    assert!(m.contains("pag_series_expired_total 1"), "{m}");
-}
-
-#[tokio::test]
 async fn per_series_and_per_push_limits() {
     let config = Config {
         limits: prom_aggregation_gateway::model::Limits {
@@ -207,52 +175,5 @@ async fn per_series_and_per_push_limits() {
         assert_eq!(r.status, status, "{body}: {}", r.text());
         assert!(r.text().contains(reason), "{body}: {}", r.text());
         assert_eq!(gw.scrape().await, before);
-    }
-}
-
-#[tokio::test]
-async fn admin_credentials_are_separate_from_push_credentials() {
-    use base64::Engine;
-    use prom_aggregation_gateway::config::Secret;
-    let basic = |u: &str, p: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-        )
-    };
-    let config = Config {
-        auth_users: vec![("pusher".into(), Secret::Plain("p".into()))],
-        admin_users: vec![("admin".into(), Secret::Plain("a".into()))],
-        ..Config::default()
-    };
-    let gw = Gateway::start_with(config).await;
-    let (pusher, admin) = (basic("pusher", "p"), basic("admin", "a"));
-    assert_eq!(
-        gw.request("POST", "/metrics", &[("authorization", &pusher)], "c 1\n")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        gw.request("POST", "/metrics", &[("authorization", &admin)], "c 1\n")
-            .await
-            .status,
-        401
-    );
-    for (method, path) in [("PUT", "/api/v1/admin/wipe"), ("DELETE", "/metrics/job/x")] {
-        assert_eq!(
-            gw.request(method, path, &[("authorization", &pusher)], "")
-                .await
-                .status,
-            401,
-            "{path}"
-        );
-        assert_eq!(
-            gw.request(method, path, &[("authorization", &admin)], "")
-                .await
-                .status,
-            202,
-            "{path}"
-        );
     }
 }

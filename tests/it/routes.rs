@@ -195,7 +195,7 @@ pub(crate) fn body_for(route: &Route, ct: Ct) -> Vec<u8> {
     match route.handler {
         Handler::Push if ct == Ct::Protobuf => probe_family().encode_length_delimited_to_vec(),
         Handler::Push => b"probe_total 1\n".to_vec(),
-        Handler::OtlpMetrics => crate::otlp_metrics::export(
+        Handler::OtlpMetrics => crate::otlp::export(
             "probe",
             1.0,
             opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta,
@@ -207,7 +207,7 @@ pub(crate) fn body_for(route: &Route, ct: Ct) -> Vec<u8> {
             }
             .encode_to_vec(),
         ),
-        Handler::GrpcOtlpExport => grpc_frame(&crate::otlp_metrics::export(
+        Handler::GrpcOtlpExport => grpc_frame(&crate::otlp::export(
             "probe",
             1.0,
             opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta,

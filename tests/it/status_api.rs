@@ -447,11 +447,8 @@ async fn series_show_their_sources() {
     assert_eq!(s["start_time"], serde_json::Value::Null);
     assert_eq!(s["sources"].as_array().unwrap().len(), 2, "{s}");
     // An OTLP producer's level names its producer.
-    let body = crate::otlp_metrics::gauge_export("pod-1", 7.0);
-    assert_eq!(
-        crate::otlp_metrics::post(&gw, body, &[]).await.status(),
-        200
-    );
+    let body = crate::otlp::gauge_export("pod-1", 7.0);
+    assert_eq!(crate::otlp::post(&gw, body, &[]).await.status(), 200);
     let r = get_json(&gw, "/api/v1/series?match=%7B__name__%3D~%22conn.*%22%7D").await;
     let src = &r["series"][0]["sources"][0];
     assert_eq!(src["producer"].as_str().unwrap().len(), 32, "{r}");
