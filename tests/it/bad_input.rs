@@ -5,7 +5,6 @@
 use std::io::Write;
 
 use prom_aggregation_gateway_client::pb::io::prometheus::client as pb;
-use prost::Message;
 
 use crate::support::{Gateway, assert_text_eq};
 
@@ -21,9 +20,8 @@ struct Case {
     reason: &'static str,
 }
 
-const PROTO: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-const OM: &str = "application/openmetrics-text; version=1.0.0";
+use crate::support::ACCEPT_OPENMETRICS as OM;
+use crate::support::ACCEPT_PROTOBUF as PROTO;
 
 fn text(
     name: &'static str,
@@ -59,13 +57,7 @@ fn with(
     }
 }
 
-fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in families {
-        f.encode_length_delimited(&mut out).unwrap();
-    }
-    out
-}
+use crate::support::delimited;
 
 fn gz(b: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

@@ -36,8 +36,7 @@ async fn push_protobuf(gw: &Gateway, families: &[pb::MetricFamily]) -> crate::su
     .await
 }
 
-const PROTOBUF: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+use crate::support::ACCEPT_PROTOBUF as PROTOBUF;
 
 async fn self_metric(gw: &Gateway, name: &str) -> f64 {
     let m = gw.request("GET", "/-/metrics", &[], "").await.text();

@@ -10,8 +10,7 @@ use crate::support::{
     Gateway, PushRequest, assert_text_eq, counter, delimited, histogram, pb, request,
 };
 
-const PROTO_CT: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+use crate::support::ACCEPT_PROTOBUF as PROTO_CT;
 
 #[tokio::test]
 async fn unary_and_streaming_push_add_up() {

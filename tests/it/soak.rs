@@ -13,8 +13,7 @@ use prost::Message;
 use crate::support::{Gateway, sample_value};
 use crate::support::{counter, histogram, request};
 
-const PROTO_CT: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+use crate::support::ACCEPT_PROTOBUF as PROTO_CT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_senders_with_scrapes_deletes_and_snapshots_lose_nothing() {

@@ -262,7 +262,8 @@ pub async fn scrape_protobuf(gw: &Gateway) -> Vec<pb::MetricFamily> {
 
 /// The Accept headers of the three scrape formats.
 pub const ACCEPT_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
-/// Delimited protobuf, as Prometheus asks for it.
+/// Delimited protobuf, as Prometheus asks for it (and as a push's
+/// `Content-Type`).
 pub const ACCEPT_PROTOBUF: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 

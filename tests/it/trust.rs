@@ -17,16 +17,9 @@ use tonic::Code;
 use crate::support::{ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, Gateway, assert_text_eq};
 use crate::support::{counter, histogram, label, request};
 
-const PROTO: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+use crate::support::ACCEPT_PROTOBUF as PROTO;
 
-fn delimited(families: &[pb::MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in families {
-        f.encode_length_delimited(&mut out).unwrap();
-    }
-    out
-}
+use crate::support::delimited;
 
 /// Pushes over HTTP and asserts a 400 whose reason holds `why`, with the
 /// aggregate unchanged.
