@@ -6,6 +6,10 @@
 //! `aggregate` (validate all, then apply), through [`Gateway::ingest`]; a
 //! scrape flows `aggregate` -> `encode` (text, OpenMetrics, protobuf).
 //! [`serve`] runs it all; `main.rs` only parses flags and sets up logging.
+//!
+//! This file is the composition root: it builds the gateway and starts its
+//! tasks, and no module imports it. The layers every module sits in, and
+//! the rule that imports only go down, are in `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 

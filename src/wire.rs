@@ -142,6 +142,7 @@ pub const FIXED64: u8 = 1;
 pub const LEN: u8 = 2;
 
 /// Appends `v` as a protobuf varint.
+#[inline]
 pub fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -151,24 +152,28 @@ pub fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends a field key (field numbers below 16).
+#[inline]
 pub fn key(out: &mut Vec<u8>, field: u8, wire: u8) {
     // Every field number here is below 16: one byte.
     out.push(field << 3 | wire);
 }
 
 /// Appends a `double` field.
+#[inline]
 pub fn double(out: &mut Vec<u8>, field: u8, v: f64) {
     key(out, field, FIXED64);
     out.extend_from_slice(&v.to_le_bytes());
 }
 
 /// Appends a varint field.
+#[inline]
 pub fn uint(out: &mut Vec<u8>, field: u8, v: u64) {
     key(out, field, VARINT);
     varint(out, v);
 }
 
 /// Appends a length-delimited field.
+#[inline]
 pub fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
     key(out, field, LEN);
     varint(out, b.len() as u64);
@@ -176,6 +181,7 @@ pub fn bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
 }
 
 /// Bytes of `v` as a varint.
+#[inline]
 pub fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }

@@ -13,6 +13,7 @@ pub(crate) trait Out {
 }
 
 impl Out for Vec<u8> {
+    #[inline]
     fn buf(&mut self) -> &mut Vec<u8> {
         self
     }
@@ -20,6 +21,7 @@ impl Out for Vec<u8> {
 
 /// Appends a label value (or HELP text) with the text format's escapes:
 /// backslash, newline, and with `quote` also the double quote.
+#[inline]
 pub(crate) fn write_escaped(out: &mut Vec<u8>, s: &[u8], quote: bool) {
     let mut rest = s;
     loop {

@@ -132,6 +132,7 @@ impl<'a> Sink<'a> {
 }
 
 impl Out for Sink<'_> {
+    #[inline]
     fn buf(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }

@@ -6,6 +6,7 @@
 use std::io::Write as _;
 
 /// Appends `v` formatted as Go's `FormatFloat(v, 'g', -1, 64)`.
+#[inline]
 pub fn write_go(out: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
@@ -96,6 +97,7 @@ pub fn write_go(out: &mut Vec<u8>, v: f64) {
 
 /// Appends `v` as client_golang's OpenMetrics encoder does: Go's format, with
 /// `.0` after integers (`1.0`, not `1`).
+#[inline]
 pub fn write_openmetrics(out: &mut Vec<u8>, v: f64) {
     let start = out.len();
     write_go(out, v);
