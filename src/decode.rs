@@ -17,7 +17,7 @@ use crate::model::Push;
 pub use compression::decompress;
 pub use options::{Options, Spend};
 
-pub use crate::format::Format;
+use crate::format::Format;
 
 /// Decodes a (decompressed) body in the given format.
 pub fn decode(body: &[u8], format: Format, opts: &Options<'_>) -> Result<Push, Rejection> {

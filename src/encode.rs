@@ -9,7 +9,6 @@ pub mod render;
 mod sink;
 pub(crate) mod text;
 
-pub use crate::format::Format;
 pub use cache::{Cache, FamilyRenderings, Rendering, SERIES_BYTES, STREAMS};
 pub use out::CHUNK;
 #[cfg(test)]

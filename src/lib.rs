@@ -19,7 +19,7 @@ pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod error;
-pub(crate) mod format;
+pub mod format;
 pub mod gateway;
 pub(crate) mod hangup;
 pub mod idempotency;

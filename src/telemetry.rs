@@ -451,7 +451,7 @@ impl Telemetry {
     }
 
     /// Records one scrape: its format and rendering time.
-    pub fn scrape(&self, format: crate::encode::Format, elapsed: Duration) {
+    pub fn scrape(&self, format: crate::format::Format, elapsed: Duration) {
         self.scrapes
             .get_or_create(&FormatLabels {
                 format: format.name(),

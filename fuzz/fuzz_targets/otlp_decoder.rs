@@ -7,7 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, otlp};
-use prom_aggregation_gateway::encode::{self, Format};
+use prom_aggregation_gateway::encode;
+use prom_aggregation_gateway::format::Format;
 use prom_aggregation_gateway::model::LabelRules;
 use prom_aggregation_gateway::rules::RuleSet;
 use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};

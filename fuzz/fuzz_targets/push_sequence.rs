@@ -12,7 +12,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use prom_aggregation_gateway::aggregate::GaugeMode;
-use prom_aggregation_gateway::decode::{self, Format, path};
+use prom_aggregation_gateway::decode::{self, path};
+use prom_aggregation_gateway::format::Format;
 use prom_aggregation_gateway::encode;
 use prom_aggregation_gateway::ingest::Ticket;
 use prom_aggregation_gateway::{Config, Gateway, persist};

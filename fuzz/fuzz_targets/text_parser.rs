@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use prom_aggregation_gateway::aggregate::{Aggregator, GaugeMode, Settings};
 use prom_aggregation_gateway::decode::{Options, text};
-use prom_aggregation_gateway::encode::{self, Format};
+use prom_aggregation_gateway::encode;
+use prom_aggregation_gateway::format::Format;
 use prom_aggregation_gateway::model::LabelRules;
 use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};
 

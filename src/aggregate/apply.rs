@@ -253,6 +253,7 @@ impl Aggregator {
 
     /// Validates one family's series against the stored family; returns
     /// where each is stored.
+    #[inline]
     fn validate_series<'p>(
         &self,
         family: &'p Family,

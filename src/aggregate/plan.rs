@@ -258,6 +258,7 @@ struct SourceSteps<'s> {
 impl<'s> SourceSteps<'s> {
     /// A `latest` source's level (group `at`, of rule `index`): its update,
     /// its output combined afterwards.
+    #[inline]
     fn level(&mut self, at: usize, g: &Group, index: u16, cx: &Context<'_, 's>) {
         let crate::model::Value::Scalar(value) = g.series.value else {
             // `latest` fits gauges and untyped only: scalars.
@@ -293,6 +294,7 @@ impl<'s> SourceSteps<'s> {
 
     /// A `total` source's running total (of rule `index`) turned into its
     /// increase since its last push; a replay into zero.
+    #[inline]
     fn total(&mut self, g: &mut Group, index: u16, cx: &Context<'_, 's>) {
         let Some(source) = &g.source else { return };
         let rule = cx.rules.rule(index);

@@ -31,7 +31,7 @@ fn push(text: &str) -> Push {
 }
 
 fn render(a: &Aggregator) -> String {
-    String::from_utf8(crate::encode::render(a, crate::encode::Format::Text)).unwrap()
+    String::from_utf8(crate::encode::render(a, crate::format::Format::Text)).unwrap()
 }
 
 #[test]

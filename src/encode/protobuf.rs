@@ -449,7 +449,8 @@ mod tests {
 
     use super::{to_proto, write_family};
     use crate::aggregate::{Aggregator, GaugeMode, Settings};
-    use crate::decode::{Format, Options, decode};
+    use crate::decode::{Options, decode};
+    use crate::format::Format;
     use crate::model::LabelRules;
 
     fn apply(a: &Aggregator, body: &[u8], format: Format) {

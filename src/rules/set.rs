@@ -267,6 +267,7 @@ impl RuleSet {
 
     /// One family's route: its series' rules, and their rewritten keys and
     /// sources where a rule rewrites or tracks them.
+    #[inline]
     fn route_family(
         &self,
         family: &mut Family,
@@ -317,6 +318,7 @@ struct Routing {
 }
 
 impl Routing {
+    #[inline]
     fn new(family_len: usize) -> Routing {
         Routing {
             taken: Vec::new(),
@@ -329,6 +331,7 @@ impl Routing {
     }
 
     /// Routes one series: its rule, its source, its rewritten key.
+    #[inline]
     fn series(
         &mut self,
         set: &RuleSet,
@@ -401,6 +404,7 @@ impl Routing {
     }
 
     /// The family's route, its rules' counts taken.
+    #[inline]
     fn finish(self, set: &RuleSet, produced: &[Option<Produced>]) -> FamilyRoute {
         for (index, n) in &self.taken {
             set.rule(*index).stats.series_in.inc_by(*n);

@@ -15,8 +15,8 @@ use http_body_util::BodyExt;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::decode::{self, path};
-use crate::encode;
 use crate::error::Rejection;
+use crate::format::Format;
 use crate::gateway::Gateway;
 use crate::idempotency;
 use crate::ingest::{Deadline, Ingested, PushSlots, Ticket, run_sized};
@@ -166,7 +166,7 @@ async fn push(
 ) -> Response {
     let deadline = deadline.map(|Extension(Deadline(at))| at);
     let content_type = header_str(&headers, header::CONTENT_TYPE);
-    let Some(format) = decode::Format::from_content_type(content_type) else {
+    let Some(format) = Format::from_content_type(content_type) else {
         return Rejection::UnsupportedMediaType(format!(
             "unsupported Content-Type {content_type:?}"
         ))
@@ -197,7 +197,7 @@ async fn push(
 #[derive(Debug, Clone, Copy)]
 enum Wire {
     /// An exposition format, with the push path's labels.
-    Exposition(decode::Format),
+    Exposition(Format),
     /// An OTLP `ExportMetricsServiceRequest`, protobuf or JSON.
     Otlp {
         /// OTLP/JSON rather than protobuf.
@@ -459,7 +459,7 @@ async fn ready() -> Response {
 /// The gateway's own metrics, in the format the `Accept` header asks for.
 async fn self_metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let format =
-        encode::Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+        Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     if let Some(keys) = gw.idempotency() {
         gw.telemetry().idempotency(keys.stats());
     }

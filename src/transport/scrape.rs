@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::encode;
 use crate::error::Rejection;
+use crate::format::Format;
 use crate::gateway::Gateway;
 use crate::ingest::run_sized;
 
@@ -34,7 +35,7 @@ pub(super) async fn scrape(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let format = encode::Format::negotiate(header_str(&headers, header::ACCEPT));
+    let format = Format::negotiate(header_str(&headers, header::ACCEPT));
     let gzip = accepts_gzip(header_str(&headers, header::ACCEPT_ENCODING));
     let cache = gw.scrape_cache();
     let kept = cache.kept(gw.aggregator(), format, gzip);
@@ -118,7 +119,7 @@ const STALL_YIELD: Duration = Duration::from_secs(1);
 /// series gone.
 async fn streamed(
     gw: Gateway,
-    format: encode::Format,
+    format: Format,
     gzip: bool,
     started: Instant,
     connection: Option<Connection>,

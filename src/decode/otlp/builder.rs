@@ -356,6 +356,7 @@ impl<'o, 'a> Builder<'o, 'a> {
 
     /// Combines a point with the one of the request already in series `i`
     /// of family `at`.
+    #[inline]
     fn combine_point(
         &mut self,
         at: usize,
@@ -409,6 +410,7 @@ impl<'o, 'a> Builder<'o, 'a> {
 
     /// Adds a new series to family `at` (its key in `self.key`), charged
     /// with its place in the request's own index.
+    #[inline]
     fn add_series(
         &mut self,
         at: usize,
@@ -484,6 +486,7 @@ impl<'o, 'a> Builder<'o, 'a> {
 
 /// A point's value as a series value, checked as its metric's type
 /// requires (`stream`: a producer's running total or level, not a delta).
+#[inline]
 fn point_value(
     kind: Kind,
     value: Point,

@@ -109,7 +109,7 @@ fn decode(req: &ExportMetricsServiceRequest) -> Result<Push, Rejection> {
 fn scrape(push: Push) -> String {
     let a = crate::aggregate::Aggregator::new(Default::default());
     a.apply(push).unwrap();
-    String::from_utf8(crate::encode::render(&a, crate::encode::Format::Text)).unwrap()
+    String::from_utf8(crate::encode::render(&a, crate::format::Format::Text)).unwrap()
 }
 
 #[test]
