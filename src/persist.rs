@@ -51,7 +51,10 @@ pub fn encode(gw: &Gateway) -> Vec<u8> {
         let section = encode_sources(sources, now);
         let mut payload = (section.len() as u64).to_le_bytes().to_vec();
         payload.extend_from_slice(&section);
-        payload.extend(encode::render_families(families, crate::format::Format::Protobuf));
+        payload.extend(encode::render_families(
+            families,
+            crate::format::Format::Protobuf,
+        ));
         payload
     });
     let mut out = Vec::with_capacity(HEADER + payload.len());

@@ -14,17 +14,21 @@ use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
-    let decoded = held_within("PushRequest decode", amplification_bound(data.len()), || {
-        let labels = push_request::labels(data, limits.max_labels).ok()?;
-        let rules = LabelRules::new(labels, &[], limits).ok()?;
-        let opts = Options {
-            labels: &rules,
-            gauge_nan_ok: false,
-            spend: None,
-            windows: None,
-        };
-        push_request::families(data, &opts).ok()
-    });
+    let decoded = held_within(
+        "PushRequest decode",
+        amplification_bound(data.len()),
+        || {
+            let labels = push_request::labels(data, limits.max_labels).ok()?;
+            let rules = LabelRules::new(labels, &[], limits).ok()?;
+            let opts = Options {
+                labels: &rules,
+                gauge_nan_ok: false,
+                spend: None,
+                windows: None,
+            };
+            push_request::families(data, &opts).ok()
+        },
+    );
     if let Some(push) = decoded {
         let agg = Aggregator::new(Settings {
             gauge_mode: GaugeMode::Sum,

@@ -13,8 +13,8 @@
 use libfuzzer_sys::fuzz_target;
 use prom_aggregation_gateway::aggregate::GaugeMode;
 use prom_aggregation_gateway::decode::{self, path};
-use prom_aggregation_gateway::format::Format;
 use prom_aggregation_gateway::encode;
+use prom_aggregation_gateway::format::Format;
 use prom_aggregation_gateway::ingest::Ticket;
 use prom_aggregation_gateway::{Config, Gateway, persist};
 use prom_aggregation_gateway_fuzz::{amplification_bound, held_within};

@@ -458,8 +458,7 @@ async fn ready() -> Response {
 
 /// The gateway's own metrics, in the format the `Accept` header asks for.
 async fn self_metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
-    let format =
-        Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     if let Some(keys) = gw.idempotency() {
         gw.telemetry().idempotency(keys.stats());
     }
