@@ -374,6 +374,25 @@ pub fn find(table: &'static [Route], method: &Method, path: &str) -> Matched {
     }))
 }
 
+/// The methods `table` answers on `path`, as a 405's `Allow` header
+/// lists them (RFC 9110, 15.5.6): in table order, `HEAD` after `GET`.
+pub fn allowed(table: &'static [Route], path: &str) -> String {
+    let mut methods: Vec<&str> = Vec::new();
+    for r in table.iter().filter(|r| r.matches_path(path)) {
+        let names: &[&str] = if r.method == Method::GET {
+            &["GET", "HEAD"]
+        } else {
+            &[r.method.as_str()]
+        };
+        for name in names {
+            if !methods.contains(name) {
+                methods.push(name);
+            }
+        }
+    }
+    methods.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +411,9 @@ mod tests {
         assert_eq!(h(Method::GET, "/"), Ok(H::Page));
         assert_eq!(h(Method::POST, "/"), Err(Miss::Method));
         assert_eq!(h(Method::GET, "/x"), Err(Miss::NotFound));
+        assert_eq!(allowed(MAIN, "/metrics"), "GET, HEAD, POST, PUT");
+        assert_eq!(allowed(MAIN, "/metrics/job/a"), "POST, PUT, DELETE");
+        assert_eq!(allowed(MAIN, "/api/v1/admin/wipe"), "PUT");
         assert_eq!(
             h(
                 Method::POST,

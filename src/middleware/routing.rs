@@ -6,7 +6,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use tower_http::validate_request::ValidateRequest;
 
@@ -15,14 +15,25 @@ use crate::format::Format;
 use crate::routes::{self, Matched, Miss, Route};
 
 /// Looks the request's route up in `table` and stores it in the request's
-/// extensions for the layers below.
+/// extensions for the layers below; for a known path asked with another
+/// method, the methods it takes too (for the 405's `Allow`).
 pub fn classify(table: &'static [Route]) -> impl Fn(Request) -> Request + Clone {
     move |mut req: Request| {
         let matched = routes::find(table, req.method(), req.uri().path());
+        if matches!(matched.0, Err(Miss::Method)) {
+            let allow = routes::allowed(table, req.uri().path());
+            if let Ok(allow) = HeaderValue::from_str(&allow) {
+                req.extensions_mut().insert(Allow(allow));
+            }
+        }
         req.extensions_mut().insert(matched);
         req
     }
 }
+
+/// The methods a path takes, for the `Allow` header of a 405.
+#[derive(Debug, Clone)]
+struct Allow(HeaderValue);
 
 /// The path a request was sent to, before `--web.route-prefix` was taken
 /// off it.
@@ -149,6 +160,11 @@ impl<B> ValidateRequest<B> for RouteFit {
             },
             Some(Err(Miss::NotFound)) | None => Rejection::NotFound(path()),
         };
-        Err(rejection.respond(grpc))
+        let mut res = rejection.respond(grpc);
+        // RFC 9110: a 405 carries the methods the path takes.
+        if let (false, Some(Allow(allow))) = (grpc, req.extensions().get::<Allow>()) {
+            res.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        Err(res)
     }
 }

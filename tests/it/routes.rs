@@ -414,3 +414,26 @@ fn every_grpc_method_has_a_route() {
         "a gRPC row for a method nobody serves"
     );
 }
+
+/// A 405 names the methods its path takes (RFC 9110, 15.5.6): clients and
+/// proxies read them.
+#[tokio::test]
+async fn a_405_says_which_methods_the_path_takes() {
+    let gw = Gateway::start().await;
+    for (method, path, allow) in [
+        ("PATCH", "/metrics", "GET, HEAD, POST, PUT"),
+        ("DELETE", "/metrics", "GET, HEAD, POST, PUT"),
+        ("GET", "/metrics/job/probe", "POST, PUT, DELETE"),
+        ("POST", "/", "GET, HEAD"),
+        ("POST", "/api/v1/admin/wipe", "PUT"),
+        (
+            "GET",
+            "/aggregation_gateway.v1.AggregationGateway/Push",
+            "POST",
+        ),
+    ] {
+        let r = gw.request(method, path, &[], "").await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
+}
