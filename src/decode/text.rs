@@ -25,7 +25,9 @@ use crate::model::{Bucket, Family, Histogram, Kind, Push, Series, Value, created
 use family::{FamilyBuilder, Naming, Part};
 pub use lex::Dialect;
 pub(crate) use lex::parse_float;
-use lex::*;
+use lex::{
+    scan_label_name, scan_metric_name, scan_quoted, scan_token, skip_ws, snippet, unescape_help,
+};
 
 /// Parses a whole text body. Any error names the line (from 1) and, where
 /// known, the metric.

@@ -129,13 +129,3 @@ pub(crate) fn wall_time(gw: &Gateway, seconds: u32) -> f64 {
     let now = gw.aggregator().seconds();
     unix_now() - f64::from(now.saturating_sub(seconds))
 }
-
-pub(crate) fn gauge_mode_name(mode: crate::aggregate::GaugeMode) -> &'static str {
-    use crate::aggregate::GaugeMode;
-    match mode {
-        GaugeMode::Sum => "sum",
-        GaugeMode::Last => "last",
-        GaugeMode::Max => "max",
-        GaugeMode::Min => "min",
-    }
-}

@@ -15,8 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::answer::{
-    MAX_LISTED_HELP, MAX_PAGE, MAX_PAGE_BYTES, cut, gauge_mode_name, json_response, page_answer,
-    page_of, wall_time,
+    MAX_LISTED_HELP, MAX_PAGE, MAX_PAGE_BYTES, cut, json_response, page_answer, page_of, wall_time,
 };
 use crate::gateway::Gateway;
 use crate::model::labels;
@@ -57,7 +56,7 @@ fn families_page(gw: &Gateway, q: FamiliesQuery) -> Response {
     let entries = views.iter().skip(offset).map(|(name, view)| {
         let (names, whole) = rules.rules_for(name, view.kind);
         let default = match view.kind {
-            crate::model::Kind::Gauge => gauge_mode_name(gauge_mode),
+            crate::model::Kind::Gauge => gauge_mode.combine().as_str(),
             _ => "sum",
         };
         let mode = match (whole, names.is_empty()) {

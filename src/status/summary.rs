@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use std::time::Duration;
 
-use super::answer::{gauge_mode_name, json_response};
+use super::answer::json_response;
 use crate::clock::unix_now;
 use crate::gateway::Gateway;
 
@@ -60,7 +60,7 @@ pub async fn status(State(gw): State<Gateway>) -> Response {
                 "auth_users": config.auth_users.len(),
                 "admin_users": config.admin_users.len(),
                 "cors": config.cors,
-                "gauge_mode": gauge_mode_name(config.gauge_mode),
+                "gauge_mode": config.gauge_mode.combine().as_str(),
                 "series_ttl_seconds": secs(config.series_ttl),
                 "start_times": match config.start_times {
                     crate::aggregate::StartTimes::Always => "always",
